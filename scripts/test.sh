@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole Holdfast test suite: builds the solution, brings up what the tests need
+# (see scripts/test-deps.sh), runs every test project and prints one summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -x scripts/test-deps.sh ]]; then
+  # shellcheck source=/dev/null
+  source scripts/test-deps.sh
+fi
+
+log="$(mktemp)"
+trap 'rm -f "$log"; if declare -F holdfast_test_deps_stop >/dev/null; then holdfast_test_deps_stop; fi' EXIT
+
+set +e
+dotnet test Holdfast.slnx --configuration Release "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+# dotnet test prints one "Passed!/Failed! - Failed: N, Passed: N, Skipped: N" line per test assembly.
+read -r passed failed skipped < <(
+  sed -n 's/.*Failed:[[:space:]]*\([0-9]\+\),[[:space:]]*Passed:[[:space:]]*\([0-9]\+\),[[:space:]]*Skipped:[[:space:]]*\([0-9]\+\).*/\2 \1 \3/p' "$log" |
+    awk '{p+=$1; f+=$2; s+=$3} END {printf "%d %d %d\n", p, f, s}'
+)
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+if [[ $status -eq 0 && $passed -eq 0 ]]; then
+  echo "no test ran" >&2
+  exit 1
+fi
+exit "$status"

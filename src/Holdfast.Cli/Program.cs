@@ -1,0 +1,6 @@
+using System.CommandLine;
+using Holdfast.Cli.Commands;
+
+var root = new RootCommand("Holdfast: durable generation and bot sessions that survive restarts.");
+MaintenanceCommands.AddTo(root);
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,73 @@
+namespace Holdfast.Sessions;
+
+/// <summary>Base of every error Holdfast reports on purpose; the message is written for a person.</summary>
+public abstract class HoldfastException : Exception
+{
+    protected HoldfastException(string message, Exception? innerException = null)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>The session does not exist, or belongs to someone else (the two are indistinguishable on purpose).</summary>
+public sealed class SessionNotFoundException : HoldfastException
+{
+    public SessionNotFoundException(SessionKind kind, string sessionId)
+        : base($"No {kind.ToWire()} session '{sessionId}' was found.")
+    {
+        Kind = kind;
+        SessionId = sessionId;
+    }
+
+    public SessionKind Kind { get; }
+
+    public string SessionId { get; }
+}
+
+/// <summary>
+/// The request cannot be applied to the session in its current state (an illegal transition, or a concurrent
+/// change won the optimistic-concurrency race). Nothing was changed.
+/// </summary>
+public sealed class SessionConflictException : HoldfastException
+{
+    public SessionConflictException(string message, string? currentState = null, string? requestedState = null)
+        : base(message)
+    {
+        CurrentState = currentState;
+        RequestedState = requestedState;
+    }
+
+    public string? CurrentState { get; }
+
+    public string? RequestedState { get; }
+}
+
+/// <summary>Input failed validation (bad id, oversized payload, missing field). Nothing was changed.</summary>
+public sealed class InvalidSessionInputException : HoldfastException
+{
+    public InvalidSessionInputException(string field, string message)
+        : base(message)
+    {
+        Field = field;
+    }
+
+    public string Field { get; }
+}
+
+/// <summary>The database schema does not match this version of Holdfast (tampered, or newer than the code).</summary>
+public sealed class StoreSchemaException : HoldfastException
+{
+    public StoreSchemaException(string message, Exception? innerException = null)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>The store could not be reached or refused the operation for a reason that is not the caller's input.</summary>
+public sealed class StoreUnavailableException : HoldfastException
+{
+    public StoreUnavailableException(string message, Exception? innerException = null)
+        : base(message, innerException)
+    {
+    }
+}
