@@ -1,3 +1,4 @@
+using Holdfast.Generation;
 using Holdfast.Storage;
 using Holdfast.Storage.Sqlite;
 using Microsoft.Extensions.Configuration;
@@ -14,6 +15,7 @@ public static class HoldfastServiceCollectionExtensions
     public static IServiceCollection AddHoldfastCore(this IServiceCollection services)
     {
         services.AddHoldfastStorage();
+        services.AddHoldfastGeneration();
         return services;
     }
 
