@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Holdfast.Client.Models;
 using Holdfast.Client.Streaming;
 
 namespace Holdfast.Client;
@@ -188,29 +189,27 @@ public sealed partial class HoldfastClient
     internal static GenerationStreamEvent? ToStreamEvent(SseEvent sse, long lastSeq)
     {
         long? idSeq = long.TryParse(sse.Id, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed : null;
-        JsonElement data;
         try
         {
-            using var document = JsonDocument.Parse(sse.Data);
-            data = document.RootElement.Clone();
+            switch (sse.EventType)
+            {
+                case "chunk":
+                    var chunk = JsonSerializer.Deserialize<StreamChunk>(sse.Data, HoldfastJson.Options);
+                    return chunk is null ? null : new GenerationChunkEvent(chunk.Seq, chunk.Text ?? string.Empty);
+                case "status":
+                    var status = JsonSerializer.Deserialize<StreamStatus>(sse.Data, HoldfastJson.Options);
+                    return status is null ? null : new GenerationStatusEvent(status.Seq, status.Status, status.Reason, status.Error);
+                case "done":
+                    var done = JsonSerializer.Deserialize<StreamDone>(sse.Data, HoldfastJson.Options);
+                    return done is null ? null : new GenerationDoneEvent(Math.Max(lastSeq, idSeq ?? 0), done.Status);
+                default:
+                    return null;
+            }
         }
         catch (JsonException)
         {
+            // A payload this client cannot read (a newer server's event): skip it rather than break the follow.
             return null;
         }
-
-        if (data.ValueKind != JsonValueKind.Object)
-        {
-            return null;
-        }
-
-        var seq = data.TryGetProperty("seq", out var seqElement) && seqElement.TryGetInt64(out var s) ? s : idSeq ?? lastSeq;
-        return sse.EventType switch
-        {
-            "chunk" => new GenerationChunkEvent(seq, GetString(data, "text") ?? string.Empty),
-            "status" => new GenerationStatusEvent(seq, GetString(data, "status") ?? "unknown", GetString(data, "reason"), GetString(data, "error")),
-            "done" => new GenerationDoneEvent(Math.Max(lastSeq, idSeq ?? 0), GetString(data, "status") ?? "unknown"),
-            _ => null,
-        };
     }
 }

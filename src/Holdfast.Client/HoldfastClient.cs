@@ -5,7 +5,7 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
+using Holdfast.Client.Models;
 
 namespace Holdfast.Client;
 
@@ -97,9 +97,6 @@ public sealed partial class HoldfastClient : IDisposable
     /// <summary>How long an ordinary request (not a stream) may take before it is abandoned. Default 100 s.</summary>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(100);
 
-    /// <summary>JSON settings of the wire format: snake_case names, enums as lower-case strings.</summary>
-    public static JsonSerializerOptions JsonOptions { get; } = CreateJsonOptions();
-
     private string? ApiKey { get; }
 
     /// <summary>Releases the connections (when this client created its HTTP client).</summary>
@@ -131,19 +128,6 @@ public sealed partial class HoldfastClient : IDisposable
         AutomaticDecompression = DecompressionMethods.None,
     };
 
-    private static JsonSerializerOptions CreateJsonOptions()
-    {
-        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web)
-        {
-            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-            DictionaryKeyPolicy = null,
-            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        };
-        options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
-        options.MakeReadOnly(populateMissingResolver: true);
-        return options;
-    }
-
     private HttpRequestMessage CreateRequest(HttpMethod method, string relativePath, object? body = null)
     {
         var request = new HttpRequestMessage(method, new Uri(BaseAddress, relativePath));
@@ -154,7 +138,7 @@ public sealed partial class HoldfastClient : IDisposable
 
         if (body is not null)
         {
-            request.Content = new StringContent(JsonSerializer.Serialize(body, body.GetType(), JsonOptions), Encoding.UTF8, "application/json");
+            request.Content = new StringContent(JsonSerializer.Serialize(body, body.GetType(), HoldfastJson.Options), Encoding.UTF8, "application/json");
         }
 
         return request;
@@ -207,7 +191,7 @@ public sealed partial class HoldfastClient : IDisposable
         }
 
         using var response = await SendRawAsync(request, extraTimeout, cancellationToken);
-        var result = await response.Content.ReadFromJsonAsync<T>(JsonOptions, cancellationToken);
+        var result = await response.Content.ReadFromJsonAsync<T>(HoldfastJson.Options, cancellationToken);
         return result ?? throw new HoldfastApiException(response.StatusCode, "Empty response", $"The server answered {request.Method} {request.RequestUri?.AbsolutePath} with an empty body.");
     }
 

@@ -1,3 +1,5 @@
+using Holdfast.Client.Models;
+
 namespace Holdfast.Client.Streaming;
 
 /// <summary>
@@ -15,12 +17,12 @@ public sealed record GenerationChunkEvent(long Seq, string Text) : GenerationStr
 
 /// <summary>The session changed status (e.g. <c>running</c> → <c>paused</c>).</summary>
 /// <param name="Seq">Position in the session's log.</param>
-/// <param name="Status">The new status: queued, running, paused, completed, cancelled or failed.</param>
+/// <param name="Status">The new status.</param>
 /// <param name="Reason">Why, when known (e.g. the pause reason).</param>
 /// <param name="Error">The error, when the session failed.</param>
-public sealed record GenerationStatusEvent(long Seq, string Status, string? Reason, string? Error) : GenerationStreamEvent(Seq);
+public sealed record GenerationStatusEvent(long Seq, GenerationStatus Status, string? Reason, string? Error) : GenerationStreamEvent(Seq);
 
 /// <summary>The last event: the session reached a final status and the server closed the stream.</summary>
 /// <param name="Seq">The last seq seen before it.</param>
 /// <param name="Status">The final status: completed, cancelled or failed.</param>
-public sealed record GenerationDoneEvent(long Seq, string Status) : GenerationStreamEvent(Seq);
+public sealed record GenerationDoneEvent(long Seq, GenerationStatus Status) : GenerationStreamEvent(Seq);
