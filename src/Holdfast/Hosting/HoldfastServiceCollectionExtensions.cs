@@ -1,9 +1,12 @@
+using Holdfast.Audit;
+using Holdfast.Bots;
 using Holdfast.Generation;
 using Holdfast.Storage;
 using Holdfast.Storage.Sqlite;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Holdfast.Hosting;
@@ -16,6 +19,7 @@ public static class HoldfastServiceCollectionExtensions
     {
         services.AddHoldfastStorage();
         services.AddHoldfastGeneration();
+        services.AddHoldfastBots();
         return services;
     }
 
@@ -25,6 +29,10 @@ public static class HoldfastServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName);
         services.TryAddSingleton(sp => SqliteDatabase.FromOptions(sp.GetRequiredService<IOptions<StorageOptions>>().Value));
+        services.TryAddSingleton<IAuditLog, SqliteAuditLog>();
+
+        // First hosted service: the schema is migrated (or verified) before anything reads the store at start.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StorageStartupService>());
         return services;
     }
 }
