@@ -44,13 +44,14 @@ public static class HoldfastServer
             builder.Configuration.AddInMemoryCollection(settings);
         }
 
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddHoldfastServer();
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
             var options = context.Configuration.GetSection(ServerOptions.SectionName).Get<ServerOptions>() ?? new ServerOptions();
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
-            foreach (var url in options.Urls)
+            foreach (var url in options.UrlList())
             {
                 var (address, port) = ParseUrl(url);
                 kestrel.Listen(address, port);
@@ -129,7 +130,11 @@ public static class HoldfastServer
             options.SerializerOptions.AllowDuplicateProperties = false;
         });
         services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
-        services.AddProblemDetails();
+        services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
+        {
+            var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
+            context.ProblemDetails.Detail ??= ProblemResults.DescribeStatus(status);
+        });
         services.AddOpenApi();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
@@ -220,7 +225,7 @@ internal sealed class ServerStartup(
 
     public async Task PrepareAsync(CancellationToken cancellationToken)
     {
-        foreach (var url in serverOptions.Value.Urls)
+        foreach (var url in serverOptions.Value.UrlList())
         {
             var (address, _) = HoldfastServer.ParseUrl(url);
             if (!IPAddress.IsLoopback(address))

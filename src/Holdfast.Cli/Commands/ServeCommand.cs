@@ -29,11 +29,7 @@ internal static class ServeCommand
             var settings = new Dictionary<string, string?>(StringComparer.Ordinal);
             if (parseResult.GetValue(urls) is { } urlList)
             {
-                var parts = urlList.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                for (var i = 0; i < parts.Length; i++)
-                {
-                    settings[$"{ServerOptions.SectionName}:{nameof(ServerOptions.Urls)}:{i}"] = parts[i];
-                }
+                settings[$"{ServerOptions.SectionName}:{nameof(ServerOptions.Urls)}"] = urlList;
             }
 
             if (parseResult.GetValue(backend) is { } backendName)

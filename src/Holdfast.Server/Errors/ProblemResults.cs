@@ -57,7 +57,7 @@ internal static partial class ProblemResults
         StoreUnavailableException e => (503, "Store unavailable", e.Message, null),
         ServerStartupException e => (503, "Server not ready", e.Message, null),
         BadHttpRequestException e => MapBadRequest(e),
-        JsonException e => (400, "Malformed JSON", DescribeJson(e), null),
+        JsonException e => (400, "Invalid request body", DescribeJson(e), null),
         _ => null,
     };
 
@@ -65,7 +65,7 @@ internal static partial class ProblemResults
     {
         if (exception.InnerException is JsonException json)
         {
-            return (400, "Malformed JSON", DescribeJson(json), null);
+            return (400, "Invalid request body", DescribeJson(json), null);
         }
 
         return exception.StatusCode switch
@@ -73,6 +73,7 @@ internal static partial class ProblemResults
             StatusCodes.Status413PayloadTooLarge => (413, "Request body too large", "The request body is larger than this server accepts (Server:MaxRequestBodyBytes).", null),
             StatusCodes.Status415UnsupportedMediaType => (415, "Unsupported media type", "Send the body as JSON with 'Content-Type: application/json'.", null),
             _ when exception.Message.Contains("was not provided from body", StringComparison.Ordinal) || exception.Message.Contains("body was empty", StringComparison.OrdinalIgnoreCase)
+                    || exception.Message.Contains("no body was provided", StringComparison.Ordinal)
                 => (400, "Missing body", "This request needs a JSON body.", null),
             _ when exception.Message.Contains("Failed to bind parameter", StringComparison.Ordinal)
                 => (400, "Invalid request", DescribeBinding(exception.Message), null),
@@ -119,6 +120,20 @@ internal static partial class ProblemResults
             ? $"The value '{Truncate(match.Groups["value"].Value)}' is not valid for '{match.Groups["name"].Value}'."
             : "A parameter of the request has an invalid value.";
     }
+
+    /// <summary>A sentence for a bare status code (no route, wrong method, body too large…).</summary>
+    public static string DescribeStatus(int status) => status switch
+    {
+        400 => "The request is not valid.",
+        401 => "This endpoint needs an API key: send 'Authorization: Bearer <key>'.",
+        403 => "You may not do this.",
+        404 => "Nothing exists at this address. The API lives under /api/v1 and /v1; see /openapi/v1.json.",
+        405 => "This address does not accept this HTTP method; see /openapi/v1.json.",
+        413 => "The request body is larger than this server accepts (Server:MaxRequestBodyBytes).",
+        415 => "Send the body as JSON with 'Content-Type: application/json'.",
+        429 => "Too many requests; wait a second and retry.",
+        _ => "The request failed.",
+    };
 
     private static string Truncate(string value) => value.Length <= 40 ? value : value[..40] + "…";
 

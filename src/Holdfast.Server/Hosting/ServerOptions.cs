@@ -8,8 +8,14 @@ public sealed class ServerOptions
     /// <summary>Default TCP address: loopback only.</summary>
     public const string DefaultUrl = "http://127.0.0.1:7400";
 
-    /// <summary>TCP addresses (<c>http://HOST:PORT</c>; port 0 picks a free port). Requests over TCP need an API key.</summary>
-    public string[] Urls { get; set; } = [DefaultUrl];
+    /// <summary>
+    /// TCP addresses, separated by ';' (<c>http://HOST:PORT</c>; port 0 picks a free port); empty for none.
+    /// Requests over TCP need an API key.
+    /// </summary>
+    public string Urls { get; set; } = DefaultUrl;
+
+    /// <summary>The TCP addresses one by one.</summary>
+    public IReadOnlyList<string> UrlList() => Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <summary>Listen on the Unix domain socket too (the trusted local admin channel, mode 0600).</summary>
     public bool UnixSocket { get; set; } = true;

@@ -1,10 +1,8 @@
-using System.Net.Sockets;
 using System.Security.Claims;
 using System.Text.Encodings.Web;
 using Holdfast.Security;
 using Holdfast.Server.Errors;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -66,8 +64,10 @@ internal sealed class ApiKeyAuthenticationHandler(
         ProblemResults.WriteAsync(Context, StatusCodes.Status403Forbidden, "Forbidden", "This endpoint is for admins only.");
 
     /// <summary>True when the request came in over the Unix domain socket.</summary>
+    /// Kestrel gives TCP connections IP endpoints on both ends and Unix-socket connections none, and the
+    /// server listens on nothing else.
     public static bool IsUnixSocket(HttpContext context) =>
-        context.Features.Get<IConnectionEndPointFeature>()?.LocalEndPoint is UnixDomainSocketEndPoint;
+        context.Connection.LocalIpAddress is null && context.Connection.RemoteIpAddress is null;
 
     private AuthenticateResult Success(Principal principal)
     {
