@@ -1,8 +1,11 @@
+using Holdfast.Audit;
+using Holdfast.Bots;
 using Holdfast.Storage;
 using Holdfast.Storage.Sqlite;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Holdfast.Hosting;
@@ -14,6 +17,7 @@ public static class HoldfastServiceCollectionExtensions
     public static IServiceCollection AddHoldfastCore(this IServiceCollection services)
     {
         services.AddHoldfastStorage();
+        services.AddHoldfastBots();
         return services;
     }
 
@@ -23,6 +27,10 @@ public static class HoldfastServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName);
         services.TryAddSingleton(sp => SqliteDatabase.FromOptions(sp.GetRequiredService<IOptions<StorageOptions>>().Value));
+        services.TryAddSingleton<IAuditLog, SqliteAuditLog>();
+
+        // First hosted service: the schema is migrated (or verified) before anything reads the store at start.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StorageStartupService>());
         return services;
     }
 }

@@ -1,0 +1,145 @@
+using System.Globalization;
+using System.Text;
+using Holdfast.Sessions;
+
+namespace Holdfast.Bots;
+
+/// <summary>
+/// Size limits of what a bot session stores. A request over a limit is rejected with
+/// <see cref="InvalidSessionInputException"/> naming the limit, and nothing is changed.
+/// </summary>
+public static class BotLimits
+{
+    /// <summary>Largest message text, in UTF-8 bytes (64 KiB).</summary>
+    public const int MaxMessageBytes = 64 * 1024;
+
+    /// <summary>Largest QR payload, in UTF-8 bytes (4 KiB; a QR code holds at most about 3 KB anyway).</summary>
+    public const int MaxQrBytes = 4 * 1024;
+
+    /// <summary>Largest connection detail, in characters.</summary>
+    public const int MaxConnectionDetailLength = 1024;
+
+    /// <summary>Largest login (auth) state blob, in bytes (1 MiB).</summary>
+    public const int MaxAuthStateBytes = 1024 * 1024;
+
+    /// <summary>Largest bot type name, in characters.</summary>
+    public const int MaxBotTypeLength = 64;
+
+    /// <summary>Largest page size of a list.</summary>
+    public const int MaxPageSize = 1000;
+
+    internal static string ValidateMessage(string? text)
+    {
+        if (text is null)
+        {
+            throw new InvalidSessionInputException("text", "'text' is required.");
+        }
+
+        var bytes = Encoding.UTF8.GetByteCount(text);
+        if (bytes > MaxMessageBytes)
+        {
+            throw new InvalidSessionInputException(
+                "text",
+                string.Create(CultureInfo.InvariantCulture, $"The message is {bytes} bytes (UTF-8); the limit is {MaxMessageBytes} bytes (64 KiB)."));
+        }
+
+        return text;
+    }
+
+    internal static string? ValidateQr(string? qrData)
+    {
+        if (qrData is null)
+        {
+            return null;
+        }
+
+        if (qrData.Length == 0)
+        {
+            throw new InvalidSessionInputException("qr_data", "'qr_data' is empty; send null to clear the QR code.");
+        }
+
+        var bytes = Encoding.UTF8.GetByteCount(qrData);
+        if (bytes > MaxQrBytes)
+        {
+            throw new InvalidSessionInputException(
+                "qr_data",
+                string.Create(CultureInfo.InvariantCulture, $"The QR payload is {bytes} bytes (UTF-8); the limit is {MaxQrBytes} bytes (4 KiB)."));
+        }
+
+        return qrData;
+    }
+
+    internal static string? ValidateConnectionDetail(string? detail)
+    {
+        if (detail is not null && detail.Length > MaxConnectionDetailLength)
+        {
+            throw new InvalidSessionInputException(
+                "connection_detail",
+                string.Create(CultureInfo.InvariantCulture, $"The connection detail is {detail.Length} characters; the limit is {MaxConnectionDetailLength}."));
+        }
+
+        return detail;
+    }
+
+    /// <summary>Bytes the encryption envelope adds to auth state (format byte, nonce, tag).</summary>
+    internal const int AuthStateEnvelopeBytes = 1 + 12 + 16;
+
+    internal static void ValidateAuthState(int length, int envelope = 0)
+    {
+        if (length - envelope > MaxAuthStateBytes)
+        {
+            throw new InvalidSessionInputException(
+                "auth_state",
+                string.Create(CultureInfo.InvariantCulture, $"The auth state is {length - envelope} bytes; the limit is {MaxAuthStateBytes} bytes (1 MiB)."));
+        }
+    }
+
+    internal static string ValidateBotType(string? botType)
+    {
+        SessionIds.Validate(botType, "bot_type");
+        if (botType!.Length > MaxBotTypeLength)
+        {
+            throw new InvalidSessionInputException(
+                "bot_type",
+                string.Create(CultureInfo.InvariantCulture, $"'bot_type' is {botType.Length} characters long; the limit is {MaxBotTypeLength}."));
+        }
+
+        return botType;
+    }
+
+    internal static StartBotSession ValidateStart(StartBotSession? request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        SessionIds.Validate(request.SessionId);
+        ValidateBotType(request.BotType);
+        if (request.Owner is not null)
+        {
+            SessionIds.Validate(request.Owner, "owner");
+        }
+
+        return request;
+    }
+
+    internal static BotListQuery ValidateList(BotListQuery? query)
+    {
+        query ??= new BotListQuery();
+        if (query.Limit is < 1 or > MaxPageSize)
+        {
+            throw new InvalidSessionInputException(
+                "limit",
+                string.Create(CultureInfo.InvariantCulture, $"'limit' must be between 1 and {MaxPageSize}; it was {query.Limit}."));
+        }
+
+        if (query.Owner is not null)
+        {
+            SessionIds.Validate(query.Owner, "owner");
+        }
+
+        if (query.After is not null)
+        {
+            SessionIds.Validate(query.After, "cursor");
+        }
+
+        return query;
+    }
+}

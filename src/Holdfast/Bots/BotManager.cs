@@ -1,0 +1,314 @@
+using Holdfast.Sessions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Holdfast.Bots;
+
+/// <summary>
+/// Runs bot sessions: starts them (looks up the stored row, reactivates or creates it, then hands it to the connector
+/// of its bot type), records what connectors and bot runtimes report (QR codes, messages, connection, login state),
+/// ends them, and reconnects every active session after a restart. All state lives in the <see cref="IBotStore"/>;
+/// every change is one audit event. Usage: <c>await botManager.StartSessionAsync(new("bot1"));</c>
+/// </summary>
+public sealed class BotManager : IBotSessionCallbacks, IDisposable
+{
+    private static readonly Actor DefaultActor = Actor.System("bots");
+
+    private readonly IBotStore _store;
+    private readonly BotAuthStateProtector _protector;
+    private readonly Dictionary<string, IBotConnector> _connectors;
+    private readonly ILogger _logger;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _connected = new(StringComparer.Ordinal);
+
+    // Start, end and restore of one session are serialised (striped by id) so a session is never connected twice.
+    private readonly SemaphoreSlim[] _sessionLocks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
+
+    public BotManager(IBotStore store, IEnumerable<IBotConnector> connectors, BotAuthStateProtector protector, ILogger<BotManager>? logger = null)
+    {
+        _store = store;
+        _protector = protector;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _connectors = new Dictionary<string, IBotConnector>(StringComparer.Ordinal);
+        foreach (var connector in connectors)
+        {
+            if (!_connectors.TryAdd(connector.BotType, connector))
+            {
+                throw new InvalidOperationException(
+                    $"Two bot connectors serve bot type '{connector.BotType}': {_connectors[connector.BotType].GetType().Name} and {connector.GetType().Name}.");
+            }
+        }
+    }
+
+    /// <summary>The bot types a connector is registered for (e.g. <c>web</c>, <c>bridge</c>).</summary>
+    public IReadOnlyCollection<string> BotTypes => _connectors.Keys;
+
+    /// <summary>
+    /// Starts bot session <paramref name="request"/>: reactivates the stored session (keeping its login state and last
+    /// message) or creates it, then hands it to the connector of its bot type. Completes once the change is committed
+    /// and the connector has taken the session (for <c>web</c>: its QR pairing link is stored). Starting an active
+    /// session changes nothing (it is reconnected if this process did not hold it yet). Throws
+    /// <see cref="InvalidSessionInputException"/> for a bad id or an unknown bot type (nothing changed) and
+    /// <see cref="SessionConflictException"/> when the id is taken by another owner or bot type.
+    /// </summary>
+    public async Task<BotStartResult> StartSessionAsync(StartBotSession request, Actor? actor = null, CancellationToken cancellationToken = default)
+    {
+        BotLimits.ValidateStart(request);
+        var connector = GetConnector(request.BotType);
+        var gate = LockFor(request.SessionId);
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            var result = await _store.StartOrReactivateAsync(request, actor ?? DefaultActor, cancellationToken);
+            Log.BotSessionStarted(_logger, request.SessionId, request.BotType, result.Outcome);
+            if (result.Outcome == BotStartOutcome.AlreadyActive && _connected.ContainsKey(request.SessionId))
+            {
+                return result;
+            }
+
+            await ConnectAsync(connector, result.Session, cancellationToken);
+            var current = await _store.FindAsync(request.SessionId, cancellationToken) ?? result.Session;
+            return result with { Session = current };
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Ends the session: status <c>inactive</c>, QR cleared, then its connector lets go of it. Completes once the end
+    /// is committed and the connector was told. Ending an ended session changes nothing. Throws
+    /// <see cref="SessionNotFoundException"/> for an unknown session.
+    /// </summary>
+    public async Task<BotSession> EndSessionAsync(string sessionId, Actor? actor = null, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        var gate = LockFor(sessionId);
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            var ended = await _store.EndAsync(sessionId, actor ?? DefaultActor, cancellationToken);
+            Log.BotSessionEnded(_logger, sessionId);
+            _connected.TryRemove(sessionId, out _);
+            if (_connectors.TryGetValue(ended.BotType, out var connector))
+            {
+                try
+                {
+                    await connector.DisconnectAsync(sessionId, cancellationToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Log.BotDisconnectFailed(_logger, ex, sessionId, ended.BotType);
+                }
+            }
+
+            return ended;
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>The session; throws <see cref="SessionNotFoundException"/> when there is none.</summary>
+    public async Task<BotSession> GetAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return await _store.FindAsync(sessionId, cancellationToken) ?? throw new SessionNotFoundException(SessionKind.Bot, sessionId);
+    }
+
+    /// <summary>The session, or null when there is none.</summary>
+    public Task<BotSession?> FindAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return _store.FindAsync(sessionId, cancellationToken);
+    }
+
+    /// <summary>One page of sessions ordered by id (filter by status and owner; page with <see cref="BotPage.NextCursor"/>).</summary>
+    public Task<BotPage> ListAsync(BotListQuery? query = null, CancellationToken cancellationToken = default) =>
+        _store.ListAsync(BotLimits.ValidateList(query), cancellationToken);
+
+    /// <summary>True when a connector in this process holds the session.</summary>
+    public bool IsConnected(string sessionId) => _connected.ContainsKey(sessionId);
+
+    /// <inheritdoc />
+    public Task<BotSession> UpdateQrAsync(string sessionId, string? qrData, Actor? actor = null, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateQr(qrData);
+        return _store.SetQrAsync(sessionId, qrData, actor ?? DefaultActor, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor? actor = null, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateMessage(text);
+        return _store.RecordMessageAsync(sessionId, text, actor ?? DefaultActor, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<BotSession> ReportConnectionAsync(string sessionId, string state, string? detail = null, Actor? actor = null, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        SessionIds.Validate(state, "state");
+        var connectionDetail = string.IsNullOrEmpty(detail) ? state : $"{state}: {detail}";
+        BotLimits.ValidateConnectionDetail(connectionDetail);
+        return _store.SetConnectionAsync(sessionId, connectionDetail, actor ?? DefaultActor, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async Task SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? state, Actor? actor = null, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        ReadOnlyMemory<byte>? blob = null;
+        if (state is { } plaintext)
+        {
+            BotLimits.ValidateAuthState(plaintext.Length);
+            blob = _protector.Protect(sessionId, plaintext.Span);
+        }
+
+        await _store.SaveAuthStateAsync(sessionId, blob, actor ?? DefaultActor, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async Task<byte[]?> LoadAuthStateAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        var blob = await _store.LoadAuthStateAsync(sessionId, cancellationToken);
+        return blob is null ? null : _protector.Unprotect(sessionId, blob);
+    }
+
+    /// <summary>
+    /// Links a browser to a <c>web</c> session through the token of its current QR pairing link: stores the new
+    /// device's key (hashed, in the encrypted login state), clears the QR and reports <c>connected</c>. Returns the
+    /// device key the browser keeps to send messages (<see cref="VerifyWebDeviceAsync"/>). Throws
+    /// <see cref="InvalidSessionInputException"/> when the token does not match the session's current QR (nothing changed).
+    /// </summary>
+    public async Task<string> PairWebDeviceAsync(string sessionId, string? token, Actor? actor = null, CancellationToken cancellationToken = default)
+    {
+        var session = await GetAsync(sessionId, cancellationToken);
+        if (!WebBotConnector.VerifyPairingToken(session, token))
+        {
+            throw new InvalidSessionInputException("token", "This pairing link is not valid (any more): scan the QR code the session shows now.");
+        }
+
+        var deviceKey = WebBotConnector.NewToken();
+        actor ??= Actor.System("connector:web");
+        await SaveAuthStateAsync(sessionId, WebBotConnector.DeviceAuthState(deviceKey), actor, cancellationToken);
+        await UpdateQrAsync(sessionId, null, actor, cancellationToken);
+        await ReportConnectionAsync(sessionId, "connected", WebBotConnector.PairedDetail, actor, cancellationToken);
+        Log.BotWebDevicePaired(_logger, sessionId);
+        return deviceKey;
+    }
+
+    /// <summary>True when <paramref name="deviceKey"/> is the key of the browser paired with active <c>web</c> session <paramref name="sessionId"/>.</summary>
+    public async Task<bool> VerifyWebDeviceAsync(string sessionId, string? deviceKey, CancellationToken cancellationToken = default)
+    {
+        if (string.IsNullOrEmpty(deviceKey) || !SessionIds.IsValid(sessionId))
+        {
+            return false;
+        }
+
+        var session = await _store.FindAsync(sessionId, cancellationToken);
+        if (session is not { Status: BotSessionStatus.Active, BotType: WebBotConnector.TypeName })
+        {
+            return false;
+        }
+
+        var state = await LoadAuthStateAsync(sessionId, cancellationToken);
+        return state is not null && WebBotConnector.VerifyDeviceKey(state, deviceKey);
+    }
+
+    /// <summary>
+    /// Hands every <c>active</c> session back to its connector (used on service start by <c>BotRestoreService</c>).
+    /// A session whose connector fails is logged and skipped. Completes when every session was tried; returns how
+    /// many were reconnected.
+    /// </summary>
+    public async Task<int> RestoreActiveSessionsAsync(CancellationToken cancellationToken = default)
+    {
+        var active = new List<BotSession>();
+        string? cursor = null;
+        do
+        {
+            var page = await _store.ListAsync(new BotListQuery(BotSessionStatus.Active, After: cursor, Limit: BotLimits.MaxPageSize), cancellationToken);
+            active.AddRange(page.Items);
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+
+        Log.BotRestoreStarting(_logger, active.Count);
+        var restored = 0;
+        foreach (var session in active)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!_connectors.TryGetValue(session.BotType, out var connector))
+            {
+                Log.BotConnectorMissing(_logger, session.SessionId, session.BotType);
+                continue;
+            }
+
+            var gate = LockFor(session.SessionId);
+            await gate.WaitAsync(cancellationToken);
+            try
+            {
+                if (_connected.ContainsKey(session.SessionId))
+                {
+                    continue;
+                }
+
+                var current = await _store.FindAsync(session.SessionId, cancellationToken);
+                if (current is not { Status: BotSessionStatus.Active })
+                {
+                    continue;
+                }
+
+                await ConnectAsync(connector, current, cancellationToken);
+                Log.BotRestored(_logger, session.SessionId, session.BotType);
+                restored++;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                Log.BotRestoreFailed(_logger, ex, session.SessionId);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
+
+        return restored;
+    }
+
+    public void Dispose()
+    {
+        foreach (var gate in _sessionLocks)
+        {
+            gate.Dispose();
+        }
+    }
+
+    private async Task ConnectAsync(IBotConnector connector, BotSession session, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await connector.ConnectAsync(session, this, cancellationToken);
+            _connected[session.SessionId] = connector.BotType;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && ex is not HoldfastException)
+        {
+            Log.BotConnectFailed(_logger, ex, session.SessionId, connector.BotType);
+            throw;
+        }
+    }
+
+    private IBotConnector GetConnector(string botType) =>
+        _connectors.TryGetValue(botType, out var connector)
+            ? connector
+            : throw new InvalidSessionInputException(
+                "bot_type",
+                $"Unknown bot type '{botType}'; this service knows: {string.Join(", ", _connectors.Keys.Order(StringComparer.Ordinal))}.");
+
+    private SemaphoreSlim LockFor(string sessionId) =>
+        _sessionLocks[(int)((uint)StringComparer.Ordinal.GetHashCode(sessionId) % (uint)_sessionLocks.Length)];
+}

@@ -1,0 +1,39 @@
+using Holdfast.Audit;
+using Holdfast.Storage.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+
+namespace Holdfast.Bots;
+
+/// <summary>Registers bot sessions. Idempotent (TryAdd*): calling it twice registers everything once.</summary>
+public static class BotServiceCollectionExtensions
+{
+    /// <summary>
+    /// Bot options (<c>Bots</c> section), the bot store (SQLite unless another <see cref="IBotStore"/> was registered
+    /// first), the auth state protector, <see cref="BotManager"/>, the <c>web</c> and <c>bridge</c> connectors and the
+    /// restore-on-start hosted service. Expects the storage services (<c>AddHoldfastStorage</c>).
+    /// </summary>
+    public static IServiceCollection AddHoldfastBots(this IServiceCollection services)
+    {
+        services.AddOptions<BotOptions>().BindConfiguration(BotOptions.SectionName);
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<IBotStore, SqliteBotStore>();
+        services.TryAddSingleton<IAuditLog, SqliteAuditLog>();
+        services.TryAddSingleton<BotAuthStateProtector>();
+        services.TryAddSingleton<BotManager>();
+        services.AddHoldfastBotConnector<WebBotConnector>();
+        services.AddHoldfastBotConnector<BridgeBotConnector>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, BotRestoreService>());
+        return services;
+    }
+
+    /// <summary>Adds a bot connector (a bot type); idempotent per connector class. Bot type names must be unique.</summary>
+    public static IServiceCollection AddHoldfastBotConnector<TConnector>(this IServiceCollection services)
+        where TConnector : class, IBotConnector
+    {
+        services.TryAddSingleton<TConnector>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IBotConnector, TConnector>(sp => sp.GetRequiredService<TConnector>()));
+        return services;
+    }
+}

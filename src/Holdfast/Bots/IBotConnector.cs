@@ -1,0 +1,47 @@
+using Holdfast.Sessions;
+
+namespace Holdfast.Bots;
+
+/// <summary>
+/// Plugs a bot type into <see cref="BotManager"/>: the manager hands an active session to the connector of its
+/// <see cref="BotSession.BotType"/> on start and on service restart, and takes it back on end. The connector reports
+/// QR codes, received messages, connection changes and login state through <see cref="IBotSessionCallbacks"/>.
+/// Register one with <c>services.AddHoldfastBotConnector&lt;T&gt;()</c>; bot type names are unique.
+/// </summary>
+public interface IBotConnector
+{
+    /// <summary>The bot type this connector serves, e.g. <c>web</c> or <c>bridge</c>.</summary>
+    string BotType { get; }
+
+    /// <summary>
+    /// Connects <paramref name="session"/> (newly started, reactivated, or restored after a restart, with its stored
+    /// QR and login state). Completes once the connector has taken the session over; long-running work continues in
+    /// the background and reports through <paramref name="callbacks"/>.
+    /// </summary>
+    Task ConnectAsync(BotSession session, IBotSessionCallbacks callbacks, CancellationToken cancellationToken = default);
+
+    /// <summary>Lets go of the session (it was ended). Completes once disconnected; unknown sessions are ignored.</summary>
+    Task DisconnectAsync(string sessionId, CancellationToken cancellationToken = default);
+}
+
+/// <summary>What a connector (or a bot runtime over HTTP) reports about a session; implemented by <see cref="BotManager"/>.</summary>
+public interface IBotSessionCallbacks
+{
+    /// <summary>Stores a new QR payload (null clears it). Completes once committed with its audit event.</summary>
+    Task<BotSession> UpdateQrAsync(string sessionId, string? qrData, Actor? actor = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Records a received message as the last message. Completes once committed with its audit event.</summary>
+    Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor? actor = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Reports the connection <paramref name="state"/> (a short word such as <c>connected</c>) with an optional
+    /// <paramref name="detail"/>. Completes once committed.
+    /// </summary>
+    Task<BotSession> ReportConnectionAsync(string sessionId, string state, string? detail = null, Actor? actor = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores the login state, encrypted at rest (null clears it). Completes once committed.</summary>
+    Task SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? state, Actor? actor = null, CancellationToken cancellationToken = default);
+
+    /// <summary>The decrypted login state, or null when none is stored.</summary>
+    Task<byte[]?> LoadAuthStateAsync(string sessionId, CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,57 @@
+using Holdfast.Sessions;
+
+namespace Holdfast.Bots;
+
+/// <summary>
+/// Where bot sessions are kept (the <c>bot_sessions</c> table). Every change writes one audit event in the same
+/// transaction and increments <see cref="BotSession.Version"/>; concurrent changes of one session are serialised, so
+/// none is lost. Repeating a change that already holds (same QR, ending an ended session) succeeds and changes
+/// nothing. Invalid input throws <see cref="InvalidSessionInputException"/> before anything is written.
+/// Implementations: <c>SqliteBotStore</c> (embedded default); the contract is one test suite for every provider.
+/// </summary>
+public interface IBotStore
+{
+    /// <summary>
+    /// Looks the session up and reactivates it (status <c>active</c>, login state and last message kept) or creates
+    /// it. Completes once the change and its audit event are committed. Throws
+    /// <see cref="SessionConflictException"/> when the session is active as another bot type or belongs to another
+    /// owner.
+    /// </summary>
+    Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Stores a new QR payload (null clears it) of an active session. Completes once committed. Throws
+    /// <see cref="SessionNotFoundException"/>, or <see cref="SessionConflictException"/> when the session is inactive.
+    /// </summary>
+    Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Records a received message as the session's last message. Completes once committed. Throws
+    /// <see cref="SessionNotFoundException"/>, or <see cref="SessionConflictException"/> when the session is inactive.
+    /// </summary>
+    Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor actor, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores the connector's connection detail (e.g. <c>connected</c>). Completes once committed.</summary>
+    Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Ends the session: status <c>inactive</c>, QR cleared; the login state is kept so a later start reconnects
+    /// without a new scan. Completes once committed; ending an inactive session changes nothing.
+    /// </summary>
+    Task<BotSession> EndAsync(string sessionId, Actor actor, CancellationToken cancellationToken = default);
+
+    /// <summary>The session, or null when there is none. Completes when read.</summary>
+    Task<BotSession?> FindAsync(string sessionId, CancellationToken cancellationToken = default);
+
+    /// <summary>One page of sessions ordered by id, filtered by status and owner. Completes when read.</summary>
+    Task<BotPage> ListAsync(BotListQuery query, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Stores the session's login state as an opaque (already encrypted) blob; null clears it. Completes once
+    /// committed. The audit event records only the size, never the content.
+    /// </summary>
+    Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, CancellationToken cancellationToken = default);
+
+    /// <summary>The stored (encrypted) login state, or null. Throws <see cref="SessionNotFoundException"/> for an unknown session.</summary>
+    Task<byte[]?> LoadAuthStateAsync(string sessionId, CancellationToken cancellationToken = default);
+}

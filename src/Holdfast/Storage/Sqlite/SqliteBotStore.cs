@@ -1,0 +1,355 @@
+using System.Globalization;
+using Holdfast.Bots;
+using Holdfast.Sessions;
+using Microsoft.Data.Sqlite;
+
+namespace Holdfast.Storage.Sqlite;
+
+/// <summary>
+/// <see cref="IBotStore"/> over the embedded SQLite file. Each change is one IMMEDIATE transaction on the single
+/// writer path: read the row, check the request, update it with <c>version = version + 1</c> guarded by the version
+/// read, append the audit event, commit. Writers are serialised (in-process by the writer gate, across processes by
+/// SQLite's write lock), so concurrent changes of one session never lose a write.
+/// </summary>
+internal sealed class SqliteBotStore : IBotStore
+{
+    private const string Columns =
+        "session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version, last_message_at";
+
+    private readonly SqliteDatabase _database;
+    private readonly TimeProvider _time;
+
+    public SqliteBotStore(SqliteDatabase database, TimeProvider time)
+    {
+        _database = database;
+        _time = time;
+    }
+
+    public async Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, CancellationToken cancellationToken = default)
+    {
+        BotLimits.ValidateStart(request);
+        ArgumentNullException.ThrowIfNull(actor);
+        return await WriteAsync(
+            async (connection, transaction) =>
+            {
+                var now = _time.GetUtcNow();
+                var existing = await ReadRowAsync(connection, transaction, request.SessionId, cancellationToken);
+                if (existing is null)
+                {
+                    await using var insert = connection.CreateCommand();
+                    insert.Transaction = transaction;
+                    insert.CommandText = $"""
+                        INSERT INTO bot_sessions (session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version)
+                        VALUES ($id, $now, NULL, 'active', NULL, $now, $bot_type, $owner, NULL, 1)
+                        RETURNING {Columns}
+                        """;
+                    insert.Parameters.AddWithValue("$id", request.SessionId);
+                    insert.Parameters.AddWithValue("$now", SqliteTime.Format(now));
+                    insert.Parameters.AddWithValue("$bot_type", request.BotType);
+                    insert.Parameters.AddWithValue("$owner", (object?)request.Owner ?? DBNull.Value);
+                    var created = await ReadSingleAsync(insert, cancellationToken);
+                    await SqliteAudit.AppendAsync(
+                        connection, transaction, SessionKind.Bot, request.SessionId, actor, "bot.created", null, "active", now,
+                        $"bot_type={request.BotType}", cancellationToken);
+                    return new BotStartResult(created!, BotStartOutcome.Created);
+                }
+
+                if (existing.Owner is not null && request.Owner is not null && !string.Equals(existing.Owner, request.Owner, StringComparison.Ordinal))
+                {
+                    throw new SessionConflictException($"The bot session id '{request.SessionId}' is already taken; choose another id.");
+                }
+
+                if (existing.Status == BotSessionStatus.Active)
+                {
+                    if (!string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal))
+                    {
+                        throw new SessionConflictException(
+                            $"Bot session '{request.SessionId}' is active as a '{existing.BotType}' bot; end it before starting it as '{request.BotType}'.",
+                            "active",
+                            "active");
+                    }
+
+                    return new BotStartResult(existing, BotStartOutcome.AlreadyActive);
+                }
+
+                var reactivated = await UpdateAsync(
+                    connection,
+                    transaction,
+                    existing,
+                    "status = 'active', bot_type = $bot_type, owner = COALESCE(owner, $owner), connection_detail = NULL",
+                    command =>
+                    {
+                        command.Parameters.AddWithValue("$bot_type", request.BotType);
+                        command.Parameters.AddWithValue("$owner", (object?)request.Owner ?? DBNull.Value);
+                    },
+                    now,
+                    cancellationToken);
+                var detail = string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal)
+                    ? $"bot_type={request.BotType}"
+                    : $"bot_type={existing.BotType}->{request.BotType}";
+                await SqliteAudit.AppendAsync(
+                    connection, transaction, SessionKind.Bot, request.SessionId, actor, "bot.reactivated", "inactive", "active", now, detail, cancellationToken);
+                return new BotStartResult(reactivated, BotStartOutcome.Reactivated);
+            },
+            cancellationToken);
+    }
+
+    public Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateQr(qrData);
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: "update the QR code of",
+            isNoOp: existing => string.Equals(existing.QrData, qrData, StringComparison.Ordinal),
+            set: "qr_data = $qr",
+            bind: command => command.Parameters.AddWithValue("$qr", (object?)qrData ?? DBNull.Value),
+            action: "bot.qr",
+            detail: _ => qrData is null ? "qr cleared" : "qr updated",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateMessage(text);
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: "record a message for",
+            isNoOp: _ => false,
+            set: "last_message = $text, last_message_at = $now",
+            bind: command => command.Parameters.AddWithValue("$text", text),
+            action: "bot.message",
+            detail: _ => string.Create(CultureInfo.InvariantCulture, $"{text.Length} characters"),
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateConnectionDetail(connectionDetail);
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing => string.Equals(existing.ConnectionDetail, connectionDetail, StringComparison.Ordinal),
+            set: "connection_detail = $detail",
+            bind: command => command.Parameters.AddWithValue("$detail", (object?)connectionDetail ?? DBNull.Value),
+            action: "bot.connection",
+            detail: existing => $"{existing.ConnectionDetail ?? "none"} -> {connectionDetail ?? "none"}",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> EndAsync(string sessionId, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing => existing.Status == BotSessionStatus.Inactive,
+            set: "status = 'inactive', qr_data = NULL, connection_detail = NULL",
+            bind: _ => { },
+            action: "bot.ended",
+            detail: _ => null,
+            toState: "inactive",
+            cancellationToken);
+    }
+
+    public async Task<BotSession?> FindAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return await _database.ReadAsync(connection => ReadRowAsync(connection, null, sessionId, cancellationToken), cancellationToken);
+    }
+
+    public async Task<BotPage> ListAsync(BotListQuery query, CancellationToken cancellationToken = default)
+    {
+        query = BotLimits.ValidateList(query);
+        return await _database.ReadAsync(
+            async connection =>
+            {
+                await using var command = connection.CreateCommand();
+                command.CommandText = $"""
+                    SELECT {Columns} FROM bot_sessions
+                    WHERE ($status IS NULL OR status = $status)
+                      AND ($owner IS NULL OR owner = $owner)
+                      AND ($after IS NULL OR session_id > $after)
+                    ORDER BY session_id
+                    LIMIT $limit
+                    """;
+                command.Parameters.AddWithValue("$status", (object?)query.Status?.ToWire() ?? DBNull.Value);
+                command.Parameters.AddWithValue("$owner", (object?)query.Owner ?? DBNull.Value);
+                command.Parameters.AddWithValue("$after", (object?)query.After ?? DBNull.Value);
+                command.Parameters.AddWithValue("$limit", query.Limit + 1);
+                var items = new List<BotSession>();
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    items.Add(Map(reader));
+                }
+
+                if (items.Count > query.Limit)
+                {
+                    items.RemoveAt(items.Count - 1);
+                    return new BotPage(items, items[^1].SessionId);
+                }
+
+                return new BotPage(items, null);
+            },
+            cancellationToken);
+    }
+
+    public Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        if (protectedState is { } blob)
+        {
+            // The blob is encrypted: the plaintext limit plus the envelope (format, nonce, tag).
+            BotLimits.ValidateAuthState(blob.Length, BotLimits.AuthStateEnvelopeBytes);
+        }
+
+        var bytes = protectedState?.ToArray();
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: _ => false,
+            set: "auth_state = $state",
+            bind: command => command.Parameters.Add("$state", SqliteType.Blob).Value = (object?)bytes ?? DBNull.Value,
+            action: "bot.auth_state",
+            detail: _ => bytes is null ? "auth state cleared" : string.Create(CultureInfo.InvariantCulture, $"auth state stored ({bytes.Length} bytes, encrypted)"),
+            toState: null,
+            cancellationToken);
+    }
+
+    public async Task<byte[]?> LoadAuthStateAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return await _database.ReadAsync(
+            async connection =>
+            {
+                await using var command = connection.CreateCommand();
+                command.CommandText = "SELECT auth_state FROM bot_sessions WHERE session_id = $id";
+                command.Parameters.AddWithValue("$id", sessionId);
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                if (!await reader.ReadAsync(cancellationToken))
+                {
+                    throw new SessionNotFoundException(SessionKind.Bot, sessionId);
+                }
+
+                return await reader.IsDBNullAsync(0, cancellationToken) ? null : (byte[])reader.GetValue(0);
+            },
+            cancellationToken);
+    }
+
+    private async Task<BotSession> ChangeAsync(
+        string sessionId,
+        Actor actor,
+        string? requireActive,
+        Func<BotSession, bool> isNoOp,
+        string set,
+        Action<SqliteCommand> bind,
+        string action,
+        Func<BotSession, string?> detail,
+        string? toState,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(actor);
+        return await WriteAsync(
+            async (connection, transaction) =>
+            {
+                var existing = await ReadRowAsync(connection, transaction, sessionId, cancellationToken)
+                    ?? throw new SessionNotFoundException(SessionKind.Bot, sessionId);
+                if (requireActive is not null && existing.Status != BotSessionStatus.Active)
+                {
+                    throw new SessionConflictException(
+                        $"Cannot {requireActive} bot session '{sessionId}': it is inactive. Start it again first.", "inactive");
+                }
+
+                if (isNoOp(existing))
+                {
+                    return existing;
+                }
+
+                var now = _time.GetUtcNow();
+                var eventDetail = detail(existing);
+                var updated = await UpdateAsync(connection, transaction, existing, set, bind, now, cancellationToken);
+                await SqliteAudit.AppendAsync(
+                    connection, transaction, SessionKind.Bot, sessionId, actor, action,
+                    existing.Status.ToWire(), toState ?? updated.Status.ToWire(), now, eventDetail, cancellationToken);
+                return updated;
+            },
+            cancellationToken);
+    }
+
+    private static async Task<BotSession> UpdateAsync(
+        SqliteConnection connection,
+        SqliteTransaction transaction,
+        BotSession existing,
+        string set,
+        Action<SqliteCommand> bind,
+        DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+
+        // `set` is one of this class's constant SET clauses; every value is a parameter.
+        command.CommandText = $"""
+            UPDATE bot_sessions SET {set}, updated_at = $now, version = version + 1
+            WHERE session_id = $id AND version = $version
+            RETURNING {Columns}
+            """;
+        command.Parameters.AddWithValue("$id", existing.SessionId);
+        command.Parameters.AddWithValue("$version", existing.Version);
+        command.Parameters.AddWithValue("$now", SqliteTime.Format(now));
+        bind(command);
+        return await ReadSingleAsync(command, cancellationToken)
+            ?? throw new SessionConflictException($"Bot session '{existing.SessionId}' was changed concurrently; retry the request.");
+    }
+
+    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _database.WriteAsync(work, cancellationToken);
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
+        {
+            throw new SessionConflictException("The bot session was changed concurrently (constraint violation); retry the request.");
+        }
+    }
+
+    private static async Task<BotSession?> ReadRowAsync(SqliteConnection connection, SqliteTransaction? transaction, string sessionId, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = $"SELECT {Columns} FROM bot_sessions WHERE session_id = $id";
+        command.Parameters.AddWithValue("$id", sessionId);
+        return await ReadSingleAsync(command, cancellationToken);
+    }
+
+    private static async Task<BotSession?> ReadSingleAsync(SqliteCommand command, CancellationToken cancellationToken)
+    {
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Map(reader) : null;
+    }
+
+    private static BotSession Map(SqliteDataReader reader) => new(
+        SessionId: reader.GetString(0),
+        CreatedAt: SqliteTime.Parse(reader.GetString(1)),
+        LastMessage: reader.IsDBNull(2) ? null : reader.GetString(2),
+        Status: BotSessionStatusNames.Parse(reader.GetString(3)),
+        QrData: reader.IsDBNull(4) ? null : reader.GetString(4),
+        UpdatedAt: SqliteTime.Parse(reader.GetString(5)),
+        BotType: reader.IsDBNull(6) ? WebBotConnector.TypeName : reader.GetString(6),
+        Owner: reader.IsDBNull(7) ? null : reader.GetString(7),
+        ConnectionDetail: reader.IsDBNull(8) ? null : reader.GetString(8),
+        Version: reader.IsDBNull(9) ? 1 : reader.GetInt64(9),
+        LastMessageAt: reader.IsDBNull(10) ? null : SqliteTime.Parse(reader.GetString(10)));
+}

@@ -1,0 +1,209 @@
+using Holdfast.Audit;
+using Holdfast.Bots;
+using Holdfast.Sessions;
+using Holdfast.Storage.Sqlite;
+using Holdfast.TestHelpers;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Holdfast.Tests.Bots;
+
+public sealed class BotManagerTests
+{
+    private static readonly Dictionary<string, string?> Settings = new(StringComparer.Ordinal)
+    {
+        ["Bots:PublicBaseUrl"] = "http://holdfast.test:7400/",
+    };
+
+    [Fact(Timeout = 60_000)]
+    public async Task SeedFlow_StartQrMessageRestartEnd_StateSurvivesAndAuditShowsEachStep()
+    {
+        using var temp = new TempDirectory();
+
+        // Start bot1: the web connector generates the QR pairing link; a message arrives.
+        string qr;
+        using (var host = TestHosts.BuildCoreHost(temp.Path, Settings))
+        {
+            await host.StartAsync();
+            var manager = host.Services.GetRequiredService<BotManager>();
+
+            var started = await manager.StartSessionAsync(new("bot1"));
+            await manager.RecordMessageAsync("bot1", "hello from the phone");
+
+            started.Outcome.ShouldBe(BotStartOutcome.Created);
+            qr = started.Session.QrData.ShouldNotBeNull();
+            qr.ShouldStartWith("http://holdfast.test:7400/pair/bot1?token=");
+            manager.IsConnected("bot1").ShouldBeTrue();
+            await host.StopAsync();
+        }
+
+        // Restart: a new host over the same file finds the session intact and restore reconnects it.
+        using (var host = TestHosts.BuildCoreHost(temp.Path, Settings))
+        {
+            await host.StartAsync();
+            var manager = host.Services.GetRequiredService<BotManager>();
+            await Poll.UntilAsync(() => Task.FromResult(manager.IsConnected("bot1")), "bot1 restored to its connector");
+
+            var restored = await manager.GetAsync("bot1");
+            restored.Status.ShouldBe(BotSessionStatus.Active);
+            restored.QrData.ShouldBe(qr);
+            restored.LastMessage.ShouldBe("hello from the phone");
+            host.Services.GetRequiredService<WebBotConnector>().ConnectedSessions.ShouldContain("bot1");
+
+            var ended = await manager.EndSessionAsync("bot1");
+
+            ended.Status.ShouldBe(BotSessionStatus.Inactive);
+            ended.QrData.ShouldBeNull();
+            manager.IsConnected("bot1").ShouldBeFalse();
+            (await manager.GetAsync("bot1")).ShouldBe(ended);
+            var audit = await host.Services.GetRequiredService<IAuditLog>().ReadAuditAsync(SessionKind.Bot, "bot1");
+            audit.Events.Select(e => e.Action).Reverse().ShouldBe(["bot.created", "bot.qr", "bot.connection", "bot.message", "bot.ended"]);
+            audit.Events[0].FromState.ShouldBe("active");
+            audit.Events[0].ToState.ShouldBe("inactive");
+            await host.StopAsync();
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task PairWebDeviceAsync_TokenFromQr_PairsAndSurvivesRestartWithoutNewQr()
+    {
+        using var temp = new TempDirectory();
+        string deviceKey;
+        using (var host = TestHosts.BuildCoreHost(temp.Path, Settings))
+        {
+            await host.StartAsync();
+            var manager = host.Services.GetRequiredService<BotManager>();
+            var started = await manager.StartSessionAsync(new("bot1"));
+            var token = WebBotConnector.ReadPairingToken(started.Session)!;
+
+            await Should.ThrowAsync<InvalidSessionInputException>(() => manager.PairWebDeviceAsync("bot1", token + "x"));
+            deviceKey = await manager.PairWebDeviceAsync("bot1", token);
+
+            var paired = await manager.GetAsync("bot1");
+            paired.QrData.ShouldBeNull();
+            paired.ConnectionDetail.ShouldBe("connected: paired browser");
+            (await manager.VerifyWebDeviceAsync("bot1", deviceKey)).ShouldBeTrue();
+            (await manager.VerifyWebDeviceAsync("bot1", "not-the-key")).ShouldBeFalse();
+            await Should.ThrowAsync<InvalidSessionInputException>(() => manager.PairWebDeviceAsync("bot1", token));
+            await host.StopAsync();
+        }
+
+        using (var host = TestHosts.BuildCoreHost(temp.Path, Settings))
+        {
+            await host.StartAsync();
+            var manager = host.Services.GetRequiredService<BotManager>();
+            await Poll.UntilAsync(() => Task.FromResult(manager.IsConnected("bot1")), "bot1 restored");
+
+            var restored = await manager.GetAsync("bot1");
+            restored.QrData.ShouldBeNull();
+            restored.ConnectionDetail.ShouldBe("connected: paired browser");
+            (await manager.VerifyWebDeviceAsync("bot1", deviceKey)).ShouldBeTrue();
+
+            await manager.EndSessionAsync("bot1");
+            (await manager.VerifyWebDeviceAsync("bot1", deviceKey)).ShouldBeFalse();
+            await host.StopAsync();
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task StartSessionAsync_EndedSession_ReactivatesAndConnectsWithNewQr()
+    {
+        using var temp = new TempDirectory();
+        using var host = TestHosts.BuildCoreHost(temp.Path, Settings);
+        await host.StartAsync();
+        var manager = host.Services.GetRequiredService<BotManager>();
+        var first = await manager.StartSessionAsync(new("bot1"));
+        await manager.EndSessionAsync("bot1");
+
+        var again = await manager.StartSessionAsync(new("bot1"));
+
+        again.Outcome.ShouldBe(BotStartOutcome.Reactivated);
+        again.Session.Status.ShouldBe(BotSessionStatus.Active);
+        again.Session.QrData.ShouldNotBeNull();
+        again.Session.QrData.ShouldNotBe(first.Session.QrData);
+        manager.IsConnected("bot1").ShouldBeTrue();
+        await host.StopAsync();
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task BridgeSession_RuntimeReports_StoredAndAuthStateEncryptedAtRest()
+    {
+        using var temp = new TempDirectory();
+        using var host = TestHosts.BuildCoreHost(temp.Path, Settings);
+        await host.StartAsync();
+        var manager = host.Services.GetRequiredService<BotManager>();
+        var secret = "{\"creds\":\"very-secret-credential-material\"}"u8.ToArray();
+
+        var started = await manager.StartSessionAsync(new("wa-1", "bridge", "alice"));
+        await manager.UpdateQrAsync("wa-1", "2@AbCdEf,xyz==");
+        await manager.ReportConnectionAsync("wa-1", "connecting", "socket open");
+        await manager.SaveAuthStateAsync("wa-1", secret);
+        await manager.RecordMessageAsync("wa-1", "hi bot");
+
+        started.Session.QrData.ShouldBeNull();
+        host.Services.GetRequiredService<BridgeBotConnector>().ConnectedSessions.ShouldContain("wa-1");
+        var session = await manager.GetAsync("wa-1");
+        session.QrData.ShouldBe("2@AbCdEf,xyz==");
+        session.ConnectionDetail.ShouldBe("connecting: socket open");
+        session.Owner.ShouldBe("alice");
+        (await manager.LoadAuthStateAsync("wa-1")).ShouldBe(secret);
+        var raw = await host.Services.GetRequiredService<IBotStore>().LoadAuthStateAsync("wa-1");
+        raw.ShouldNotBeNull();
+        raw.Length.ShouldBe(secret.Length + 29);
+        System.Text.Encoding.UTF8.GetString(raw).ShouldNotContain("very-secret");
+        var fileBytes = await File.ReadAllBytesAsync(host.Services.GetRequiredService<SqliteDatabase>().Path);
+        System.Text.Encoding.UTF8.GetString(fileBytes).ShouldNotContain("very-secret");
+        await host.StopAsync();
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task StartSessionAsync_UnknownBotTypeOrBadId_RejectedAndNothingStored()
+    {
+        using var temp = new TempDirectory();
+        using var host = TestHosts.BuildCoreHost(temp.Path, Settings);
+        await host.StartAsync();
+        var manager = host.Services.GetRequiredService<BotManager>();
+
+        var unknown = await Should.ThrowAsync<InvalidSessionInputException>(() => manager.StartSessionAsync(new("bot1", "telegram")));
+        var badId = await Should.ThrowAsync<InvalidSessionInputException>(() => manager.StartSessionAsync(new("bot 1")));
+
+        unknown.Field.ShouldBe("bot_type");
+        unknown.Message.ShouldContain("bridge, web");
+        badId.Field.ShouldBe("session_id");
+        (await manager.ListAsync()).Items.ShouldBeEmpty();
+        await host.StopAsync();
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task RestoreActiveSessionsAsync_ManySessions_ReconnectsOnlyActiveOnes()
+    {
+        using var temp = new TempDirectory();
+        using (var host = TestHosts.BuildCoreHost(temp.Path, Settings))
+        {
+            await host.StartAsync();
+            var manager = host.Services.GetRequiredService<BotManager>();
+            for (var i = 0; i < 25; i++)
+            {
+                await manager.StartSessionAsync(new($"bot{i:D2}", i % 2 == 0 ? "web" : "bridge"));
+            }
+
+            await manager.EndSessionAsync("bot03");
+            await host.StopAsync();
+        }
+
+        using (var host = TestHosts.BuildCoreHost(temp.Path, Settings, services => services.Configure<BotOptions>(o => o.RestoreOnStart = false)))
+        {
+            await host.StartAsync();
+            var manager = host.Services.GetRequiredService<BotManager>();
+            manager.IsConnected("bot00").ShouldBeFalse();
+
+            var restored = await manager.RestoreActiveSessionsAsync();
+
+            restored.ShouldBe(24);
+            manager.IsConnected("bot03").ShouldBeFalse();
+            host.Services.GetRequiredService<BridgeBotConnector>().ConnectedSessions.Count.ShouldBe(11);
+            host.Services.GetRequiredService<WebBotConnector>().ConnectedSessions.Count.ShouldBe(13);
+            await host.StopAsync();
+        }
+    }
+}
