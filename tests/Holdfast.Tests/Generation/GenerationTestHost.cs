@@ -84,8 +84,18 @@ internal sealed class GenerationTestHost : IAsyncDisposable
         return string.Concat(plan.Chunks);
     }
 
-    public Task<GenerationSession> WaitForStatusAsync(string id, GenerationStatus status, TimeSpan? timeout = null) =>
-        Poll.UntilAsync(() => Sessions.GetAsync(id, null), s => s.Status == status, $"session {id} to be {status}", timeout);
+    public async Task<GenerationSession> WaitForStatusAsync(string id, GenerationStatus status, TimeSpan? timeout = null)
+    {
+        GenerationSession? last = null;
+        try
+        {
+            return await Poll.UntilAsync(async () => last = await Sessions.GetAsync(id, null), s => s.Status == status, $"session {id} to be {status}", timeout);
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException($"{ex.Message}; it is {last?.Status} (desired {last?.DesiredState}, attempts {last?.Attempts}, error: {last?.Error})", ex);
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
