@@ -119,21 +119,11 @@ public sealed class TestChildProcess : IDisposable
     public static string ChildAssemblyPath()
     {
         var baseDirectory = AppContext.BaseDirectory;
-        var directory = new DirectoryInfo(baseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Holdfast.slnx")))
-        {
-            directory = directory.Parent;
-        }
-
-        if (directory is null)
-        {
-            throw new InvalidOperationException($"Could not find the repository root (Holdfast.slnx) above '{baseDirectory}'.");
-        }
 
         // .../tests/<Project>/bin/<Configuration>/<tfm>/
         var tfm = new DirectoryInfo(baseDirectory).Name;
         var configuration = new DirectoryInfo(baseDirectory).Parent!.Name;
-        var path = Path.Combine(directory.FullName, "tests", "Holdfast.TestChild", "bin", configuration, tfm, "Holdfast.TestChild.dll");
+        var path = RepositoryRoot.File("tests", "Holdfast.TestChild", "bin", configuration, tfm, "Holdfast.TestChild.dll");
         return File.Exists(path)
             ? path
             : throw new InvalidOperationException($"The test child is not built at '{path}'; build the solution (or tests/Holdfast.TestChild) in {configuration}.");
