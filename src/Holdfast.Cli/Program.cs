@@ -4,6 +4,7 @@ using Holdfast.Cli.Output;
 
 var root = new RootCommand("Holdfast: durable generation and bot sessions that survive restarts.");
 MaintenanceCommands.AddTo(root);
+ServeCommand.AddTo(root);
 GenerationCommands.AddTo(root);
 BotCommands.AddTo(root);
 TopCommand.AddTo(root);

@@ -1,0 +1,57 @@
+using System.Text;
+using Holdfast.Server.Metrics;
+using Holdfast.Storage.Sqlite;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+
+namespace Holdfast.Server.Endpoints;
+
+/// <summary><c>/healthz</c>, <c>/readyz</c> and <c>/metrics</c>: open without a key, they reveal no session data.</summary>
+internal static class OpsEndpoints
+{
+    public static IEndpointRouteBuilder MapOpsEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/healthz", () => TypedResults.Text("ok\n"))
+            .AllowAnonymous()
+            .DisableRateLimiting()
+            .WithSummary("Liveness: the process answers.");
+        app.MapGet("/readyz", ReadyAsync)
+            .AllowAnonymous()
+            .DisableRateLimiting()
+            .WithSummary("Readiness: the store answers and its schema is current.");
+        app.MapGet("/metrics", MetricsAsync)
+            .AllowAnonymous()
+            .DisableRateLimiting()
+            .WithSummary("Prometheus text: sessions by status, chunks persisted, flush and control latency.");
+        return app;
+    }
+
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ReadyAsync(SqliteDatabase database, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var status = await database.GetMigrationStatusAsync(cancellationToken);
+            if (!status.IsCurrent)
+            {
+                var why = status.Problems.Count > 0 ? string.Join(" ", status.Problems) : $"{status.Pending.Count} migration(s) are pending; run 'holdfast migrate'.";
+                return Errors.ProblemResults.Problem(StatusCodes.Status503ServiceUnavailable, "Not ready", why);
+            }
+        }
+        catch (Exception ex) when (ex is Sessions.HoldfastException or Microsoft.Data.Sqlite.SqliteException or IOException)
+        {
+            return Errors.ProblemResults.Problem(StatusCodes.Status503ServiceUnavailable, "Not ready", "The store does not answer: " + ex.Message);
+        }
+
+        return TypedResults.Text("ready\n");
+    }
+
+    private static async Task<ContentHttpResult> MetricsAsync(PrometheusMetrics metrics, SessionCounts counts, CancellationToken cancellationToken)
+    {
+        var text = new StringBuilder();
+        await counts.AppendAsync(text, cancellationToken);
+        text.Append(metrics.Render());
+        return TypedResults.Text(text.ToString(), "text/plain; version=0.0.4; charset=utf-8");
+    }
+}
