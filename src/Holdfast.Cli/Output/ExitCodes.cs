@@ -42,6 +42,7 @@ internal static class ExitCodes
         HoldfastApiException e => (Error, $"{e.Message} (HTTP {(int)e.Status})"),
         HttpRequestException e when IsConnectFailure(e) => (CannotConnect, Unreachable(target, Innermost(e).Message)),
         SocketException e => (CannotConnect, Unreachable(target, e.Message)),
+        Security.ApiKeyNotFoundException e => (NotFound, e.Message),
         SessionNotFoundException e => (NotFound, e.Message),
         SessionConflictException e => (Conflict, e.Message),
         InvalidSessionInputException e => (Usage, e.Message),
