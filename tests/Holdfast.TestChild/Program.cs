@@ -6,11 +6,13 @@ return args switch
 {
     ["bot-writes", var databasePath, var prefix] => await BotWrites.RunAsync(databasePath, prefix),
     ["hold-lock", var dataDirectory] => await HoldLock.RunAsync(dataDirectory),
+    ["generate", var dataDirectory, var count, var tokensPerSecond, var maxTokens] =>
+        await GenerateSessions.RunAsync(dataDirectory, int.Parse(count, System.Globalization.CultureInfo.InvariantCulture), tokensPerSecond, maxTokens),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Holdfast.TestChild bot-writes <db path> <id prefix> | hold-lock <data directory>");
+    Console.Error.WriteLine("usage: Holdfast.TestChild bot-writes <db path> <id prefix> | hold-lock <data directory> | generate <data directory> <count> <tokens/s> <max tokens>");
     return 2;
 }
