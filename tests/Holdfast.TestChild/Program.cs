@@ -5,12 +5,13 @@ using Holdfast.TestChild;
 return args switch
 {
     ["bot-writes", var databasePath, var prefix] => await BotWrites.RunAsync(databasePath, prefix),
+    ["bot-messages", var databasePath, var sessionId, var writer, var count] => await BotMessages.RunAsync(databasePath, sessionId, writer, int.Parse(count, System.Globalization.CultureInfo.InvariantCulture)),
     ["hold-lock", var dataDirectory] => await HoldLock.RunAsync(dataDirectory),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Holdfast.TestChild bot-writes <db path> <id prefix> | hold-lock <data directory>");
+    Console.Error.WriteLine("usage: Holdfast.TestChild bot-writes <db path> <id prefix> | bot-messages <db path> <session id> <writer> <count> | hold-lock <data directory>");
     return 2;
 }
