@@ -123,6 +123,18 @@ public static class HoldfastServer
         services.TryAddSingleton<PrometheusMetrics>();
         services.TryAddSingleton<ServerMetrics>();
         services.TryAddSingleton<SessionCounts>();
+        services.AddOptions<Holdfast.Bots.BotOptions>().PostConfigure<IOptions<ServerOptions>, IConfiguration>((bots, server, configuration) =>
+        {
+            // Pairing links point at this server unless Bots:PublicBaseUrl says otherwise.
+            if (string.IsNullOrEmpty(configuration[$"{Holdfast.Bots.BotOptions.SectionName}:{nameof(Holdfast.Bots.BotOptions.PublicBaseUrl)}"]))
+            {
+                var url = server.Value.PublicUrl ?? server.Value.UrlList().FirstOrDefault(u => Uri.TryCreate(u, UriKind.Absolute, out var uri) && uri.Port != 0);
+                if (url is not null)
+                {
+                    bots.PublicBaseUrl = url;
+                }
+            }
+        });
         services.Configure<JsonOptions>(options =>
         {
             HoldfastJson.Configure(options.SerializerOptions);
