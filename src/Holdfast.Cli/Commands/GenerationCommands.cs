@@ -8,6 +8,9 @@ using Spectre.Console;
 
 namespace Holdfast.Cli.Commands;
 
+// The client DTO, not the core's Holdfast.Generation namespace (which wins name lookup inside Holdfast.*).
+using Generation = Holdfast.Client.Models.Generation;
+
 /// <summary><c>holdfast gen …</c>: start, list, show, control, fork, attach to and audit generation sessions.</summary>
 internal static class GenerationCommands
 {

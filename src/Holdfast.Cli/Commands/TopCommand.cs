@@ -8,6 +8,9 @@ using Spectre.Console.Rendering;
 
 namespace Holdfast.Cli.Commands;
 
+// The client DTO, not the core's Holdfast.Generation namespace (which wins name lookup inside Holdfast.*).
+using Generation = Holdfast.Client.Models.Generation;
+
 /// <summary><c>holdfast top</c>: a live table of generation and bot sessions, refreshed until q or Ctrl-C.</summary>
 internal static class TopCommand
 {

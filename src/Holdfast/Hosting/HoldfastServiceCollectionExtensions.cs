@@ -1,5 +1,6 @@
 using Holdfast.Audit;
 using Holdfast.Bots;
+using Holdfast.Generation;
 using Holdfast.Storage;
 using Holdfast.Storage.Sqlite;
 using Microsoft.Extensions.Configuration;
@@ -17,6 +18,7 @@ public static class HoldfastServiceCollectionExtensions
     public static IServiceCollection AddHoldfastCore(this IServiceCollection services)
     {
         services.AddHoldfastStorage();
+        services.AddHoldfastGeneration();
         services.AddHoldfastBots();
         return services;
     }

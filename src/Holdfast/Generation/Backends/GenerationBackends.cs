@@ -1,0 +1,140 @@
+using System.Collections.Concurrent;
+using Holdfast.Sessions;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Holdfast.Generation.Backends;
+
+/// <summary>
+/// A backend the runner can use: an <see cref="IChatClient"/>, whether it can continue an assistant prefix
+/// (prefill), and how many sessions may run on it at once.
+/// </summary>
+public sealed record GenerationBackend(string Name, IChatClient Client, bool SupportsPrefill, int MaxConcurrency, string? DefaultModel = null);
+
+/// <summary>
+/// A backend added in code (any <see cref="IChatClient"/>), registered with
+/// <see cref="GenerationServiceCollectionExtensions.AddHoldfastGenerationBackend"/>.
+/// </summary>
+public sealed record GenerationBackendRegistration(string Name, Func<IServiceProvider, IChatClient> Factory, bool SupportsPrefill, int MaxConcurrency);
+
+/// <summary>Every configured backend (<c>Backends:&lt;name&gt;</c>), keyed case-insensitively.</summary>
+public sealed class GenerationBackendsOptions
+{
+    public Dictionary<string, GenerationBackendOptions> Backends { get; } = new(StringComparer.OrdinalIgnoreCase);
+}
+
+/// <summary>
+/// Resolves backend names to clients. <c>scripted</c> is always there; <c>default</c> is always there (an
+/// OpenAI-compatible server at <see cref="GenerationBackendOptions.DefaultBaseUrl"/> unless configured); other names
+/// come from configuration or code registrations. Clients are created once and reused.
+/// </summary>
+internal sealed class GenerationBackends : IDisposable
+{
+    public const string Scripted = "scripted";
+    public const string Default = "default";
+
+    private readonly ConcurrentDictionary<string, Lazy<GenerationBackend>> _backends = new(StringComparer.OrdinalIgnoreCase);
+    private readonly GenerationBackendsOptions _configured;
+    private readonly Dictionary<string, GenerationBackendRegistration> _registrations;
+    private readonly ScriptedBackendOptions _scripted;
+    private readonly GenerationOptions _generation;
+    private readonly IServiceProvider _services;
+
+    public GenerationBackends(
+        IOptions<GenerationBackendsOptions> configured,
+        IOptions<ScriptedBackendOptions> scripted,
+        IOptions<GenerationOptions> generation,
+        IEnumerable<GenerationBackendRegistration> registrations,
+        IServiceProvider services)
+    {
+        _configured = configured.Value;
+        _scripted = scripted.Value;
+        _generation = generation.Value;
+        _registrations = registrations.GroupBy(r => r.Name, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
+        _services = services;
+    }
+
+    /// <summary>
+    /// The backend name a new session gets: the requested one, else <c>scripted</c> for model <c>scripted</c>, else
+    /// <see cref="GenerationOptions.DefaultBackend"/>. Throws <see cref="InvalidSessionInputException"/> for an unknown name.
+    /// </summary>
+    public string ChooseName(string? requested, string model)
+    {
+        var name = !string.IsNullOrWhiteSpace(requested)
+            ? requested.Trim()
+            : string.Equals(model, Scripted, StringComparison.OrdinalIgnoreCase) ? Scripted : _generation.DefaultBackend;
+        if (!IsKnown(name))
+        {
+            var known = string.Join(", ", KnownNames());
+            throw new InvalidSessionInputException(
+                "backend",
+                $"No backend named '{name}' is configured (known: {known}). Configure it under Backends:{name}:BaseUrl, or pick one of the known names.");
+        }
+
+        return name.ToLowerInvariant();
+    }
+
+    /// <summary>Names that <see cref="Get"/> resolves.</summary>
+    public IReadOnlyList<string> KnownNames() =>
+        [.. new[] { Scripted, Default }.Concat(_configured.Backends.Keys).Concat(_registrations.Keys)
+            .Select(n => n.ToLowerInvariant()).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+
+    public bool IsKnown(string name) =>
+        string.Equals(name, Scripted, StringComparison.OrdinalIgnoreCase)
+        || string.Equals(name, Default, StringComparison.OrdinalIgnoreCase)
+        || _configured.Backends.ContainsKey(name)
+        || _registrations.ContainsKey(name);
+
+    /// <summary>The backend for <paramref name="name"/>, created on first use.</summary>
+    public GenerationBackend Get(string name) => _backends.GetOrAdd(name, n => new Lazy<GenerationBackend>(() => Create(n))).Value;
+
+    public void Dispose()
+    {
+        foreach (var backend in _backends.Values.Where(b => b.IsValueCreated))
+        {
+            backend.Value.Client.Dispose();
+        }
+    }
+
+    private GenerationBackend Create(string name)
+    {
+        if (_registrations.TryGetValue(name, out var registration))
+        {
+            return new GenerationBackend(name, registration.Factory(_services), registration.SupportsPrefill, Math.Max(1, registration.MaxConcurrency));
+        }
+
+        if (!_configured.Backends.TryGetValue(name, out var options))
+        {
+            if (string.Equals(name, Scripted, StringComparison.OrdinalIgnoreCase))
+            {
+                return new GenerationBackend(Scripted, new ScriptedChatClient(_scripted, _services.GetService<TimeProvider>()), true, Math.Max(1, _scripted.MaxConcurrency), Scripted);
+            }
+
+            if (!string.Equals(name, Default, StringComparison.OrdinalIgnoreCase))
+            {
+                throw new InvalidOperationException($"No backend named '{name}' is configured; set Backends:{name}:BaseUrl.");
+            }
+
+            options = new GenerationBackendOptions();
+        }
+
+        if (string.Equals(options.Type, Scripted, StringComparison.OrdinalIgnoreCase))
+        {
+            return new GenerationBackend(name, new ScriptedChatClient(_scripted, _services.GetService<TimeProvider>()), true, Math.Max(1, options.MaxConcurrency), Scripted);
+        }
+
+        if (!string.Equals(options.Type, "openai", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new InvalidOperationException($"Backends:{name}:Type is '{options.Type}'; use 'openai' (any OpenAI-compatible server) or 'scripted'.");
+        }
+
+        var client = new OpenAICompatibleChatClient(
+            name,
+            options,
+            _services.GetService<TimeProvider>() ?? TimeProvider.System,
+            _services.GetService<ILoggerFactory>()?.CreateLogger<OpenAICompatibleChatClient>());
+        return new GenerationBackend(name, client, options.Prefill != PrefillMode.None, Math.Max(1, options.MaxConcurrency), options.Model);
+    }
+}

@@ -1,0 +1,140 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+
+namespace Holdfast.Generation;
+
+/// <summary>
+/// In-process fan-out of log events to live followers. Chunks are published the moment the backend produces them,
+/// before their group commit; the hub keeps them until the commit is done, so a follower that subscribes in
+/// between gets them from the hub (<see cref="Subscription.Pending"/>) rather than missing them.
+/// </summary>
+internal sealed class GenerationEventHub
+{
+    private readonly ConcurrentDictionary<string, Topic> _topics = new(StringComparer.Ordinal);
+
+    /// <summary>Publishes an event to the session's followers; <paramref name="persisted"/> false keeps it until <see cref="MarkPersisted"/>.</summary>
+    public void Publish(GenerationLogEvent logEvent, bool persisted)
+    {
+        var topic = persisted ? _topics.GetValueOrDefault(logEvent.SessionId) : _topics.GetOrAdd(logEvent.SessionId, _ => new Topic());
+        if (topic is null)
+        {
+            return;
+        }
+
+        lock (topic)
+        {
+            if (!persisted)
+            {
+                topic.Pending.Add(logEvent);
+            }
+
+            foreach (var subscriber in topic.Subscribers)
+            {
+                subscriber.Writer.TryWrite(logEvent);
+            }
+        }
+    }
+
+    /// <summary>Forgets pending events up to <paramref name="seq"/> (they are now readable from the store).</summary>
+    public void MarkPersisted(string sessionId, long seq)
+    {
+        if (!_topics.TryGetValue(sessionId, out var topic))
+        {
+            return;
+        }
+
+        lock (topic)
+        {
+            topic.Pending.RemoveAll(e => e.Seq <= seq);
+            RemoveIfIdle(sessionId, topic);
+        }
+    }
+
+    /// <summary>Drops every pending event of a session (its run ended; nothing more will be committed for it).</summary>
+    public void ClearPending(string sessionId)
+    {
+        if (_topics.TryGetValue(sessionId, out var topic))
+        {
+            lock (topic)
+            {
+                topic.Pending.Clear();
+                RemoveIfIdle(sessionId, topic);
+            }
+        }
+    }
+
+    /// <summary>Subscribes to a session; the snapshot of pending events and the subscription are taken atomically.</summary>
+    public Subscription Subscribe(string sessionId)
+    {
+        while (true)
+        {
+            var topic = _topics.GetOrAdd(sessionId, _ => new Topic());
+            lock (topic)
+            {
+                if (topic.Removed)
+                {
+                    continue;
+                }
+
+                var channel = Channel.CreateUnbounded<GenerationLogEvent>(new UnboundedChannelOptions { SingleReader = true });
+                topic.Subscribers.Add(channel);
+                return new Subscription(this, sessionId, topic, channel, [.. topic.Pending]);
+            }
+        }
+    }
+
+    /// <summary>Number of sessions with followers or pending events (for tests and metrics).</summary>
+    public int TopicCount => _topics.Count;
+
+    private void Unsubscribe(string sessionId, Topic topic, Channel<GenerationLogEvent> channel)
+    {
+        lock (topic)
+        {
+            topic.Subscribers.Remove(channel);
+            channel.Writer.TryComplete();
+            RemoveIfIdle(sessionId, topic);
+        }
+    }
+
+    private void RemoveIfIdle(string sessionId, Topic topic)
+    {
+        if (topic.Subscribers.Count == 0 && topic.Pending.Count == 0 && !topic.Removed)
+        {
+            topic.Removed = true;
+            _topics.TryRemove(new KeyValuePair<string, Topic>(sessionId, topic));
+        }
+    }
+
+    internal sealed class Topic
+    {
+        public List<GenerationLogEvent> Pending { get; } = [];
+
+        public List<Channel<GenerationLogEvent>> Subscribers { get; } = [];
+
+        public bool Removed { get; set; }
+    }
+
+    /// <summary>A live follower's subscription: pending events at subscribe time, then everything published after.</summary>
+    internal sealed class Subscription : IDisposable
+    {
+        private readonly GenerationEventHub _hub;
+        private readonly string _sessionId;
+        private readonly Topic _topic;
+        private readonly Channel<GenerationLogEvent> _channel;
+
+        public Subscription(GenerationEventHub hub, string sessionId, Topic topic, Channel<GenerationLogEvent> channel, IReadOnlyList<GenerationLogEvent> pending)
+        {
+            _hub = hub;
+            _sessionId = sessionId;
+            _topic = topic;
+            _channel = channel;
+            Pending = pending;
+        }
+
+        public IReadOnlyList<GenerationLogEvent> Pending { get; }
+
+        public ChannelReader<GenerationLogEvent> Reader => _channel.Reader;
+
+        public void Dispose() => _hub.Unsubscribe(_sessionId, _topic, _channel);
+    }
+}

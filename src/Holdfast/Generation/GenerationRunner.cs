@@ -1,0 +1,466 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Holdfast.Generation.Backends;
+using Holdfast.Storage.Sqlite;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Holdfast.Generation;
+
+/// <summary>
+/// The hosted service that owns running generation sessions in this process. At start it runs the recovery sweep;
+/// then it claims queued sessions (up to each backend's concurrency limit), streams each from its backend with one
+/// cancellation source per session, fans chunks out to live followers at once and hands them to the
+/// <see cref="GenerationLogWriter"/> for group commit. Pause and cancel cancel the run's token, which closes the
+/// upstream stream; the run then commits its last chunks and its new status.
+/// </summary>
+internal sealed partial class GenerationRunner : BackgroundService
+{
+    /// <summary>Instruction of the declared fallback for backends that cannot prefill.</summary>
+    public const string FallbackInstruction =
+        "Continue your previous answer exactly where it stopped, without repeating or summarising anything. Output only the continuation.";
+
+    private const int ClaimBatch = 256;
+    private const int MaxPreviousSessions = 32;
+
+    private readonly SqliteGenerationStore _store;
+    private readonly GenerationLogWriter _writer;
+    private readonly GenerationEventHub _hub;
+    private readonly GenerationBackends _backends;
+    private readonly SqliteDatabase _database;
+    private readonly GenerationOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, RunHandle> _runs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _runningPerBackend = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly TaskCompletionSource _recovered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public GenerationRunner(
+        SqliteGenerationStore store,
+        GenerationLogWriter writer,
+        GenerationEventHub hub,
+        GenerationBackends backends,
+        SqliteDatabase database,
+        IOptions<GenerationOptions> options,
+        TimeProvider time,
+        ILogger<GenerationRunner> logger)
+    {
+        _store = store;
+        _writer = writer;
+        _hub = hub;
+        _backends = backends;
+        _database = database;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Completes once the recovery sweep at start-up is done.</summary>
+#pragma warning disable VSTHRD003 // The source is ours; ExecuteAsync completes it.
+    public Task Recovered => _recovered.Task;
+#pragma warning restore VSTHRD003
+
+    /// <summary>Sessions running in this process now.</summary>
+    public int RunningCount => _runs.Count;
+
+    /// <summary>Asks the dispatcher to look for queued sessions now.</summary>
+    public void Wake() => _wake.Writer.TryWrite(true);
+
+    /// <summary>True when this process runs the session.</summary>
+    public bool IsRunning(string sessionId) => _runs.ContainsKey(sessionId);
+
+    /// <summary>
+    /// Stops the session's run now (its desired state changed): the upstream request is cancelled, its chunks are
+    /// committed, then its status. Returns false when this process does not run it.
+    /// </summary>
+    public bool RequestStop(string sessionId)
+    {
+        if (_runs.TryGetValue(sessionId, out var handle))
+        {
+            handle.Stop(shutdown: false);
+            return true;
+        }
+
+        return false;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await WaitForSchemaAsync(stoppingToken);
+            var recovered = await _store.RecoverInterruptedAsync(_options.RecoveryPolicy, stoppingToken);
+            foreach (var change in recovered)
+            {
+                PublishStatus(change);
+            }
+
+            if (recovered.Count > 0)
+            {
+                LogRecovered(recovered.Count, _options.RecoveryPolicy);
+            }
+
+            _recovered.TrySetResult();
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            _recovered.TrySetCanceled(stoppingToken);
+            return;
+        }
+        catch (Exception ex)
+        {
+            _recovered.TrySetException(ex);
+            throw;
+        }
+
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await DispatchAsync(stoppingToken);
+                await ReconcileStopsAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+#pragma warning disable CA1031 // The dispatcher must keep going after a store hiccup; it retries on the next tick.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                LogDispatchFailed(ex);
+            }
+
+            using var tick = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            tick.CancelAfter(_options.PollInterval);
+            try
+            {
+                await _wake.Reader.ReadAsync(tick.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // Poll interval elapsed (or stopping).
+            }
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        var runs = _runs.Values.ToList();
+        foreach (var run in runs)
+        {
+            run.Stop(shutdown: true);
+        }
+
+        await Task.WhenAll(runs.Select(r => r.Completion)).WaitAsync(cancellationToken);
+        await _writer.FlushAsync().WaitAsync(cancellationToken);
+    }
+
+    private async Task WaitForSchemaAsync(CancellationToken cancellationToken)
+    {
+        var warned = false;
+        while (true)
+        {
+            var status = await _database.GetMigrationStatusAsync(cancellationToken);
+            SqliteDatabase.ThrowOnProblems(status);
+            if (status.Pending.Count == 0)
+            {
+                return;
+            }
+
+            if (!warned)
+            {
+                LogWaitingForMigrations(status.Pending.Count);
+                warned = true;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(200), _time, cancellationToken);
+        }
+    }
+
+    private async Task DispatchAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var chosen = new List<(string Id, RunHandle Handle)>();
+            var claimed = await _store.ClaimRunnableAsync(
+                candidate =>
+                {
+                    if (_runs.ContainsKey(candidate.Id) || !_backends.IsKnown(candidate.Backend))
+                    {
+                        return (false, null);
+                    }
+
+                    var backend = _backends.Get(candidate.Backend);
+                    lock (_runningPerBackend)
+                    {
+                        var running = _runningPerBackend.GetValueOrDefault(backend.Name);
+                        if (running >= backend.MaxConcurrency)
+                        {
+                            return (false, null);
+                        }
+
+                        _runningPerBackend[backend.Name] = running + 1;
+                    }
+
+                    // Registered before the claim commits, so a cancel that follows the claim always finds the run.
+                    var handle = new RunHandle(backend, stoppingToken);
+                    _runs[candidate.Id] = handle;
+                    chosen.Add((candidate.Id, handle));
+                    return (true, candidate.HasOutput ? (backend.SupportsPrefill ? "prefill" : "fallback:instruction") : null);
+                },
+                ClaimBatch,
+                stoppingToken);
+
+            var claimedIds = claimed.Select(c => c.Session.Id).ToHashSet(StringComparer.Ordinal);
+            foreach (var (id, handle) in chosen.Where(c => !claimedIds.Contains(c.Id)))
+            {
+                Release(id, handle);
+            }
+
+            foreach (var change in claimed)
+            {
+                PublishStatus(change);
+                var handle = _runs[change.Session.Id];
+                handle.Completion = Task.Run(() => RunAsync(change.Session, handle), CancellationToken.None);
+            }
+
+            if (chosen.Count < ClaimBatch)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task ReconcileStopsAsync(CancellationToken cancellationToken)
+    {
+        if (_runs.IsEmpty)
+        {
+            return;
+        }
+
+        foreach (var id in await _store.ListStopRequestedAsync(cancellationToken))
+        {
+            RequestStop(id);
+        }
+    }
+
+    private async Task RunAsync(GenerationSession session, RunHandle handle)
+    {
+        var backend = handle.Backend;
+        var seq = session.LastSeq;
+        var chunks = 0L;
+        string? finishReason = null;
+        long? inputTokens = null;
+        RunFinish finish;
+        try
+        {
+            var messages = await BuildConversationAsync(session, backend, handle.Token);
+            var remaining = session.Parameters.MaxTokens is { } max ? max - session.Usage.OutputTokens : (long?)null;
+            if (remaining <= 0)
+            {
+                finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Complete, FinishReason: "length");
+            }
+            else
+            {
+                var options = new ChatOptions
+                {
+                    ModelId = string.Equals(session.Model, "default", StringComparison.OrdinalIgnoreCase) ? backend.DefaultModel ?? session.Model : session.Model,
+                    Temperature = (float?)session.Parameters.Temperature,
+                    TopP = (float?)session.Parameters.TopP,
+                    MaxOutputTokens = remaining is { } r ? (int)Math.Min(r, int.MaxValue) : null,
+                    Seed = session.Parameters.Seed,
+                    StopSequences = session.Parameters.Stop?.ToList(),
+                };
+                await foreach (var update in backend.Client.GetStreamingResponseAsync(messages, options, handle.Token).WithCancellation(handle.Token))
+                {
+                    var text = update.Text;
+                    if (!string.IsNullOrEmpty(text))
+                    {
+                        seq++;
+                        chunks++;
+                        _hub.Publish(GenerationLogEvent.Chunk(session.Id, seq, text), persisted: false);
+                        _writer.Enqueue(new ChunkAppend(session.Id, session.Attempts, seq, text));
+                    }
+
+                    if (update.FinishReason is { } reason)
+                    {
+                        finishReason = reason.Value;
+                    }
+
+                    foreach (var usage in update.Contents.OfType<UsageContent>())
+                    {
+                        inputTokens = usage.Details.InputTokenCount ?? inputTokens;
+                    }
+                }
+
+                finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Complete, FinishReason: finishReason ?? "stop", InputTokens: inputTokens);
+            }
+        }
+        catch (OperationCanceledException) when (handle.Token.IsCancellationRequested)
+        {
+            finish = new RunFinish(
+                session.Id, session.Attempts, handle.IsShutdown ? GenerationCommand.Interrupt(_options.RecoveryPolicy) : GenerationCommand.Stop, InputTokens: inputTokens);
+        }
+#pragma warning disable CA1031 // Any backend failure ends the run as failed with its message; the session stays resumable.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            var message = ex is GenerationBackendException or Sessions.HoldfastException
+                ? ex.Message
+                : $"Backend '{backend.Name}' failed: {ex.GetType().Name}: {ex.Message}. The partial output is kept and the session can be resumed.";
+            LogRunFailed(session.Id, backend.Name, chunks, message);
+            finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Fail, Error: message, InputTokens: inputTokens);
+        }
+
+        try
+        {
+            var change = await _writer.FinishAsync(finish);
+            _hub.ClearPending(session.Id);
+            if (change is not null)
+            {
+                PublishStatus(change);
+            }
+        }
+#pragma warning disable CA1031 // Recovery picks the session up at the next start when its ending cannot be written now.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            LogFinishFailed(ex, session.Id);
+        }
+        finally
+        {
+            Release(session.Id, handle);
+            Wake();
+        }
+    }
+
+    private async Task<List<ChatMessage>> BuildConversationAsync(GenerationSession session, GenerationBackend backend, CancellationToken cancellationToken)
+    {
+        var chain = new List<GenerationSession>();
+        var previousId = session.PreviousSessionId;
+        while (previousId is not null && chain.Count < MaxPreviousSessions)
+        {
+            var previous = await _store.FindAsync(previousId, session.Owner, cancellationToken);
+            if (previous is null)
+            {
+                break;
+            }
+
+            chain.Add(previous);
+            previousId = previous.PreviousSessionId;
+        }
+
+        var messages = new List<ChatMessage>();
+        for (var i = chain.Count - 1; i >= 0; i--)
+        {
+            messages.AddRange(chain[i].Input.Select(ToChatMessage));
+            if (chain[i].Output.Length > 0)
+            {
+                messages.Add(new ChatMessage(ChatRole.Assistant, chain[i].Output));
+            }
+        }
+
+        messages.AddRange(session.Input.Select(ToChatMessage));
+        if (session.Output.Length > 0)
+        {
+            messages.Add(new ChatMessage(ChatRole.Assistant, session.Output));
+            if (!backend.SupportsPrefill)
+            {
+                messages.Add(new ChatMessage(ChatRole.User, FallbackInstruction));
+            }
+        }
+
+        return messages;
+    }
+
+    private static ChatMessage ToChatMessage(GenerationMessage message) => new(new ChatRole(message.Role), message.Content);
+
+    private void PublishStatus(GenerationChange change)
+    {
+        if (change.StatusEvent is { } statusEvent)
+        {
+            _hub.Publish(statusEvent, persisted: true);
+        }
+    }
+
+    private void Release(string id, RunHandle handle)
+    {
+        if (_runs.TryRemove(new KeyValuePair<string, RunHandle>(id, handle)))
+        {
+            lock (_runningPerBackend)
+            {
+                _runningPerBackend[handle.Backend.Name] = Math.Max(0, _runningPerBackend.GetValueOrDefault(handle.Backend.Name) - 1);
+            }
+        }
+
+        handle.Dispose();
+    }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Recovery: {Count} sessions left running by a stopped process were restored (policy {Policy})")]
+    private partial void LogRecovered(int count, GenerationRecoveryPolicy policy);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "Generation dispatcher failed; retrying on the next tick")]
+    private partial void LogDispatchFailed(Exception exception);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Session {SessionId} failed on backend {Backend} after {Chunks} chunks: {Error}")]
+    private partial void LogRunFailed(string sessionId, string backend, long chunks, string error);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "The end of the run of session {SessionId} could not be written; recovery restores it at the next start")]
+    private partial void LogFinishFailed(Exception exception, string sessionId);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "Generation runner waits for {Count} pending migrations (applied at start, or run `holdfast migrate`)")]
+    private partial void LogWaitingForMigrations(int count);
+
+    /// <summary>One run: its backend, its cancellation source, and the task that ends when its status is written.</summary>
+    private sealed class RunHandle : IDisposable
+    {
+        private readonly CancellationTokenSource _cancellation;
+        private int _disposed;
+
+        public RunHandle(GenerationBackend backend, CancellationToken stoppingToken)
+        {
+            Backend = backend;
+            _cancellation = new CancellationTokenSource();
+            _ = stoppingToken;
+        }
+
+        public GenerationBackend Backend { get; }
+
+        public CancellationToken Token => _cancellation.Token;
+
+        public bool IsShutdown { get; private set; }
+
+        public Task Completion { get; set; } = Task.CompletedTask;
+
+        public void Stop(bool shutdown)
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return;
+            }
+
+            IsShutdown |= shutdown;
+            try
+            {
+                _cancellation.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The run ended meanwhile.
+            }
+        }
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                _cancellation.Dispose();
+            }
+        }
+    }
+}

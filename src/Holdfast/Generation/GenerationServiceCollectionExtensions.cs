@@ -1,0 +1,71 @@
+using Holdfast.Generation.Backends;
+using Holdfast.Storage.Sqlite;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Holdfast.Generation;
+
+/// <summary>Registers generation sessions: options, backends, store, group-commit writer, runner and <see cref="GenerationSessions"/>.</summary>
+public static class GenerationServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds generation sessions (idempotent). Options come from the <c>Generation</c>, <c>Backends</c> and
+    /// <c>Scripted</c> configuration sections. Needs the SQLite database (<c>AddHoldfastStorage</c>) and
+    /// <see cref="IConfiguration"/>; the runner is a hosted service.
+    /// </summary>
+    public static IServiceCollection AddHoldfastGeneration(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        if (services.Any(d => d.ServiceType == typeof(GenerationSessions)))
+        {
+            return services;
+        }
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<GenerationOptions>()
+            .BindConfiguration(GenerationOptions.SectionName)
+            .Validate(
+                o =>
+                {
+                    o.Validate();
+                    return true;
+                })
+            .ValidateOnStart();
+        services.AddOptions<ScriptedBackendOptions>().BindConfiguration(ScriptedBackendOptions.SectionName);
+        services.AddOptions<GenerationBackendsOptions>()
+            .Configure<IServiceProvider>((o, sp) => sp.GetService<IConfiguration>()?.GetSection(GenerationBackendOptions.SectionName).Bind(o.Backends));
+
+        services.TryAddSingleton<GenerationBackends>();
+        services.TryAddSingleton<GenerationEventHub>();
+        services.TryAddSingleton(sp => new SqliteGenerationStore(sp.GetRequiredService<SqliteDatabase>(), sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<GenerationLogWriter>();
+        services.TryAddSingleton<GenerationRunner>();
+        services.AddHostedService(sp => sp.GetRequiredService<GenerationRunner>());
+        services.TryAddSingleton(sp => new GenerationSessions(
+            sp.GetRequiredService<SqliteGenerationStore>(),
+            sp.GetRequiredService<GenerationEventHub>(),
+            sp.GetRequiredService<GenerationRunner>(),
+            sp.GetRequiredService<GenerationBackends>(),
+            sp.GetRequiredService<IOptions<GenerationOptions>>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp));
+        return services;
+    }
+
+    /// <summary>
+    /// Adds a backend from code: any <see cref="IChatClient"/> under <paramref name="name"/> (sessions pick it with
+    /// <c>backend</c>). <paramref name="supportsPrefill"/> says whether it continues a trailing assistant message;
+    /// when false the declared fallback is used on resume.
+    /// </summary>
+    public static IServiceCollection AddHoldfastGenerationBackend(
+        this IServiceCollection services, string name, Func<IServiceProvider, IChatClient> factory, bool supportsPrefill, int maxConcurrency = 4)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.AddSingleton(new GenerationBackendRegistration(name, factory, supportsPrefill, maxConcurrency));
+        return services;
+    }
+}

@@ -1,0 +1,213 @@
+using Holdfast.Generation;
+using Holdfast.Sessions;
+using Holdfast.TestHelpers;
+
+namespace Holdfast.Tests.Generation;
+
+public sealed class GenerationControlTests
+{
+    private static readonly Dictionary<string, string?> Slow = new()
+    {
+        ["Scripted:TokensPerSecond"] = "100",
+        ["Scripted:MaxTokens"] = "60",
+    };
+
+    [Fact(Timeout = 60_000)]
+    public async Task PauseAsync_ThenResume_OutputEqualsUninterruptedRun()
+    {
+        await using var host = await GenerationTestHost.StartAsync(Slow);
+        var request = GenerationTestHost.ScriptedRequest(seed: 11);
+        var (session, _) = await host.Sessions.CreateAsync(request);
+        await Poll.UntilAsync(() => host.Sessions.GetAsync(session.Id, null), s => s.Usage.OutputTokens >= 10, "some output");
+
+        var paused = await host.Sessions.PauseAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+        var pausedOutput = paused.Output;
+        var resumed = await host.Sessions.ResumeAsync(session.Id, GenerationTestHost.Alice);
+        var done = await host.WaitForStatusAsync(session.Id, GenerationStatus.Completed);
+
+        paused.Status.ShouldBe(GenerationStatus.Paused);
+        paused.PauseReason.ShouldBe("user");
+        pausedOutput.Length.ShouldBeGreaterThan(0);
+        pausedOutput.Length.ShouldBeLessThan(done.Output.Length);
+        resumed.Status.ShouldBeOneOf(GenerationStatus.Queued, GenerationStatus.Running);
+        done.Output.ShouldBe(GenerationTestHost.ExpectedText(request));
+        done.Attempts.ShouldBe(2);
+        done.Continuation.ShouldBe("prefill");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task PauseAsync_Repeated_SucceedsWithoutChange()
+    {
+        await using var host = await GenerationTestHost.StartAsync(Slow);
+        var (session, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest());
+        var first = await host.Sessions.PauseAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+
+        var second = await host.Sessions.PauseAsync(session.Id, GenerationTestHost.Alice);
+
+        first.Status.ShouldBe(GenerationStatus.Paused);
+        second.Version.ShouldBe(first.Version);
+        second.Status.ShouldBe(GenerationStatus.Paused);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ResumeAsync_CompletedSession_ThrowsConflictWithClearMessage()
+    {
+        await using var host = await GenerationTestHost.StartAsync();
+        var (session, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest());
+        await host.WaitForStatusAsync(session.Id, GenerationStatus.Completed);
+
+        var error = await Should.ThrowAsync<SessionConflictException>(() => host.Sessions.ResumeAsync(session.Id, GenerationTestHost.Alice));
+
+        error.Message.ShouldContain("already completed");
+        error.CurrentState.ShouldBe("completed");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task CancelAsync_Repeated_ReturnsSameRecord()
+    {
+        await using var host = await GenerationTestHost.StartAsync(Slow);
+        var (session, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest());
+        await Poll.UntilAsync(() => host.Sessions.GetAsync(session.Id, null), s => s.Usage.OutputTokens >= 3, "some output");
+
+        var first = await host.Sessions.CancelAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+        var second = await host.Sessions.CancelAsync(session.Id, GenerationTestHost.Alice);
+        var third = await host.Sessions.CancelAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(1));
+
+        first.Status.ShouldBe(GenerationStatus.Cancelled);
+        first.Output.ShouldNotBeEmpty();
+        foreach (var again in new[] { second, third })
+        {
+            (again.Version, again.Status, again.Output, again.UpdatedAt).ShouldBe((first.Version, first.Status, first.Output, first.UpdatedAt));
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task CancelAsync_StaleExpectedVersion_ThrowsConflictAndChangesNothing()
+    {
+        await using var host = await GenerationTestHost.StartAsync(Slow);
+        var (session, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest());
+        var paused = await host.Sessions.PauseAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+
+        await Should.ThrowAsync<SessionConflictException>(() => host.Sessions.CancelAsync(session.Id, GenerationTestHost.Alice, expectedVersion: paused.Version - 1));
+        var after = await host.Sessions.GetAsync(session.Id, null);
+
+        after.Status.ShouldBe(GenerationStatus.Paused);
+        after.Version.ShouldBe(paused.Version);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ResumeAsync_TwoConcurrent_ExactlyOneRun()
+    {
+        await using var host = await GenerationTestHost.StartAsync(Slow);
+        var request = GenerationTestHost.ScriptedRequest(seed: 5);
+        var (session, _) = await host.Sessions.CreateAsync(request);
+        await Poll.UntilAsync(() => host.Sessions.GetAsync(session.Id, null), s => s.Usage.OutputTokens >= 5, "some output");
+        var paused = await host.Sessions.PauseAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+
+        var resumes = await Task.WhenAll(
+            Task.Run(() => host.Sessions.ResumeAsync(session.Id, new Actor("alice"))),
+            Task.Run(() => host.Sessions.ResumeAsync(session.Id, new Actor("bob"))));
+        var done = await host.WaitForStatusAsync(session.Id, GenerationStatus.Completed);
+        var audit = await host.Sessions.ReadLogAsync(session.Id, null, 0, 5000);
+
+        resumes.ShouldAllBe(r => r.Version > paused.Version && r.Status != GenerationStatus.Paused);
+        done.Attempts.ShouldBe(2);
+        done.Output.ShouldBe(GenerationTestHost.ExpectedText(request));
+        audit.Count(e => e.StatusChange?.Status == GenerationStatus.Running).ShouldBe(2);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task CreateAsync_FiveConcurrentWithOneIdempotencyKey_OneSession()
+    {
+        await using var host = await GenerationTestHost.StartAsync();
+        var request = GenerationTestHost.ScriptedRequest() with { IdempotencyKey = "start-123" };
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => Task.Run(() => host.Sessions.CreateAsync(request))));
+        var page = await host.Sessions.ListAsync(new GenerationListQuery { Owner = "alice" });
+
+        results.Select(r => r.Session.Id).Distinct().Count().ShouldBe(1);
+        results.Count(r => r.Created).ShouldBe(1);
+        page.Items.Count.ShouldBe(1);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task CreateAsync_SameKeyDifferentRequest_ThrowsConflict()
+    {
+        await using var host = await GenerationTestHost.StartAsync();
+        await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest(seed: 1) with { IdempotencyKey = "k1" });
+
+        var error = await Should.ThrowAsync<SessionConflictException>(() => host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest(seed: 2) with { IdempotencyKey = "k1" }));
+
+        error.Message.ShouldContain("Idempotency-Key");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task GetAsync_OtherOwner_NotFound()
+    {
+        await using var host = await GenerationTestHost.StartAsync();
+        var (session, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest(owner: "alice"));
+
+        await Should.ThrowAsync<SessionNotFoundException>(() => host.Sessions.GetAsync(session.Id, "bob"));
+        await Should.ThrowAsync<SessionNotFoundException>(() => host.Sessions.CancelAsync(session.Id, new Actor("bob"), "bob"));
+        (await host.Sessions.GetAsync(session.Id, "alice")).Id.ShouldBe(session.Id);
+        (await host.Sessions.GetAsync(session.Id, null)).Id.ShouldBe(session.Id);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task FollowAsync_SeveralReaders_NoGapNoDuplicateAndEndsAtTerminal()
+    {
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "300", ["Scripted:MaxTokens"] = "90" });
+        var request = GenerationTestHost.ScriptedRequest(seed: 3);
+        var (session, _) = await host.Sessions.CreateAsync(request);
+
+        async Task<List<GenerationLogEvent>> FollowAsync(long after)
+        {
+            var events = new List<GenerationLogEvent>();
+            await foreach (var e in host.Sessions.FollowAsync(session.Id, "alice", after))
+            {
+                events.Add(e);
+            }
+
+            return events;
+        }
+
+        var early = FollowAsync(0);
+        await Poll.UntilAsync(() => host.Sessions.GetAsync(session.Id, null), s => s.Usage.OutputTokens >= 20, "some output");
+        var middle = FollowAsync(5);
+        var late = FollowAsync(0);
+        var all = await Task.WhenAll(early, middle, late);
+        var done = await host.Sessions.GetAsync(session.Id, null);
+
+        foreach (var (events, after) in new[] { (all[0], 0L), (all[1], 5L), (all[2], 0L) })
+        {
+            events.Select(e => e.Seq).ShouldBe(Enumerable.Range((int)after + 1, events.Count).Select(i => (long)i));
+            events[^1].StatusChange!.Status.ShouldBe(GenerationStatus.Completed);
+            events[^1].Seq.ShouldBe(done.LastSeq);
+        }
+
+        string.Concat(all[0].Where(e => e.Type == GenerationLogEventType.Chunk).Select(e => e.Text)).ShouldBe(done.Output);
+        done.Output.ShouldBe(GenerationTestHost.ExpectedText(request, 90));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ForkAsync_AtSeq_StartsWithPrefixAndContinues()
+    {
+        await using var host = await GenerationTestHost.StartAsync();
+        var request = GenerationTestHost.ScriptedRequest(seed: 9);
+        var (parent, _) = await host.Sessions.CreateAsync(request);
+        var done = await host.WaitForStatusAsync(parent.Id, GenerationStatus.Completed);
+        var log = await host.Sessions.ReadLogAsync(parent.Id, null, 0, 5000);
+        var at = log.Where(e => e.Type == GenerationLogEventType.Chunk).ElementAt(20).Seq;
+        var prefix = string.Concat(log.Where(e => e.Type == GenerationLogEventType.Chunk && e.Seq <= at).Select(e => e.Text));
+
+        var fork = await host.Sessions.ForkAsync(parent.Id, GenerationTestHost.Alice, "alice", at);
+        var forkDone = await host.WaitForStatusAsync(fork.Id, GenerationStatus.Completed);
+
+        fork.Output.ShouldBe(prefix);
+        fork.ForkedFrom.ShouldBe(parent.Id);
+        fork.ForkedAtSeq.ShouldBe(at);
+        forkDone.Output.ShouldStartWith(prefix);
+        forkDone.Output.ShouldBe(done.Output, "the scripted backend continues the same stream");
+        (await host.Sessions.GetAsync(parent.Id, null)).Version.ShouldBe(done.Version);
+    }
+}
