@@ -123,6 +123,7 @@ public static class HoldfastServer
         services.TryAddSingleton<PrometheusMetrics>();
         services.TryAddSingleton<ServerMetrics>();
         services.TryAddSingleton<SessionCounts>();
+        services.TryAddSingleton<Holdfast.Server.Streaming.GenerationStream>();
         services.AddOptions<Holdfast.Bots.BotOptions>().PostConfigure<IOptions<ServerOptions>, IConfiguration>((bots, server, configuration) =>
         {
             // Pairing links point at this server unless Bots:PublicBaseUrl says otherwise.
