@@ -8,6 +8,7 @@ ServeCommand.AddTo(root);
 GenerationCommands.AddTo(root);
 BotCommands.AddTo(root);
 TopCommand.AddTo(root);
+KeyCommands.AddTo(root);
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)

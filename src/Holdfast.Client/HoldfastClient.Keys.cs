@@ -6,8 +6,8 @@ public sealed partial class HoldfastClient
 {
     /// <summary>Lists API keys (admins only), without their secrets. Completes with all of them.</summary>
     /// <param name="cancellationToken">Abandons the request.</param>
-    public Task<IReadOnlyList<ApiKeyInfo>> ListKeysAsync(CancellationToken cancellationToken = default) =>
-        SendAsync<IReadOnlyList<ApiKeyInfo>>(HttpMethod.Get, "api/v1/keys", cancellationToken: cancellationToken);
+    public async Task<IReadOnlyList<ApiKeyInfo>> ListKeysAsync(CancellationToken cancellationToken = default) =>
+        (await SendAsync<ItemPage<ApiKeyInfo>>(HttpMethod.Get, "api/v1/keys", cancellationToken: cancellationToken)).Items;
 
     /// <summary>
     /// Creates an API key for <paramref name="user"/> (admins only). Completes once its hash is stored; the returned
@@ -19,9 +19,9 @@ public sealed partial class HoldfastClient
     public Task<CreatedApiKey> CreateKeyAsync(string user, bool admin = false, CancellationToken cancellationToken = default) =>
         SendAsync<CreatedApiKey>(HttpMethod.Post, "api/v1/keys", new CreateApiKeyRequest(user, admin), cancellationToken: cancellationToken);
 
-    /// <summary>Revokes an API key (admins only). Completes once requests with it are refused.</summary>
+    /// <summary>Revokes an API key (admins only). Completes once requests with it are refused; returns the revoked key.</summary>
     /// <param name="keyId">The key's id (not its secret).</param>
     /// <param name="cancellationToken">Abandons the request.</param>
-    public Task RevokeKeyAsync(string keyId, CancellationToken cancellationToken = default) =>
-        SendNoContentAsync(HttpMethod.Delete, $"api/v1/keys/{Escape(keyId)}", cancellationToken);
+    public Task<ApiKeyInfo> RevokeKeyAsync(string keyId, CancellationToken cancellationToken = default) =>
+        SendAsync<ApiKeyInfo>(HttpMethod.Delete, $"api/v1/keys/{Escape(keyId)}", cancellationToken: cancellationToken);
 }

@@ -50,16 +50,9 @@ internal static class ServerConnection
         }
 
         var socket = Path.Combine(HoldfastPaths.ResolveDataDirectory(), SocketFileName);
-        if (!File.Exists(socket))
-        {
-            throw new ServerUnreachableException($"Cannot reach the Holdfast server: there is no socket at {socket} (start it with `holdfast serve`, set HOLDFAST_DATA, or pass --url).");
-        }
-
         return (HoldfastClient.ForUnixSocket(socket), "unix:" + socket);
     }
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 }
 
-/// <summary>The server cannot be reached at all (exit code 5).</summary>
-internal sealed class ServerUnreachableException(string message) : Exception(message);

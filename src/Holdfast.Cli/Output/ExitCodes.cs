@@ -40,9 +40,9 @@ internal static class ExitCodes
         HoldfastApiException { Status: HttpStatusCode.BadRequest or HttpStatusCode.UnprocessableEntity or HttpStatusCode.RequestEntityTooLarge } e => (Usage, e.Message),
         HoldfastApiException { Status: HttpStatusCode.Unauthorized } e => (Error, $"{e.Message} (pass an API key with --key or HOLDFAST_KEY)"),
         HoldfastApiException e => (Error, $"{e.Message} (HTTP {(int)e.Status})"),
-        HttpRequestException e when IsConnectFailure(e) => (CannotConnect, $"Cannot reach the Holdfast server{(target is null ? string.Empty : " at " + target)}: {Innermost(e).Message} (is `holdfast serve` running?)"),
-        SocketException e => (CannotConnect, $"Cannot reach the Holdfast server{(target is null ? string.Empty : " at " + target)}: {e.Message} (is `holdfast serve` running?)"),
-        Commands.ServerUnreachableException e => (CannotConnect, e.Message),
+        HttpRequestException e when IsConnectFailure(e) => (CannotConnect, Unreachable(target, Innermost(e).Message)),
+        SocketException e => (CannotConnect, Unreachable(target, e.Message)),
+        Security.ApiKeyNotFoundException e => (NotFound, e.Message),
         SessionNotFoundException e => (NotFound, e.Message),
         SessionConflictException e => (Conflict, e.Message),
         InvalidSessionInputException e => (Usage, e.Message),
@@ -52,6 +52,16 @@ internal static class ExitCodes
         HttpRequestException e => (Error, Innermost(e).Message),
         _ => (Error, exception.Message),
     };
+
+    private static string Unreachable(string? target, string reason)
+    {
+        if (target is not null && target.StartsWith("unix:", StringComparison.Ordinal) && !File.Exists(target[5..]))
+        {
+            return $"Cannot reach the Holdfast server: there is no socket at {target[5..]} (start it with `holdfast serve`, set HOLDFAST_DATA, or pass --url).";
+        }
+
+        return $"Cannot reach the Holdfast server{(target is null ? string.Empty : " at " + target)}: {reason} (is `holdfast serve` running?)";
+    }
 
     private static bool IsConnectFailure(HttpRequestException e) =>
         e.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError || e.InnerException is SocketException;

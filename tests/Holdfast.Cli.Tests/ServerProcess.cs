@@ -1,0 +1,164 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Holdfast.Client;
+using Holdfast.TestHelpers;
+
+namespace Holdfast.Cli.Tests;
+
+/// <summary>
+/// <c>holdfast serve</c> as a child process on a data directory of its own: loopback TCP on a free port and the Unix
+/// socket. <see cref="KillAsync"/> is SIGKILL (a crash); <see cref="StartAsync()"/> again restarts it on the same port.
+/// </summary>
+public sealed class ServerProcess : IAsyncDisposable
+{
+    private readonly StringBuilder _log = new();
+    private Process? _process;
+
+    public ServerProcess(string? backend = "scripted")
+    {
+        Backend = backend;
+        Port = FreePort();
+    }
+
+    public TempDirectory Data { get; } = new("holdfast-cli-e2e");
+
+    public string? Backend { get; }
+
+    public int Port { get; }
+
+    public Uri Url => new($"http://127.0.0.1:{Port}");
+
+    public string SocketPath => Data.File("holdfast.sock");
+
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                return _log.ToString();
+            }
+        }
+    }
+
+    /// <summary>The environment a CLI process needs to reach this server over its socket.</summary>
+    public Dictionary<string, string?> Environment => new(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = Data.Path };
+
+    public static async Task<ServerProcess> StartNewAsync(string? backend = "scripted")
+    {
+        var server = new ServerProcess(backend);
+        try
+        {
+            await server.StartAsync();
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Starts the server and completes once it answers on its socket.</summary>
+    public async Task StartAsync()
+    {
+        var args = new List<string> { "serve", "--urls", Url.ToString().TrimEnd('/') };
+        if (Backend is not null)
+        {
+            args.AddRange(["--backend", Backend]);
+        }
+
+        _process = CliProcess.Start(args, Environment);
+        var process = _process;
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var client = HoldfastClient.ForUnixSocket(SocketPath);
+        await Poll.UntilAsync(
+            async () =>
+            {
+                if (process.HasExited)
+                {
+                    throw new InvalidOperationException($"holdfast serve exited with {process.ExitCode}:\n{Log}");
+                }
+
+                if (!File.Exists(SocketPath))
+                {
+                    return false;
+                }
+
+                try
+                {
+                    return await client.PingAsync();
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+            },
+            "holdfast serve answers on its socket",
+            TimeSpan.FromSeconds(60),
+            TimeSpan.FromMilliseconds(100));
+    }
+
+    /// <summary>SIGKILL: the server dies without shutting down (a crash).</summary>
+    public async Task KillAsync()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
+
+    /// <summary>Ctrl-C / SIGTERM: the server shuts down gracefully.</summary>
+    public async Task StopAsync()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            using var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            await kill.WaitForExitAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                await KillAsync();
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await KillAsync();
+        _process?.Dispose();
+        Data.Dispose();
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_log)
+        {
+            _log.AppendLine(line);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+}
