@@ -1,5 +1,4 @@
 using System.Net;
-using DataDirectoryLock = Holdfast.Server.Hosting.DataDirectoryLock;
 using System.Threading.RateLimiting;
 using Holdfast.Client.Models;
 using Holdfast.Hosting;
@@ -249,7 +248,17 @@ internal sealed class ServerStartup(
         }
 
         HoldfastPaths.EnsureDirectory(DataDirectory);
-        _lock = DataDirectoryLock.Acquire(DataDirectory);
+        try
+        {
+            _lock = DataDirectoryLock.Acquire(DataDirectory, "holdfast serve");
+        }
+        catch (DataDirectoryInUseException ex)
+        {
+            throw new ServerStartupException(
+                $"Another Holdfast server is already running on this data directory: {ex.Message} Stop it first, or point this one at another directory with HOLDFAST_DATA.",
+                ex);
+        }
+
         if (SocketPath is { } socket && File.Exists(socket))
         {
             // The lock is ours, so no live server owns this socket: a crashed one left it behind.
