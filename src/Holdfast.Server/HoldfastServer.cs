@@ -1,4 +1,5 @@
 using System.Net;
+using DataDirectoryLock = Holdfast.Server.Hosting.DataDirectoryLock;
 using System.Threading.RateLimiting;
 using Holdfast.Client.Models;
 using Holdfast.Hosting;

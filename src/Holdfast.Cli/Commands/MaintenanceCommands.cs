@@ -1,22 +1,39 @@
 using System.CommandLine;
+using System.Globalization;
+using Holdfast.Sessions;
 using Holdfast.Storage;
 using Holdfast.Storage.Migrations;
 using Holdfast.Storage.Sqlite;
+using Microsoft.Data.Sqlite;
 
 namespace Holdfast.Cli.Commands;
 
-/// <summary><c>holdfast migrate</c> and the other commands that work on the database file directly.</summary>
+/// <summary>
+/// <c>holdfast migrate | backup | restore | check</c>: commands that work on the database file in the data directory
+/// (<c>$HOLDFAST_DATA</c>) directly. Exit 0 on success; on failure a one-line reason on stderr and exit 1.
+/// The work is done by <see cref="SqliteDatabase"/> and <see cref="SqliteMaintenance"/>.
+/// </summary>
 internal static class MaintenanceCommands
 {
     public static void AddTo(RootCommand root)
     {
+        root.Subcommands.Add(Migrate());
+        root.Subcommands.Add(Backup());
+        root.Subcommands.Add(Restore());
+        root.Subcommands.Add(Check());
+    }
+
+    private static Command Migrate()
+    {
         var print = new Option<bool>("--print") { Description = "Print the SQL of every migration instead of applying it (paste into the Supabase SQL editor)." };
-        var migrate = new Command("migrate", "Apply pending database migrations.") { print };
-        migrate.SetAction(async (parseResult, cancellationToken) =>
+        var provider = new Option<string>("--provider") { Description = "With --print: sqlite (default) or postgres.", DefaultValueFactory = _ => "sqlite" };
+        provider.AcceptOnlyFromAmong("sqlite", "postgres");
+        var migrate = new Command("migrate", "Apply pending database migrations (or print them).") { print, provider };
+        migrate.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
         {
             if (parseResult.GetValue(print))
             {
-                foreach (var migration in MigrationCatalog.Load("sqlite"))
+                foreach (var migration in MigrationCatalog.Load(parseResult.GetValue(provider)!))
                 {
                     Console.Out.WriteLine($"-- {migration.Id} (sha256 {migration.Checksum})");
                     Console.Out.WriteLine(migration.Sql);
@@ -27,9 +44,145 @@ internal static class MaintenanceCommands
 
             using var database = SqliteDatabase.FromOptions(new StorageOptions());
             var applied = await database.MigrateAsync(cancellationToken);
-            Console.Out.WriteLine(applied.Count == 0 ? "Schema is current." : $"Applied {applied.Count} migration(s): {string.Join(", ", applied.Select(m => m.Id))}");
+            Console.Out.WriteLine(applied.Count == 0
+                ? $"Schema is current ({database.Path})."
+                : $"Applied {applied.Count} migration(s) to {database.Path}: {string.Join(", ", applied.Select(m => m.Id))}");
             return 0;
-        });
-        root.Subcommands.Add(migrate);
+        }));
+        return migrate;
+    }
+
+    private static Command Backup()
+    {
+        var file = new Argument<string>("FILE") { Description = "Where to write the copy (a single SQLite file)." };
+        var force = new Option<bool>("--force") { Description = "Overwrite FILE if it exists." };
+        var backup = new Command("backup", "Copy the database to FILE while the service keeps running (SQLite online backup).") { file, force };
+        backup.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
+        {
+            var source = new StorageOptions().ResolveSqlitePath();
+            var destination = Path.GetFullPath(parseResult.GetValue(file)!);
+            var check = await SqliteMaintenance.BackupAsync(source, destination, parseResult.GetValue(force), new StderrProgress("backup"), cancellationToken);
+            Console.Out.WriteLine($"Backed up {source} to {destination} ({new FileInfo(destination).Length.ToString("N0", CultureInfo.InvariantCulture)} bytes, integrity ok, {check.Migrations.Applied.Count} migration(s)).");
+            return 0;
+        }));
+        return backup;
+    }
+
+    private static Command Restore()
+    {
+        var file = new Argument<string>("FILE") { Description = "A backup made by `holdfast backup`." };
+        var force = new Option<bool>("--force") { Description = "Restore even while a service uses the data directory." };
+        var restore = new Command("restore", "Replace the database with FILE (verified first; the replaced database is kept as a .bak file).") { file, force };
+        restore.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
+        {
+            var target = new StorageOptions().ResolveSqlitePath();
+            HoldfastPaths.EnsureDirectory(Path.GetDirectoryName(target)!);
+            var result = await SqliteMaintenance.RestoreAsync(
+                parseResult.GetValue(file)!, target, parseResult.GetValue(force), new StderrProgress("restore"), cancellationToken: cancellationToken);
+            Console.Out.WriteLine(result.PreviousCopy is null
+                ? $"Restored {result.Source.Path} to {result.Target}."
+                : $"Restored {result.Source.Path} to {result.Target}; the previous database is kept at {result.PreviousCopy}.");
+            if (result.Source.Migrations.Pending.Count > 0)
+            {
+                Console.Out.WriteLine($"The backup is from an older version: {result.Source.Migrations.Pending.Count} migration(s) will be applied on the next start (or run `holdfast migrate`).");
+            }
+
+            return 0;
+        }));
+        return restore;
+    }
+
+    private static Command Check()
+    {
+        var check = new Command("check", "Verify the database: PRAGMA integrity_check and the applied migrations.");
+        check.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
+        {
+            var path = new StorageOptions().ResolveSqlitePath();
+            var result = await SqliteMaintenance.CheckAsync(path, cancellationToken);
+            var migrations = result.Migrations;
+            Console.Out.WriteLine($"database:   {result.Path}");
+            Console.Out.WriteLine($"integrity:  {(result.IntegrityErrors.Count == 0 ? "ok" : $"{result.IntegrityErrors.Count} problem(s)")}");
+            Console.Out.WriteLine($"migrations: {migrations.Applied.Count} applied, {migrations.Pending.Count} pending{(migrations.Problems.Count == 0 ? string.Empty : $", {migrations.Problems.Count} problem(s)")}");
+            if (result.IsHealthy)
+            {
+                return 0;
+            }
+
+            var reason = result.IntegrityErrors.Count > 0
+                ? $"integrity check failed: {result.IntegrityErrors[0]}"
+                : migrations.Problems[0];
+            return Fail(reason);
+        }));
+        return check;
+    }
+
+    private static async Task<int> RunAsync(Func<Task<int>> work)
+    {
+        try
+        {
+            return await work();
+        }
+        catch (HoldfastException ex)
+        {
+            return Fail(ex.Message);
+        }
+        catch (SqliteException ex)
+        {
+            return Fail($"SQLite error: {ex.Message}");
+        }
+        catch (IOException ex)
+        {
+            return Fail(ex.Message);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            return Fail(ex.Message);
+        }
+    }
+
+    private static int Fail(string reason)
+    {
+        Console.Error.WriteLine("holdfast: " + string.Join(' ', reason.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)));
+        return 1;
+    }
+
+    /// <summary>Copy progress on stderr: a live percentage on a terminal, a line per 25% otherwise; silent for one-step copies.</summary>
+    private sealed class StderrProgress(string what) : IProgress<CopyProgress>
+    {
+        private int _lastShown = -1;
+        private bool _multiStep;
+
+        public void Report(CopyProgress value)
+        {
+            var percent = (int)(value.Fraction * 100);
+            var done = value.PagesDone >= value.PagesTotal;
+            if (!_multiStep && done)
+            {
+                return;
+            }
+
+            _multiStep = true;
+            var interactive = !Console.IsErrorRedirected;
+            if (!done && percent == _lastShown)
+            {
+                return;
+            }
+
+            if (!interactive && !done && percent / 25 == _lastShown / 25)
+            {
+                return;
+            }
+
+            _lastShown = percent;
+            var line = string.Create(CultureInfo.InvariantCulture, $"{what}: {percent,3}% ({value.PagesDone}/{value.PagesTotal} pages)");
+            if (interactive)
+            {
+                Console.Error.Write("\r" + line + (done ? Environment.NewLine : string.Empty));
+            }
+            else
+            {
+                Console.Error.WriteLine(line);
+            }
+        }
     }
 }

@@ -51,6 +51,9 @@ public sealed class SqliteDatabase : IDisposable
     /// <summary>Full path of the database file.</summary>
     public string Path { get; }
 
+    /// <summary>The migrations this code knows (the embedded catalog; tests substitute older or newer lists).</summary>
+    internal IReadOnlyList<Migration> Migrations { get; init; } = MigrationCatalog.Load("sqlite");
+
     /// <summary>Opens a connection with the per-connection pragmas applied.</summary>
     public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
     {
@@ -147,22 +150,32 @@ public sealed class SqliteDatabase : IDisposable
     public async Task<MigrationStatus> GetMigrationStatusAsync(CancellationToken cancellationToken = default)
     {
         await EnsureBootstrapAsync(cancellationToken);
-        var applied = await ReadAsync(
-            async connection =>
-            {
-                await using var command = connection.CreateCommand();
-                command.CommandText = "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version";
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                var rows = new List<AppliedMigration>();
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    rows.Add(new AppliedMigration(reader.GetInt32(0), reader.GetString(1), reader.GetString(2), SqliteTime.Parse(reader.GetString(3))));
-                }
+        var applied = await ReadAsync(connection => ReadAppliedMigrationsAsync(connection, cancellationToken), cancellationToken);
+        return MigrationPlanner.Compare("sqlite", Migrations, applied);
+    }
 
-                return rows;
-            },
-            cancellationToken);
-        return MigrationPlanner.Compare("sqlite", MigrationCatalog.Load("sqlite"), applied);
+    /// <summary>The rows of <c>schema_migrations</c> in version order; empty when the table does not exist.</summary>
+    internal static async Task<IReadOnlyList<AppliedMigration>> ReadAppliedMigrationsAsync(SqliteConnection connection, CancellationToken cancellationToken = default)
+    {
+        await using (var exists = connection.CreateCommand())
+        {
+            exists.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'";
+            if (Convert.ToInt64(await exists.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) == 0)
+            {
+                return [];
+            }
+        }
+
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version";
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<AppliedMigration>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new AppliedMigration(reader.GetInt32(0), reader.GetString(1), reader.GetString(2), SqliteTime.Parse(reader.GetString(3))));
+        }
+
+        return rows;
     }
 
     /// <summary>Throws when the schema is not usable by this code (problems only; pending migrations are fine).</summary>

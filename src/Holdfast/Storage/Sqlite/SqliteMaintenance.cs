@@ -1,0 +1,309 @@
+using System.Globalization;
+using Holdfast.Sessions;
+using Holdfast.Storage.Migrations;
+using Microsoft.Data.Sqlite;
+using SQLitePCL;
+
+namespace Holdfast.Storage.Sqlite;
+
+/// <summary>Progress of a long copy: pages copied so far out of the total.</summary>
+public sealed record CopyProgress(int PagesDone, int PagesTotal)
+{
+    public double Fraction => PagesTotal == 0 ? 1 : (double)PagesDone / PagesTotal;
+}
+
+/// <summary>What <see cref="SqliteMaintenance.CheckAsync"/> found.</summary>
+public sealed record DatabaseCheck(string Path, IReadOnlyList<string> IntegrityErrors, MigrationStatus Migrations)
+{
+    /// <summary>True when <c>PRAGMA integrity_check</c> said ok and the schema is usable by this code (pending migrations are allowed).</summary>
+    public bool IsHealthy => IntegrityErrors.Count == 0 && Migrations.Problems.Count == 0;
+}
+
+/// <summary>What <see cref="SqliteMaintenance.RestoreAsync"/> did.</summary>
+public sealed record RestoreResult(string Target, string? PreviousCopy, DatabaseCheck Source);
+
+/// <summary>
+/// Backup, restore and check of the SQLite database file, safe while a service keeps writing to it. The
+/// <c>holdfast backup|restore|check</c> commands are thin wrappers over these.
+/// </summary>
+public static class SqliteMaintenance
+{
+    private const int PagesPerStep = 256;
+
+    /// <summary>
+    /// Copies the live database <paramref name="databasePath"/> to <paramref name="destinationPath"/> with the SQLite
+    /// online backup API, inside one read transaction, so the copy is one consistent snapshot even while other
+    /// processes keep writing (they are never blocked). The copy is a single self-contained file (rollback journal),
+    /// written to a temporary name, checked with <c>integrity_check</c>, then renamed into place. Completes when the
+    /// copy is durable. Refuses to overwrite an existing file unless <paramref name="overwrite"/>.
+    /// </summary>
+    public static async Task<DatabaseCheck> BackupAsync(
+        string databasePath,
+        string destinationPath,
+        bool overwrite = false,
+        IProgress<CopyProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        databasePath = Path.GetFullPath(databasePath);
+        destinationPath = Path.GetFullPath(destinationPath);
+        RequireFile(databasePath, "database");
+        if (string.Equals(databasePath, destinationPath, StringComparison.Ordinal))
+        {
+            throw new InvalidSessionInputException("file", "The backup file must not be the database itself.");
+        }
+
+        if (File.Exists(destinationPath) && !overwrite)
+        {
+            throw new InvalidSessionInputException("file", $"'{destinationPath}' already exists; choose another file name (or pass --force to overwrite it).");
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(destinationPath)!);
+        var temporary = destinationPath + ".partial-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            await using (var source = await OpenAsync(databasePath, SqliteOpenMode.ReadOnly, cancellationToken))
+            await using (var destination = await OpenAsync(temporary, SqliteOpenMode.ReadWriteCreate, cancellationToken))
+            {
+                await CopyAsync(source, destination, progress, cancellationToken);
+
+                // The copied header says WAL (like the source); make the copy one self-contained file.
+                await using var journal = destination.CreateCommand();
+                journal.CommandText = "PRAGMA journal_mode = DELETE;";
+                await journal.ExecuteScalarAsync(cancellationToken);
+            }
+
+            var check = await CheckAsync(temporary, cancellationToken);
+            if (check.IntegrityErrors.Count > 0)
+            {
+                throw new StoreUnavailableException($"The backup copy failed its integrity check: {check.IntegrityErrors[0]}");
+            }
+
+            File.Move(temporary, destinationPath, overwrite);
+            SqliteConnection.ClearAllPools();
+            return check with { Path = destinationPath };
+        }
+        finally
+        {
+            DeleteQuietly(temporary);
+            DeleteQuietly(temporary + "-journal");
+        }
+    }
+
+    /// <summary>
+    /// Runs <c>PRAGMA integrity_check</c> and compares the recorded migrations with this code's, reading only (the
+    /// file is not changed). Completes with the findings; throws <see cref="InvalidSessionInputException"/> when
+    /// there is no file.
+    /// </summary>
+    public static async Task<DatabaseCheck> CheckAsync(string databasePath, CancellationToken cancellationToken = default) =>
+        await CheckWithCatalogAsync(databasePath, MigrationCatalog.Load("sqlite"), cancellationToken);
+
+    internal static async Task<DatabaseCheck> CheckWithCatalogAsync(string databasePath, IReadOnlyList<Migration> known, CancellationToken cancellationToken)
+    {
+        databasePath = Path.GetFullPath(databasePath);
+        RequireFile(databasePath, "database");
+        await using var connection = await OpenAsync(databasePath, SqliteOpenMode.ReadOnly, cancellationToken);
+        var errors = new List<string>();
+        try
+        {
+            await using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA integrity_check";
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var line = reader.GetString(0);
+                if (!string.Equals(line, "ok", StringComparison.Ordinal))
+                {
+                    errors.Add(line);
+                }
+            }
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26)
+        {
+            // SQLITE_CORRUPT / SQLITE_NOTADB
+            errors.Add(ex.Message);
+            return new DatabaseCheck(databasePath, errors, new MigrationStatus([], known, ["The file is not a readable SQLite database."]));
+        }
+
+        var applied = await SqliteDatabase.ReadAppliedMigrationsAsync(connection, cancellationToken);
+        var status = MigrationPlanner.Compare("sqlite", known, applied);
+        if (applied.Count == 0)
+        {
+            status = status with { Problems = [.. status.Problems, "The file has no schema_migrations table: it is not a Holdfast database (or an empty one)."] };
+        }
+
+        return new DatabaseCheck(databasePath, errors, status);
+    }
+
+    /// <summary>
+    /// Puts backup <paramref name="backupPath"/> in place of <paramref name="databasePath"/>: verifies the backup first
+    /// (integrity and migrations; a backup from an older version is fine, it is migrated on the next start), refuses
+    /// while a service uses the data directory (its lock is held or its socket answers) unless
+    /// <paramref name="force"/>, keeps a consistent copy of the replaced database as
+    /// <c>&lt;file&gt;.&lt;UTC time&gt;.bak</c>, then copies the backup in with the online backup API (so the WAL of
+    /// the live file is handled) and checks the result. Completes when the restored database is durable.
+    /// </summary>
+    public static async Task<RestoreResult> RestoreAsync(
+        string backupPath,
+        string databasePath,
+        bool force = false,
+        IProgress<CopyProgress>? progress = null,
+        TimeProvider? time = null,
+        CancellationToken cancellationToken = default)
+    {
+        backupPath = Path.GetFullPath(backupPath);
+        databasePath = Path.GetFullPath(databasePath);
+        RequireFile(backupPath, "backup");
+        if (string.Equals(backupPath, databasePath, StringComparison.Ordinal))
+        {
+            throw new InvalidSessionInputException("file", "The backup file is the database itself; nothing to restore.");
+        }
+
+        var source = await CheckAsync(backupPath, cancellationToken);
+        if (source.IntegrityErrors.Count > 0)
+        {
+            throw new StoreSchemaException($"The backup '{backupPath}' failed its integrity check ({source.IntegrityErrors[0]}); nothing was changed.");
+        }
+
+        if (source.Migrations.Problems.Count > 0)
+        {
+            throw new StoreSchemaException($"The backup '{backupPath}' cannot be used by this version: {source.Migrations.Problems[0]} Nothing was changed.");
+        }
+
+        var dataDirectory = Path.GetDirectoryName(databasePath)!;
+        DataDirectoryLock? held = null;
+        if (!force)
+        {
+            var inUse = await DataDirectoryLock.ProbeAsync(dataDirectory, cancellationToken);
+            if (inUse is not null)
+            {
+                throw new DataDirectoryInUseException(dataDirectory, inUse + "; stop the service first (or pass --force)");
+            }
+
+            held = DataDirectoryLock.TryAcquire(dataDirectory, "restore")
+                ?? throw new DataDirectoryInUseException(dataDirectory, "another process that took it just now");
+        }
+
+        try
+        {
+            string? previous = null;
+            if (File.Exists(databasePath))
+            {
+                var stamp = (time ?? TimeProvider.System).GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+                previous = $"{databasePath}.{stamp}.bak";
+                await BackupAsync(databasePath, previous, overwrite: false, progress: null, cancellationToken);
+            }
+
+            await using (var from = await OpenAsync(backupPath, SqliteOpenMode.ReadOnly, cancellationToken))
+            await using (var to = await OpenAsync(databasePath, SqliteOpenMode.ReadWriteCreate, cancellationToken))
+            {
+                await CopyAsync(from, to, progress, cancellationToken);
+                await using var wal = to.CreateCommand();
+                wal.CommandText = "PRAGMA journal_mode = WAL; PRAGMA wal_checkpoint(TRUNCATE);";
+                await wal.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            SqliteConnection.ClearAllPools();
+            var restored = await CheckAsync(databasePath, cancellationToken);
+            if (restored.IntegrityErrors.Count > 0)
+            {
+                throw new StoreUnavailableException(
+                    $"The restored database failed its integrity check ({restored.IntegrityErrors[0]}); the previous database is kept at '{previous}'.");
+            }
+
+            return new RestoreResult(databasePath, previous, source);
+        }
+        finally
+        {
+            held?.Dispose();
+        }
+    }
+
+    private static async Task CopyAsync(SqliteConnection source, SqliteConnection destination, IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
+    {
+        // One read transaction on the source for the whole copy: every step reads the same snapshot, so writers in
+        // other processes neither restart the backup nor get blocked by it (WAL).
+        await using (var begin = source.CreateCommand())
+        {
+            begin.CommandText = "BEGIN DEFERRED; SELECT count(*) FROM sqlite_master;";
+            await begin.ExecuteScalarAsync(cancellationToken);
+        }
+
+        var backup = raw.sqlite3_backup_init(destination.Handle, "main", source.Handle, "main");
+        if (backup is null || backup.IsInvalid)
+        {
+            throw new StoreUnavailableException($"Could not start the copy: {raw.sqlite3_errmsg(destination.Handle).utf8_to_string()}");
+        }
+
+        try
+        {
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var rc = raw.sqlite3_backup_step(backup, PagesPerStep);
+                var total = raw.sqlite3_backup_pagecount(backup);
+                progress?.Report(new CopyProgress(total - raw.sqlite3_backup_remaining(backup), total));
+                if (rc == raw.SQLITE_DONE)
+                {
+                    break;
+                }
+
+                if (rc is raw.SQLITE_BUSY or raw.SQLITE_LOCKED)
+                {
+                    // The destination is busy (a restore over a file someone reads): wait a little and retry.
+                    await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken);
+                    continue;
+                }
+
+                if (rc != raw.SQLITE_OK)
+                {
+                    throw new StoreUnavailableException($"The copy failed: {raw.sqlite3_errstr(rc).utf8_to_string()}");
+                }
+            }
+        }
+        finally
+        {
+            raw.sqlite3_backup_finish(backup);
+        }
+
+        await using var end = source.CreateCommand();
+        end.CommandText = "COMMIT";
+        await end.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task<SqliteConnection> OpenAsync(string path, SqliteOpenMode mode, CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = mode, Pooling = false }.ToString());
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA busy_timeout = 10000;";
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static void RequireFile(string path, string what)
+    {
+        if (!File.Exists(path))
+        {
+            throw new InvalidSessionInputException("file", $"There is no {what} file at '{path}'.");
+        }
+    }
+
+    private static void DeleteQuietly(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
