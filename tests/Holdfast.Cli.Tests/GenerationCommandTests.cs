@@ -35,6 +35,20 @@ public sealed class GenerationCommandTests(ServerFixture fixture) : IClassFixtur
         human.Stdout.ShouldContain("scripted");
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task GenStartWait_PrintsTheFinishedSession()
+    {
+        var json = await fixture.RunAsync("gen", "start", "--model", "scripted", "--max-tokens", "30", "--wait", "--json", "Wait for me");
+        var text = await fixture.RunAsync("gen", "start", "--model", "scripted", "--max-tokens", "30", "--wait", "Wait for me");
+
+        json.ExitCode.ShouldBe(0, json.ToString());
+        var finished = JsonSerializer.Deserialize<Holdfast.Client.Models.Generation>(json.Stdout, HoldfastJson.Options)!;
+        finished.Status.ShouldBe(GenerationStatus.Completed);
+        finished.Output.ShouldNotBeNullOrEmpty();
+        text.ExitCode.ShouldBe(0, text.ToString());
+        text.Stdout.TrimEnd('\n').ShouldBe(finished.Output!.TrimEnd('\n'));
+    }
+
     [Fact(Timeout = 60_000)]
     public async Task GenShow_UnknownId_Exit3WithMessage()
     {
