@@ -11,7 +11,7 @@ public sealed class GenerationCommandTests(ServerFixture fixture) : IClassFixtur
     [Fact(Timeout = 120_000)]
     public async Task GenStart_PrintsIdThatShowAndLsKnow()
     {
-        var started = await fixture.RunAsync("gen", "start", "--model", "scripted", "--meta", "purpose=test", "Tell me a story");
+        var started = await fixture.RunAsync("gen", "start", "--model", "scripted", "--max-tokens", "40", "--meta", "purpose=test", "Tell me a story");
 
         started.ExitCode.ShouldBe(0, started.ToString());
         var id = started.Stdout.Trim();
@@ -97,9 +97,9 @@ public sealed class GenerationCommandTests(ServerFixture fixture) : IClassFixtur
     }
 
     [Fact(Timeout = 120_000)]
-    public async Task GenPauseThenResume_StatusesReportedAndOutputCompletes()
+    public async Task GenPauseThenResume_StatusesReportedThenCancelEndsAttach()
     {
-        var id = await StartAsync("Pause me", maxTokens: 2000);
+        var id = await StartAsync("Pause me", maxTokens: 100_000);
 
         var paused = await fixture.RunAsync("gen", "pause", id, "--reason", "testing", "--json");
 
@@ -107,10 +107,14 @@ public sealed class GenerationCommandTests(ServerFixture fixture) : IClassFixtur
         JsonSerializer.Deserialize<Holdfast.Client.Models.Generation>(paused.Stdout, HoldfastJson.Options)!.Status.ShouldBe(GenerationStatus.Paused);
         var resumed = await fixture.RunAsync("gen", "resume", id);
         resumed.ExitCode.ShouldBe(0, resumed.ToString());
-        resumed.Stdout.ShouldStartWith($"{id} ");
+        resumed.Stdout.ShouldStartWith($"{id} running");
+        var cancelled = await fixture.RunAsync("gen", "cancel", id);
+        cancelled.ExitCode.ShouldBe(0, cancelled.ToString());
+        cancelled.Stdout.ShouldStartWith($"{id} cancelled");
         var attached = await fixture.RunAsync("gen", "attach", id);
         attached.ExitCode.ShouldBe(0, attached.ToString());
-        (await GetAsync(id)).Status.ShouldBe(GenerationStatus.Completed);
+        attached.Stderr.ShouldContain("[paused: testing]");
+        attached.Stderr.ShouldContain("[cancelled]");
         var events = await fixture.RunAsync("gen", "events", id, "--json");
         events.ExitCode.ShouldBe(0, events.ToString());
         events.Stdout.ShouldContain("testing");
@@ -135,7 +139,7 @@ public sealed class GenerationCommandTests(ServerFixture fixture) : IClassFixtur
     [Fact(Timeout = 120_000)]
     public async Task GenCancel_RunningGeneration_CancelledAndAttachEnds()
     {
-        var id = await StartAsync("Cancel me", maxTokens: 2000);
+        var id = await StartAsync("Cancel me", maxTokens: 100_000);
 
         var cancelled = await fixture.RunAsync("gen", "cancel", id, "--json");
 
@@ -182,7 +186,7 @@ public sealed class GenerationCommandTests(ServerFixture fixture) : IClassFixtur
         var bob = await CreateKeyAsync("bob-ls");
         var url = fixture.Server.Url.ToString();
 
-        var started = await fixture.RunAsync("gen", "start", "--url", url, "--key", alice, "--model", "scripted", "Alice's");
+        var started = await fixture.RunAsync("gen", "start", "--url", url, "--key", alice, "--model", "scripted", "--max-tokens", "40", "Alice's");
         started.ExitCode.ShouldBe(0, started.ToString());
         var id = started.Stdout.Trim();
         var asBob = await fixture.RunAsync("gen", "show", id, "--url", url, "--key", bob);
@@ -221,13 +225,9 @@ public sealed class GenerationCommandTests(ServerFixture fixture) : IClassFixtur
         result.ExitCode.ShouldBe(2, result.ToString());
     }
 
-    private async Task<string> StartAsync(string prompt, int? maxTokens = null)
+    private async Task<string> StartAsync(string prompt, int maxTokens = 40)
     {
-        var args = new List<string> { "gen", "start", "--model", "scripted", prompt };
-        if (maxTokens is { } max)
-        {
-            args.AddRange(["--max-tokens", max.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        }
+        var args = new List<string> { "gen", "start", "--model", "scripted", prompt, "--max-tokens", maxTokens.ToString(System.Globalization.CultureInfo.InvariantCulture) };
 
         var started = await fixture.RunAsync([.. args]);
         started.ExitCode.ShouldBe(0, started.ToString());
