@@ -1,5 +1,4 @@
 using System.Net;
-using DataDirectoryLock = Holdfast.Server.Hosting.DataDirectoryLock;
 using System.Threading.RateLimiting;
 using Holdfast.Client.Models;
 using Holdfast.Hosting;
@@ -124,6 +123,19 @@ public static class HoldfastServer
         services.TryAddSingleton<PrometheusMetrics>();
         services.TryAddSingleton<ServerMetrics>();
         services.TryAddSingleton<SessionCounts>();
+        services.TryAddSingleton<Holdfast.Server.Streaming.GenerationStream>();
+        services.AddOptions<Holdfast.Bots.BotOptions>().PostConfigure<IOptions<ServerOptions>, IConfiguration>((bots, server, configuration) =>
+        {
+            // Pairing links point at this server unless Bots:PublicBaseUrl says otherwise.
+            if (string.IsNullOrEmpty(configuration[$"{Holdfast.Bots.BotOptions.SectionName}:{nameof(Holdfast.Bots.BotOptions.PublicBaseUrl)}"]))
+            {
+                var url = server.Value.PublicUrl ?? server.Value.UrlList().FirstOrDefault(u => Uri.TryCreate(u, UriKind.Absolute, out var uri) && uri.Port != 0);
+                if (url is not null)
+                {
+                    bots.PublicBaseUrl = url;
+                }
+            }
+        });
         services.Configure<JsonOptions>(options =>
         {
             HoldfastJson.Configure(options.SerializerOptions);
@@ -236,7 +248,17 @@ internal sealed class ServerStartup(
         }
 
         HoldfastPaths.EnsureDirectory(DataDirectory);
-        _lock = DataDirectoryLock.Acquire(DataDirectory);
+        try
+        {
+            _lock = DataDirectoryLock.Acquire(DataDirectory, "holdfast serve");
+        }
+        catch (DataDirectoryInUseException ex)
+        {
+            throw new ServerStartupException(
+                $"Another Holdfast server is already running on this data directory: {ex.Message} Stop it first, or point this one at another directory with HOLDFAST_DATA.",
+                ex);
+        }
+
         if (SocketPath is { } socket && File.Exists(socket))
         {
             // The lock is ours, so no live server owns this socket: a crashed one left it behind.

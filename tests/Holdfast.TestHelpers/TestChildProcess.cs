@@ -73,14 +73,26 @@ public sealed class TestChildProcess : IDisposable
     /// <summary>Waits until at least <paramref name="count"/> complete lines were printed.</summary>
     public Task WaitForLinesAsync(int count, TimeSpan? timeout = null) =>
         Poll.UntilAsync(
-            () =>
+            async () =>
             {
-                if (_process.HasExited && Lines.Count < count)
+                if (Lines.Count >= count)
                 {
-                    throw new InvalidOperationException($"The child exited with {_process.ExitCode} after {Lines.Count} line(s): {Errors}");
+                    return true;
                 }
 
-                return Task.FromResult(Lines.Count >= count);
+                if (_process.HasExited)
+                {
+                    // Let the redirected output drain before judging what the child printed.
+                    await _process.WaitForExitAsync();
+                    if (Lines.Count < count)
+                    {
+                        throw new InvalidOperationException($"The child exited with {_process.ExitCode} after {Lines.Count} line(s): {Errors}");
+                    }
+
+                    return true;
+                }
+
+                return false;
             },
             $"the child to print {count} lines",
             timeout ?? TimeSpan.FromSeconds(60),

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Holdfast.Bots;
 using Holdfast.Sessions;
 using Holdfast.Storage;
 using Holdfast.Storage.Migrations;
@@ -63,6 +64,12 @@ internal static class MaintenanceCommands
             var destination = Path.GetFullPath(parseResult.GetValue(file)!);
             var check = await SqliteMaintenance.BackupAsync(source, destination, parseResult.GetValue(force), new StderrProgress("backup"), cancellationToken);
             Console.Out.WriteLine($"Backed up {source} to {destination} ({new FileInfo(destination).Length.ToString("N0", CultureInfo.InvariantCulture)} bytes, integrity ok, {check.Migrations.Applied.Count} migration(s)).");
+            var keyFile = Path.Combine(Path.GetDirectoryName(source)!, new BotOptions().AuthStateKeyFile);
+            if (File.Exists(keyFile))
+            {
+                Console.Out.WriteLine($"Bot login state in the backup is encrypted with {keyFile}, which is not in the backup: keep a copy of it too.");
+            }
+
             return 0;
         }));
         return backup;

@@ -1,11 +1,241 @@
+using Holdfast.Audit;
+using Holdfast.Bots;
+using Holdfast.Client.Models;
+using Holdfast.Security;
+using Holdfast.Server.Errors;
+using Holdfast.Server.Security;
+using Holdfast.Sessions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using static Holdfast.Server.Endpoints.EndpointHelpers;
 
 namespace Holdfast.Server.Endpoints;
 
-/// <summary><c>/api/v1/bots</c>: bot sessions.</summary>
+/// <summary>
+/// <c>/api/v1/bots</c>: bot sessions (start, list, get, QR, end, audit) and the bridge endpoints a bot runtime
+/// elsewhere reports through. Another user's bot answers 404 on every endpoint; admins see all.
+/// </summary>
 internal static class BotEndpoints
 {
-    public static IEndpointRouteBuilder MapBotApi(this IEndpointRouteBuilder api) => api;
+    public static RouteGroupBuilder MapBotApi(this IEndpointRouteBuilder api)
+    {
+        var bots = api.MapGroup("/bots").WithTags("Bots");
+        bots.MapPost("/", StartAsync).WithSummary("Starts a bot session: creates it, reactivates it, or returns it when already active.");
+        bots.MapGet("/", ListAsync).WithSummary("Bot sessions of the caller (admins: all), by id, paged.");
+        bots.MapGet("/{id}", GetAsync).WithSummary("One bot session.");
+        bots.MapGet("/{id}/qr", QrAsync).WithSummary("The current QR code as PNG, SVG or terminal text.");
+        bots.MapPost("/{id}/end", EndAsync).WithSummary("Ends the session: inactive, QR cleared.");
+        bots.MapGet("/{id}/events", EventsAsync).WithSummary("Audit trail, newest first.");
 
-    public static IEndpointRouteBuilder MapPairingPages(this IEndpointRouteBuilder app) => app;
+        // Bridge: a bot runtime elsewhere reports what happens to the session.
+        bots.MapPost("/{id}/qr", ReportQrAsync).WithSummary("Bridge: the runtime has a new QR payload.");
+        bots.MapPost("/{id}/messages", ReportMessageAsync).WithSummary("Bridge: the bot received a message.");
+        bots.MapPost("/{id}/connection", ReportConnectionAsync).WithSummary("Bridge: the runtime's connection state changed.");
+        bots.MapPut("/{id}/auth-state", SaveAuthStateAsync).WithSummary("Bridge: store the runtime's login state (octet-stream, encrypted at rest).");
+        bots.MapGet("/{id}/auth-state", LoadAuthStateAsync).WithSummary("Bridge: read the runtime's login state back (404 when none).");
+        return bots;
+    }
+
+    private static async Task<Results<Created<Bot>, Ok<Bot>>> StartAsync(
+        StartBotRequest request,
+        HttpContext context,
+        BotManager manager,
+        CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var id = ValidId(request.SessionId, "session_id");
+        var botType = request.BotType ?? WebBotConnector.TypeName;
+        if (!manager.BotTypes.Contains(botType, StringComparer.Ordinal))
+        {
+            throw new InvalidSessionInputException("bot_type", $"Unknown bot type '{Shorten(botType)}'; this server knows: {string.Join(", ", manager.BotTypes.Order(StringComparer.Ordinal))}.");
+        }
+
+        var owner = caller.User;
+        var existing = await manager.FindAsync(id, cancellationToken);
+        if (existing is not null && existing.Owner is { } existingOwner && existingOwner != caller.User)
+        {
+            if (!caller.IsAdmin)
+            {
+                throw new SessionConflictException($"The bot session id '{id}' is taken; choose another id.");
+            }
+
+            owner = existingOwner;
+        }
+
+        var result = await manager.StartSessionAsync(new StartBotSession(id, botType, owner), ActorOf(caller), cancellationToken);
+        var bot = ToWire(result.Session);
+        return result.Outcome == BotStartOutcome.Created
+            ? TypedResults.Created($"/api/v1/bots/{Uri.EscapeDataString(id)}", bot)
+            : TypedResults.Ok(bot);
+    }
+
+    private static async Task<Ok<ItemPage<Bot>>> ListAsync(
+        HttpContext context,
+        BotManager manager,
+        string? status,
+        int? limit,
+        string? cursor,
+        CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        BotSessionStatus? filter = status switch
+        {
+            null or "" => null,
+            "active" => BotSessionStatus.Active,
+            "inactive" => BotSessionStatus.Inactive,
+            _ => throw new InvalidSessionInputException("status", "'status' must be 'active' or 'inactive'."),
+        };
+        if (cursor is not null)
+        {
+            ValidId(cursor, "cursor");
+        }
+
+        var page = await manager.ListAsync(
+            new BotListQuery(filter, caller.IsAdmin ? null : caller.User, cursor, ValidLimit(limit)),
+            cancellationToken);
+        return TypedResults.Ok(new ItemPage<Bot>(page.Items.Select(ToWire).ToList(), page.NextCursor));
+    }
+
+    private static async Task<Ok<Bot>> GetAsync(string id, HttpContext context, BotManager manager, CancellationToken cancellationToken) =>
+        TypedResults.Ok(ToWire(await FindOwnedAsync(id, context.Caller(), manager, cancellationToken)));
+
+    private static async Task<Results<FileContentHttpResult, ContentHttpResult, ProblemHttpResult>> QrAsync(
+        string id,
+        string? format,
+        HttpContext context,
+        BotManager manager,
+        CancellationToken cancellationToken)
+    {
+        var bot = await FindOwnedAsync(id, context.Caller(), manager, cancellationToken);
+        var kind = format ?? "png";
+        if (kind is not ("png" or "svg" or "text"))
+        {
+            throw new InvalidSessionInputException("format", "'format' must be png, svg or text.");
+        }
+
+        if (bot.QrData is null)
+        {
+            return ProblemResults.NotFound($"Bot session '{bot.SessionId}' has no QR code now: it is paired, ended, or its runtime has not reported one yet.");
+        }
+
+        return kind switch
+        {
+            "svg" => TypedResults.Text(BotQrCodes.RenderSvg(bot.QrData), "image/svg+xml"),
+            "text" => TypedResults.Text(BotQrCodes.RenderText(bot.QrData), "text/plain; charset=utf-8"),
+            _ => TypedResults.File(BotQrCodes.RenderPng(bot.QrData), "image/png"),
+        };
+    }
+
+    private static async Task<Ok<Bot>> EndAsync(string id, HttpContext context, BotManager manager, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var bot = await FindOwnedAsync(id, caller, manager, cancellationToken);
+        return TypedResults.Ok(ToWire(await manager.EndSessionAsync(bot.SessionId, ActorOf(caller), cancellationToken)));
+    }
+
+    private static async Task<Ok<Client.Models.AuditPage>> EventsAsync(
+        string id,
+        long? before,
+        int? limit,
+        HttpContext context,
+        BotManager manager,
+        IAuditLog audit,
+        CancellationToken cancellationToken)
+    {
+        var bot = await FindOwnedAsync(id, context.Caller(), manager, cancellationToken);
+        var page = await audit.ReadAuditAsync(SessionKind.Bot, bot.SessionId, ValidSeq(before, "before"), ValidLimit(limit, 1000, 100), cancellationToken);
+        return TypedResults.Ok(EndpointHelpers.ToWire(page));
+    }
+
+    private static async Task<Ok<Bot>> ReportQrAsync(string id, BotQrUpdate request, HttpContext context, BotManager manager, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var bot = await FindOwnedAsync(id, caller, manager, cancellationToken);
+        return TypedResults.Ok(ToWire(await manager.UpdateQrAsync(bot.SessionId, request.QrData, ActorOf(caller), cancellationToken)));
+    }
+
+    private static async Task<Ok<Bot>> ReportMessageAsync(string id, BotMessage request, HttpContext context, BotManager manager, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var bot = await FindOwnedAsync(id, caller, manager, cancellationToken);
+        if (request.Text is null)
+        {
+            throw new InvalidSessionInputException("text", "'text' is required.");
+        }
+
+        return TypedResults.Ok(ToWire(await manager.RecordMessageAsync(bot.SessionId, request.Text, ActorOf(caller), cancellationToken)));
+    }
+
+    private static async Task<Ok<Bot>> ReportConnectionAsync(string id, BotConnectionUpdate request, HttpContext context, BotManager manager, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var bot = await FindOwnedAsync(id, caller, manager, cancellationToken);
+        var state = ValidId(request.State, "state");
+        return TypedResults.Ok(ToWire(await manager.ReportConnectionAsync(bot.SessionId, state, request.Detail, ActorOf(caller), cancellationToken)));
+    }
+
+    private static async Task<NoContent> SaveAuthStateAsync(string id, HttpContext context, BotManager manager, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var bot = await FindOwnedAsync(id, caller, manager, cancellationToken);
+        if (context.Request.ContentType is not { } type || !type.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new BadHttpRequestException("Send the auth state as 'Content-Type: application/octet-stream'.", StatusCodes.Status415UnsupportedMediaType);
+        }
+
+        // Login state may be up to the bot limit (1 MiB) plus a little; the global JSON limit may be smaller.
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+        {
+            size.MaxRequestBodySize = BotLimits.MaxAuthStateBytes + 1;
+        }
+
+        using var buffer = new MemoryStream();
+        await context.Request.Body.CopyToAsync(buffer, cancellationToken);
+        if (buffer.Length > BotLimits.MaxAuthStateBytes)
+        {
+            throw new InvalidSessionInputException("auth_state", $"The auth state is larger than the limit of {BotLimits.MaxAuthStateBytes} bytes (1 MiB).");
+        }
+
+        await manager.SaveAuthStateAsync(bot.SessionId, buffer.Length == 0 ? null : buffer.ToArray(), ActorOf(caller), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Results<FileContentHttpResult, ProblemHttpResult>> LoadAuthStateAsync(string id, HttpContext context, BotManager manager, CancellationToken cancellationToken)
+    {
+        var bot = await FindOwnedAsync(id, context.Caller(), manager, cancellationToken);
+        var state = await manager.LoadAuthStateAsync(bot.SessionId, cancellationToken);
+        return state is null
+            ? ProblemResults.NotFound($"Bot session '{bot.SessionId}' has no stored auth state.")
+            : TypedResults.File(state, "application/octet-stream");
+    }
+
+    /// <summary>The bot when the caller may see it; otherwise not found (another user's bot is indistinguishable from none).</summary>
+    internal static async Task<BotSession> FindOwnedAsync(string id, Principal caller, BotManager manager, CancellationToken cancellationToken)
+    {
+        ValidId(id);
+        var bot = await manager.FindAsync(id, cancellationToken);
+        if (bot is null || (!caller.IsAdmin && !string.Equals(bot.Owner, caller.User, StringComparison.Ordinal)))
+        {
+            throw new SessionNotFoundException(SessionKind.Bot, id);
+        }
+
+        return bot;
+    }
+
+    internal static Bot ToWire(BotSession bot) => new(
+        bot.SessionId,
+        bot.CreatedAt,
+        bot.LastMessage,
+        bot.Status == BotSessionStatus.Active ? BotStatus.Active : BotStatus.Inactive,
+        bot.QrData,
+        bot.UpdatedAt,
+        bot.BotType,
+        bot.Owner,
+        bot.ConnectionDetail,
+        bot.Version);
+
+    private static string Shorten(string value) => value.Length <= 40 ? value : value[..40] + "…";
 }

@@ -14,7 +14,13 @@ internal sealed class SessionCounts(SqliteDatabase database)
             {
                 var result = new List<(string Kind, string Status, long Count)>();
                 await using var command = connection.CreateCommand();
-                command.CommandText = "SELECT 'bot', status, COUNT(*) FROM bot_sessions GROUP BY status";
+                command.CommandText = """
+                    SELECT 'bot', status, COUNT(*) FROM bot_sessions GROUP BY status
+                    UNION ALL
+                    SELECT 'generation', status, COUNT(*) FROM generation_sessions GROUP BY status
+                    UNION ALL
+                    SELECT 'chunks', 'persisted', COUNT(*) FROM generation_log WHERE type = 'chunk'
+                    """;
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken))
                 {
@@ -25,9 +31,13 @@ internal sealed class SessionCounts(SqliteDatabase database)
             },
             cancellationToken);
         text.Append("# HELP holdfast_sessions Sessions by kind and status.\n# TYPE holdfast_sessions gauge\n");
-        foreach (var (kind, status, count) in rows)
+        foreach (var (kind, status, count) in rows.Where(r => r.Kind != "chunks"))
         {
             text.Append(CultureInfo.InvariantCulture, $"holdfast_sessions{{kind=\"{kind}\",status=\"{status}\"}} {count}\n");
         }
+
+        var chunks = rows.Where(r => r.Kind == "chunks").Sum(r => r.Count);
+        text.Append("# HELP holdfast_chunks_persisted Output chunks stored in the durable log (all sessions).\n# TYPE holdfast_chunks_persisted gauge\n");
+        text.Append(CultureInfo.InvariantCulture, $"holdfast_chunks_persisted {chunks}\n");
     }
 }

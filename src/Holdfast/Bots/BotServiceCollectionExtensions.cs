@@ -22,18 +22,27 @@ public static class BotServiceCollectionExtensions
         services.TryAddSingleton<IAuditLog, SqliteAuditLog>();
         services.TryAddSingleton<BotAuthStateProtector>();
         services.TryAddSingleton<BotManager>();
-        services.AddHoldfastBotConnector<WebBotConnector>();
-        services.AddHoldfastBotConnector<BridgeBotConnector>();
+        services.AddHoldfastBotConnector<WebBotConnector>(WebBotConnector.TypeName);
+        services.AddHoldfastBotConnector<BridgeBotConnector>(BridgeBotConnector.TypeName);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, BotRestoreService>());
         return services;
     }
 
-    /// <summary>Adds a bot connector (a bot type); idempotent per connector class. Bot type names must be unique.</summary>
-    public static IServiceCollection AddHoldfastBotConnector<TConnector>(this IServiceCollection services)
+    /// <summary>
+    /// Adds a bot connector (a bot type); idempotent per connector class. <see cref="BotManager"/> picks connectors by
+    /// their <see cref="IBotConnector.BotType"/>, which must be unique. With <paramref name="botType"/> the connector is
+    /// also a keyed service (<c>[FromKeyedServices("web")] IBotConnector</c>).
+    /// </summary>
+    public static IServiceCollection AddHoldfastBotConnector<TConnector>(this IServiceCollection services, string? botType = null)
         where TConnector : class, IBotConnector
     {
         services.TryAddSingleton<TConnector>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IBotConnector, TConnector>(sp => sp.GetRequiredService<TConnector>()));
+        if (botType is not null)
+        {
+            services.TryAddKeyedSingleton<IBotConnector>(botType, (sp, _) => sp.GetRequiredService<TConnector>());
+        }
+
         return services;
     }
 }

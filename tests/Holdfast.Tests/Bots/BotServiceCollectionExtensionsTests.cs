@@ -23,7 +23,8 @@ public sealed class BotServiceCollectionExtensionsTests
         services.Count(d => d.ServiceType == typeof(IAuditLog)).ShouldBe(1);
         services.Count(d => d.ServiceType == typeof(BotManager)).ShouldBe(1);
         services.Count(d => d.ServiceType == typeof(BotAuthStateProtector)).ShouldBe(1);
-        services.Count(d => d.ServiceType == typeof(IBotConnector)).ShouldBe(2);
+        services.Count(d => d.ServiceType == typeof(IBotConnector) && !d.IsKeyedService).ShouldBe(2);
+        services.Count(d => d.ServiceType == typeof(IBotConnector) && d.IsKeyedService).ShouldBe(2);
         services.Count(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(BotRestoreService)).ShouldBe(1);
         services.Count(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(Holdfast.Storage.StorageStartupService)).ShouldBe(1);
     }
@@ -42,5 +43,7 @@ public sealed class BotServiceCollectionExtensionsTests
         manager.BotTypes.Order(StringComparer.Ordinal).ShouldBe(["bridge", "web"]);
         provider.GetServices<IBotConnector>().Count().ShouldBe(2);
         provider.GetRequiredService<WebBotConnector>().ShouldBeSameAs(provider.GetServices<IBotConnector>().OfType<WebBotConnector>().Single());
+        provider.GetRequiredKeyedService<IBotConnector>("web").ShouldBeSameAs(provider.GetRequiredService<WebBotConnector>());
+        provider.GetRequiredKeyedService<IBotConnector>("bridge").ShouldBeOfType<BridgeBotConnector>();
     }
 }

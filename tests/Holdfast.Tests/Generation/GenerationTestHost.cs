@@ -15,8 +15,11 @@ internal sealed class GenerationTestHost : IAsyncDisposable
     private readonly IHost _host;
     private readonly TempDirectory? _ownedDirectory;
 
-    private GenerationTestHost(IHost host, TempDirectory? ownedDirectory, string dataDirectory)
+    private readonly bool _started;
+
+    private GenerationTestHost(IHost host, TempDirectory? ownedDirectory, string dataDirectory, bool started)
     {
+        _started = started;
         _host = host;
         _ownedDirectory = ownedDirectory;
         DataDirectory = dataDirectory;
@@ -38,6 +41,7 @@ internal sealed class GenerationTestHost : IAsyncDisposable
     public static async Task<GenerationTestHost> StartAsync(
         IDictionary<string, string?>? settings = null,
         string? dataDirectory = null,
+        bool startRunner = true,
         Action<IServiceCollection>? configure = null)
     {
         var owned = dataDirectory is null ? new TempDirectory("holdfast-gen") : null;
@@ -63,9 +67,13 @@ internal sealed class GenerationTestHost : IAsyncDisposable
         configure?.Invoke(builder.Services);
         var host = builder.Build();
         await host.Services.GetRequiredService<SqliteDatabase>().MigrateAsync();
-        await host.StartAsync();
-        await host.Services.GetRequiredService<GenerationRunner>().Recovered;
-        return new GenerationTestHost(host, owned, directory);
+        if (startRunner)
+        {
+            await host.StartAsync();
+            await host.Services.GetRequiredService<GenerationRunner>().Recovered;
+        }
+
+        return new GenerationTestHost(host, owned, directory, startRunner);
     }
 
     public static CreateGenerationRequest ScriptedRequest(string prompt = "Tell me about harbours", long seed = 7, int? maxTokens = null, string owner = "alice") => new()
@@ -77,21 +85,36 @@ internal sealed class GenerationTestHost : IAsyncDisposable
     };
 
     /// <summary>The text an uninterrupted scripted run of <paramref name="request"/> produces.</summary>
-    public static string ExpectedText(CreateGenerationRequest request, int configuredMax = 60)
+    public static string ExpectedText(CreateGenerationRequest request, int configuredMax = 60) => string.Concat(ExpectedChunks(request, configuredMax));
+
+    /// <summary>The chunks an uninterrupted scripted run of <paramref name="request"/> produces.</summary>
+    public static IReadOnlyList<string> ExpectedChunks(CreateGenerationRequest request, int configuredMax = 60)
     {
         var conversation = request.Input.Select(m => new Microsoft.Extensions.AI.ChatMessage(new Microsoft.Extensions.AI.ChatRole(m.Role), m.Content)).ToList();
-        var plan = Holdfast.Generation.Backends.ScriptedChatClient.Plan(conversation, string.Empty, request.Parameters?.Seed, request.Parameters?.MaxTokens, configuredMax, request.Parameters?.Stop);
-        return string.Concat(plan.Chunks);
+        return Holdfast.Generation.Backends.ScriptedChatClient.Plan(conversation, string.Empty, request.Parameters?.Seed, request.Parameters?.MaxTokens, configuredMax, request.Parameters?.Stop).Chunks;
     }
 
-    public Task<GenerationSession> WaitForStatusAsync(string id, GenerationStatus status, TimeSpan? timeout = null) =>
-        Poll.UntilAsync(() => Sessions.GetAsync(id, null), s => s.Status == status, $"session {id} to be {status}", timeout);
+    public async Task<GenerationSession> WaitForStatusAsync(string id, GenerationStatus status, TimeSpan? timeout = null)
+    {
+        GenerationSession? last = null;
+        try
+        {
+            return await Poll.UntilAsync(async () => last = await Sessions.GetAsync(id, null), s => s.Status == status, $"session {id} to be {status}", timeout);
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException($"{ex.Message}; it is {last?.Status} (desired {last?.DesiredState}, attempts {last?.Attempts}, error: {last?.Error})", ex);
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
         try
         {
-            await _host.StopAsync(TimeSpan.FromSeconds(10));
+            if (_started)
+            {
+                await _host.StopAsync(TimeSpan.FromSeconds(10));
+            }
         }
         finally
         {

@@ -1,0 +1,149 @@
+using System.Threading.Channels;
+using Holdfast.Client.Models;
+using Holdfast.Generation;
+using Holdfast.Server.Endpoints;
+using Holdfast.Server.Hosting;
+using Holdfast.Server.Metrics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Holdfast.Server.Streaming;
+
+/// <summary>
+/// Follows a generation's durable log and relays it as SSE: <c>id:</c> is the log seq, <c>event: chunk</c> /
+/// <c>event: status</c>, a final <c>event: done</c>, and a <c>: heartbeat</c> comment when idle. Because ids are
+/// the durable seq, a reader reconnecting with <c>Last-Event-ID</c> (even to a restarted server) continues with no
+/// gap and no duplicate. The stream ends at a terminal status, when the reader leaves, or when the server stops.
+/// </summary>
+internal sealed class GenerationStream(
+    GenerationSessions sessions,
+    IOptions<ServerOptions> options,
+    IHostApplicationLifetime lifetime,
+    ServerMetrics metrics)
+{
+    /// <summary>A generic follow: any source of log events relayed with heartbeats; used by the OpenAI face too.</summary>
+    public async Task RelayAsync(
+        IAsyncEnumerable<GenerationLogEvent> source,
+        Func<GenerationLogEvent, Task<bool>> onEvent,
+        Func<Task> onHeartbeat,
+        CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
+        var token = stop.Token;
+        var channel = Channel.CreateBounded<GenerationLogEvent>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
+        var pump = PumpAsync(source, channel.Writer, token);
+        try
+        {
+            var heartbeat = options.Value.HeartbeatInterval;
+            while (true)
+            {
+                bool more;
+                using (var idle = CancellationTokenSource.CreateLinkedTokenSource(token))
+                {
+                    idle.CancelAfter(heartbeat);
+                    try
+                    {
+                        more = await channel.Reader.WaitToReadAsync(idle.Token);
+                    }
+                    catch (OperationCanceledException) when (!token.IsCancellationRequested)
+                    {
+                        await onHeartbeat();
+                        continue;
+                    }
+                }
+
+                if (!more)
+                {
+                    return;
+                }
+
+                while (channel.Reader.TryRead(out var e))
+                {
+                    if (!await onEvent(e))
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            // The reader left or the server is stopping: the reader reconnects with Last-Event-ID.
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await pump;
+        }
+    }
+
+    /// <summary>Writes the SSE stream of session <paramref name="id"/> after log seq <paramref name="afterSeq"/>.</summary>
+    public async Task WriteAsync(HttpContext context, string id, string? ownerScope, long afterSeq, CancellationToken cancellationToken)
+    {
+        // Before any byte is sent: a missing (or someone else's) session is a 404 problem, not an empty stream.
+        var session = await sessions.GetAsync(id, ownerScope, cancellationToken);
+        var sse = new SseWriter(context.Response);
+        await sse.StartAsync(cancellationToken);
+        metrics.StreamsOpened.Add(1);
+        if (GenerationMapping.IsSettled(session) && afterSeq >= session.LastSeq)
+        {
+            await sse.WriteEventAsync("done", new StreamDone(GenerationMapping.ToWire(session.Status)), null, cancellationToken);
+            await sse.FlushAsync(cancellationToken);
+            return;
+        }
+
+        await RelayAsync(
+            sessions.FollowAsync(id, ownerScope, afterSeq, cancellationToken),
+            async e =>
+            {
+                if (e.Type == GenerationLogEventType.Chunk)
+                {
+                    await sse.WriteEventAsync("chunk", new StreamChunk(e.Seq, e.Text ?? string.Empty), e.Seq, cancellationToken);
+                }
+                else if (e.StatusChange is { } change)
+                {
+                    await sse.WriteEventAsync(
+                        "status",
+                        new StreamStatus(e.Seq, GenerationMapping.ToWire(change.Status), change.Reason ?? change.FinishReason, change.Error),
+                        e.Seq,
+                        cancellationToken);
+                    if (e.IsTerminal)
+                    {
+                        await sse.WriteEventAsync("done", new StreamDone(GenerationMapping.ToWire(change.Status)), null, cancellationToken);
+                        await sse.FlushAsync(cancellationToken);
+                        return false;
+                    }
+                }
+
+                await sse.FlushAsync(cancellationToken);
+                return true;
+            },
+            () => sse.HeartbeatAsync(cancellationToken),
+            cancellationToken);
+    }
+
+    private static async Task PumpAsync(IAsyncEnumerable<GenerationLogEvent> source, ChannelWriter<GenerationLogEvent> writer, CancellationToken cancellationToken)
+    {
+        Exception? failure = null;
+        try
+        {
+            await foreach (var e in source.WithCancellation(cancellationToken))
+            {
+                await writer.WriteAsync(e, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped on purpose.
+        }
+        catch (Exception ex)
+        {
+            failure = ex;
+        }
+        finally
+        {
+            writer.TryComplete(failure);
+        }
+    }
+}
