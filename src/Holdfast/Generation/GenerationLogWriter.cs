@@ -12,7 +12,7 @@ namespace Holdfast.Generation;
 /// as <see cref="GenerationOptions.FlushMaxChunks"/> chunks wait. A run ending is committed after that run's chunks,
 /// in the same or a later transaction, so a paused or cancelled session always has its partial output persisted.
 /// </summary>
-internal sealed partial class GenerationLogWriter : IAsyncDisposable
+internal sealed class GenerationLogWriter : IAsyncDisposable
 {
     private readonly Channel<object> _queue = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly SqliteGenerationStore _store;
@@ -175,7 +175,7 @@ internal sealed partial class GenerationLogWriter : IAsyncDisposable
                 var results = await _store.CommitAsync(ordered, finishes.Select(f => f.Finish).ToList(), stoppingToken).ConfigureAwait(false);
                 Interlocked.Increment(ref _commits);
                 Interlocked.Add(ref _chunksCommitted, ordered.Count);
-                LogCommitted(ordered.Count, finishes.Count, watch.ElapsedMilliseconds);
+                Log.GenerationCommitted(_logger, ordered.Count, finishes.Count, watch.ElapsedMilliseconds);
                 foreach (var group in ordered.GroupBy(c => c.SessionId))
                 {
                     _hub.MarkPersisted(group.Key, group.Max(c => c.Seq));
@@ -201,18 +201,14 @@ internal sealed partial class GenerationLogWriter : IAsyncDisposable
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                LogCommitFailed(ex, ordered.Count, finishes.Count, delay.TotalMilliseconds);
+                Log.GenerationCommitFailed(_logger, ex, ordered.Count, finishes.Count, delay.TotalMilliseconds);
                 await Task.Delay(delay, _time, stoppingToken).ConfigureAwait(false);
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5_000));
             }
         }
     }
 
-    [LoggerMessage(EventId = 3101, Level = LogLevel.Trace, Message = "Group commit: {Chunks} chunks, {Finishes} run endings in {ElapsedMs} ms")]
-    private partial void LogCommitted(int chunks, int finishes, long elapsedMs);
 
-    [LoggerMessage(EventId = 3102, Level = LogLevel.Error, Message = "Group commit of {Chunks} chunks and {Finishes} run endings failed; retrying in {DelayMs} ms")]
-    private partial void LogCommitFailed(Exception exception, int chunks, int finishes, double delayMs);
 
     private sealed class PendingFinish(RunFinish finish)
     {

@@ -16,7 +16,7 @@ namespace Holdfast.Generation;
 /// <see cref="GenerationLogWriter"/> for group commit. Pause and cancel cancel the run's token, which closes the
 /// upstream stream; the run then commits its last chunks and its new status.
 /// </summary>
-internal sealed partial class GenerationRunner : BackgroundService
+internal sealed class GenerationRunner : BackgroundService
 {
     /// <summary>Instruction of the declared fallback for backends that cannot prefill.</summary>
     public const string FallbackInstruction =
@@ -100,7 +100,7 @@ internal sealed partial class GenerationRunner : BackgroundService
 
             if (recovered.Count > 0)
             {
-                LogRecovered(recovered.Count, _options.RecoveryPolicy);
+                Log.GenerationRecovered(_logger, recovered.Count, _options.RecoveryPolicy);
             }
 
             _recovered.TrySetResult();
@@ -131,7 +131,7 @@ internal sealed partial class GenerationRunner : BackgroundService
             catch (Exception ex)
 #pragma warning restore CA1031
             {
-                LogDispatchFailed(ex);
+                Log.GenerationDispatchFailed(_logger, ex);
             }
 
             using var tick = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -174,7 +174,7 @@ internal sealed partial class GenerationRunner : BackgroundService
 
             if (!warned)
             {
-                LogWaitingForMigrations(status.Pending.Count);
+                Log.GenerationWaitingForMigrations(_logger, status.Pending.Count);
                 warned = true;
             }
 
@@ -208,7 +208,7 @@ internal sealed partial class GenerationRunner : BackgroundService
                     }
 
                     // Registered before the claim commits, so a cancel that follows the claim always finds the run.
-                    var handle = new RunHandle(backend, stoppingToken);
+                    var handle = new RunHandle(backend);
                     _runs[candidate.Id] = handle;
                     chosen.Add((candidate.Id, handle));
                     return (true, candidate.HasOutput ? (backend.SupportsPrefill ? "prefill" : "fallback:instruction") : null);
@@ -313,7 +313,7 @@ internal sealed partial class GenerationRunner : BackgroundService
             var message = ex is GenerationBackendException or Sessions.HoldfastException
                 ? ex.Message
                 : $"Backend '{backend.Name}' failed: {ex.GetType().Name}: {ex.Message}. The partial output is kept and the session can be resumed.";
-            LogRunFailed(session.Id, backend.Name, chunks, message);
+            Log.GenerationRunFailed(_logger, session.Id, backend.Name, chunks, message);
             finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Fail, Error: message, InputTokens: inputTokens);
         }
 
@@ -330,7 +330,7 @@ internal sealed partial class GenerationRunner : BackgroundService
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            LogFinishFailed(ex, session.Id);
+            Log.GenerationFinishFailed(_logger, ex, session.Id);
         }
         finally
         {
@@ -401,20 +401,10 @@ internal sealed partial class GenerationRunner : BackgroundService
         handle.Dispose();
     }
 
-    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Recovery: {Count} sessions left running by a stopped process were restored (policy {Policy})")]
-    private partial void LogRecovered(int count, GenerationRecoveryPolicy policy);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "Generation dispatcher failed; retrying on the next tick")]
-    private partial void LogDispatchFailed(Exception exception);
 
-    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Session {SessionId} failed on backend {Backend} after {Chunks} chunks: {Error}")]
-    private partial void LogRunFailed(string sessionId, string backend, long chunks, string error);
 
-    [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "The end of the run of session {SessionId} could not be written; recovery restores it at the next start")]
-    private partial void LogFinishFailed(Exception exception, string sessionId);
 
-    [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "Generation runner waits for {Count} pending migrations (applied at start, or run `holdfast migrate`)")]
-    private partial void LogWaitingForMigrations(int count);
 
     /// <summary>One run: its backend, its cancellation source, and the task that ends when its status is written.</summary>
     private sealed class RunHandle : IDisposable
@@ -422,11 +412,10 @@ internal sealed partial class GenerationRunner : BackgroundService
         private readonly CancellationTokenSource _cancellation;
         private int _disposed;
 
-        public RunHandle(GenerationBackend backend, CancellationToken stoppingToken)
+        public RunHandle(GenerationBackend backend)
         {
             Backend = backend;
             _cancellation = new CancellationTokenSource();
-            _ = stoppingToken;
         }
 
         public GenerationBackend Backend { get; }

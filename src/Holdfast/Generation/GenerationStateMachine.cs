@@ -3,8 +3,9 @@ namespace Holdfast.Generation;
 /// <summary>The part of a session the state machine decides on.</summary>
 public readonly record struct GenerationState(GenerationStatus Status, GenerationDesiredState Desired, string? PauseReason = null)
 {
+    /// <summary><c>running</c>, or <c>running (desired paused)</c> while a control request waits for the runner.</summary>
     public override string ToString() =>
-        Desired == DesiredFor(Status) ? Status.ToWire() : $"{Status.ToWire()} (desired {Desired.ToWire()})";
+        DesiredFor(Status) is { } natural && natural != Desired ? $"{Status.ToWire()} (desired {Desired.ToWire()})" : Status.ToWire();
 
     private static GenerationDesiredState? DesiredFor(GenerationStatus status) => status switch
     {

@@ -207,42 +207,6 @@ public sealed class BotManagerTests
         }
     }
 
-    [Fact(Timeout = 120_000)]
-    public async Task StartSessionAsync_200SessionsAtOnce_AllActiveWithOwnQrAndAudit()
-    {
-        using var temp = new TempDirectory();
-        using var host = TestHosts.BuildCoreHost(temp.Path, Settings);
-        await host.StartAsync();
-        var manager = host.Services.GetRequiredService<BotManager>();
-        var audit = host.Services.GetRequiredService<IAuditLog>();
-        var ids = Enumerable.Range(0, 200).Select(i => $"many-{i:D3}").ToList();
-
-        var results = await Task.WhenAll(ids.Select(id => Task.Run(() => manager.StartSessionAsync(new(id)))));
-        await Task.WhenAll(ids.Select(id => Task.Run(() => manager.RecordMessageAsync(id, $"hi {id}"))));
-
-        results.ShouldAllBe(r => r.Outcome == BotStartOutcome.Created);
-        results.Select(r => r.Session.QrData).Distinct().Count().ShouldBe(200);
-        var listed = new List<BotSession>();
-        string? cursor = null;
-        do
-        {
-            var page = await manager.ListAsync(new BotListQuery(BotSessionStatus.Active, After: cursor, Limit: 64));
-            listed.AddRange(page.Items);
-            cursor = page.NextCursor;
-        }
-        while (cursor is not null);
-
-        listed.Select(s => s.SessionId).ShouldBe(ids);
-        listed.ShouldAllBe(s => s.LastMessage == "hi " + s.SessionId && s.Version == 4);
-        foreach (var id in ids.Take(10))
-        {
-            (await audit.ReadAuditAsync(SessionKind.Bot, id)).Events.Select(e => e.Action).Reverse()
-                .ShouldBe(["bot.created", "bot.qr", "bot.connection", "bot.message"]);
-        }
-
-        await host.StopAsync();
-    }
-
     [Fact]
     public void VerifyPairingToken_OnlyTheCurrentTokenOfAnActiveWebSession_Passes()
     {

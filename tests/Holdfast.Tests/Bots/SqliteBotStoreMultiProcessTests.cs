@@ -3,9 +3,12 @@ using Holdfast.Sessions;
 using Holdfast.Storage.Sqlite;
 using Holdfast.TestHelpers;
 
+using Holdfast.Tests.Storage;
+
 namespace Holdfast.Tests.Bots;
 
 /// <summary>Writers in several processes (as the service, the CLI and a second service would be) on one session.</summary>
+[Collection(ResourceHeavyCollection.Name)]
 public sealed class SqliteBotStoreMultiProcessTests
 {
     [Fact(Timeout = 180_000)]

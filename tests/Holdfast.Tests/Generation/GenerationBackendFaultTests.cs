@@ -173,3 +173,37 @@ public sealed class GenerationBackendFaultTests
         }
     }
 }
+
+public sealed class GenerationPrefillFallbackTests
+{
+    [Fact(Timeout = 60_000)]
+    public async Task ResumeAsync_BackendWithoutPrefill_UsesDeclaredFallbackAndRecordsIt()
+    {
+        await using var emulator = await OpenAiEmulator.StartAsync(new EmulatorBehavior { TokenDelay = TimeSpan.FromMilliseconds(15), MaxTokens = 200 });
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?>
+        {
+            ["Backends:plain:BaseUrl"] = emulator.BaseUrl,
+            ["Backends:plain:Prefill"] = "None",
+        });
+        var (session, _) = await host.Sessions.CreateAsync(new CreateGenerationRequest
+        {
+            Owner = "alice",
+            Model = "m",
+            Backend = "plain",
+            Input = [new GenerationMessage("user", "Write a long story")],
+        });
+        await Poll.UntilAsync(() => host.Sessions.GetAsync(session.Id, null), s => s.Usage.OutputTokens >= 3, "some output");
+
+        var paused = await host.Sessions.PauseAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+        await host.Sessions.ResumeAsync(session.Id, GenerationTestHost.Alice);
+        var resumedRequest = await emulator.WaitForRequestAsync(1);
+        var resumed = await host.Sessions.GetAsync(session.Id, null);
+        await host.Sessions.CancelAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+
+        resumed.Continuation.ShouldBe("fallback:instruction");
+        resumedRequest.Messages[^2].ShouldBe(("assistant", paused.Output));
+        resumedRequest.Messages[^1].Role.ShouldBe("user");
+        resumedRequest.Messages[^1].Content.ShouldContain("Continue");
+        resumedRequest.Json.TryGetProperty("continue_final_message", out _).ShouldBeFalse();
+    }
+}

@@ -22,3 +22,89 @@ public sealed class GenerationSessionsTests
         done.Attempts.ShouldBe(1);
     }
 }
+
+public sealed class GenerationOptionsTests
+{
+    [Fact(Timeout = 30_000)]
+    public async Task CreateAsync_RequestMaxTokensSmallerThanScriptedMax_WinsWithFinishLength()
+    {
+        await using var host = await GenerationTestHost.StartAsync();
+        var request = GenerationTestHost.ScriptedRequest(maxTokens: 12);
+
+        var (session, _) = await host.Sessions.CreateAsync(request);
+        var done = await host.WaitForStatusAsync(session.Id, GenerationStatus.Completed);
+
+        done.Usage.OutputTokens.ShouldBe(12);
+        done.FinishReason.ShouldBe("length");
+        done.Output.ShouldBe(GenerationTestHost.ExpectedText(request));
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task CreateAsync_UnknownBackend_InvalidInputNamingTheSetting()
+    {
+        await using var host = await GenerationTestHost.StartAsync();
+
+        var error = await Should.ThrowAsync<InvalidSessionInputException>(() => host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest() with { Backend = "nope" }));
+
+        error.Field.ShouldBe("backend");
+        error.Message.ShouldContain("Backends:nope:BaseUrl");
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task CreateAsync_BadParameters_InvalidInputAndNothingStored()
+    {
+        await using var host = await GenerationTestHost.StartAsync();
+
+        await Should.ThrowAsync<InvalidSessionInputException>(() => host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest() with { Parameters = new GenerationParameters { Temperature = 5 } }));
+        await Should.ThrowAsync<InvalidSessionInputException>(() => host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest() with { Input = [] }));
+        await Should.ThrowAsync<InvalidSessionInputException>(() => host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest() with { Input = [new GenerationMessage("robot", "hi")] }));
+        var page = await host.Sessions.ListAsync(new GenerationListQuery());
+
+        page.Items.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void AddHoldfastGeneration_CalledTwice_RegistersOneRunner()
+    {
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+
+        Holdfast.Generation.GenerationServiceCollectionExtensions.AddHoldfastGeneration(services);
+        Holdfast.Generation.GenerationServiceCollectionExtensions.AddHoldfastGeneration(services);
+
+        services.Count(d => d.ServiceType == typeof(Microsoft.Extensions.Hosting.IHostedService)).ShouldBe(1);
+        services.Count(d => d.ServiceType == typeof(GenerationSessions)).ShouldBe(1);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task ListAsync_Cursor_PagesNewestFirstWithoutOverlap()
+    {
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Generation:DefaultBackend"] = "scripted" }, startRunner: false);
+        for (var i = 0; i < 7; i++)
+        {
+            await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest($"list {i}"));
+        }
+
+        var first = await host.Sessions.ListAsync(new GenerationListQuery { Limit = 4 });
+        var second = await host.Sessions.ListAsync(new GenerationListQuery { Limit = 4, Cursor = first.NextCursor });
+
+        first.Items.Count.ShouldBe(4);
+        second.Items.Count.ShouldBe(3);
+        second.NextCursor.ShouldBeNull();
+        first.Items.Concat(second.Items).Select(s => s.Id).ShouldBe(first.Items.Concat(second.Items).Select(s => s.Id).OrderDescending(StringComparer.Ordinal));
+        first.Items.Concat(second.Items).Select(s => s.Id).Distinct().Count().ShouldBe(7);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task DeleteAsync_RunningSession_ConflictThenDeletedAfterCancel()
+    {
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "20" });
+        var (session, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest());
+        await host.WaitForStatusAsync(session.Id, GenerationStatus.Running);
+
+        await Should.ThrowAsync<SessionConflictException>(() => host.Sessions.DeleteAsync(session.Id, GenerationTestHost.Alice));
+        await host.Sessions.CancelAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+        await host.Sessions.DeleteAsync(session.Id, GenerationTestHost.Alice);
+
+        await Should.ThrowAsync<SessionNotFoundException>(() => host.Sessions.GetAsync(session.Id, null));
+    }
+}

@@ -85,11 +85,13 @@ internal sealed class GenerationTestHost : IAsyncDisposable
     };
 
     /// <summary>The text an uninterrupted scripted run of <paramref name="request"/> produces.</summary>
-    public static string ExpectedText(CreateGenerationRequest request, int configuredMax = 60)
+    public static string ExpectedText(CreateGenerationRequest request, int configuredMax = 60) => string.Concat(ExpectedChunks(request, configuredMax));
+
+    /// <summary>The chunks an uninterrupted scripted run of <paramref name="request"/> produces.</summary>
+    public static IReadOnlyList<string> ExpectedChunks(CreateGenerationRequest request, int configuredMax = 60)
     {
         var conversation = request.Input.Select(m => new Microsoft.Extensions.AI.ChatMessage(new Microsoft.Extensions.AI.ChatRole(m.Role), m.Content)).ToList();
-        var plan = Holdfast.Generation.Backends.ScriptedChatClient.Plan(conversation, string.Empty, request.Parameters?.Seed, request.Parameters?.MaxTokens, configuredMax, request.Parameters?.Stop);
-        return string.Concat(plan.Chunks);
+        return Holdfast.Generation.Backends.ScriptedChatClient.Plan(conversation, string.Empty, request.Parameters?.Seed, request.Parameters?.MaxTokens, configuredMax, request.Parameters?.Stop).Chunks;
     }
 
     public async Task<GenerationSession> WaitForStatusAsync(string id, GenerationStatus status, TimeSpan? timeout = null)

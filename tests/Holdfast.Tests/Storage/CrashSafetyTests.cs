@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 namespace Holdfast.Tests.Storage;
 
 /// <summary>A real child process writes through the store and is killed with SIGKILL at random moments.</summary>
+[Collection(ResourceHeavyCollection.Name)]
 public sealed class CrashSafetyTests
 {
     private readonly ITestOutputHelper _output;

@@ -7,6 +7,7 @@ using Holdfast.TestHelpers;
 
 namespace Holdfast.Tests.Storage;
 
+[Collection(ResourceHeavyCollection.Name)]
 public sealed class SqliteMaintenanceTests
 {
     [Fact(Timeout = 120_000)]

@@ -27,7 +27,7 @@ public sealed class GenerationBackendException : HoldfastException
 /// only before the first token (connection refused, 5xx, 429); a trailing assistant message is sent as a prefix to
 /// continue (with <c>continue_final_message</c> when configured). Cancelling the token closes the HTTP stream at once.
 /// </summary>
-public sealed partial class OpenAICompatibleChatClient : IChatClient
+public sealed class OpenAICompatibleChatClient : IChatClient
 {
     private readonly string _name;
     private readonly GenerationBackendOptions _options;
@@ -84,7 +84,7 @@ public sealed partial class OpenAICompatibleChatClient : IChatClient
                 {
                     if (_logger is not null)
                     {
-                        LogRetry(_logger, _name, args.AttemptNumber + 1, args.RetryDelay.TotalMilliseconds);
+                        Log.GenerationBackendRetry(_logger, _name, args.AttemptNumber + 1, args.RetryDelay.TotalMilliseconds);
                     }
 
                     args.Outcome.Result?.Dispose();
@@ -403,6 +403,4 @@ public sealed partial class OpenAICompatibleChatClient : IChatClient
         }
     }
 
-    [LoggerMessage(EventId = 3201, Level = LogLevel.Warning, Message = "Backend {Backend}: request failed before the first token; retry {Attempt} in {DelayMs} ms")]
-    private static partial void LogRetry(ILogger logger, string backend, int attempt, double delayMs);
 }
