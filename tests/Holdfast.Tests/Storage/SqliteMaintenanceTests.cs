@@ -175,6 +175,38 @@ public sealed class SqliteMaintenanceTests
         check.IntegrityErrors.ShouldNotBeEmpty();
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task RestoreAsync_FreshDataDirectory_CreatesTheDatabaseWithoutBak()
+    {
+        using var temp = new TempDirectory();
+        var backupPath = await CreateDatabaseWithBotsAsync(temp.File("backup.db"), 3);
+        var target = temp.File("new-machine/holdfast.db");
+        Directory.CreateDirectory(temp.File("new-machine"));
+
+        var result = await SqliteMaintenance.RestoreAsync(backupPath, target);
+
+        result.PreviousCopy.ShouldBeNull();
+        (await CountBotsAsync(target)).ShouldBe(3);
+        using var database = new SqliteDatabase(target);
+        (await database.GetMigrationStatusAsync()).IsCurrent.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void FromOptions_MissingDataDirectory_CreatedOwnerOnly()
+    {
+        using var temp = new TempDirectory();
+        var dataDirectory = temp.File("first-run/data");
+
+        using var database = SqliteDatabase.FromOptions(new StorageOptions { DataDirectory = dataDirectory });
+
+        Directory.Exists(dataDirectory).ShouldBeTrue();
+        database.Path.ShouldBe(Path.Combine(dataDirectory, "holdfast.db"));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.GetUnixFileMode(dataDirectory).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
     [Fact]
     public void DataDirectoryLock_SecondAcquireWhileHeld_ThrowsNamingHolder()
     {
