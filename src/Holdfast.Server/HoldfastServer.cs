@@ -147,6 +147,16 @@ public static class HoldfastServer
         {
             var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
             context.ProblemDetails.Detail ??= ProblemResults.DescribeStatus(status);
+            if (context.HttpContext.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal))
+            {
+                // OpenAI SDKs look for {"error": {...}}; the problem keeps its own fields too.
+                context.ProblemDetails.Extensions["error"] = new Dictionary<string, object?>(StringComparer.Ordinal)
+                {
+                    ["message"] = context.ProblemDetails.Detail,
+                    ["type"] = status >= 500 ? "server_error" : "invalid_request_error",
+                    ["code"] = null,
+                };
+            }
         });
         services.AddOpenApi();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)

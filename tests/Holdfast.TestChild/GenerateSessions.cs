@@ -1,6 +1,7 @@
 using System.Globalization;
 using Holdfast.Generation;
 using Holdfast.Hosting;
+using Holdfast.Storage.Sqlite;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -28,17 +29,18 @@ internal static class GenerateSessions
         });
         builder.Services.AddHoldfastCore();
         using var host = builder.Build();
-        await host.StartAsync();
+
+        // Sessions are created (or found) before the runner starts, so nothing generates before the first progress line.
+        await host.Services.GetRequiredService<SqliteDatabase>().MigrateAsync();
         var sessions = host.Services.GetRequiredService<GenerationSessions>();
-        var ids = new List<string>();
         for (var i = 0; i < count; i++)
         {
-            var (session, _) = await sessions.CreateAsync(Request(i));
-            ids.Add(session.Id);
+            await sessions.CreateAsync(Request(i));
         }
 
         await Console.Out.WriteLineAsync("ready .");
         await Console.Out.FlushAsync();
+        await host.StartAsync();
         while (true)
         {
             var page = await sessions.ListAsync(new GenerationListQuery { Owner = "crash", Limit = 500 });

@@ -56,6 +56,7 @@ internal static partial class ProblemResults
         StoreSchemaException e => (503, "Database schema problem", e.Message, null),
         StoreUnavailableException e => (503, "Store unavailable", e.Message, null),
         ServerStartupException e => (503, "Server not ready", e.Message, null),
+        OpenAi.BackendFailedException e => (502, "Backend failed", e.Message, null),
         BadHttpRequestException e => MapBadRequest(e),
         JsonException e => (400, "Invalid request body", DescribeJson(e), null),
         _ => null,
@@ -148,6 +149,7 @@ internal static partial class ProblemResults
         415 => "https://httpwg.org/specs/rfc9110.html#status.415",
         422 => "https://httpwg.org/specs/rfc9110.html#status.422",
         429 => "https://www.rfc-editor.org/rfc/rfc6585#section-4",
+        502 => "https://httpwg.org/specs/rfc9110.html#status.502",
         503 => "https://httpwg.org/specs/rfc9110.html#status.503",
         _ => "about:blank",
     };

@@ -1,9 +1,522 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Holdfast.Generation;
+using Holdfast.Security;
+using Holdfast.Server.Endpoints;
+using Holdfast.Server.Security;
+using Holdfast.Server.Streaming;
+using Holdfast.Sessions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 
 namespace Holdfast.Server.OpenAi;
 
-/// <summary>The OpenAI-compatible face under <c>/v1</c>.</summary>
+/// <summary>
+/// The OpenAI-compatible face under <c>/v1</c>: the Responses API (<c>background</c>, <c>stream</c>, retrieve with
+/// <c>stream=true&amp;starting_after=N</c>, cancel; pause/resume as extensions) and Chat Completions (streaming and
+/// not). Every call is a durable generation session, visible under <c>/api/v1/generations</c> (response id
+/// <c>resp_&lt;generation id&gt;</c>). Streamed <c>sequence_number</c>s derive from the durable log, so resuming with
+/// <c>starting_after</c> works across restarts.
+/// </summary>
 internal static class OpenAiEndpoints
 {
-    public static IEndpointRouteBuilder MapOpenAiApi(this IEndpointRouteBuilder app) => app;
+    private const string ResponsePrefix = "resp_";
+    private const string CompletionPrefix = "chatcmpl-";
+
+    private static readonly JsonSerializerOptions WireJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = null };
+
+    public static IEndpointRouteBuilder MapOpenAiApi(this IEndpointRouteBuilder app)
+    {
+        var v1 = app.MapGroup("/v1").WithTags("OpenAI-compatible");
+        v1.MapPost("/responses", CreateResponseAsync).WithSummary("Creates a response (a durable generation); background and/or stream.");
+        v1.MapGet("/responses/{id}", GetResponseAsync).WithSummary("Retrieves a response; with stream=true, streams its events after starting_after.");
+        v1.MapPost("/responses/{id}/cancel", (string id, HttpContext context, GenerationSessions sessions, CancellationToken ct) =>
+            ControlAsync(id, "cancel", context, sessions, ct)).WithSummary("Cancels a response, keeping its partial output.");
+        v1.MapPost("/responses/{id}/pause", (string id, HttpContext context, GenerationSessions sessions, CancellationToken ct) =>
+            ControlAsync(id, "pause", context, sessions, ct)).WithSummary("Holdfast extension: pauses a response.");
+        v1.MapPost("/responses/{id}/resume", (string id, HttpContext context, GenerationSessions sessions, CancellationToken ct) =>
+            ControlAsync(id, "resume", context, sessions, ct)).WithSummary("Holdfast extension: resumes a paused response; it continues its text.");
+        v1.MapPost("/chat/completions", ChatCompletionsAsync).WithSummary("Chat completion (streaming or not), as a durable generation.");
+        return app;
+    }
+
+    // ---- Responses ---------------------------------------------------------------------------------------------
+
+    private static async Task CreateResponseAsync(HttpContext context, GenerationSessions sessions, GenerationStream stream, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var body = await OpenAiRequest.ReadAsync(context.Request.Body, cancellationToken);
+        var background = body.Bool("background");
+        var streaming = body.Bool("stream");
+        var input = body.Messages("input", allowString: true);
+        if (body.String("instructions") is { } instructions)
+        {
+            input.Insert(0, new GenerationMessage("system", instructions));
+        }
+
+        string? previous = null;
+        if (body.String("previous_response_id") is { } previousResponse)
+        {
+            previous = ParseResponseId(previousResponse, "previous_response_id");
+            await sessions.GetAsync(previous, GenerationEndpoints.OwnerScope(caller), cancellationToken);
+        }
+
+        var metadata = body.Metadata() ?? [];
+        metadata["holdfast.api"] = "responses";
+        if (background)
+        {
+            metadata["holdfast.background"] = "true";
+        }
+
+        var result = await sessions.CreateAsync(
+            new CreateGenerationRequest
+            {
+                Owner = caller.User,
+                Model = body.String("model") ?? string.Empty,
+                Input = input,
+                Parameters = new GenerationParameters
+                {
+                    Temperature = body.Double("temperature"),
+                    TopP = body.Double("top_p"),
+                    MaxTokens = body.Int("max_output_tokens"),
+                    Seed = body.Long("seed"),
+                },
+                PreviousSessionId = previous,
+                Metadata = metadata,
+                IdempotencyKey = IdempotencyKey(context),
+            },
+            EndpointHelpers.ActorOf(caller),
+            cancellationToken);
+        var session = result.Session;
+        if (streaming)
+        {
+            await StreamResponseAsync(context, session, caller, -1, stream, sessions, cancellationToken);
+            return;
+        }
+
+        if (!background)
+        {
+            session = await WaitSettledAsync(sessions, session.Id, GenerationEndpoints.OwnerScope(caller), cancellationToken);
+        }
+
+        await WriteJsonAsync(context, ResponseObject(session), cancellationToken);
+    }
+
+    private static async Task GetResponseAsync(
+        string id,
+        bool? stream,
+        long? starting_after,
+        HttpContext context,
+        GenerationSessions sessions,
+        GenerationStream relay,
+        CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var session = await sessions.GetAsync(ParseResponseId(id, "response_id"), GenerationEndpoints.OwnerScope(caller), cancellationToken);
+        if (stream == true)
+        {
+            if (starting_after is < -1)
+            {
+                throw new InvalidSessionInputException("starting_after", "'starting_after' must be a sequence number (0 or more).");
+            }
+
+            await StreamResponseAsync(context, session, caller, starting_after ?? -1, relay, sessions, cancellationToken);
+            return;
+        }
+
+        await WriteJsonAsync(context, ResponseObject(session), cancellationToken);
+    }
+
+    private static async Task<ContentHttpResult> ControlAsync(string id, string command, HttpContext context, GenerationSessions sessions, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var generationId = ParseResponseId(id, "response_id");
+        var scope = GenerationEndpoints.OwnerScope(caller);
+        var actor = EndpointHelpers.ActorOf(caller);
+        var wait = TimeSpan.FromSeconds(5);
+        var session = command switch
+        {
+            "pause" => await sessions.PauseAsync(generationId, actor, scope, wait: wait, cancellationToken: cancellationToken),
+            "resume" => await sessions.ResumeAsync(generationId, actor, scope, cancellationToken: cancellationToken),
+            _ => await sessions.CancelAsync(generationId, actor, scope, wait: wait, cancellationToken: cancellationToken),
+        };
+        return TypedResults.Text(ResponseObject(session).ToJsonString(WireJson), "application/json");
+    }
+
+    /// <summary>
+    /// Streams a response's events. Numbering: 0–3 are <c>response.created</c>, <c>response.in_progress</c>,
+    /// <c>output_item.added</c>, <c>content_part.added</c>; log event <c>s</c> is <c>4·s</c> (a delta for a chunk); the
+    /// terminal status at log seq <c>T</c> closes with <c>4T…4T+3</c>. Stable numbers make <c>starting_after</c> exact.
+    /// </summary>
+    private static async Task StreamResponseAsync(
+        HttpContext context,
+        GenerationSession session,
+        Principal caller,
+        long startingAfter,
+        GenerationStream relay,
+        GenerationSessions sessions,
+        CancellationToken cancellationToken)
+    {
+        var scope = GenerationEndpoints.OwnerScope(caller);
+        var sse = new SseWriter(context.Response);
+        await sse.StartAsync(cancellationToken);
+        var responseId = ResponsePrefix + session.Id;
+        var itemId = "msg_" + session.Id;
+
+        async Task EmitAsync(string type, long number, JsonObject payload)
+        {
+            if (number <= startingAfter)
+            {
+                return;
+            }
+
+            payload["type"] = type;
+            payload["sequence_number"] = number;
+            await sse.WriteEventAsync(type, payload, null, cancellationToken, WireJson);
+        }
+
+        var snapshot = ResponseObject(session with { Output = string.Empty }, includeOutput: false);
+        await EmitAsync("response.created", 0, new JsonObject { ["response"] = snapshot.DeepClone() });
+        await EmitAsync("response.in_progress", 1, new JsonObject { ["response"] = InProgress(snapshot) });
+        await EmitAsync("response.output_item.added", 2, new JsonObject
+        {
+            ["output_index"] = 0,
+            ["item"] = MessageItem(itemId, "in_progress", string.Empty, includeContent: false),
+        });
+        await EmitAsync("response.content_part.added", 3, new JsonObject
+        {
+            ["item_id"] = itemId,
+            ["output_index"] = 0,
+            ["content_index"] = 0,
+            ["part"] = TextPart(string.Empty),
+        });
+        await sse.FlushAsync(cancellationToken);
+
+        if (GenerationMapping.IsSettled(session) && (startingAfter / 4) - 1 >= session.LastSeq)
+        {
+            return;
+        }
+
+        var afterLog = Math.Max(0, (startingAfter / 4) - 1);
+        await relay.RelayAsync(
+            sessions.FollowAsync(session.Id, scope, afterLog, cancellationToken),
+            async e =>
+            {
+                var number = e.Seq * 4;
+                if (e.Type == GenerationLogEventType.Chunk)
+                {
+                    await EmitAsync("response.output_text.delta", number, new JsonObject
+                    {
+                        ["item_id"] = itemId,
+                        ["output_index"] = 0,
+                        ["content_index"] = 0,
+                        ["delta"] = e.Text ?? string.Empty,
+                        ["logprobs"] = new JsonArray(),
+                    });
+                }
+                else if (e.IsTerminal)
+                {
+                    var final = await sessions.GetAsync(session.Id, scope, cancellationToken);
+                    await EmitAsync("response.output_text.done", number, new JsonObject
+                    {
+                        ["item_id"] = itemId,
+                        ["output_index"] = 0,
+                        ["content_index"] = 0,
+                        ["text"] = final.Output,
+                        ["logprobs"] = new JsonArray(),
+                    });
+                    await EmitAsync("response.content_part.done", number + 1, new JsonObject
+                    {
+                        ["item_id"] = itemId,
+                        ["output_index"] = 0,
+                        ["content_index"] = 0,
+                        ["part"] = TextPart(final.Output),
+                    });
+                    await EmitAsync("response.output_item.done", number + 2, new JsonObject
+                    {
+                        ["output_index"] = 0,
+                        ["item"] = MessageItem(itemId, "completed", final.Output, includeContent: true),
+                    });
+                    var response = ResponseObject(final);
+                    var closing = (string?)response["status"] switch
+                    {
+                        "completed" => "response.completed",
+                        "failed" => "response.failed",
+                        _ => "response.incomplete",
+                    };
+                    await EmitAsync(closing, number + 3, new JsonObject { ["response"] = response });
+                    await sse.FlushAsync(cancellationToken);
+                    return false;
+                }
+
+                await sse.FlushAsync(cancellationToken);
+                return true;
+            },
+            () => sse.HeartbeatAsync(cancellationToken),
+            cancellationToken);
+    }
+
+    /// <summary>The Responses API object for a session.</summary>
+    internal static JsonObject ResponseObject(GenerationSession s, bool includeOutput = true)
+    {
+        var (status, incomplete) = ResponseStatus(s);
+        var output = new JsonArray();
+        if (includeOutput && (s.Output.Length > 0 || GenerationMapping.IsSettled(s)))
+        {
+            output.Add(MessageItem("msg_" + s.Id, status == "in_progress" || status == "queued" ? "in_progress" : "completed", s.Output, includeContent: true));
+        }
+
+        var metadata = new JsonObject();
+        foreach (var (key, value) in s.Metadata ?? new Dictionary<string, string>())
+        {
+            if (!key.StartsWith("holdfast.", StringComparison.Ordinal))
+            {
+                metadata[key] = value;
+            }
+        }
+
+        var background = s.Metadata?.GetValueOrDefault("holdfast.background") == "true";
+        return new JsonObject
+        {
+            ["id"] = ResponsePrefix + s.Id,
+            ["object"] = "response",
+            ["created_at"] = s.CreatedAt.ToUnixTimeSeconds(),
+            ["status"] = status,
+            ["background"] = background,
+            ["error"] = s.Status == GenerationStatus.Failed ? new JsonObject { ["code"] = "server_error", ["message"] = s.Error ?? "The generation failed." } : null,
+            ["incomplete_details"] = incomplete is null ? null : new JsonObject { ["reason"] = incomplete },
+            ["instructions"] = null,
+            ["max_output_tokens"] = s.Parameters.MaxTokens,
+            ["model"] = s.Model,
+            ["output"] = output,
+            ["output_text"] = includeOutput ? s.Output : string.Empty,
+            ["parallel_tool_calls"] = false,
+            ["previous_response_id"] = s.PreviousSessionId is null ? null : ResponsePrefix + s.PreviousSessionId,
+            ["store"] = true,
+            ["temperature"] = s.Parameters.Temperature,
+            ["top_p"] = s.Parameters.TopP,
+            ["text"] = new JsonObject { ["format"] = new JsonObject { ["type"] = "text" } },
+            ["tool_choice"] = "auto",
+            ["tools"] = new JsonArray(),
+            ["truncation"] = "disabled",
+            ["usage"] = new JsonObject
+            {
+                ["input_tokens"] = s.Usage.InputTokens ?? 0,
+                ["input_tokens_details"] = new JsonObject { ["cached_tokens"] = 0 },
+                ["output_tokens"] = s.Usage.OutputTokens,
+                ["output_tokens_details"] = new JsonObject { ["reasoning_tokens"] = 0 },
+                ["total_tokens"] = (s.Usage.InputTokens ?? 0) + s.Usage.OutputTokens,
+            },
+            ["metadata"] = metadata,
+            ["holdfast"] = new JsonObject
+            {
+                ["generation_id"] = s.Id,
+                ["status"] = GenerationMapping.ToWire(s.Status).ToString().ToLowerInvariant(),
+                ["pause_reason"] = s.PauseReason,
+                ["last_seq"] = s.LastSeq,
+            },
+        };
+    }
+
+    private static (string Status, string? Incomplete) ResponseStatus(GenerationSession s) => s.Status switch
+    {
+        GenerationStatus.Queued => ("queued", null),
+        GenerationStatus.Running or GenerationStatus.Paused => ("in_progress", null),
+        GenerationStatus.Completed when s.FinishReason == "length" => ("incomplete", "max_output_tokens"),
+        GenerationStatus.Completed => ("completed", null),
+        GenerationStatus.Cancelled => ("cancelled", null),
+        _ => ("failed", null),
+    };
+
+    private static JsonObject InProgress(JsonObject snapshot)
+    {
+        var copy = (JsonObject)snapshot.DeepClone();
+        copy["status"] = "in_progress";
+        return copy;
+    }
+
+    private static JsonObject MessageItem(string id, string status, string text, bool includeContent) => new()
+    {
+        ["type"] = "message",
+        ["id"] = id,
+        ["status"] = status,
+        ["role"] = "assistant",
+        ["content"] = includeContent ? new JsonArray(TextPart(text)) : new JsonArray(),
+    };
+
+    private static JsonObject TextPart(string text) => new()
+    {
+        ["type"] = "output_text",
+        ["text"] = text,
+        ["annotations"] = new JsonArray(),
+        ["logprobs"] = new JsonArray(),
+    };
+
+    // ---- Chat Completions --------------------------------------------------------------------------------------
+
+    private static async Task ChatCompletionsAsync(HttpContext context, GenerationSessions sessions, GenerationStream relay, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var scope = GenerationEndpoints.OwnerScope(caller);
+        var body = await OpenAiRequest.ReadAsync(context.Request.Body, cancellationToken);
+        var streaming = body.Bool("stream");
+        var includeUsage = body.Element("stream_options") is { ValueKind: JsonValueKind.Object } options
+            && options.TryGetProperty("include_usage", out var usage) && usage.ValueKind == JsonValueKind.True;
+        var metadata = body.Metadata() ?? [];
+        metadata["holdfast.api"] = "chat.completions";
+        var result = await sessions.CreateAsync(
+            new CreateGenerationRequest
+            {
+                Owner = caller.User,
+                Model = body.String("model") ?? string.Empty,
+                Input = body.Messages("messages", allowString: false),
+                Parameters = new GenerationParameters
+                {
+                    Temperature = body.Double("temperature"),
+                    TopP = body.Double("top_p"),
+                    MaxTokens = body.Int("max_completion_tokens") ?? body.Int("max_tokens"),
+                    Seed = body.Long("seed"),
+                    Stop = body.Stop(),
+                },
+                Metadata = metadata,
+                IdempotencyKey = IdempotencyKey(context),
+            },
+            EndpointHelpers.ActorOf(caller),
+            cancellationToken);
+        var session = result.Session;
+        var id = CompletionPrefix + session.Id;
+        var created = session.CreatedAt.ToUnixTimeSeconds();
+        if (!streaming)
+        {
+            var final = await WaitSettledAsync(sessions, session.Id, scope, cancellationToken);
+            if (final.Status == GenerationStatus.Failed)
+            {
+                throw new BackendFailedException(final);
+            }
+
+            await WriteJsonAsync(
+                context,
+                new JsonObject
+                {
+                    ["id"] = id,
+                    ["object"] = "chat.completion",
+                    ["created"] = created,
+                    ["model"] = final.Model,
+                    ["choices"] = new JsonArray(new JsonObject
+                    {
+                        ["index"] = 0,
+                        ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = final.Output, ["refusal"] = null },
+                        ["finish_reason"] = FinishReason(final),
+                        ["logprobs"] = null,
+                    }),
+                    ["usage"] = ChatUsage(final),
+                    ["holdfast"] = new JsonObject { ["generation_id"] = final.Id },
+                },
+                cancellationToken);
+            return;
+        }
+
+        var sse = new SseWriter(context.Response);
+        await sse.StartAsync(cancellationToken);
+        JsonObject Chunk(JsonObject delta, string? finishReason) => new()
+        {
+            ["id"] = id,
+            ["object"] = "chat.completion.chunk",
+            ["created"] = created,
+            ["model"] = session.Model,
+            ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = delta, ["finish_reason"] = finishReason, ["logprobs"] = null }),
+        };
+
+        await sse.WriteEventAsync(string.Empty, Chunk(new JsonObject { ["role"] = "assistant", ["content"] = string.Empty }, null), null, cancellationToken, WireJson);
+        await sse.FlushAsync(cancellationToken);
+        await relay.RelayAsync(
+            sessions.FollowAsync(session.Id, scope, 0, cancellationToken),
+            async e =>
+            {
+                if (e.Type == GenerationLogEventType.Chunk)
+                {
+                    await sse.WriteEventAsync(string.Empty, Chunk(new JsonObject { ["content"] = e.Text ?? string.Empty }, null), null, cancellationToken, WireJson);
+                }
+                else if (e.IsTerminal)
+                {
+                    var final = await sessions.GetAsync(session.Id, scope, cancellationToken);
+                    if (final.Status == GenerationStatus.Failed)
+                    {
+                        await sse.WriteEventAsync(string.Empty, new JsonObject { ["error"] = new JsonObject { ["message"] = final.Error ?? "The generation failed.", ["type"] = "server_error" } }, null, cancellationToken, WireJson);
+                    }
+                    else
+                    {
+                        await sse.WriteEventAsync(string.Empty, Chunk(new JsonObject(), FinishReason(final)), null, cancellationToken, WireJson);
+                        if (includeUsage)
+                        {
+                            var usageChunk = Chunk(new JsonObject(), null);
+                            usageChunk["choices"] = new JsonArray();
+                            usageChunk["usage"] = ChatUsage(final);
+                            await sse.WriteEventAsync(string.Empty, usageChunk, null, cancellationToken, WireJson);
+                        }
+                    }
+
+                    await sse.WriteDataAsync("[DONE]", cancellationToken);
+                    await sse.FlushAsync(cancellationToken);
+                    return false;
+                }
+
+                await sse.FlushAsync(cancellationToken);
+                return true;
+            },
+            () => sse.HeartbeatAsync(cancellationToken),
+            cancellationToken);
+    }
+
+    private static string FinishReason(GenerationSession s) => s.FinishReason == "length" ? "length" : "stop";
+
+    private static JsonObject ChatUsage(GenerationSession s) => new()
+    {
+        ["prompt_tokens"] = s.Usage.InputTokens ?? 0,
+        ["completion_tokens"] = s.Usage.OutputTokens,
+        ["total_tokens"] = (s.Usage.InputTokens ?? 0) + s.Usage.OutputTokens,
+    };
+
+    // ---- shared ------------------------------------------------------------------------------------------------
+
+    private static async Task<GenerationSession> WaitSettledAsync(GenerationSessions sessions, string id, string? scope, CancellationToken cancellationToken)
+    {
+        await foreach (var e in sessions.FollowAsync(id, scope, 0, cancellationToken))
+        {
+            if (e.IsTerminal)
+            {
+                break;
+            }
+        }
+
+        return await sessions.GetAsync(id, scope, cancellationToken);
+    }
+
+    private static string? IdempotencyKey(HttpContext context)
+    {
+        string? key = context.Request.Headers[GenerationEndpoints.IdempotencyHeader];
+        return key is null ? null : EndpointHelpers.ValidId(key, "Idempotency-Key");
+    }
+
+    private static string ParseResponseId(string id, string field)
+    {
+        var raw = id.StartsWith(ResponsePrefix, StringComparison.Ordinal) ? id[ResponsePrefix.Length..] : id;
+        return EndpointHelpers.ValidId(raw, field);
+    }
+
+    private static Task WriteJsonAsync(HttpContext context, JsonObject body, CancellationToken cancellationToken)
+    {
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentType = "application/json; charset=utf-8";
+        return context.Response.WriteAsync(body.ToJsonString(WireJson), cancellationToken);
+    }
+}
+
+/// <summary>A chat completion whose generation failed upstream; answered 502 with the session id to resume it.</summary>
+internal sealed class BackendFailedException(GenerationSession session)
+    : HoldfastException($"The backend failed: {session.Error ?? "unknown error"} The partial output is kept in generation '{session.Id}'; resume it with POST /api/v1/generations/{session.Id}/resume.")
+{
+    public string GenerationId { get; } = session.Id;
 }

@@ -187,34 +187,21 @@ internal sealed class GenerationRunner : BackgroundService
         while (!stoppingToken.IsCancellationRequested)
         {
             var chosen = new List<(string Id, RunHandle Handle)>();
-            var claimed = await _store.ClaimRunnableAsync(
-                candidate =>
+            IReadOnlyList<GenerationChange> claimed;
+            try
+            {
+                claimed = await _store.ClaimRunnableAsync(candidate => Reserve(candidate, chosen), ClaimBatch, stoppingToken);
+            }
+            catch
+            {
+                // The claim transaction rolled back: nothing was claimed, so give every slot back.
+                foreach (var (id, handle) in chosen)
                 {
-                    if (_runs.ContainsKey(candidate.Id) || !_backends.IsKnown(candidate.Backend))
-                    {
-                        return (false, null);
-                    }
+                    Release(id, handle);
+                }
 
-                    var backend = _backends.Get(candidate.Backend);
-                    lock (_runningPerBackend)
-                    {
-                        var running = _runningPerBackend.GetValueOrDefault(backend.Name);
-                        if (running >= backend.MaxConcurrency)
-                        {
-                            return (false, null);
-                        }
-
-                        _runningPerBackend[backend.Name] = running + 1;
-                    }
-
-                    // Registered before the claim commits, so a cancel that follows the claim always finds the run.
-                    var handle = new RunHandle(backend);
-                    _runs[candidate.Id] = handle;
-                    chosen.Add((candidate.Id, handle));
-                    return (true, candidate.HasOutput ? (backend.SupportsPrefill ? "prefill" : "fallback:instruction") : null);
-                },
-                ClaimBatch,
-                stoppingToken);
+                throw;
+            }
 
             var claimedIds = claimed.Select(c => c.Session.Id).ToHashSet(StringComparer.Ordinal);
             foreach (var (id, handle) in chosen.Where(c => !claimedIds.Contains(c.Id)))
@@ -234,6 +221,35 @@ internal sealed class GenerationRunner : BackgroundService
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// Inside the claim transaction: takes a backend slot and registers the run before the claim commits, so a
+    /// cancel that follows the claim always finds it. Returns the continuation mode to record.
+    /// </summary>
+    private (bool Take, string? Continuation) Reserve(ClaimCandidate candidate, List<(string Id, RunHandle Handle)> chosen)
+    {
+        if (_runs.ContainsKey(candidate.Id))
+        {
+            return (false, null);
+        }
+
+        var backend = _backends.Get(candidate.Backend);
+        lock (_runningPerBackend)
+        {
+            var running = _runningPerBackend.GetValueOrDefault(backend.Name);
+            if (running >= backend.MaxConcurrency)
+            {
+                return (false, null);
+            }
+
+            _runningPerBackend[backend.Name] = running + 1;
+        }
+
+        var handle = new RunHandle(backend);
+        _runs[candidate.Id] = handle;
+        chosen.Add((candidate.Id, handle));
+        return (true, candidate.HasOutput ? (backend.SupportsPrefill ? "prefill" : "fallback:instruction") : null);
     }
 
     private async Task ReconcileStopsAsync(CancellationToken cancellationToken)

@@ -8,8 +8,8 @@ namespace Holdfast.Tests.Generation;
 /// <summary>A real child process runs generations and is killed with SIGKILL mid-stream; the next process restores them.</summary>
 public sealed class GenerationCrashTests(ITestOutputHelper output)
 {
-    private const int Sessions = 6;
-    private const int MaxTokens = 150;
+    private const int Sessions = 8;
+    private const int MaxTokens = 400;
 
     [Fact(Timeout = 300_000)]
     public async Task Run_ChildKilledWithSigkillMidStream10Times_RestoredOutputsEqualUninterrupted()
@@ -21,7 +21,7 @@ public sealed class GenerationCrashTests(ITestOutputHelper output)
 
         for (var round = 0; round < 10; round++)
         {
-            using var child = TestChildProcess.Start("generate", temp.Path, Sessions.ToString(CultureInfo.InvariantCulture), "60", MaxTokens.ToString(CultureInfo.InvariantCulture));
+            using var child = TestChildProcess.Start("generate", temp.Path, Sessions.ToString(CultureInfo.InvariantCulture), "30", MaxTokens.ToString(CultureInfo.InvariantCulture));
             await child.WaitForLinesAsync(1);
             var target = lastProgress + random.Next(15, 45);
             await Poll.UntilAsync(

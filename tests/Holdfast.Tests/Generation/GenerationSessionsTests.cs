@@ -108,3 +108,20 @@ public sealed class GenerationOptionsTests
         await Should.ThrowAsync<SessionNotFoundException>(() => host.Sessions.GetAsync(session.Id, null));
     }
 }
+
+public sealed class GenerationMisconfiguredBackendTests
+{
+    [Fact(Timeout = 30_000)]
+    public async Task Run_BackendWithInvalidBaseUrl_FailsWithMessageAndDoesNotBlockOthers()
+    {
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Backends:bad:BaseUrl"] = "ftp://example" });
+        var (bad, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest() with { Backend = "bad", Model = "m" });
+        var (good, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest());
+
+        var failed = await host.WaitForStatusAsync(bad.Id, GenerationStatus.Failed);
+        var completed = await host.WaitForStatusAsync(good.Id, GenerationStatus.Completed);
+
+        failed.Error!.ShouldContain("Backends:bad:BaseUrl");
+        completed.Output.ShouldNotBeEmpty();
+    }
+}

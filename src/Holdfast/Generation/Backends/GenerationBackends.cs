@@ -87,14 +87,36 @@ internal sealed class GenerationBackends : IDisposable
         || _configured.Backends.ContainsKey(name)
         || _registrations.ContainsKey(name);
 
-    /// <summary>The backend for <paramref name="name"/>, created on first use.</summary>
-    public GenerationBackend Get(string name) => _backends.GetOrAdd(name, n => new Lazy<GenerationBackend>(() => Create(n))).Value;
+    /// <summary>
+    /// The backend for <paramref name="name"/>, created on first use. Never throws: a backend that is not (or no
+    /// longer, or wrongly) configured is returned as one whose every request fails with a message saying what to set,
+    /// so its sessions end <c>failed</c> (resumable) instead of waiting forever.
+    /// </summary>
+    public GenerationBackend Get(string name) => _backends.GetOrAdd(name, n => new Lazy<GenerationBackend>(() => CreateOrFailing(n))).Value;
 
     public void Dispose()
     {
         foreach (var backend in _backends.Values.Where(b => b.IsValueCreated))
         {
             backend.Value.Client.Dispose();
+        }
+    }
+
+    private GenerationBackend CreateOrFailing(string name)
+    {
+        try
+        {
+            if (!IsKnown(name))
+            {
+                throw new InvalidOperationException(
+                    $"No backend named '{name}' is configured any more. Set Backends:{name}:BaseUrl (or register it in code), then resume the session.");
+            }
+
+            return Create(name);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or UriFormatException)
+        {
+            return new GenerationBackend(name, new FailingChatClient(ex.Message), SupportsPrefill: false, MaxConcurrency: 1000);
         }
     }
 
@@ -136,5 +158,21 @@ internal sealed class GenerationBackends : IDisposable
             _services.GetService<TimeProvider>() ?? TimeProvider.System,
             _services.GetService<ILoggerFactory>()?.CreateLogger<OpenAICompatibleChatClient>());
         return new GenerationBackend(name, client, options.Prefill != PrefillMode.None, Math.Max(1, options.MaxConcurrency), options.Model);
+    }
+}
+
+/// <summary>Stands in for a backend that cannot be created: every request fails with the configuration problem.</summary>
+internal sealed class FailingChatClient(string message) : IChatClient
+{
+    public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+        throw new GenerationBackendException(message);
+
+    public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+        throw new GenerationBackendException(message);
+
+    public object? GetService(Type serviceType, object? serviceKey = null) => null;
+
+    public void Dispose()
+    {
     }
 }
