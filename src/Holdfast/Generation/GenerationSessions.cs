@@ -177,9 +177,30 @@ public sealed class GenerationSessions
     /// cancelled or failed) or when <paramref name="cancellationToken"/> is cancelled; detaching never stops the run.
     /// Works for any number of followers, and across processes (a session run by another process is followed from
     /// the store). The first <c>MoveNextAsync</c> throws <see cref="SessionNotFoundException"/> for a missing session.
+    /// <para>
+    /// Chunks are relayed the moment the backend produces them, before their group commit; if the process then
+    /// crashes, the last flush interval is regenerated after the restart under new sequence numbers, so a reader that
+    /// resumes with <c>afterSeq</c> from before the crash can see that text twice. <see cref="FollowCommittedAsync"/>
+    /// relays only committed events, for readers that must resume exactly across crashes.
+    /// </para>
     /// </summary>
-    public async IAsyncEnumerable<GenerationLogEvent> FollowAsync(
-        string id, string? ownerScope, long afterSeq = 0, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<GenerationLogEvent> FollowAsync(string id, string? ownerScope, long afterSeq = 0, CancellationToken cancellationToken = default) =>
+        FollowCoreAsync(id, ownerScope, afterSeq, committedOnly: false, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="FollowAsync"/>, but every event is relayed only once it is committed (at most one
+    /// <see cref="GenerationOptions.FlushInterval"/> after it was produced), so a reader's <c>afterSeq</c> (an SSE
+    /// <c>Last-Event-ID</c>) stays valid across a crash of the service: no text is ever seen twice.
+    /// </summary>
+    public IAsyncEnumerable<GenerationLogEvent> FollowCommittedAsync(string id, string? ownerScope, long afterSeq = 0, CancellationToken cancellationToken = default) =>
+        FollowCoreAsync(id, ownerScope, afterSeq, committedOnly: true, cancellationToken);
+
+    private async IAsyncEnumerable<GenerationLogEvent> FollowCoreAsync(
+        string id,
+        string? ownerScope,
+        long afterSeq,
+        bool committedOnly,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         _ = await GetAsync(id, ownerScope, cancellationToken);
         using var subscription = _hub.Subscribe(id);
@@ -202,6 +223,16 @@ public sealed class GenerationSessions
             {
                 break;
             }
+        }
+
+        if (committedOnly)
+        {
+            await foreach (var e in CommittedTailAsync(id, subscription, last, lastEvent, cancellationToken))
+            {
+                yield return e;
+            }
+
+            yield break;
         }
 
         foreach (var e in subscription.Pending.Where(e => e.Seq > last).OrderBy(e => e.Seq))
@@ -267,6 +298,64 @@ public sealed class GenerationSessions
             }
 
             if (!gotLive && await _store.FindAsync(id, null, cancellationToken) is null)
+            {
+                yield break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The committed-only live tail: live events are used only as a signal that the store will have more within a
+    /// flush interval; everything yielded is read back from the store.
+    /// </summary>
+    private async IAsyncEnumerable<GenerationLogEvent> CommittedTailAsync(
+        string id,
+        GenerationEventHub.Subscription subscription,
+        long last,
+        GenerationLogEvent? lastEvent,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (lastEvent?.IsTerminal == true)
+        {
+            yield break;
+        }
+
+        var idle = TimeSpan.FromMilliseconds(Math.Clamp(_options.PollInterval.TotalMilliseconds / 2, 50, 500));
+        var busy = _options.FlushInterval + _options.FlushInterval;
+        var signalled = true;
+        while (true)
+        {
+            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                wait.CancelAfter(signalled ? busy : idle);
+                try
+                {
+                    signalled = await subscription.Reader.WaitToReadAsync(wait.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    signalled = false;
+                }
+            }
+
+            while (subscription.Reader.TryRead(out _))
+            {
+                // A signal only: the event itself is read back from the store once committed.
+            }
+
+            var page = await _store.ReadLogUncheckedAsync(id, last, 1000, cancellationToken);
+            for (var i = 0; i < page.Count; i++)
+            {
+                last = page[i].Seq;
+                yield return page[i];
+                if (page[i].IsTerminal && i == page.Count - 1 && page.Count < 1000)
+                {
+                    yield break;
+                }
+            }
+
+            signalled |= page.Count > 0;
+            if (page.Count == 0 && !signalled && await _store.FindAsync(id, null, cancellationToken) is null)
             {
                 yield break;
             }

@@ -210,4 +210,38 @@ public sealed class GenerationControlTests
         forkDone.Output.ShouldBe(done.Output, "the scripted backend continues the same stream");
         (await host.Sessions.GetAsync(parent.Id, null)).Version.ShouldBe(done.Version);
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task FollowCommittedAsync_SeveralReaders_OnlyCommittedEventsNoGapNoDuplicate()
+    {
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "300", ["Scripted:MaxTokens"] = "90" });
+        var request = GenerationTestHost.ScriptedRequest(seed: 4);
+        var (session, _) = await host.Sessions.CreateAsync(request);
+        var committedWhenYielded = true;
+
+        async Task<List<GenerationLogEvent>> FollowAsync(long after)
+        {
+            var events = new List<GenerationLogEvent>();
+            await foreach (var e in host.Sessions.FollowCommittedAsync(session.Id, "alice", after))
+            {
+                var stored = await host.Sessions.ReadLogAsync(session.Id, null, e.Seq - 1, 1);
+                committedWhenYielded &= stored.Count == 1 && stored[0] == e;
+                events.Add(e);
+            }
+
+            return events;
+        }
+
+        var early = FollowAsync(0);
+        await Poll.UntilAsync(() => host.Sessions.GetAsync(session.Id, null), s => s.Usage.OutputTokens >= 20, "some output");
+        var middle = FollowAsync(5);
+        var all = await Task.WhenAll(early, middle);
+        var done = await host.Sessions.GetAsync(session.Id, null);
+
+        committedWhenYielded.ShouldBeTrue();
+        all[0].Select(e => e.Seq).ShouldBe(Enumerable.Range(1, all[0].Count).Select(i => (long)i));
+        all[1].Select(e => e.Seq).ShouldBe(Enumerable.Range(6, all[1].Count).Select(i => (long)i));
+        all[0][^1].Seq.ShouldBe(done.LastSeq);
+        string.Concat(all[0].Where(e => e.Type == GenerationLogEventType.Chunk).Select(e => e.Text)).ShouldBe(done.Output);
+    }
 }
