@@ -16,11 +16,15 @@ public sealed class ServerProcess : IAsyncDisposable
     private readonly StringBuilder _log = new();
     private Process? _process;
 
-    public ServerProcess(string? backend = "scripted")
+    public ServerProcess(string? backend = "scripted", IReadOnlyDictionary<string, string?>? settings = null)
     {
         Backend = backend;
+        Settings = settings ?? new Dictionary<string, string?>(StringComparer.Ordinal);
         Port = FreePort();
     }
+
+    /// <summary>Extra environment of the server process (configuration such as <c>Scripted__TokensPerSecond</c>).</summary>
+    public IReadOnlyDictionary<string, string?> Settings { get; }
 
     public TempDirectory Data { get; } = new("holdfast-cli-e2e");
 
@@ -46,9 +50,9 @@ public sealed class ServerProcess : IAsyncDisposable
     /// <summary>The environment a CLI process needs to reach this server over its socket.</summary>
     public Dictionary<string, string?> Environment => new(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = Data.Path };
 
-    public static async Task<ServerProcess> StartNewAsync(string? backend = "scripted")
+    public static async Task<ServerProcess> StartNewAsync(string? backend = "scripted", IReadOnlyDictionary<string, string?>? settings = null)
     {
-        var server = new ServerProcess(backend);
+        var server = new ServerProcess(backend, settings);
         try
         {
             await server.StartAsync();
@@ -70,7 +74,13 @@ public sealed class ServerProcess : IAsyncDisposable
             args.AddRange(["--backend", Backend]);
         }
 
-        _process = CliProcess.Start(args, Environment);
+        var environment = Environment;
+        foreach (var (name, value) in Settings)
+        {
+            environment[name] = value;
+        }
+
+        _process = CliProcess.Start(args, environment);
         var process = _process;
         process.OutputDataReceived += (_, e) => Append(e.Data);
         process.ErrorDataReceived += (_, e) => Append(e.Data);

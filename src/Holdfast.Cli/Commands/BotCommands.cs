@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Holdfast.Client;
 using Holdfast.Client.Models;
+using Holdfast.Bots;
 using Holdfast.Cli.Output;
 using Spectre.Console;
 
@@ -146,10 +147,9 @@ internal static class BotCommands
         var format = new Option<string>("--format", "-f") { Description = "terminal (default: draw it here), text (the server's text rendering), png or svg.", DefaultValueFactory = _ => "terminal" };
         format.AcceptOnlyFromAmong("terminal", "text", "png", "svg");
         var output = new Option<FileInfo?>("--output", "-o") { Description = "Write the QR code to this file instead of stdout (png and svg)." };
-        var invert = new Option<bool>("--invert") { Description = "Draw dark modules as blocks (for terminals with a light background)." };
         var wait = new Option<double>("--wait") { Description = "Seconds to wait for the bot to report a QR code.", DefaultValueFactory = _ => 10 };
         var json = GenerationCommands.JsonOption();
-        var command = new Command("qr", "Draw the bot's current QR code in the terminal (or save it as PNG/SVG).") { id, format, output, invert, wait, json };
+        var command = new Command("qr", "Draw the bot's current QR code in the terminal (or save it as PNG/SVG).") { id, format, output, wait, json };
         command.SetClientAction(async (parseResult, client, cancellationToken) =>
         {
             var sessionId = parseResult.GetValue(id)!;
@@ -177,7 +177,7 @@ internal static class BotCommands
 
             byte[] content = chosen switch
             {
-                "terminal" => Encoding.UTF8.GetBytes(TerminalQr.Render(bot.QrData, parseResult.GetValue(invert))),
+                "terminal" => Encoding.UTF8.GetBytes(BotQrCodes.RenderText(bot.QrData)),
                 "text" => await client.GetBotQrAsync(sessionId, BotQrFormat.Text, cancellationToken),
                 "png" => await client.GetBotQrAsync(sessionId, BotQrFormat.Png, cancellationToken),
                 _ => await client.GetBotQrAsync(sessionId, BotQrFormat.Svg, cancellationToken),

@@ -52,10 +52,11 @@ internal static class GenerationCommands
         var metadata = new Option<string[]>("--meta") { Description = "Metadata key=value (repeatable)." };
         var idempotencyKey = new Option<string?>("--idempotency-key") { Description = "Retrying with the same key returns the same session instead of a new one." };
         var attach = new Option<bool>("--attach", "-a") { Description = "Stay and print the text as it streams (like `gen attach`)." };
+        var wait = new Option<bool>("--wait", "-w") { Description = "Wait until the generation ends (a progress bar on a terminal), then print its output (with --json: the finished session)." };
         var json = JsonOption();
         var command = new Command("start", "Start a generation; prints its id (or streams its text with --attach).")
         {
-            prompt, model, backend, system, temperature, topP, maxTokens, seed, stop, previous, metadata, idempotencyKey, attach, json,
+            prompt, model, backend, system, temperature, topP, maxTokens, seed, stop, previous, metadata, idempotencyKey, attach, wait, json,
         };
         command.SetClientAction(async (parseResult, client, cancellationToken) =>
         {
@@ -98,6 +99,11 @@ internal static class GenerationCommands
                 return await FollowAsync(client, generation.Id, 0, parseResult.GetValue(json), cancellationToken);
             }
 
+            if (parseResult.GetValue(wait))
+            {
+                return await WaitForEndAsync(client, generation, parseResult.GetValue(json), cancellationToken);
+            }
+
             if (parseResult.GetValue(json))
             {
                 Terminal.WriteJson(generation);
@@ -110,6 +116,44 @@ internal static class GenerationCommands
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>Follows the generation to its end under a progress bar (chunks against max_tokens), then prints the result.</summary>
+    private static async Task<int> WaitForEndAsync(HoldfastClient client, Generation generation, bool json, CancellationToken cancellationToken)
+    {
+        var done = await Terminal.WithProgressAsync(
+            $"Generating {generation.Id}",
+            generation.Parameters?.MaxTokens,
+            json,
+            async report =>
+            {
+                var chunks = 0;
+                await foreach (var e in client.FollowAsync(generation.Id, 0, null, cancellationToken))
+                {
+                    if (e is GenerationChunkEvent)
+                    {
+                        report(++chunks);
+                    }
+                    else if (e is GenerationDoneEvent end)
+                    {
+                        return end;
+                    }
+                }
+
+                return null;
+            });
+        var finished = await client.GetGenerationAsync(generation.Id, cancellationToken);
+        if (json)
+        {
+            Terminal.WriteJson(finished);
+        }
+        else
+        {
+            Console.Out.WriteLine(finished.Output ?? string.Empty);
+            Terminal.Note($"[grey]{Markup.Escape(finished.Id)} {finished.Status.ToString().ToLowerInvariant()}[/]");
+        }
+
+        return (done?.Status ?? finished.Status) == GenerationStatus.Failed ? ExitCodes.Error : ExitCodes.Ok;
     }
 
     private static Command List()

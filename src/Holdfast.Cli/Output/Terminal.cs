@@ -58,6 +58,31 @@ internal static class Terminal
         return await Error.Status().Spinner(Spinner.Known.Dots).StartAsync(Markup.Escape(status), _ => work());
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> under a progress bar on stderr when interactive (and not <paramref name="quiet"/>);
+    /// the work reports progress through the callback it gets. Without <paramref name="max"/> the bar is indeterminate.
+    /// Completes when the work does.
+    /// </summary>
+    public static async Task<T> WithProgressAsync<T>(string description, double? max, bool quiet, Func<Action<double>, Task<T>> work)
+    {
+        if (quiet || !IsInteractive)
+        {
+            return await work(_ => { });
+        }
+
+        return await Error.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new SpinnerColumn())
+            .StartAsync(async context =>
+            {
+                var task = context.AddTask(Markup.Escape(description), maxValue: max ?? 100);
+                task.IsIndeterminate = max is null;
+                var result = await work(value => task.Value = max is null ? 0 : Math.Min(value, max.Value));
+                task.Value = task.MaxValue;
+                return result;
+            });
+    }
+
     private static IAnsiConsole Create(TextWriter writer, bool redirected)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings

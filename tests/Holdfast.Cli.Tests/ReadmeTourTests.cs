@@ -1,0 +1,332 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using Holdfast.Client;
+using Holdfast.Client.Models;
+using Holdfast.TestHelpers;
+
+namespace Holdfast.Cli.Tests;
+
+/// <summary>
+/// Runs the README's tour as written: every <c>```bash</c> block of the Tour section, in order, with the built
+/// <c>holdfast</c> on PATH. "# terminal 1" blocks are the server (the previous one gets Ctrl-C first), "# terminal 3"
+/// blocks run in the background (a second window), the others run to completion and must exit 0. Shell variables
+/// carry from block to block, as they would in one terminal. The only substitution: the "real model" URL points at an
+/// OpenAI-compatible emulator started here instead of a local Ollama.
+/// </summary>
+public sealed class ReadmeTourTests
+{
+    private const string OllamaUrl = "http://127.0.0.1:11434/v1";
+
+    [Fact(Timeout = 300_000)]
+    public async Task ReadmeTour_EveryBashBlockInOrder_DoesWhatTheReadmeSays()
+    {
+        var blocks = ParseTour(await File.ReadAllTextAsync(Path.Combine(CliProcess.RepositoryRoot, "README.md")));
+        blocks.Count.ShouldBeGreaterThanOrEqualTo(8);
+        blocks.ShouldContain(b => b.Body.Contains(OllamaUrl, StringComparison.Ordinal));
+        await using var emulator = await OpenAiEmulator.StartAsync();
+        using var data = new TempDirectory("holdfast-tour");
+        using var shell = new TempDirectory("holdfast-tour-shell");
+        var statePath = shell.File("state.sh");
+        var socket = data.File("holdfast.sock");
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            ["HOLDFAST_DATA"] = data.Path,
+            ["PATH"] = Path.GetDirectoryName(CliProcess.DllPath) + ":" + System.Environment.GetEnvironmentVariable("PATH"),
+            ["HOLDFAST_URL"] = null,
+            ["HOLDFAST_KEY"] = null,
+        };
+        var ran = new List<(TourBlock Block, CliResult Result)>();
+        BashProcess? server = null;
+        var windows = new List<BashProcess>();
+        try
+        {
+            foreach (var block in blocks)
+            {
+                var body = block.Body.Replace(OllamaUrl, emulator.BaseUrl.ToString(), StringComparison.Ordinal);
+                switch (block.Terminal)
+                {
+                    case 1:
+                        if (server is not null)
+                        {
+                            await server.InterruptAsync();
+                            server.ExitCode.ShouldBe(0, $"Ctrl-C should stop the server cleanly.\n{server.Output}");
+                        }
+
+                        server = BashProcess.Start(ServerScript(body, statePath), environment);
+                        await WaitUntilServingAsync(socket, server);
+                        break;
+                    case 3:
+                        windows.Add(BashProcess.Start(WindowScript(body, statePath, saveState: false), environment));
+                        await Task.Delay(TimeSpan.FromSeconds(1)); // let the window attach before the next step acts
+                        break;
+                    default:
+                        using (var window = BashProcess.Start(WindowScript(body, statePath, saveState: true), environment))
+                        {
+                            var result = await window.WaitAsync(TimeSpan.FromSeconds(90));
+                            result.ExitCode.ShouldBe(0, $"README block failed:\n{body}\n{result}\nserver log:\n{server?.Output}");
+                            ran.Add((block, result));
+                        }
+
+                        break;
+                }
+            }
+
+            var id = Regex.Match(await File.ReadAllTextAsync(statePath), "declare -x id=\"(?<id>[^\"]+)\"", RegexOptions.None, TimeSpan.FromSeconds(1)).Groups["id"].Value;
+            id.ShouldNotBeNullOrEmpty();
+            var attach = windows.ShouldHaveSingleItem();
+            var attached = await attach.WaitAsync(TimeSpan.FromSeconds(120));
+            using var client = HoldfastClient.ForUnixSocket(socket);
+            var generation = await client.GetGenerationAsync(id);
+
+            // Step 2: started and paused, listed and shown.
+            Output(ran, "gen pause").ShouldContain("paused");
+            Output(ran, "gen ls").ShouldContain(id);
+            Output(ran, "gen show").ShouldContain(id);
+
+            // Steps 3–5: the window attached while paused, streamed on after resume and across two server restarts,
+            // and ended with the whole text once: no gap, no repeat.
+            attached.ExitCode.ShouldBe(0, attached.ToString());
+            generation.Status.ShouldBe(GenerationStatus.Completed);
+            attached.Stdout.TrimEnd('\n').ShouldBe(generation.Output!.TrimEnd('\n'));
+            attached.Stderr.ShouldContain("reconnecting");
+            attached.Stderr.ShouldContain("[completed]");
+
+            // Step 6: the OpenAI-compatible backend answered through the default backend.
+            Output(ran, "--model llama3.2").ShouldContain(OpenAiEmulator.Answer);
+            emulator.Requests.ShouldBeGreaterThan(0);
+
+            // Step 7: the bot's QR code was drawn, and the bot is listed.
+            Output(ran, "bot qr").ShouldContain("█");
+            Output(ran, "bot ls").ShouldContain("support-bot");
+
+            // Step 8: top shows the sessions.
+            Output(ran, "top --once").ShouldContain(id);
+        }
+        finally
+        {
+            foreach (var window in windows)
+            {
+                window.Dispose();
+            }
+
+            if (server is not null)
+            {
+                await server.InterruptAsync();
+                server.Dispose();
+            }
+        }
+    }
+
+    internal sealed record TourBlock(int Terminal, string Body);
+
+    /// <summary>The Tour section's bash blocks, each with the terminal its first line names.</summary>
+    internal static List<TourBlock> ParseTour(string readme)
+    {
+        var start = readme.IndexOf("\n## Tour", StringComparison.Ordinal);
+        start.ShouldBeGreaterThan(0, "README has a Tour section");
+        var end = readme.IndexOf("\n## ", start + 5, StringComparison.Ordinal);
+        var section = readme[start..(end < 0 ? readme.Length : end)];
+        var blocks = new List<TourBlock>();
+        foreach (Match match in Regex.Matches(section, "```bash\n(?<body>.*?)```", RegexOptions.Singleline, TimeSpan.FromSeconds(1)))
+        {
+            var body = match.Groups["body"].Value;
+            var terminal = Regex.Match(body, @"^# terminal (?<n>\d)", RegexOptions.None, TimeSpan.FromSeconds(1));
+            terminal.Success.ShouldBeTrue($"every tour block starts with '# terminal N':\n{body}");
+            blocks.Add(new TourBlock(int.Parse(terminal.Groups["n"].Value, CultureInfo.InvariantCulture), body));
+        }
+
+        return blocks;
+    }
+
+    private static string Output(List<(TourBlock Block, CliResult Result)> ran, string command) =>
+        ran.Last(r => r.Block.Body.Contains(command, StringComparison.Ordinal)).Result.Stdout;
+
+    /// <summary>A window's commands with the shell variables of the earlier windows (and saving its own).</summary>
+    private static string WindowScript(string body, string statePath, bool saveState)
+    {
+        var script = new StringBuilder();
+        script.AppendLine("set -euo pipefail");
+        script.AppendLine("set -a");
+        script.AppendLine($"[ -f '{statePath}' ] && . '{statePath}'");
+        script.AppendLine(body);
+        if (saveState)
+        {
+            script.AppendLine($"declare -px | grep -E '^declare -x [a-z_][a-z0-9_]*=' > '{statePath}' || true");
+        }
+
+        return script.ToString();
+    }
+
+    /// <summary>The server block, with its last command exec'd so Ctrl-C (SIGINT) reaches the server itself.</summary>
+    private static string ServerScript(string body, string statePath)
+    {
+        var lines = body.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(l => !l.StartsWith('#')).ToList();
+        lines[^1].ShouldStartWith("holdfast serve");
+        var script = new StringBuilder();
+        script.AppendLine("set -e");
+        script.AppendLine($"[ -f '{statePath}' ] && . '{statePath}'");
+        foreach (var line in lines[..^1])
+        {
+            script.AppendLine(line);
+        }
+
+        script.AppendLine("exec " + lines[^1]);
+        return script.ToString();
+    }
+
+    private static async Task WaitUntilServingAsync(string socket, BashProcess server)
+    {
+        using var client = HoldfastClient.ForUnixSocket(socket);
+        await Poll.UntilAsync(
+            async () =>
+            {
+                if (server.HasExited)
+                {
+                    throw new InvalidOperationException($"holdfast serve exited:\n{server.Output}");
+                }
+
+                try
+                {
+                    return File.Exists(socket) && await client.PingAsync();
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+            },
+            "the tour's server answers on its socket",
+            TimeSpan.FromSeconds(60),
+            TimeSpan.FromMilliseconds(100));
+    }
+
+    /// <summary>One terminal window: bash running a block, its output collected.</summary>
+    private sealed class BashProcess : IDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _stdout = new();
+        private readonly StringBuilder _stderr = new();
+
+        private BashProcess(Process process)
+        {
+            _process = process;
+        }
+
+        public bool HasExited => _process.HasExited;
+
+        public int ExitCode => _process.ExitCode;
+
+        public string Output
+        {
+            get
+            {
+                lock (_stdout)
+                {
+                    return _stdout + "\n" + _stderr;
+                }
+            }
+        }
+
+        public static BashProcess Start(string script, IReadOnlyDictionary<string, string?> environment)
+        {
+            var info = new ProcessStartInfo("bash")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+                StandardOutputEncoding = Encoding.UTF8,
+                StandardErrorEncoding = Encoding.UTF8,
+            };
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add(script);
+            info.Environment["DOTNET_NOLOGO"] = "1";
+            foreach (var (name, value) in environment)
+            {
+                if (value is null)
+                {
+                    info.Environment.Remove(name);
+                }
+                else
+                {
+                    info.Environment[name] = value;
+                }
+            }
+
+            var process = Process.Start(info) ?? throw new InvalidOperationException("bash did not start");
+            var bash = new BashProcess(process);
+            process.OutputDataReceived += (_, e) => bash.Append(bash._stdout, e.Data);
+            process.ErrorDataReceived += (_, e) => bash.Append(bash._stderr, e.Data);
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            return bash;
+        }
+
+        public async Task<CliResult> WaitAsync(TimeSpan timeout)
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            try
+            {
+                await _process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException e)
+            {
+                throw new TimeoutException($"A tour window did not finish in {timeout.TotalSeconds} s:\n{Output}", e);
+            }
+
+            await _process.WaitForExitAsync(CancellationToken.None); // drains the output readers
+            lock (_stdout)
+            {
+                return new CliResult(_process.ExitCode, _stdout.ToString(), _stderr.ToString());
+            }
+        }
+
+        /// <summary>Ctrl-C: SIGINT, then waits for the exit (SIGKILL after 30 s).</summary>
+        public async Task InterruptAsync()
+        {
+            if (_process.HasExited)
+            {
+                return;
+            }
+
+            using (var kill = Process.Start("kill", ["-INT", _process.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            try
+            {
+                await _process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync(CancellationToken.None);
+            }
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            _process.Dispose();
+        }
+
+        private void Append(StringBuilder builder, string? line)
+        {
+            if (line is null)
+            {
+                return;
+            }
+
+            lock (_stdout)
+            {
+                builder.Append(line).Append('\n');
+            }
+        }
+    }
+}
