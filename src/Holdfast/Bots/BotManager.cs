@@ -298,6 +298,9 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         catch (Exception ex) when (ex is not OperationCanceledException && ex is not HoldfastException)
         {
             Log.BotConnectFailed(_logger, ex, session.SessionId, connector.BotType);
+
+            // Visible on the session (dashboard, API); the exception's type only, its message stays in the log.
+            await _store.SetConnectionAsync(session.SessionId, $"connect_failed: {ex.GetType().Name}", Actor.System("bots"), CancellationToken.None);
             throw;
         }
     }

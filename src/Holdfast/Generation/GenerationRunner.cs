@@ -216,9 +216,9 @@ internal sealed class GenerationRunner : BackgroundService
                 handle.Completion = Task.Run(() => RunAsync(change.Session, handle), CancellationToken.None);
             }
 
-            if (chosen.Count < ClaimBatch)
+            if (claimed.Count == 0)
             {
-                return;
+                return; // Nothing queued, or every backend with queued sessions is at its limit.
             }
         }
     }

@@ -222,4 +222,35 @@ public sealed class BotManagerTests
         WebBotConnector.VerifyPairingToken(session with { QrData = null }, "tok-123").ShouldBeFalse();
         WebBotConnector.VerifyPairingToken(session with { SessionId = "bot2" }, "tok-123").ShouldBeFalse();
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task StartSessionAsync_ConnectorThrows_SessionStaysActiveWithFailureVisibleAndRestoreSkipsIt()
+    {
+        using var temp = new TempDirectory();
+        using var host = TestHosts.BuildCoreHost(temp.Path, Settings, services => services.AddHoldfastBotConnector<FailingConnector>("failing"));
+        await host.StartAsync();
+        var manager = host.Services.GetRequiredService<BotManager>();
+
+        await Should.ThrowAsync<InvalidOperationException>(() => manager.StartSessionAsync(new("bot1", "failing")));
+        await manager.StartSessionAsync(new("bot2"));
+        var restored = await manager.RestoreActiveSessionsAsync();
+
+        var failed = await manager.GetAsync("bot1");
+        failed.Status.ShouldBe(BotSessionStatus.Active);
+        failed.ConnectionDetail.ShouldBe("connect_failed: InvalidOperationException");
+        manager.IsConnected("bot1").ShouldBeFalse();
+        manager.IsConnected("bot2").ShouldBeTrue();
+        restored.ShouldBe(0);
+        await host.StopAsync();
+    }
+
+    private sealed class FailingConnector : IBotConnector
+    {
+        public string BotType => "failing";
+
+        public Task ConnectAsync(BotSession session, IBotSessionCallbacks callbacks, CancellationToken cancellationToken = default) =>
+            throw new InvalidOperationException("the bot runtime is unreachable (secret=do-not-show)");
+
+        public Task DisconnectAsync(string sessionId, CancellationToken cancellationToken = default) => Task.CompletedTask;
+    }
 }

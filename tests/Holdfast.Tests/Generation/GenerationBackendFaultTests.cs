@@ -6,6 +6,7 @@ using Holdfast.TestHelpers.OpenAi;
 namespace Holdfast.Tests.Generation;
 
 /// <summary>The OpenAI-compatible client against the emulator over real HTTP: faults, retry, continuation, cancel.</summary>
+[Collection(Holdfast.Tests.Storage.ResourceHeavyCollection.Name)]
 public sealed class GenerationBackendFaultTests
 {
     private static Dictionary<string, string?> Backend(string baseUrl, string name = "emu", string readTimeout = "00:00:05", int retries = 0) => new()

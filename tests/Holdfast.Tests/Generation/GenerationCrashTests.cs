@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 namespace Holdfast.Tests.Generation;
 
 /// <summary>A real child process runs generations and is killed with SIGKILL mid-stream; the next process restores them.</summary>
+[Collection(Holdfast.Tests.Storage.ResourceHeavyCollection.Name)]
 public sealed class GenerationCrashTests(ITestOutputHelper output)
 {
     private const int Sessions = 8;

@@ -5,6 +5,7 @@ using Xunit.Abstractions;
 
 namespace Holdfast.Tests.Generation;
 
+[Collection(Holdfast.Tests.Storage.ResourceHeavyCollection.Name)]
 public sealed class GenerationScaleTests(ITestOutputHelper output)
 {
     [Fact(Timeout = 240_000)]

@@ -125,3 +125,31 @@ public sealed class GenerationMisconfiguredBackendTests
         completed.Output.ShouldNotBeEmpty();
     }
 }
+
+public sealed class GenerationConcurrencyLimitTests
+{
+    [Fact(Timeout = 60_000)]
+    public async Task Run_BackendAtItsLimit_ExtraSessionsWaitQueuedAndOtherBackendsStillRun()
+    {
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?>
+        {
+            ["Backends:slow:Type"] = "scripted",
+            ["Backends:slow:MaxConcurrency"] = "2",
+            ["Scripted:TokensPerSecond"] = "20",
+        });
+        var slow = new List<GenerationSession>();
+        for (var i = 0; i < 300; i++)
+        {
+            slow.Add((await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest($"slow {i}") with { Backend = "slow" })).Session);
+        }
+
+        var (fast, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest("fast") with { Backend = "scripted" });
+        await host.WaitForStatusAsync(slow[1].Id, GenerationStatus.Running);
+        var fastRunning = await Poll.UntilAsync(() => host.Sessions.GetAsync(fast.Id, null), s => s.Status != GenerationStatus.Queued, "the other backend's session to start");
+        var running = await host.Sessions.ListAsync(new GenerationListQuery { Status = GenerationStatus.Running, Limit = 500 });
+
+        running.Items.Count(s => s.Backend == "slow").ShouldBe(2);
+        fastRunning.Status.ShouldBeOneOf(GenerationStatus.Running, GenerationStatus.Completed);
+        (await host.Sessions.GetAsync(slow[2].Id, null)).Status.ShouldBe(GenerationStatus.Queued);
+    }
+}

@@ -230,7 +230,8 @@ internal sealed class SqliteGenerationStore
             cancellationToken);
 
     /// <summary>
-    /// Claims queued sessions for this runner in one transaction: for each candidate (oldest first) that
+    /// Claims queued sessions for this runner in one transaction: for each candidate (oldest first, at most
+    /// <paramref name="limit"/> per backend, so a long queue on one backend never starves another) that
     /// <paramref name="choose"/> accepts, queued → running, attempts + 1, with the continuation mode it returns.
     /// </summary>
     public Task<IReadOnlyList<GenerationChange>> ClaimRunnableAsync(
@@ -240,10 +241,13 @@ internal sealed class SqliteGenerationStore
             {
                 var candidates = new List<ClaimCandidate>();
                 await using (var select = Command(connection, transaction, """
-                    SELECT id, backend, length(output) > 0 FROM generation_sessions
-                    WHERE status = 'queued' AND desired_state = 'running'
+                    SELECT id, backend, has_output FROM (
+                        SELECT id, backend, length(output) > 0 AS has_output,
+                               row_number() OVER (PARTITION BY backend ORDER BY id) AS position
+                        FROM generation_sessions
+                        WHERE status = 'queued' AND desired_state = 'running')
+                    WHERE position <= $limit
                     ORDER BY id
-                    LIMIT $limit
                     """))
                 {
                     select.Parameters.AddWithValue("$limit", limit);
