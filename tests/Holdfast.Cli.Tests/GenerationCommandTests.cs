@@ -36,6 +36,22 @@ public sealed class GenerationCommandTests(ServerFixture fixture) : IClassFixtur
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task GenStart_PromptFromStdinAndKeyFromEnvironment_OverTcp()
+    {
+        var key = await CreateKeyAsync("stdin-user");
+        var environment = fixture.Server.Environment;
+        environment["HOLDFAST_URL"] = fixture.Server.Url.ToString();
+        environment["HOLDFAST_KEY"] = key;
+
+        var started = await CliProcess.RunAsync(["gen", "start", "--model", "scripted", "--max-tokens", "10", "--json", "-"], environment, stdin: "A prompt from a pipe");
+
+        started.ExitCode.ShouldBe(0, started.ToString());
+        var generation = JsonSerializer.Deserialize<Holdfast.Client.Models.Generation>(started.Stdout, HoldfastJson.Options)!;
+        generation.Owner.ShouldBe("stdin-user");
+        generation.Input.ShouldHaveSingleItem().Content.ShouldBe("A prompt from a pipe");
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task GenStartWait_PrintsTheFinishedSession()
     {
         var json = await fixture.RunAsync("gen", "start", "--model", "scripted", "--max-tokens", "30", "--wait", "--json", "Wait for me");

@@ -36,10 +36,11 @@ public static class Http
     public static async Task<Problem> ShouldBe4xxProblemAsync(this HttpResponseMessage response)
     {
         var body = await response.Content.ReadAsStringAsync();
-        ((int)response.StatusCode).ShouldBeInRange(400, 499, body);
-        response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json", body);
+        var shown = body.Length <= 500 ? body : body[..500] + "…";
+        ((int)response.StatusCode).ShouldBeInRange(400, 499, $"{response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.PathAndQuery}: {shown}");
+        response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json", shown);
         var problem = System.Text.Json.JsonSerializer.Deserialize<Problem>(body, HoldfastJson.Options)!;
-        problem.Detail.ShouldNotBeNullOrWhiteSpace(body);
+        problem.Detail.ShouldNotBeNullOrWhiteSpace(shown);
         return problem;
     }
 

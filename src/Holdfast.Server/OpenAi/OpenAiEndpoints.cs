@@ -201,6 +201,7 @@ internal static class OpenAiEndpoints
 
         var afterLog = Math.Max(0, (startingAfter / 4) - 1);
         await relay.RelayAsync(
+            session.Id,
             sessions.FollowAsync(session.Id, scope, afterLog, cancellationToken),
             async e =>
             {
@@ -432,6 +433,7 @@ internal static class OpenAiEndpoints
         await sse.WriteEventAsync(string.Empty, Chunk(new JsonObject { ["role"] = "assistant", ["content"] = string.Empty }, null), null, cancellationToken, WireJson);
         await sse.FlushAsync(cancellationToken);
         await relay.RelayAsync(
+            session.Id,
             sessions.FollowAsync(session.Id, scope, 0, cancellationToken),
             async e =>
             {

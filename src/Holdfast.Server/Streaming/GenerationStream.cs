@@ -4,6 +4,7 @@ using Holdfast.Generation;
 using Holdfast.Server.Endpoints;
 using Holdfast.Server.Hosting;
 using Holdfast.Server.Metrics;
+using Holdfast.Storage.Sqlite;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -12,18 +13,28 @@ namespace Holdfast.Server.Streaming;
 
 /// <summary>
 /// Follows a generation's durable log and relays it as SSE: <c>id:</c> is the log seq, <c>event: chunk</c> /
-/// <c>event: status</c>, a final <c>event: done</c>, and a <c>: heartbeat</c> comment when idle. Because ids are
-/// the durable seq, a reader reconnecting with <c>Last-Event-ID</c> (even to a restarted server) continues with no
-/// gap and no duplicate. The stream ends at a terminal status, when the reader leaves, or when the server stops.
+/// <c>event: status</c>, a final <c>event: done</c>, and a <c>: heartbeat</c> comment when idle. The runner fans
+/// chunks out before their group commit; an event is relayed only once it is committed (at most one flush interval
+/// later), because a chunk that a crash loses is regenerated under the same seq with other text. So every id a
+/// reader sees is durable, and a reader reconnecting with <c>Last-Event-ID</c> (even to a server restarted after a
+/// SIGKILL) continues with no gap and no duplicate. The stream ends at a terminal status, when the reader leaves,
+/// or when the server stops.
 /// </summary>
 internal sealed class GenerationStream(
     GenerationSessions sessions,
+    SqliteDatabase database,
     IOptions<ServerOptions> options,
     IHostApplicationLifetime lifetime,
     ServerMetrics metrics)
 {
-    /// <summary>A generic follow: any source of log events relayed with heartbeats; used by the OpenAI face too.</summary>
+    private static readonly TimeSpan DurablePoll = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>
+    /// A generic follow of session <paramref name="sessionId"/>: events relayed (once durable) with heartbeats;
+    /// used by the OpenAI face too. <paramref name="onEvent"/> returns false to end the stream.
+    /// </summary>
     public async Task RelayAsync(
+        string sessionId,
         IAsyncEnumerable<GenerationLogEvent> source,
         Func<GenerationLogEvent, Task<bool>> onEvent,
         Func<Task> onHeartbeat,
@@ -36,6 +47,7 @@ internal sealed class GenerationStream(
         try
         {
             var heartbeat = options.Value.HeartbeatInterval;
+            long durable = 0;
             while (true)
             {
                 bool more;
@@ -60,6 +72,11 @@ internal sealed class GenerationStream(
 
                 while (channel.Reader.TryRead(out var e))
                 {
+                    if (e.Seq > durable)
+                    {
+                        durable = await WaitDurableAsync(sessionId, e.Seq, token);
+                    }
+
                     if (!await onEvent(e))
                     {
                         return;
@@ -94,6 +111,7 @@ internal sealed class GenerationStream(
         }
 
         await RelayAsync(
+            id,
             sessions.FollowAsync(id, ownerScope, afterSeq, cancellationToken),
             async e =>
             {
@@ -121,6 +139,29 @@ internal sealed class GenerationStream(
             },
             () => sse.HeartbeatAsync(cancellationToken),
             cancellationToken);
+    }
+
+    /// <summary>Waits until the log holds <paramref name="seq"/> (its group commit is done); returns the durable seq.</summary>
+    private async Task<long> WaitDurableAsync(string sessionId, long seq, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var durable = await database.ReadAsync(
+                async connection =>
+                {
+                    await using var command = connection.CreateCommand();
+                    command.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM generation_log WHERE session_id = $id";
+                    command.Parameters.AddWithValue("$id", sessionId);
+                    return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+                },
+                cancellationToken);
+            if (durable >= seq)
+            {
+                return durable;
+            }
+
+            await Task.Delay(DurablePoll, cancellationToken);
+        }
     }
 
     private static async Task PumpAsync(IAsyncEnumerable<GenerationLogEvent> source, ChannelWriter<GenerationLogEvent> writer, CancellationToken cancellationToken)
