@@ -74,6 +74,9 @@ public static class HoldfastServer
     {
         ArgumentNullException.ThrowIfNull(builder);
         var app = builder.Build();
+
+        // Listening starts now, so counts recorded before the first scrape are not lost.
+        _ = app.Services.GetRequiredService<PrometheusMetrics>();
         try
         {
             await app.Services.GetRequiredService<ServerStartup>().PrepareAsync(cancellationToken);

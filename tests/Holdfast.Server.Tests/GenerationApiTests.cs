@@ -85,6 +85,12 @@ public sealed class GenerationApiTests
             "the reference generation completes");
         done.Output.ShouldBe(expected.Output);
         await (await alice.PostAsync($"/api/v1/generations/{interrupted.Id}/resume", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict);
+
+        var metrics = await alice.GetStringAsync("/metrics");
+        metrics.ShouldContain("holdfast_sessions{kind=\"generation\",status=\"completed\"} 2");
+        metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"pause\"} 1");
+        metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"resume\"} 1");
+        metrics.ShouldMatch(@"holdfast_chunks_persisted [1-9]");
     }
 
     [Fact(Timeout = 60_000)]

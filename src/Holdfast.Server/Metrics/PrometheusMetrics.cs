@@ -17,11 +17,13 @@ internal sealed class PrometheusMetrics : IDisposable
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<(Instrument Instrument, string Labels), Series> _series = new();
 
-    public PrometheusMetrics()
+    public PrometheusMetrics(IMeterFactory meterFactory)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name.StartsWith("Holdfast", StringComparison.Ordinal))
+            // Meters of this host's factory (or static ones); another host in the same process keeps its own.
+            if (instrument.Meter.Name.StartsWith("Holdfast", StringComparison.Ordinal)
+                && (instrument.Meter.Scope is null || ReferenceEquals(instrument.Meter.Scope, meterFactory)))
             {
                 listener.EnableMeasurementEvents(instrument);
             }
