@@ -21,24 +21,16 @@ public sealed class AttachRestartTests
     }
 
     [Fact(Timeout = 180_000)]
-    public async Task GenAttach_ServerKilledAndRestartedMidStream_ReconnectsAndEndsWithTheFinalText()
+    public async Task GenAttach_ServerKilledAndRestartedMidStream_PrintsWholeTextOnce()
     {
         var (attached, output, stderr, printedBeforeRestart) = await AttachAcrossRestartAsync(kill: true);
 
         attached.ShouldBe(0, stderr);
         output.Generation.Status.ShouldBe(GenerationStatus.Completed);
+        output.Printed.TrimEnd('\n').ShouldBe(output.Generation.Output!.TrimEnd('\n'));
         output.Printed.Length.ShouldBeGreaterThan(printedBeforeRestart);
         stderr.ShouldContain("reconnecting");
         stderr.ShouldContain("[completed]");
-
-        // Not asserted (yet): exact equality. The server streams chunks before their group commit, so chunks a reader
-        // saw in the last flush interval before SIGKILL are regenerated after the restart under new seqs (the restore's
-        // status events take the lost seqs), and the reader prints them twice. The client cannot tell; the fix is for
-        // the SSE endpoint to relay only persisted events. What holds now: the text before the crash point and the
-        // text after it are the final output's.
-        var final = output.Generation.Output!.TrimEnd('\n');
-        output.Printed.TrimEnd('\n').ShouldEndWith(final[^Math.Min(40, final.Length)..]);
-        output.Printed.ShouldStartWith(final[..Math.Min(20, final.Length)]);
     }
 
     private static async Task<(int ExitCode, (string Printed, Holdfast.Client.Models.Generation Generation) Output, string Stderr, int PrintedBeforeRestart)> AttachAcrossRestartAsync(bool kill)
