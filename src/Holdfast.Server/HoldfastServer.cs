@@ -216,8 +216,7 @@ public static class HoldfastServer
             return Path.GetFullPath(options.SocketPath);
         }
 
-        var storage = configuration.GetSection(StorageOptions.SectionName).Get<StorageOptions>() ?? new StorageOptions();
-        return Path.Combine(storage.ResolveDataDirectory(), "holdfast.sock");
+        return Path.Combine(HoldfastConfiguration.ResolveDataDirectory(configuration), "holdfast.sock");
     }
 
     internal static (IPAddress Address, int Port) ParseUrl(string url)

@@ -1,21 +1,30 @@
 using System.CommandLine;
 using System.Globalization;
 using Holdfast.Bots;
+using Holdfast.Cli.Output;
+using Holdfast.Hosting;
 using Holdfast.Sessions;
 using Holdfast.Storage;
 using Holdfast.Storage.Migrations;
 using Holdfast.Storage.Sqlite;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
 
 namespace Holdfast.Cli.Commands;
 
 /// <summary>
-/// <c>holdfast migrate | backup | restore | check</c>: commands that work on the database file in the data directory
-/// (<c>$HOLDFAST_DATA</c>) directly. Exit 0 on success; on failure a one-line reason on stderr and exit 1.
-/// The work is done by <see cref="SqliteDatabase"/> and <see cref="SqliteMaintenance"/>.
+/// <c>holdfast migrate | backup | restore | check</c>: commands that work on the database file directly. They read the
+/// same configuration as <c>holdfast serve</c> (<see cref="HoldfastConfiguration"/>: <c>appsettings.json</c>,
+/// environment variables such as <c>Storage__SqliteFile</c>, <c>HOLDFAST_DATA</c>), so they work on the file the
+/// service uses. Exit 0 on success; on failure a one-line reason on stderr and exit 1. The work is done by
+/// <see cref="SqliteDatabase"/> and <see cref="SqliteMaintenance"/>.
 /// </summary>
 internal static class MaintenanceCommands
 {
+    /// <summary>From this size on, <c>check</c> shows its status on stderr (like a copy of more than one backup step).</summary>
+    internal const long LargeFileBytes = 1024 * 1024;
+
     public static void AddTo(RootCommand root)
     {
         root.Subcommands.Add(Migrate());
@@ -43,7 +52,7 @@ internal static class MaintenanceCommands
                 return 0;
             }
 
-            using var database = SqliteDatabase.FromOptions(new StorageOptions());
+            using var database = SqliteDatabase.FromOptions(HoldfastConfiguration.LoadStorageOptions(), TimeProvider.System);
             var applied = await database.MigrateAsync(cancellationToken);
             Console.Out.WriteLine(applied.Count == 0
                 ? $"Schema is current ({database.Path})."
@@ -60,14 +69,15 @@ internal static class MaintenanceCommands
         var backup = new Command("backup", "Copy the database to FILE while the service keeps running (SQLite online backup).") { file, force };
         backup.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
         {
-            var source = new StorageOptions().ResolveSqlitePath();
+            var configuration = HoldfastConfiguration.Build();
+            var storage = HoldfastConfiguration.GetStorageOptions(configuration);
+            var source = storage.ResolveSqlitePath();
             var destination = Path.GetFullPath(parseResult.GetValue(file)!);
-            var check = await SqliteMaintenance.BackupAsync(source, destination, parseResult.GetValue(force), new StderrProgress("backup"), cancellationToken);
+            var check = await SqliteMaintenance.BackupAsync(source, destination, parseResult.GetValue(force), new StderrProgress(), cancellationToken);
             Console.Out.WriteLine($"Backed up {source} to {destination} ({new FileInfo(destination).Length.ToString("N0", CultureInfo.InvariantCulture)} bytes, integrity ok, {check.Migrations.Applied.Count} migration(s)).");
-            var keyFile = Path.Combine(Path.GetDirectoryName(source)!, new BotOptions().AuthStateKeyFile);
-            if (File.Exists(keyFile))
+            if (AuthStateKeyNote(configuration, storage) is { } note)
             {
-                Console.Out.WriteLine($"Bot login state in the backup is encrypted with {keyFile}, which is not in the backup: keep a copy of it too.");
+                Console.Out.WriteLine(note);
             }
 
             return 0;
@@ -82,10 +92,10 @@ internal static class MaintenanceCommands
         var restore = new Command("restore", "Replace the database with FILE (verified first; the replaced database is kept as a .bak file).") { file, force };
         restore.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
         {
-            var target = new StorageOptions().ResolveSqlitePath();
+            var target = HoldfastConfiguration.LoadStorageOptions().ResolveSqlitePath();
             HoldfastPaths.EnsureDirectory(Path.GetDirectoryName(target)!);
             var result = await SqliteMaintenance.RestoreAsync(
-                parseResult.GetValue(file)!, target, parseResult.GetValue(force), new StderrProgress("restore"), cancellationToken: cancellationToken);
+                parseResult.GetValue(file)!, target, parseResult.GetValue(force), new StderrProgress(), TimeProvider.System, cancellationToken);
             Console.Out.WriteLine(result.PreviousCopy is null
                 ? $"Restored {result.Source.Path} to {result.Target}."
                 : $"Restored {result.Source.Path} to {result.Target}; the previous database is kept at {result.PreviousCopy}.");
@@ -101,15 +111,38 @@ internal static class MaintenanceCommands
 
     private static Command Check()
     {
-        var check = new Command("check", "Verify the database: PRAGMA integrity_check and the applied migrations.");
+        var json = new Option<bool>("--json") { Description = "Print {\"path\", \"integrity\", \"integrity_errors\", \"migrations\", \"ok\"} as JSON." };
+        var check = new Command("check", "Verify the database: PRAGMA integrity_check and the applied migrations.") { json };
         check.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
         {
-            var path = new StorageOptions().ResolveSqlitePath();
-            var result = await SqliteMaintenance.CheckAsync(path, cancellationToken);
+            var path = HoldfastConfiguration.LoadStorageOptions().ResolveSqlitePath();
+            var size = File.Exists(path) ? new FileInfo(path).Length : 0;
+            var result = size >= LargeFileBytes
+                ? await Terminal.WithStderrStatusAsync(
+                    string.Create(CultureInfo.InvariantCulture, $"check: verifying {path} ({size / (1024.0 * 1024):0.0} MB)"),
+                    () => SqliteMaintenance.CheckAsync(path, cancellationToken))
+                : await SqliteMaintenance.CheckAsync(path, cancellationToken);
             var migrations = result.Migrations;
-            Console.Out.WriteLine($"database:   {result.Path}");
-            Console.Out.WriteLine($"integrity:  {(result.IntegrityErrors.Count == 0 ? "ok" : $"{result.IntegrityErrors.Count} problem(s)")}");
-            Console.Out.WriteLine($"migrations: {migrations.Applied.Count} applied, {migrations.Pending.Count} pending{(migrations.Problems.Count == 0 ? string.Empty : $", {migrations.Problems.Count} problem(s)")}");
+            if (parseResult.GetValue(json))
+            {
+                Terminal.WriteJson(new CheckReport(
+                    result.Path,
+                    result.IntegrityErrors.Count == 0 ? "ok" : "failed",
+                    result.IntegrityErrors,
+                    new CheckMigrations(
+                        migrations.Applied.Count,
+                        MigrationCatalog.Load(StorageOptions.SqliteProvider).Count,
+                        migrations.Pending.Select(m => m.Id).ToList(),
+                        migrations.Problems),
+                    result.IsHealthy));
+            }
+            else
+            {
+                Console.Out.WriteLine($"database:   {result.Path}");
+                Console.Out.WriteLine($"integrity:  {(result.IntegrityErrors.Count == 0 ? "ok" : $"{result.IntegrityErrors.Count} problem(s)")}");
+                Console.Out.WriteLine($"migrations: {migrations.Applied.Count} applied, {migrations.Pending.Count} pending{(migrations.Problems.Count == 0 ? string.Empty : $", {migrations.Problems.Count} problem(s)")}");
+            }
+
             if (result.IsHealthy)
             {
                 return 0;
@@ -123,6 +156,24 @@ internal static class MaintenanceCommands
         return check;
     }
 
+    /// <summary>
+    /// The reminder that bot login state in a backup is encrypted with a key that is not in it (the configured
+    /// <c>Bots:AuthStateKey</c>, or the key file in the data directory); null when there is no key yet.
+    /// </summary>
+    private static string? AuthStateKeyNote(IConfiguration configuration, StorageOptions storage)
+    {
+        var bots = configuration.GetSection(BotOptions.SectionName).Get<BotOptions>() ?? new BotOptions();
+        if (!string.IsNullOrWhiteSpace(bots.AuthStateKey))
+        {
+            return $"Bot login state in the backup is encrypted with the key in {BotOptions.SectionName}:{nameof(BotOptions.AuthStateKey)}, which is not in the backup: keep it with the backup.";
+        }
+
+        var keyFile = BotAuthStateProtector.ResolveKeyFilePath(bots, storage);
+        return File.Exists(keyFile)
+            ? $"Bot login state in the backup is encrypted with {keyFile}, which is not in the backup: keep a copy of it too."
+            : null;
+    }
+
     private static async Task<int> RunAsync(Func<Task<int>> work)
     {
         try
@@ -130,6 +181,10 @@ internal static class MaintenanceCommands
             return await work();
         }
         catch (HoldfastException ex)
+        {
+            return Fail(ex.Message);
+        }
+        catch (OptionsValidationException ex)
         {
             return Fail(ex.Message);
         }
@@ -153,16 +208,33 @@ internal static class MaintenanceCommands
         return 1;
     }
 
-    /// <summary>Copy progress on stderr: a live percentage on a terminal, a line per 25% otherwise; silent for one-step copies.</summary>
-    private sealed class StderrProgress(string what) : IProgress<CopyProgress>
+    /// <summary>What <c>holdfast check --json</c> prints (snake_case).</summary>
+    private sealed record CheckReport(string Path, string Integrity, IReadOnlyList<string> IntegrityErrors, CheckMigrations Migrations, bool Ok);
+
+    /// <summary>Applied and expected (known to this version) migrations, the pending ones by id, and problems that refuse start-up.</summary>
+    private sealed record CheckMigrations(int Applied, int Expected, IReadOnlyList<string> Pending, IReadOnlyList<string> Problems);
+
+    /// <summary>
+    /// Copy progress on stderr, one label per copy (<c>backup</c>, <c>restore: keeping the replaced database</c>,
+    /// <c>restore</c>): a live percentage on a terminal, a line per 25% otherwise; silent for one-step copies.
+    /// </summary>
+    private sealed class StderrProgress : IProgress<CopyProgress>
     {
+        private CopyPhase? _phase;
         private int _lastShown = -1;
         private bool _multiStep;
 
         public void Report(CopyProgress value)
         {
+            if (_phase != value.Phase)
+            {
+                _phase = value.Phase;
+                _lastShown = -1;
+                _multiStep = false;
+            }
+
             var percent = (int)(value.Fraction * 100);
-            var done = value.PagesDone >= value.PagesTotal;
+            var done = value.IsDone;
             if (!_multiStep && done)
             {
                 return;
@@ -175,13 +247,13 @@ internal static class MaintenanceCommands
                 return;
             }
 
-            if (!interactive && !done && percent / 25 == _lastShown / 25)
+            if (!interactive && !done && _lastShown >= 0 && percent / 25 == _lastShown / 25)
             {
                 return;
             }
 
             _lastShown = percent;
-            var line = string.Create(CultureInfo.InvariantCulture, $"{what}: {percent,3}% ({value.PagesDone}/{value.PagesTotal} pages)");
+            var line = string.Create(CultureInfo.InvariantCulture, $"{Label(value.Phase)}: {percent,3}% ({value.PagesDone}/{value.PagesTotal} pages)");
             if (interactive)
             {
                 Console.Error.Write("\r" + line + (done ? Environment.NewLine : string.Empty));
@@ -191,5 +263,12 @@ internal static class MaintenanceCommands
                 Console.Error.WriteLine(line);
             }
         }
+
+        private static string Label(CopyPhase phase) => phase switch
+        {
+            CopyPhase.KeepPrevious => "restore: keeping the replaced database",
+            CopyPhase.Restore => "restore",
+            _ => "backup",
+        };
     }
 }

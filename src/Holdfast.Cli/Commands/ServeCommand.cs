@@ -3,6 +3,7 @@ using Holdfast.Server;
 using Holdfast.Server.Hosting;
 using Holdfast.Sessions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace Holdfast.Cli.Commands;
 
@@ -57,6 +58,12 @@ internal static class ServeCommand
             }
             catch (HoldfastException ex)
             {
+                await Console.Error.WriteLineAsync("holdfast serve: " + ex.Message);
+                return 2;
+            }
+            catch (OptionsValidationException ex)
+            {
+                // A setting this version cannot run on (e.g. Storage:Provider=postgres): refused before anything is opened.
                 await Console.Error.WriteLineAsync("holdfast serve: " + ex.Message);
                 return 2;
             }

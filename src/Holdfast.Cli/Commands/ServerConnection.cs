@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Holdfast.Client;
 using Holdfast.Cli.Output;
-using Holdfast.Storage;
+using Holdfast.Hosting;
 
 namespace Holdfast.Cli.Commands;
 
@@ -49,7 +49,7 @@ internal static class ServerConnection
             return (new HoldfastClient(uri, key), uri.ToString());
         }
 
-        var socket = Path.Combine(HoldfastPaths.ResolveDataDirectory(), SocketFileName);
+        var socket = Path.Combine(HoldfastConfiguration.ResolveDataDirectory(HoldfastConfiguration.Build()), SocketFileName);
         return (HoldfastClient.ForUnixSocket(socket), "unix:" + socket);
     }
 

@@ -59,6 +59,27 @@ internal static class Terminal
     }
 
     /// <summary>
+    /// Runs <paramref name="work"/> and shows <paramref name="status"/> on stderr whatever stdout is (so
+    /// <c>check --json | jq</c> still shows it): a spinner when stderr is a terminal, else a start line and a
+    /// <c>done in N s</c> line, so a log shows long work too. Completes when the work does.
+    /// </summary>
+    public static async Task<T> WithStderrStatusAsync<T>(string status, Func<Task<T>> work)
+    {
+        var started = TimeProvider.System.GetTimestamp();
+        if (!Console.IsErrorRedirected)
+        {
+            return await Error.Status().Spinner(Spinner.Known.Dots).StartAsync(Markup.Escape(status + "…"), _ => work());
+        }
+
+        await Console.Error.WriteLineAsync(status + "…");
+        var result = await work();
+        await Console.Error.WriteLineAsync(string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"{status}: done in {TimeProvider.System.GetElapsedTime(started).TotalSeconds:0.0} s"));
+        return result;
+    }
+
+    /// <summary>
     /// Runs <paramref name="work"/> under a progress bar on stderr when interactive (and not <paramref name="quiet"/>);
     /// the work reports progress through the callback it gets. Without <paramref name="max"/> the bar is indeterminate.
     /// Completes when the work does.

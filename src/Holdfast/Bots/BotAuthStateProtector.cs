@@ -105,11 +105,14 @@ public sealed class BotAuthStateProtector : IDisposable
             return key;
         }
 
-        var path = Path.IsPathRooted(options.AuthStateKeyFile)
+        return ReadOrCreateKeyFile(ResolveKeyFilePath(options, storage), logger);
+    }
+
+    /// <summary>The key file used when no key is configured: <see cref="BotOptions.AuthStateKeyFile"/> in the data directory (or that absolute path).</summary>
+    internal static string ResolveKeyFilePath(BotOptions options, StorageOptions storage) =>
+        Path.IsPathRooted(options.AuthStateKeyFile)
             ? options.AuthStateKeyFile
             : Path.Combine(storage.ResolveDataDirectory(), options.AuthStateKeyFile);
-        return ReadOrCreateKeyFile(path, logger);
-    }
 
     internal static byte[] ReadOrCreateKeyFile(string path, ILogger logger)
     {

@@ -24,7 +24,17 @@ public interface IBotConnector
     Task DisconnectAsync(string sessionId, CancellationToken cancellationToken = default);
 }
 
-/// <summary>What a connector (or a bot runtime over HTTP) reports about a session; implemented by <see cref="BotManager"/>.</summary>
+/// <summary>
+/// What a connector (or a bot runtime over HTTP) reports about a session; implemented by <see cref="BotManager"/>.
+/// </summary>
+/// <remarks>
+/// An interface with one implementation on purpose: it is the half of the connector plug-in point that connectors
+/// call back into. A connector (built in, or a bot type added with <c>AddHoldfastBotConnector</c>) gets only what it
+/// may report about the session it was handed, not the whole manager: it cannot start or end sessions (the manager
+/// calls <see cref="IBotConnector.ConnectAsync"/> while it holds the session's start/end lock, so a connector that
+/// started or ended a session from there would deadlock), and a connector can be tested against a recording fake
+/// without a store. Every method validates its input and commits one change with its audit event.
+/// </remarks>
 public interface IBotSessionCallbacks
 {
     /// <summary>Stores a new QR payload (null clears it). Completes once committed with its audit event.</summary>

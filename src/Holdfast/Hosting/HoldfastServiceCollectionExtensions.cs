@@ -23,12 +23,27 @@ public static class HoldfastServiceCollectionExtensions
         return services;
     }
 
-    /// <summary>Storage options bound from the <c>Storage</c> section, and the embedded SQLite database.</summary>
+    /// <summary>
+    /// Storage options bound from the <c>Storage</c> section, their data directory resolved once at binding
+    /// (<see cref="HoldfastConfiguration.ResolveDataDirectory"/>: <c>Storage:DataDirectory</c>, else <c>HOLDFAST_DATA</c>,
+    /// else the XDG data directory) and validated at start-up (<see cref="StorageOptionsValidator"/>), and the
+    /// embedded SQLite database.
+    /// </summary>
     public static IServiceCollection AddHoldfastStorage(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
-        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName);
-        services.TryAddSingleton(sp => SqliteDatabase.FromOptions(sp.GetRequiredService<IOptions<StorageOptions>>().Value));
+        services.AddOptions<StorageOptions>()
+            .BindConfiguration(StorageOptions.SectionName)
+            .PostConfigure<IConfiguration>((options, configuration) => options.DataDirectory = HoldfastPaths.ResolveDataDirectory(
+                options.DataDirectory,
+                configuration[HoldfastPaths.DataEnvironmentVariable],
+                configuration[HoldfastPaths.XdgDataHomeVariable],
+                Environment.GetFolderPath(Environment.SpecialFolder.UserProfile)))
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>());
+        services.TryAddSingleton(sp => SqliteDatabase.FromOptions(
+            sp.GetRequiredService<IOptions<StorageOptions>>().Value,
+            sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<IAuditLog, SqliteAuditLog>();
 
         // First hosted service: the schema is migrated (or verified) before anything reads the store at start.

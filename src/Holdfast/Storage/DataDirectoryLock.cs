@@ -34,13 +34,13 @@ public sealed class DataDirectoryLock : IDisposable
     /// <summary>
     /// Takes the lock for <paramref name="purpose"/> (e.g. <c>serve</c>), creating the directory when needed; throws
     /// <see cref="DataDirectoryInUseException"/> naming the current holder when another process (or another holder in
-    /// this process) has it.
+    /// this process) has it. <paramref name="time"/> stamps the owner note (default: the system clock).
     /// </summary>
-    public static DataDirectoryLock Acquire(string dataDirectory, string purpose) =>
-        TryAcquire(dataDirectory, purpose) ?? throw new DataDirectoryInUseException(dataDirectory, ReadOwner(dataDirectory));
+    public static DataDirectoryLock Acquire(string dataDirectory, string purpose, TimeProvider? time = null) =>
+        TryAcquire(dataDirectory, purpose, time) ?? throw new DataDirectoryInUseException(dataDirectory, ReadOwner(dataDirectory));
 
     /// <summary>Takes the lock for <paramref name="purpose"/>, or returns null when it is held elsewhere.</summary>
-    public static DataDirectoryLock? TryAcquire(string dataDirectory, string purpose)
+    public static DataDirectoryLock? TryAcquire(string dataDirectory, string purpose, TimeProvider? time = null)
     {
         var directory = HoldfastPaths.EnsureDirectory(Path.GetFullPath(dataDirectory));
         var path = Path.Combine(directory, FileName);
@@ -62,7 +62,7 @@ public sealed class DataDirectoryLock : IDisposable
 
         var owner = string.Create(
             CultureInfo.InvariantCulture,
-            $"{purpose} (pid {Environment.ProcessId}, since {DateTimeOffset.UtcNow:yyyy-MM-dd'T'HH:mm:ss'Z'})");
+            $"{purpose} (pid {Environment.ProcessId}, since {(time ?? TimeProvider.System).GetUtcNow():yyyy-MM-dd'T'HH:mm:ss'Z'})");
         try
         {
             File.WriteAllText(path + OwnerSuffix, owner);

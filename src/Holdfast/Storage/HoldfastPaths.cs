@@ -3,33 +3,46 @@ namespace Holdfast.Storage;
 /// <summary>Default locations on disk.</summary>
 public static class HoldfastPaths
 {
-    /// <summary>Environment variable that picks the data directory.</summary>
+    /// <summary>Environment variable (and configuration key) that picks the data directory.</summary>
     public const string DataEnvironmentVariable = "HOLDFAST_DATA";
 
+    /// <summary>The XDG base directory variable (and configuration key) under which the default data directory lives.</summary>
+    public const string XdgDataHomeVariable = "XDG_DATA_HOME";
+
     /// <summary>
-    /// The data directory: <paramref name="configured"/> when given, else <c>$HOLDFAST_DATA</c>, else
-    /// <c>$XDG_DATA_HOME/holdfast</c>, else <c>~/.local/share/holdfast</c>. Read once at the edge (options binding,
-    /// CLI start-up), never deep in the code.
+    /// The data directory, from the inputs it is given (no environment is read here): <paramref name="configured"/>
+    /// (<c>Storage:DataDirectory</c>) when set, else <paramref name="holdfastData"/> (<c>$HOLDFAST_DATA</c>), else
+    /// <c><paramref name="xdgDataHome"/>/holdfast</c>, else <c><paramref name="userProfile"/>/.local/share/holdfast</c>.
+    /// Always a full path.
     /// </summary>
-    public static string ResolveDataDirectory(string? configured = null)
+    public static string ResolveDataDirectory(string? configured, string? holdfastData, string? xdgDataHome, string userProfile)
     {
         if (!string.IsNullOrWhiteSpace(configured))
         {
             return Path.GetFullPath(configured);
         }
 
-        var fromEnvironment = Environment.GetEnvironmentVariable(DataEnvironmentVariable);
-        if (!string.IsNullOrWhiteSpace(fromEnvironment))
+        if (!string.IsNullOrWhiteSpace(holdfastData))
         {
-            return Path.GetFullPath(fromEnvironment);
+            return Path.GetFullPath(holdfastData);
         }
 
-        var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
-        var baseDirectory = !string.IsNullOrWhiteSpace(xdg)
-            ? xdg
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
-        return Path.Combine(baseDirectory, "holdfast");
+        var baseDirectory = !string.IsNullOrWhiteSpace(xdgDataHome)
+            ? xdgDataHome
+            : Path.Combine(userProfile, ".local", "share");
+        return Path.GetFullPath(Path.Combine(baseDirectory, "holdfast"));
     }
+
+    /// <summary>
+    /// The default data directory from this process's environment (<c>$HOLDFAST_DATA</c>, else the XDG data
+    /// directory). Only for <see cref="StorageOptions"/> made by hand (<c>new StorageOptions()</c>): options bound from
+    /// configuration get their data directory once, at binding (<c>HoldfastConfiguration.ResolveDataDirectory</c>).
+    /// </summary>
+    public static string DefaultDataDirectoryFromEnvironment() => ResolveDataDirectory(
+        configured: null,
+        Environment.GetEnvironmentVariable(DataEnvironmentVariable),
+        Environment.GetEnvironmentVariable(XdgDataHomeVariable),
+        Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
 
     /// <summary>Creates the directory (owner-only on Unix) when it does not exist yet.</summary>
     public static string EnsureDirectory(string path)

@@ -1,33 +1,51 @@
 namespace Holdfast.Storage;
 
-/// <summary>Where and how Holdfast keeps its state. Bound from the <c>Storage</c> configuration section.</summary>
+/// <summary>
+/// Where and how Holdfast keeps its state. Bound from the <c>Storage</c> configuration section and validated at
+/// start-up (<see cref="StorageOptionsValidator"/>): a provider, synchronous mode or busy timeout this version cannot
+/// use refuses start-up with a message naming the setting.
+/// </summary>
 public sealed class StorageOptions
 {
     public const string SectionName = "Storage";
 
-    /// <summary>Data directory; defaults to <c>$HOLDFAST_DATA</c>, else the XDG data directory (<c>~/.local/share/holdfast</c>).</summary>
+    /// <summary>The embedded provider, and the only one this version runs on.</summary>
+    public const string SqliteProvider = "sqlite";
+
+    /// <summary>PostgreSQL: its schema can be printed (<c>holdfast migrate --print --provider postgres</c>); the adapter is not available yet.</summary>
+    public const string PostgresProvider = "postgres";
+
+    /// <summary>
+    /// Data directory. When not configured it is <c>$HOLDFAST_DATA</c>, else <c>$XDG_DATA_HOME/holdfast</c>, else
+    /// <c>~/.local/share/holdfast</c>, filled in once when the options are bound (see <c>HoldfastConfiguration</c>).
+    /// </summary>
     public string? DataDirectory { get; set; }
 
-    /// <summary><c>sqlite</c> (embedded default) or <c>postgres</c>.</summary>
-    public string Provider { get; set; } = "sqlite";
+    /// <summary><c>sqlite</c> (embedded default). <c>postgres</c> is refused at start-up until its adapter exists.</summary>
+    public string Provider { get; set; } = SqliteProvider;
 
     /// <summary>SQLite file name inside the data directory, or an absolute path.</summary>
     public string SqliteFile { get; set; } = "holdfast.db";
 
-    /// <summary>SQLite <c>PRAGMA synchronous</c>: FULL (default: a committed write survives power loss) or NORMAL.</summary>
+    /// <summary>SQLite <c>PRAGMA synchronous</c>: FULL (default: a committed write survives power loss), NORMAL or EXTRA.</summary>
     public string SqliteSynchronous { get; set; } = "FULL";
 
-    /// <summary>How long a writer waits for another process's lock before failing.</summary>
+    /// <summary>How long a writer waits for another process's lock before failing (more than 0, at most an hour).</summary>
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>PostgreSQL connection string, when <see cref="Provider"/> is <c>postgres</c>.</summary>
+    /// <summary>PostgreSQL connection string, for when <see cref="Provider"/> <c>postgres</c> is available.</summary>
     public string? PostgresConnectionString { get; set; }
 
     /// <summary>Apply pending migrations at start-up (default), or refuse to start until <c>holdfast migrate</c> is run.</summary>
     public bool MigrateOnStart { get; set; } = true;
 
-    /// <summary>The resolved data directory.</summary>
-    public string ResolveDataDirectory() => HoldfastPaths.ResolveDataDirectory(DataDirectory);
+    /// <summary>
+    /// The data directory as a full path. Options bound from configuration always have <see cref="DataDirectory"/>
+    /// set; options made by hand without one fall back to <see cref="HoldfastPaths.DefaultDataDirectoryFromEnvironment"/>.
+    /// </summary>
+    public string ResolveDataDirectory() => !string.IsNullOrWhiteSpace(DataDirectory)
+        ? Path.GetFullPath(DataDirectory)
+        : HoldfastPaths.DefaultDataDirectoryFromEnvironment();
 
     /// <summary>The resolved SQLite file path.</summary>
     public string ResolveSqlitePath() => Path.IsPathRooted(SqliteFile)

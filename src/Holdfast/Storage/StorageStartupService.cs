@@ -10,7 +10,8 @@ namespace Holdfast.Storage;
 /// <see cref="StorageOptions.MigrateOnStart"/> is on, else refuses to start while migrations are pending. Either way a
 /// tampered or newer-than-code database refuses start-up with <see cref="StoreSchemaException"/>. Registered first
 /// (in <c>AddHoldfastStorage</c>), so services that read the store at start (bot restore, generation restore) run
-/// after it.
+/// after it. The options were validated before (<see cref="StorageOptionsValidator"/>, on start), so the provider is
+/// SQLite here: any other is refused with a clear message instead of being skipped.
 /// </summary>
 internal sealed class StorageStartupService : IHostedService
 {
@@ -25,11 +26,6 @@ internal sealed class StorageStartupService : IHostedService
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        if (!string.Equals(_options.Provider, "sqlite", StringComparison.OrdinalIgnoreCase))
-        {
-            return;
-        }
-
         if (_options.MigrateOnStart)
         {
             await _database.MigrateAsync(cancellationToken);

@@ -16,6 +16,49 @@ internal sealed class SqliteBotStore : IBotStore
     private const string Columns =
         "session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version, last_message_at";
 
+    // One complete UPDATE per change, each guarded by the version read in the same transaction ($id, $version) and
+    // stamping updated_at ($now); every value is a parameter. {Columns} is a compile-time constant.
+    private const string ReactivateSql = $"""
+        UPDATE bot_sessions
+        SET status = 'active', bot_type = $bot_type, owner = COALESCE(owner, $owner), connection_detail = NULL,
+            updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string SetQrSql = $"""
+        UPDATE bot_sessions SET qr_data = $qr, updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string RecordMessageSql = $"""
+        UPDATE bot_sessions SET last_message = $text, last_message_at = $now, updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string SetConnectionSql = $"""
+        UPDATE bot_sessions SET connection_detail = $detail, updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string EndSql = $"""
+        UPDATE bot_sessions SET status = 'inactive', qr_data = NULL, connection_detail = NULL, updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string SaveAuthStateSql = $"""
+        UPDATE bot_sessions SET auth_state = $state, updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const int SqlitePrimaryKeyViolation = 1555; // SQLITE_CONSTRAINT_PRIMARYKEY
+    private const int SqliteUniqueViolation = 2067; // SQLITE_CONSTRAINT_UNIQUE
+
     private readonly SqliteDatabase _database;
     private readonly TimeProvider _time;
 
@@ -76,7 +119,7 @@ internal sealed class SqliteBotStore : IBotStore
                     connection,
                     transaction,
                     existing,
-                    "status = 'active', bot_type = $bot_type, owner = COALESCE(owner, $owner), connection_detail = NULL",
+                    ReactivateSql,
                     command =>
                     {
                         command.Parameters.AddWithValue("$bot_type", request.BotType);
@@ -103,7 +146,7 @@ internal sealed class SqliteBotStore : IBotStore
             actor,
             requireActive: "update the QR code of",
             isNoOp: existing => string.Equals(existing.QrData, qrData, StringComparison.Ordinal),
-            set: "qr_data = $qr",
+            update: SetQrSql,
             bind: command => command.Parameters.AddWithValue("$qr", (object?)qrData ?? DBNull.Value),
             action: "bot.qr",
             detail: _ => qrData is null ? "qr cleared" : "qr updated",
@@ -120,7 +163,7 @@ internal sealed class SqliteBotStore : IBotStore
             actor,
             requireActive: "record a message for",
             isNoOp: _ => false,
-            set: "last_message = $text, last_message_at = $now",
+            update: RecordMessageSql,
             bind: command => command.Parameters.AddWithValue("$text", text),
             action: "bot.message",
             detail: _ => string.Create(CultureInfo.InvariantCulture, $"{text.Length} characters"),
@@ -137,7 +180,7 @@ internal sealed class SqliteBotStore : IBotStore
             actor,
             requireActive: null,
             isNoOp: existing => string.Equals(existing.ConnectionDetail, connectionDetail, StringComparison.Ordinal),
-            set: "connection_detail = $detail",
+            update: SetConnectionSql,
             bind: command => command.Parameters.AddWithValue("$detail", (object?)connectionDetail ?? DBNull.Value),
             action: "bot.connection",
             detail: existing => $"{existing.ConnectionDetail ?? "none"} -> {connectionDetail ?? "none"}",
@@ -153,7 +196,7 @@ internal sealed class SqliteBotStore : IBotStore
             actor,
             requireActive: null,
             isNoOp: existing => existing.Status == BotSessionStatus.Inactive,
-            set: "status = 'inactive', qr_data = NULL, connection_detail = NULL",
+            update: EndSql,
             bind: _ => { },
             action: "bot.ended",
             detail: _ => null,
@@ -219,7 +262,7 @@ internal sealed class SqliteBotStore : IBotStore
             actor,
             requireActive: null,
             isNoOp: _ => false,
-            set: "auth_state = $state",
+            update: SaveAuthStateSql,
             bind: command => command.Parameters.Add("$state", SqliteType.Blob).Value = (object?)bytes ?? DBNull.Value,
             action: "bot.auth_state",
             detail: _ => bytes is null ? "auth state cleared" : string.Create(CultureInfo.InvariantCulture, $"auth state stored ({bytes.Length} bytes, encrypted)"),
@@ -252,7 +295,7 @@ internal sealed class SqliteBotStore : IBotStore
         Actor actor,
         string? requireActive,
         Func<BotSession, bool> isNoOp,
-        string set,
+        string update,
         Action<SqliteCommand> bind,
         string action,
         Func<BotSession, string?> detail,
@@ -278,7 +321,7 @@ internal sealed class SqliteBotStore : IBotStore
 
                 var now = _time.GetUtcNow();
                 var eventDetail = detail(existing);
-                var updated = await UpdateAsync(connection, transaction, existing, set, bind, now, cancellationToken);
+                var updated = await UpdateAsync(connection, transaction, existing, update, bind, now, cancellationToken);
                 await SqliteAudit.AppendAsync(
                     connection, transaction, SessionKind.Bot, sessionId, actor, action,
                     existing.Status.ToWire(), toState ?? updated.Status.ToWire(), now, eventDetail, cancellationToken);
@@ -291,7 +334,7 @@ internal sealed class SqliteBotStore : IBotStore
         SqliteConnection connection,
         SqliteTransaction transaction,
         BotSession existing,
-        string set,
+        string update,
         Action<SqliteCommand> bind,
         DateTimeOffset now,
         CancellationToken cancellationToken)
@@ -299,12 +342,8 @@ internal sealed class SqliteBotStore : IBotStore
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
 
-        // `set` is one of this class's constant SET clauses; every value is a parameter.
-        command.CommandText = $"""
-            UPDATE bot_sessions SET {set}, updated_at = $now, version = version + 1
-            WHERE session_id = $id AND version = $version
-            RETURNING {Columns}
-            """;
+        // `update` is one of this class's constant UPDATE statements (…Sql above).
+        command.CommandText = update;
         command.Parameters.AddWithValue("$id", existing.SessionId);
         command.Parameters.AddWithValue("$version", existing.Version);
         command.Parameters.AddWithValue("$now", SqliteTime.Format(now));
@@ -319,9 +358,14 @@ internal sealed class SqliteBotStore : IBotStore
         {
             return await _database.WriteAsync(work, cancellationToken);
         }
-        catch (SqliteException ex) when (ex.SqliteErrorCode == 19)
+        catch (SqliteException ex) when (ex.SqliteExtendedErrorCode is SqlitePrimaryKeyViolation or SqliteUniqueViolation)
         {
             throw new SessionConflictException("The bot session was changed concurrently (constraint violation); retry the request.");
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is not (5 or 6))
+        {
+            // Not the caller's input (a failed audit write, a full disk, …): the transaction was rolled back whole.
+            throw new StoreUnavailableException($"The bot session change was not stored: {ex.Message.TrimEnd('.')}; nothing was changed.", ex);
         }
     }
 

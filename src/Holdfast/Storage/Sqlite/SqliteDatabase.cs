@@ -18,10 +18,16 @@ public sealed class SqliteDatabase : IDisposable
     private readonly string _connectionString;
     private readonly int _busyTimeoutMs;
     private readonly string _synchronous;
+    private readonly TimeProvider _time;
 
-    public SqliteDatabase(string path, TimeSpan? busyTimeout = null, string synchronous = "FULL")
+    /// <summary>
+    /// A database over the file at <paramref name="path"/>; <paramref name="time"/> stamps the migrations it applies
+    /// (default: the system clock).
+    /// </summary>
+    public SqliteDatabase(string path, TimeSpan? busyTimeout = null, string synchronous = "FULL", TimeProvider? time = null)
     {
         Path = System.IO.Path.GetFullPath(path);
+        _time = time ?? TimeProvider.System;
         _busyTimeoutMs = (int)(busyTimeout ?? TimeSpan.FromSeconds(10)).TotalMilliseconds;
         _synchronous = synchronous.ToUpperInvariant() switch
         {
@@ -41,11 +47,12 @@ public sealed class SqliteDatabase : IDisposable
     }
 
     /// <summary>Creates the database from <see cref="StorageOptions"/>, creating the data directory when needed.</summary>
-    public static SqliteDatabase FromOptions(StorageOptions options)
+    public static SqliteDatabase FromOptions(StorageOptions options, TimeProvider? time = null)
     {
+        ArgumentNullException.ThrowIfNull(options);
         var path = options.ResolveSqlitePath();
         HoldfastPaths.EnsureDirectory(System.IO.Path.GetDirectoryName(path)!);
-        return new SqliteDatabase(path, options.BusyTimeout, options.SqliteSynchronous);
+        return new SqliteDatabase(path, options.BusyTimeout, options.SqliteSynchronous, time);
     }
 
     /// <summary>Full path of the database file.</summary>
@@ -111,7 +118,9 @@ public sealed class SqliteDatabase : IDisposable
     /// <summary>
     /// Switches the file to WAL, then applies pending migrations in order, one transaction each, recording every one
     /// in <c>schema_migrations</c>. Refuses (with <see cref="StoreSchemaException"/>) a database whose applied
-    /// migrations differ from the code's or are newer than it. Returns the migrations it applied.
+    /// migrations differ from the code's or are newer than it. A migration whose SQL fails is rolled back whole and
+    /// reported as a <see cref="StoreSchemaException"/> naming it (the migrations before it stay applied). Returns the
+    /// migrations it applied.
     /// </summary>
     public async Task<IReadOnlyList<Migration>> MigrateAsync(CancellationToken cancellationToken = default)
     {
@@ -125,7 +134,16 @@ public sealed class SqliteDatabase : IDisposable
                     await using var apply = connection.CreateCommand();
                     apply.Transaction = transaction;
                     apply.CommandText = migration.Sql;
-                    await apply.ExecuteNonQueryAsync(cancellationToken);
+                    try
+                    {
+                        await apply.ExecuteNonQueryAsync(cancellationToken);
+                    }
+                    catch (SqliteException ex) when (ex.SqliteErrorCode is not (5 or 6))
+                    {
+                        // The transaction is rolled back by WriteAsync: no statement of this migration stays.
+                        throw new StoreSchemaException(
+                            $"Migration {migration.Id} failed: {ex.Message.TrimEnd('.')}; nothing of it was applied.", ex);
+                    }
 
                     await using var record = connection.CreateCommand();
                     record.Transaction = transaction;
@@ -136,7 +154,7 @@ public sealed class SqliteDatabase : IDisposable
                     record.Parameters.AddWithValue("$version", migration.Version);
                     record.Parameters.AddWithValue("$name", migration.Name);
                     record.Parameters.AddWithValue("$checksum", migration.Checksum);
-                    record.Parameters.AddWithValue("$applied_at", SqliteTime.Format(DateTimeOffset.UtcNow));
+                    record.Parameters.AddWithValue("$applied_at", SqliteTime.Format(_time.GetUtcNow()));
                     await record.ExecuteNonQueryAsync(cancellationToken);
                     return 0;
                 },

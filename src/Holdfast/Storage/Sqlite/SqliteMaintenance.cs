@@ -6,10 +6,36 @@ using SQLitePCL;
 
 namespace Holdfast.Storage.Sqlite;
 
-/// <summary>Progress of a long copy: pages copied so far out of the total.</summary>
-public sealed record CopyProgress(int PagesDone, int PagesTotal)
+/// <summary>Which copy a <see cref="CopyProgress"/> is about.</summary>
+public enum CopyPhase
+{
+    /// <summary><c>SqliteMaintenance.BackupAsync</c> copying the live database to the backup file.</summary>
+    Backup,
+
+    /// <summary><see cref="SqliteMaintenance.RestoreAsync"/> keeping a copy of the database it replaces (the <c>.bak</c> file).</summary>
+    KeepPrevious,
+
+    /// <summary><see cref="SqliteMaintenance.RestoreAsync"/> copying the backup in place of the database.</summary>
+    Restore,
+}
+
+/// <summary>Progress of a long copy: pages copied so far out of the total, and which copy it is.</summary>
+public sealed record CopyProgress(int PagesDone, int PagesTotal, CopyPhase Phase = CopyPhase.Backup)
 {
     public double Fraction => PagesTotal == 0 ? 1 : (double)PagesDone / PagesTotal;
+
+    /// <summary>True for the last report of a copy.</summary>
+    public bool IsDone => PagesDone >= PagesTotal;
+}
+
+/// <summary>
+/// How a copy proceeds: pages per backup step and an optional pause between steps (the pattern SQLite's backup
+/// documentation suggests to leave I/O to other writers). Internal: the default is right for the commands; tests
+/// use small steps and a pause to make a copy of a few MB last long enough to overlap other writes.
+/// </summary>
+internal sealed record CopyPacing(int PagesPerStep, TimeSpan PauseBetweenSteps, TimeProvider? Time = null)
+{
+    public static readonly CopyPacing Default = new(256, TimeSpan.Zero);
 }
 
 /// <summary>What <see cref="SqliteMaintenance.CheckAsync"/> found.</summary>
@@ -28,8 +54,6 @@ public sealed record RestoreResult(string Target, string? PreviousCopy, Database
 /// </summary>
 public static class SqliteMaintenance
 {
-    private const int PagesPerStep = 256;
-
     /// <summary>
     /// Copies the live database <paramref name="databasePath"/> to <paramref name="destinationPath"/> with the SQLite
     /// online backup API, inside one read transaction, so the copy is one consistent snapshot even while other
@@ -37,12 +61,22 @@ public static class SqliteMaintenance
     /// written to a temporary name, checked with <c>integrity_check</c>, then renamed into place. Completes when the
     /// copy is durable. Refuses to overwrite an existing file unless <paramref name="overwrite"/>.
     /// </summary>
-    public static async Task<DatabaseCheck> BackupAsync(
+    public static Task<DatabaseCheck> BackupAsync(
         string databasePath,
         string destinationPath,
         bool overwrite = false,
         IProgress<CopyProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        BackupAsync(databasePath, destinationPath, overwrite, progress, CopyPhase.Backup, CopyPacing.Default, cancellationToken);
+
+    internal static async Task<DatabaseCheck> BackupAsync(
+        string databasePath,
+        string destinationPath,
+        bool overwrite,
+        IProgress<CopyProgress>? progress,
+        CopyPhase phase,
+        CopyPacing pacing,
+        CancellationToken cancellationToken)
     {
         databasePath = Path.GetFullPath(databasePath);
         destinationPath = Path.GetFullPath(destinationPath);
@@ -64,7 +98,7 @@ public static class SqliteMaintenance
             await using (var source = await OpenAsync(databasePath, SqliteOpenMode.ReadOnly, cancellationToken))
             await using (var destination = await OpenAsync(temporary, SqliteOpenMode.ReadWriteCreate, cancellationToken))
             {
-                await CopyAsync(source, destination, progress, cancellationToken);
+                await CopyAsync(source, destination, progress, phase, pacing, cancellationToken);
 
                 // The copied header says WAL (like the source); make the copy one self-contained file.
                 await using var journal = destination.CreateCommand();
@@ -140,7 +174,9 @@ public static class SqliteMaintenance
     /// while a service uses the data directory (its lock is held or its socket answers) unless
     /// <paramref name="force"/>, keeps a consistent copy of the replaced database as
     /// <c>&lt;file&gt;.&lt;UTC time&gt;.bak</c>, then copies the backup in with the online backup API (so the WAL of
-    /// the live file is handled) and checks the result. Completes when the restored database is durable.
+    /// the live file is handled) and checks the result. Both copies report to <paramref name="progress"/>
+    /// (<see cref="CopyPhase.KeepPrevious"/>, then <see cref="CopyPhase.Restore"/>). Completes when the restored
+    /// database is durable.
     /// </summary>
     public static async Task<RestoreResult> RestoreAsync(
         string backupPath,
@@ -179,7 +215,7 @@ public static class SqliteMaintenance
                 throw new DataDirectoryInUseException(dataDirectory, inUse + "; stop the service first (or pass --force)");
             }
 
-            held = DataDirectoryLock.TryAcquire(dataDirectory, "restore")
+            held = DataDirectoryLock.TryAcquire(dataDirectory, "restore", time)
                 ?? throw new DataDirectoryInUseException(dataDirectory, "another process that took it just now");
         }
 
@@ -190,13 +226,13 @@ public static class SqliteMaintenance
             {
                 var stamp = (time ?? TimeProvider.System).GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
                 previous = $"{databasePath}.{stamp}.bak";
-                await BackupAsync(databasePath, previous, overwrite: false, progress: null, cancellationToken);
+                await BackupAsync(databasePath, previous, overwrite: false, progress, CopyPhase.KeepPrevious, CopyPacing.Default, cancellationToken);
             }
 
             await using (var from = await OpenAsync(backupPath, SqliteOpenMode.ReadOnly, cancellationToken))
             await using (var to = await OpenAsync(databasePath, SqliteOpenMode.ReadWriteCreate, cancellationToken))
             {
-                await CopyAsync(from, to, progress, cancellationToken);
+                await CopyAsync(from, to, progress, CopyPhase.Restore, CopyPacing.Default, cancellationToken);
                 await using var wal = to.CreateCommand();
                 wal.CommandText = "PRAGMA journal_mode = WAL; PRAGMA wal_checkpoint(TRUNCATE);";
                 await wal.ExecuteNonQueryAsync(cancellationToken);
@@ -218,7 +254,13 @@ public static class SqliteMaintenance
         }
     }
 
-    private static async Task CopyAsync(SqliteConnection source, SqliteConnection destination, IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
+    private static async Task CopyAsync(
+        SqliteConnection source,
+        SqliteConnection destination,
+        IProgress<CopyProgress>? progress,
+        CopyPhase phase,
+        CopyPacing pacing,
+        CancellationToken cancellationToken)
     {
         // One read transaction on the source for the whole copy: every step reads the same snapshot, so writers in
         // other processes neither restart the backup nor get blocked by it (WAL).
@@ -239,12 +281,17 @@ public static class SqliteMaintenance
             while (true)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var rc = raw.sqlite3_backup_step(backup, PagesPerStep);
+                var rc = raw.sqlite3_backup_step(backup, pacing.PagesPerStep);
                 var total = raw.sqlite3_backup_pagecount(backup);
-                progress?.Report(new CopyProgress(total - raw.sqlite3_backup_remaining(backup), total));
+                progress?.Report(new CopyProgress(total - raw.sqlite3_backup_remaining(backup), total, phase));
                 if (rc == raw.SQLITE_DONE)
                 {
                     break;
+                }
+
+                if (rc == raw.SQLITE_OK && pacing.PauseBetweenSteps > TimeSpan.Zero)
+                {
+                    await Task.Delay(pacing.PauseBetweenSteps, pacing.Time ?? TimeProvider.System, cancellationToken);
                 }
 
                 if (rc is raw.SQLITE_BUSY or raw.SQLITE_LOCKED)
