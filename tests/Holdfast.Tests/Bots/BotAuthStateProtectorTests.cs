@@ -34,8 +34,8 @@ public sealed class BotAuthStateProtectorTests
         Should.Throw<StoreUnavailableException>(() => protector.Unprotect("bot1", altered));
     }
 
-    [Fact]
-    public void Constructor_NoConfiguredKey_CreatesOwnerOnlyKeyFileAndReusesIt()
+    [Fact(Timeout = 30_000)]
+    public async Task Constructor_NoConfiguredKey_CreatesOwnerOnlyKeyFileAndReusesIt()
     {
         using var temp = new TempDirectory();
         var storage = Options.Create(new StorageOptions { DataDirectory = temp.Path });
@@ -51,7 +51,7 @@ public sealed class BotAuthStateProtectorTests
 
         second.Unprotect("bot1", blob).ShouldBe("x"u8.ToArray());
         var keyFile = temp.File("bot-auth-state.key");
-        new FileInfo(keyFile).Length.ShouldBe(32);
+        (await File.ReadAllBytesAsync(keyFile)).Length.ShouldBe(32);
         if (!OperatingSystem.IsWindows())
         {
             File.GetUnixFileMode(keyFile).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);

@@ -244,6 +244,34 @@ public sealed class BotManagerTests
         await host.StopAsync();
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task SaveAuthStateAsync_OverOneMebibyte_RejectedNamingTheLimitAndNothingChanged()
+    {
+        using var temp = new TempDirectory();
+        using var host = TestHosts.BuildCoreHost(temp.Path, Settings);
+        await host.StartAsync();
+        var manager = host.Services.GetRequiredService<BotManager>();
+        var audit = host.Services.GetRequiredService<IAuditLog>();
+        await manager.StartSessionAsync(new("wa-1", "bridge"));
+        await manager.SaveAuthStateAsync("wa-1", "first login"u8.ToArray());
+        var before = await manager.GetAsync("wa-1");
+        var eventsBefore = (await audit.ReadAuditAsync(SessionKind.Bot, "wa-1")).Events.Count;
+
+        var ex = await Should.ThrowAsync<InvalidSessionInputException>(() => manager.SaveAuthStateAsync("wa-1", new byte[BotLimits.MaxAuthStateBytes + 1]));
+
+        ex.Field.ShouldBe("auth_state");
+        ex.Message.ShouldContain("1048577 bytes");
+        ex.Message.ShouldContain("the limit is 1048576 bytes (1 MiB)");
+        (await manager.GetAsync("wa-1")).ShouldBe(before);
+        (await manager.LoadAuthStateAsync("wa-1")).ShouldBe("first login"u8.ToArray());
+        (await audit.ReadAuditAsync(SessionKind.Bot, "wa-1")).Events.Count.ShouldBe(eventsBefore);
+
+        // Exactly at the limit is accepted (the encryption envelope does not count against it).
+        await manager.SaveAuthStateAsync("wa-1", new byte[BotLimits.MaxAuthStateBytes]);
+        (await manager.LoadAuthStateAsync("wa-1"))!.Length.ShouldBe(BotLimits.MaxAuthStateBytes);
+        await host.StopAsync();
+    }
+
     private sealed class FailingConnector : IBotConnector
     {
         public string BotType => "failing";

@@ -29,14 +29,14 @@ public sealed class BotServiceCollectionExtensionsTests
         services.Count(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(Holdfast.Storage.StorageStartupService)).ShouldBe(1);
     }
 
-    [Fact]
-    public void AddHoldfastCore_Resolved_ManagerKnowsBuiltInBotTypes()
+    [Fact(Timeout = 30_000)]
+    public async Task AddHoldfastCore_Resolved_ManagerKnowsBuiltInBotTypes()
     {
         using var temp = new TempDirectory();
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Storage:DataDirectory"] = temp.Path }).Build();
         var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddLogging();
         services.AddHoldfastCore();
-        using var provider = services.BuildServiceProvider();
+        await using var provider = services.BuildServiceProvider();
 
         var manager = provider.GetRequiredService<BotManager>();
 

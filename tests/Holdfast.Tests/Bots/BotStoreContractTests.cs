@@ -260,10 +260,13 @@ public abstract class BotStoreContractTests : IAsyncLifetime
         var message = await Should.ThrowAsync<InvalidSessionInputException>(() => Store.RecordMessageAsync("bot1", new string('x', BotLimits.MaxMessageBytes + 1), Alice));
         var qr = await Should.ThrowAsync<InvalidSessionInputException>(() => Store.SetQrAsync("bot1", new string('q', BotLimits.MaxQrBytes + 1), Alice));
         var tooLongId = await Should.ThrowAsync<InvalidSessionInputException>(() => Store.RecordMessageAsync(new string('a', 129), "hi", Alice));
+        var authState = await Should.ThrowAsync<InvalidSessionInputException>(() =>
+            Store.SaveAuthStateAsync("bot1", new byte[BotLimits.MaxAuthStateBytes + BotLimits.AuthStateEnvelopeBytes + 1], Alice));
 
         message.Message.ShouldContain("65536 bytes");
         qr.Message.ShouldContain("4096 bytes");
         tooLongId.Message.ShouldContain("128");
+        authState.Message.ShouldContain("the limit is 1048576 bytes (1 MiB)");
         (await Store.FindAsync("bot1")).ShouldBe(before);
         (await Audit.ReadAuditAsync(SessionKind.Bot, "bot1")).Events.Count.ShouldBe(1);
     }

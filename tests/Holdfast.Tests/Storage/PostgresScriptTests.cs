@@ -9,10 +9,10 @@ namespace Holdfast.Tests.Storage;
 /// </summary>
 public sealed class PostgresScriptTests
 {
-    [Fact]
-    public void CreateBotSessionsScript_SameTableAndIndexesAsMigration0001()
+    [Fact(Timeout = 30_000)]
+    public async Task CreateBotSessionsScript_SameTableAndIndexesAsMigration0001()
     {
-        var script = File.ReadAllText(RepositoryRoot.File("migrations", "postgres", "create_bot_sessions.sql"));
+        var script = await File.ReadAllTextAsync(RepositoryRoot.File("migrations", "postgres", "create_bot_sessions.sql"));
         var migration = MigrationCatalog.Load("postgres").Single(m => m.Version == 1).Sql;
 
         var scriptTable = BotSessionsDdl(script);

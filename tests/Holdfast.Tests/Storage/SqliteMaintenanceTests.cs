@@ -4,39 +4,64 @@ using Holdfast.Sessions;
 using Holdfast.Storage;
 using Holdfast.Storage.Sqlite;
 using Holdfast.TestHelpers;
+using Xunit.Abstractions;
 
 namespace Holdfast.Tests.Storage;
 
 [Collection(ResourceHeavyCollection.Name)]
 public sealed class SqliteMaintenanceTests
 {
-    [Fact(Timeout = 120_000)]
+    private readonly ITestOutputHelper _output;
+
+    public SqliteMaintenanceTests(ITestOutputHelper output)
+    {
+        _output = output;
+    }
+
+    [Fact(Timeout = 180_000)]
     public async Task BackupAsync_WhileChildWritesContinuously_CopyIsConsistentAndRestores()
     {
+        // Arrange: several MB, so the copy takes many steps; the child commits through all of them.
         using var temp = new TempDirectory();
         var databasePath = temp.File("data/holdfast.db");
-        Directory.CreateDirectory(temp.File("data"));
         var backupPath = temp.File("backups/holdfast-backup.db");
+        await SeedLargeMessagesAsync(databasePath, sessions: 100, messageBytes: 60 * 1024);
         using var child = TestChildProcess.Start("bot-writes", databasePath, "live");
-        await child.WaitForLinesAsync(100);
+        await child.WaitForLinesAsync(50);
         var reportedBeforeBackup = child.Lines.Where(l => l != "ready").ToList();
-        var progress = new List<CopyProgress>();
+        var steps = new List<(CopyProgress Progress, int ChildLines)>();
+        var pacing = new CopyPacing(PagesPerStep: 64, PauseBetweenSteps: TimeSpan.FromMilliseconds(20));
 
-        var backup = await SqliteMaintenance.BackupAsync(databasePath, backupPath, progress: new SyncProgress<CopyProgress>(progress.Add));
-
-        // The writer was never blocked: it goes on committing after the backup.
+        // Act
+        var backup = await SqliteMaintenance.BackupAsync(
+            databasePath,
+            backupPath,
+            overwrite: false,
+            new SyncProgress<CopyProgress>(p => steps.Add((p, child.Lines.Count))),
+            CopyPhase.Backup,
+            pacing,
+            CancellationToken.None);
         var linesAtBackupEnd = child.Lines.Count;
         await child.WaitForLinesAsync(linesAtBackupEnd + 20);
         var reportedAfterBackup = (await child.KillAsync()).Count(l => l != "ready");
 
+        // Assert: many steps, and the writer committed between the first and the last of them (never blocked).
+        var copiedBytes = steps[^1].Progress.PagesTotal * 4096L;
+        _output.WriteLine(
+            $"{copiedBytes / (1024.0 * 1024):0.0} MB copied in {steps.Count} steps; " +
+            $"child lines {steps[0].ChildLines} at the first step, {steps[^1].ChildLines} at the last");
+        copiedBytes.ShouldBeGreaterThan(5L * 1024 * 1024);
+        steps.Count.ShouldBeGreaterThan(10);
+        steps.Select(s => s.Progress.PagesDone).ShouldBeInOrder(SortDirection.Ascending);
+        steps[^1].Progress.IsDone.ShouldBeTrue();
+        steps.Take(steps.Count - 1).ShouldAllBe(s => !s.Progress.IsDone);
+        steps[^1].ChildLines.ShouldBeGreaterThan(steps[0].ChildLines, "the child committed no write while the copy ran");
         backup.IsHealthy.ShouldBeTrue();
-        progress.ShouldNotBeEmpty();
-        progress[^1].PagesDone.ShouldBe(progress[^1].PagesTotal);
         File.Exists(backupPath + "-wal").ShouldBeFalse();
         (await SqliteMaintenance.CheckAsync(backupPath)).IsHealthy.ShouldBeTrue();
-        await CrashSafetyTests.AssertAllPresentAsync(backupPath, reportedBeforeBackup);
+        await CrashSafetyTests.AssertAllPresentAsync(backupPath, reportedBeforeBackup, "backup");
         var backupCount = await CountBotsAsync(backupPath);
-        backupCount.ShouldBeGreaterThanOrEqualTo(reportedBeforeBackup.Count(l => l.StartsWith("created", StringComparison.Ordinal)));
+        backupCount.ShouldBeGreaterThanOrEqualTo(100 + reportedBeforeBackup.Count(l => l.StartsWith("created", StringComparison.Ordinal)));
         (await CountBotsAsync(databasePath)).ShouldBeGreaterThan(backupCount);
         reportedAfterBackup.ShouldBeGreaterThan(reportedBeforeBackup.Count);
 
@@ -48,7 +73,41 @@ public sealed class SqliteMaintenanceTests
         (await CountBotsAsync(restored.PreviousCopy)).ShouldBeGreaterThan(backupCount);
         (await CountBotsAsync(databasePath)).ShouldBe(backupCount);
         (await SqliteMaintenance.CheckAsync(databasePath)).IsHealthy.ShouldBeTrue();
-        await CrashSafetyTests.AssertAllPresentAsync(databasePath, reportedBeforeBackup);
+        await CrashSafetyTests.AssertAllPresentAsync(databasePath, reportedBeforeBackup, "restored");
+
+        // The restored file is a working database: current schema, and it takes new writes.
+        using var database = new SqliteDatabase(databasePath);
+        (await database.MigrateAsync()).ShouldBeEmpty();
+        var store = new SqliteBotStore(database, TimeProvider.System);
+        await store.StartOrReactivateAsync(new StartBotSession("after-restore", "bridge"), new Actor("test"));
+        await store.RecordMessageAsync("after-restore", "still writable", new Actor("test"));
+        (await store.FindAsync("after-restore"))!.LastMessage.ShouldBe("still writable");
+        (await store.FindAsync("seed-99"))!.LastMessage!.Length.ShouldBe(60 * 1024);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task RestoreAsync_OverAnExistingDatabase_ReportsTheBakCopyThenTheRestore()
+    {
+        using var temp = new TempDirectory();
+        var databasePath = temp.File("data/holdfast.db");
+        await SeedLargeMessagesAsync(databasePath, sessions: 40, messageBytes: 60 * 1024);
+        var backupPath = await CreateDatabaseWithBotsAsync(temp.File("small.db"), 3);
+        var reports = new List<CopyProgress>();
+        var at = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);
+
+        var result = await SqliteMaintenance.RestoreAsync(backupPath, databasePath, progress: new SyncProgress<CopyProgress>(reports.Add), time: new FixedTime(at));
+
+        result.PreviousCopy.ShouldBe(databasePath + ".20300102T030405Z.bak");
+        var keep = reports.Where(r => r.Phase == CopyPhase.KeepPrevious).ToList();
+        var restore = reports.Where(r => r.Phase == CopyPhase.Restore).ToList();
+        keep.Count.ShouldBeGreaterThan(1);
+        keep[^1].IsDone.ShouldBeTrue();
+        restore.ShouldNotBeEmpty();
+        restore[^1].IsDone.ShouldBeTrue();
+        reports.FindLastIndex(r => r.Phase == CopyPhase.KeepPrevious).ShouldBeLessThan(reports.FindIndex(r => r.Phase == CopyPhase.Restore));
+        reports.ShouldNotContain(r => r.Phase == CopyPhase.Backup);
+        (await CountBotsAsync(result.PreviousCopy!)).ShouldBe(40);
+        (await CountBotsAsync(databasePath)).ShouldBe(3);
     }
 
     [Fact(Timeout = 60_000)]
@@ -191,8 +250,8 @@ public sealed class SqliteMaintenanceTests
         (await database.GetMigrationStatusAsync()).IsCurrent.ShouldBeTrue();
     }
 
-    [Fact]
-    public void FromOptions_MissingDataDirectory_CreatedOwnerOnly()
+    [Fact(Timeout = 30_000)]
+    public async Task FromOptions_MissingDataDirectory_CreatedOwnerOnlyAndUsable()
     {
         using var temp = new TempDirectory();
         var dataDirectory = temp.File("first-run/data");
@@ -205,17 +264,21 @@ public sealed class SqliteMaintenanceTests
         {
             File.GetUnixFileMode(dataDirectory).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
+
+        (await database.MigrateAsync()).ShouldNotBeEmpty();
+        File.Exists(Path.Combine(dataDirectory, "holdfast.db")).ShouldBeTrue();
     }
 
-    [Fact]
-    public void DataDirectoryLock_SecondAcquireWhileHeld_ThrowsNamingHolder()
+    [Fact(Timeout = 30_000)]
+    public async Task DataDirectoryLock_SecondAcquireWhileHeld_ThrowsNamingHolderAndSinceWhen()
     {
         using var temp = new TempDirectory();
-        using var held = DataDirectoryLock.Acquire(temp.Path, "serve");
+        using var held = DataDirectoryLock.Acquire(temp.Path, "serve", new FixedTime(new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero)));
 
         var ex = Should.Throw<DataDirectoryInUseException>(() => DataDirectoryLock.Acquire(temp.Path, "restore"));
 
-        ex.Message.ShouldContain("serve (pid");
+        ex.Message.ShouldContain($"serve (pid {Environment.ProcessId}, since 2030-01-02T03:04:05Z)");
+        (await DataDirectoryLock.ProbeAsync(temp.Path)).ShouldNotBeNull().ShouldContain("since 2030-01-02T03:04:05Z");
     }
 
     internal static async Task<string> CreateDatabaseWithBotsAsync(string path, int count)
@@ -232,6 +295,22 @@ public sealed class SqliteMaintenanceTests
         return path;
     }
 
+    /// <summary>A migrated database with <paramref name="sessions"/> bots (<c>seed-N</c>), each with a message of <paramref name="messageBytes"/>.</summary>
+    internal static async Task SeedLargeMessagesAsync(string path, int sessions, int messageBytes)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var database = new SqliteDatabase(path, synchronous: "NORMAL");
+        await database.MigrateAsync();
+        var store = new SqliteBotStore(database, TimeProvider.System);
+        var actor = new Actor("seed");
+        for (var i = 0; i < sessions; i++)
+        {
+            var id = $"seed-{i}";
+            await store.StartOrReactivateAsync(new StartBotSession(id, "bridge"), actor);
+            await store.RecordMessageAsync(id, string.Create(messageBytes, i, (span, n) => span.Fill((char)('a' + (n % 26)))), actor);
+        }
+    }
+
     internal static async Task<int> CountBotsAsync(string path)
     {
         using var database = new SqliteDatabase(path);
@@ -246,5 +325,10 @@ public sealed class SqliteMaintenanceTests
     private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
     {
         public void Report(T value) => report(value);
+    }
+
+    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
     }
 }

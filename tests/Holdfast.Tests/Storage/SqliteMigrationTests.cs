@@ -116,12 +116,28 @@ public sealed class SqliteMigrationTests
         var broken = MigrationCatalog.Parse("9001_broken.sql", "CREATE TABLE half_done (x INTEGER);\nTHIS IS NOT SQL;\n");
         using var database = new SqliteDatabase(temp.File("holdfast.db")) { Migrations = [.. Code, broken] };
 
-        await Should.ThrowAsync<SqliteException>(() => database.MigrateAsync());
+        var ex = await Should.ThrowAsync<StoreSchemaException>(() => database.MigrateAsync());
 
+        ex.Message.ShouldStartWith("Migration 9001_broken failed: ");
+        ex.Message.ShouldContain("syntax error");
+        ex.Message.ShouldEndWith("; nothing of it was applied.");
+        ex.InnerException.ShouldBeOfType<SqliteException>();
         (await ScalarAsync(database, "SELECT count(*) FROM sqlite_master WHERE name = 'half_done'")).ShouldBe(0L);
         var status = await database.GetMigrationStatusAsync();
         status.Applied.Count.ShouldBe(Code.Count);
         status.Pending.ShouldHaveSingleItem().Id.ShouldBe("9001_broken");
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task MigrateAsync_InjectedClock_RecordsAppliedAtFromIt()
+    {
+        using var temp = new TempDirectory();
+        var at = new DateTimeOffset(2031, 2, 3, 4, 5, 6, TimeSpan.Zero);
+        using var database = new SqliteDatabase(temp.File("holdfast.db"), time: new FixedTime(at));
+
+        await database.MigrateAsync();
+
+        (await database.GetMigrationStatusAsync()).Applied.ShouldAllBe(m => m.AppliedAt == at);
     }
 
     [Fact(Timeout = 60_000)]
@@ -181,4 +197,9 @@ public sealed class SqliteMigrationTests
             command.CommandText = sql;
             return await command.ExecuteNonQueryAsync();
         });
+
+    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+    }
 }
