@@ -1,0 +1,72 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Holdfast.Benchmarks.Scenarios;
+
+/// <summary>Runs the scenarios one after another and prints their numbers as a Markdown table.</summary>
+internal static class ScenarioRunner
+{
+    private static readonly (string Name, Func<ScenarioScale, Task<IEnumerable<Measurement>>> Run)[] Scenarios =
+    [
+        ("one-stream", GenerationScenarios.OneFastStreamAsync),
+        ("many-fast", GenerationScenarios.ManyFastStreamsAsync),
+        ("many-paced", GenerationScenarios.ManyPacedStreamsAsync),
+        ("control", GenerationScenarios.ControlLatencyAsync),
+        ("memory", GenerationScenarios.MemoryPerSessionAsync),
+        ("restart", GenerationScenarios.RestartAsync),
+        ("fan-out", ServerScenarios.FanOutAsync),
+        ("first-token", ServerScenarios.FirstTokenAsync),
+        ("bots", ServerScenarios.BotMessagesAsync),
+    ];
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var quick = args.Contains("--quick", StringComparer.Ordinal);
+        var only = args.SkipWhile(a => !string.Equals(a, "--only", StringComparison.Ordinal)).Skip(1).FirstOrDefault()?.Split(',');
+        var output = args.SkipWhile(a => !string.Equals(a, "--output", StringComparison.Ordinal)).Skip(1).FirstOrDefault();
+        var unknown = only?.Except(Scenarios.Select(s => s.Name), StringComparer.Ordinal).ToList();
+        if (unknown is { Count: > 0 })
+        {
+            await Console.Error.WriteLineAsync($"holdfast-bench: unknown scenario {string.Join(", ", unknown)}; known: {string.Join(", ", Scenarios.Select(s => s.Name))}");
+            return 2;
+        }
+
+        var scale = new ScenarioScale(quick);
+        var table = new StringBuilder();
+        table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}{(quick ? ", --quick" : string.Empty)}.");
+        table.AppendLine();
+        table.AppendLine("| scenario | measure | value | unit |");
+        table.AppendLine("|---|---|---:|---|");
+        var failed = false;
+        foreach (var (name, run) in Scenarios.Where(s => only is null || only.Contains(s.Name, StringComparer.Ordinal)))
+        {
+            await Console.Error.WriteLineAsync($"running {name} …");
+            var watch = Stopwatch.StartNew();
+            try
+            {
+                foreach (var m in await run(scale))
+                {
+                    table.AppendLine(CultureInfo.InvariantCulture, $"| {m.Scenario} | {m.Metric} | {m.FormattedValue} | {m.Unit} |");
+                }
+
+                await Console.Error.WriteLineAsync($"  done in {watch.Elapsed.TotalSeconds:0.0} s");
+            }
+            catch (Exception error)
+            {
+                failed = true;
+                await Console.Error.WriteLineAsync($"holdfast-bench: {name} failed: {error}");
+            }
+        }
+
+        var text = table.ToString();
+        Console.Write(text);
+        if (output is not null)
+        {
+            await File.WriteAllTextAsync(output, text);
+        }
+
+        return failed ? 1 : 0;
+    }
+}
