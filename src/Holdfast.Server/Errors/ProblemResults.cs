@@ -105,9 +105,10 @@ internal static partial class ProblemResults
             return $"The request repeats a field{(path is null ? string.Empty : $" ('{path}')")}; send each field once.";
         }
 
-        if (exception.Message.StartsWith('\''))
+        if (exception.Message.StartsWith('\'') && !exception.Message.Contains("LineNumber:", StringComparison.Ordinal))
         {
-            // Our own converters write sentences for people.
+            // Our own converters write sentences for people. (The JSON reader's own errors start with a quote too,
+            // "'1' is an invalid end of a number…", but carry a position: those are syntax errors, reported below.)
             return exception.Message;
         }
 

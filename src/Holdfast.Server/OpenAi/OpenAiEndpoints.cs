@@ -47,7 +47,7 @@ internal static class OpenAiEndpoints
     private static async Task CreateResponseAsync(HttpContext context, GenerationSessions sessions, GenerationStream stream, CancellationToken cancellationToken)
     {
         var caller = context.Caller();
-        var body = await OpenAiRequest.ReadAsync(context.Request.Body, cancellationToken);
+        var body = await OpenAiRequest.ReadAsync(context.Request.Body, OpenAiRequest.ResponsesFields, cancellationToken);
         var background = body.Bool("background");
         var streaming = body.Bool("stream");
         var input = body.Messages("input", allowString: true);
@@ -361,7 +361,7 @@ internal static class OpenAiEndpoints
     {
         var caller = context.Caller();
         var scope = GenerationEndpoints.OwnerScope(caller);
-        var body = await OpenAiRequest.ReadAsync(context.Request.Body, cancellationToken);
+        var body = await OpenAiRequest.ReadAsync(context.Request.Body, OpenAiRequest.ChatCompletionsFields, cancellationToken);
         var streaming = body.Bool("stream");
         var includeUsage = body.Element("stream_options") is { ValueKind: JsonValueKind.Object } options
             && options.TryGetProperty("include_usage", out var usage) && usage.ValueKind == JsonValueKind.True;
