@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Holdfast.Generation;
 using Holdfast.Security;
 using Holdfast.Server.Endpoints;
+using Holdfast.Server.Metrics;
 using Holdfast.Server.Security;
 using Holdfast.Server.Streaming;
 using Holdfast.Sessions;
@@ -10,6 +11,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Holdfast.Server.OpenAi;
 
@@ -131,18 +133,29 @@ internal static class OpenAiEndpoints
 
     private static async Task<ContentHttpResult> ControlAsync(string id, string command, HttpContext context, GenerationSessions sessions, CancellationToken cancellationToken)
     {
-        var caller = context.Caller();
-        var generationId = ParseResponseId(id, "response_id");
-        var scope = GenerationEndpoints.OwnerScope(caller);
-        var actor = EndpointHelpers.ActorOf(caller);
-        var wait = TimeSpan.FromSeconds(5);
-        var session = command switch
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        TimeSpan? wait = command == "resume" ? null : TimeSpan.FromSeconds(5);
+        var succeeded = false;
+        try
         {
-            "pause" => await sessions.PauseAsync(generationId, actor, scope, wait: wait, cancellationToken: cancellationToken),
-            "resume" => await sessions.ResumeAsync(generationId, actor, scope, cancellationToken: cancellationToken),
-            _ => await sessions.CancelAsync(generationId, actor, scope, wait: wait, cancellationToken: cancellationToken),
-        };
-        return TypedResults.Text(ResponseObject(session).ToJsonString(WireJson), "application/json");
+            var caller = context.Caller();
+            var generationId = ParseResponseId(id, "response_id");
+            var scope = GenerationEndpoints.OwnerScope(caller);
+            var actor = EndpointHelpers.ActorOf(caller);
+            var session = command switch
+            {
+                "pause" => await sessions.PauseAsync(generationId, actor, scope, wait: wait, cancellationToken: cancellationToken),
+                "resume" => await sessions.ResumeAsync(generationId, actor, scope, cancellationToken: cancellationToken),
+                _ => await sessions.CancelAsync(generationId, actor, scope, wait: wait, cancellationToken: cancellationToken),
+            };
+            succeeded = true;
+            return TypedResults.Text(ResponseObject(session).ToJsonString(WireJson), "application/json");
+        }
+        finally
+        {
+            context.RequestServices.GetRequiredService<ServerMetrics>().RecordControl(
+                command, wait is not null, succeeded, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
     }
 
     /// <summary>
