@@ -12,12 +12,12 @@ namespace Holdfast.Server.OpenAi;
 /// </summary>
 internal sealed class OpenAiRequest(JsonElement root)
 {
-    /// <summary>Request fields of <c>POST /v1/responses</c> in OpenAI's API reference.</summary>
+    /// <summary>Request fields of <c>POST /v1/responses</c> in OpenAI's API reference, and <c>seed</c> (a Holdfast extension, as in Chat Completions).</summary>
     public static readonly IReadOnlySet<string> ResponsesFields = new HashSet<string>(StringComparer.Ordinal)
     {
         "background", "conversation", "include", "input", "instructions", "max_output_tokens", "max_tool_calls", "metadata",
         "model", "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_retention",
-        "reasoning", "safety_identifier", "service_tier", "store", "stream", "stream_options", "temperature", "text",
+        "reasoning", "safety_identifier", "seed", "service_tier", "store", "stream", "stream_options", "temperature", "text",
         "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user",
     };
 
