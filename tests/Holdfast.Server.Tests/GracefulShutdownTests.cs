@@ -102,6 +102,106 @@ public sealed class GracefulShutdownTests
         }
     }
 
+    [Fact(Timeout = 180_000)]
+    public async Task Serve_SigtermWhileTheStoreIsBusy_WaitsLongerThan2sForTheLastWrite_Exits0()
+    {
+        using var data = new TempDirectory("hf");
+        var environment = new Dictionary<string, string>
+        {
+            ["Scripted__TokensPerSecond"] = "30",
+            ["Scripted__MaxTokens"] = "150",
+            ["Logging__LogLevel__Default"] = "Warning",
+        };
+        var serve = await ServeProcess.StartAsync(data.Path, ServeProcess.FreePort(), environment);
+        try
+        {
+            Generation generation;
+            using (var socket = TestServer.SocketClient(Path.Combine(data.Path, "holdfast.sock")))
+            {
+                generation = await (await socket.PostJsonAsync("/api/v1/generations", new CreateGenerationRequest("scripted", [new InputMessage("user", "slow to stop")]))).ReadAsync<Generation>();
+                await Poll.UntilAsync(
+                    async () => (await (await socket.GetAsync($"/api/v1/generations/{generation.Id}")).ReadAsync<Generation>()).LastSeq >= 5,
+                    "the generation runs");
+            }
+
+            // Another process holds the database's write lock, so the runner's last commit waits for it (busy timeout).
+            var database = Path.Combine(data.Path, "holdfast.db");
+            await using var blocker = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database, Pooling = false }.ToString());
+            await blocker.OpenAsync();
+            await using (var begin = blocker.CreateCommand())
+            {
+                begin.CommandText = "BEGIN IMMEDIATE";
+                await begin.ExecuteNonQueryAsync();
+            }
+
+            var stopping = Stopwatch.StartNew();
+            var terminating = serve.TerminateAsync(ShutdownDeadline);
+            await Poll.UntilAsync(
+                () => terminating.IsCompleted
+                    ? throw new InvalidOperationException($"holdfast serve ended {stopping.Elapsed.TotalSeconds:0.0} s into its shutdown, before its last write could be made:\n{serve.Output}")
+                    : Task.FromResult(stopping.Elapsed >= TimeSpan.FromSeconds(3)),
+                "the server is still shutting down 3 s after SIGTERM (its shutdown timeout is 20 s)");
+            await using (var rollback = blocker.CreateCommand())
+            {
+                rollback.CommandText = "ROLLBACK";
+                await rollback.ExecuteNonQueryAsync();
+            }
+
+            (await terminating).ShouldBe(0, serve.Output);
+            var stored = await ReadStoredAsync(database, generation.Id);
+            stored.Status.ShouldBe("queued", "the run was interrupted and persisted, not lost to a forced exit");
+            stored.Audit.ShouldContain(e => e.Action == "interrupt");
+        }
+        finally
+        {
+            serve.Dispose();
+        }
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task Serve_SigtermWhileNonBackgroundResponseWaits_AnswersItInProgressAndExits0Promptly()
+    {
+        using var data = new TempDirectory("hf");
+        var environment = new Dictionary<string, string>
+        {
+            ["Scripted__TokensPerSecond"] = "20",
+            ["Scripted__MaxTokens"] = "400",
+            ["Logging__LogLevel__Default"] = "Warning",
+        };
+        var socketPath = Path.Combine(data.Path, "holdfast.sock");
+        var serve = await ServeProcess.StartAsync(data.Path, ServeProcess.FreePort(), environment);
+        try
+        {
+            using var socket = TestServer.SocketClient(socketPath);
+            var key = (await (await socket.PostJsonAsync("/api/v1/keys", new CreateApiKeyRequest("alice"))).ReadAsync<CreatedApiKey>()).Key;
+            using var http = new HttpClient { BaseAddress = serve.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            var waiting = http.PostAsync("/v1/responses", Http.Json("""{"model":"scripted","input":"Take your time."}"""));
+            var chatWaiting = http.PostAsync("/v1/chat/completions", Http.Json("""{"model":"scripted","messages":[{"role":"user","content":"Take yours too."}]}"""));
+            await Poll.UntilAsync(
+                async () => (await (await socket.GetAsync("/api/v1/generations")).ReadAsync<ItemPage<Generation>>()).Items is [{ LastSeq: >= 3 }, { LastSeq: >= 3 }],
+                "both generations run while their requests wait");
+
+            var stopping = Stopwatch.StartNew();
+            var exitCode = await serve.TerminateAsync(ShutdownDeadline);
+
+            exitCode.ShouldBe(0, serve.Output);
+            stopping.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10), "a waiting request does not hold the shutdown up to its timeout");
+            using var answer = await waiting;
+            answer.StatusCode.ShouldBe(System.Net.HttpStatusCode.OK);
+            var json = System.Text.Json.Nodes.JsonNode.Parse(await answer.Content.ReadAsStringAsync())!;
+            ((string?)json["status"]).ShouldBeOneOf("queued", "in_progress");
+
+            // A chat completion has no "in progress" answer: a 503 problem naming the generation that is kept.
+            using var chat = await chatWaiting;
+            (await chat.ShouldBeProblemAsync(System.Net.HttpStatusCode.ServiceUnavailable)).Detail!.ShouldContain("/api/v1/generations/gen_");
+        }
+        finally
+        {
+            serve.Dispose();
+        }
+    }
+
     private sealed record StoredSession(string Status, string? PauseReason, long LastSeq, long LogMaxSeq, string Output, List<(string Action, string? From, string? To)> Audit);
 
     /// <summary>Reads the session straight from the SQLite file (read-only; no server is running).</summary>

@@ -57,6 +57,7 @@ internal static partial class ProblemResults
         StoreUnavailableException e => (503, "Store unavailable", e.Message, null),
         ServerStartupException e => (503, "Server not ready", e.Message, null),
         OpenAi.BackendFailedException e => (502, "Backend failed", e.Message, null),
+        OpenAi.ServerStoppingException e => (503, "Server shutting down", e.Message, null),
         BadHttpRequestException e => MapBadRequest(e),
         JsonException e => (400, "Invalid request body", DescribeJson(e), null),
         _ => null,

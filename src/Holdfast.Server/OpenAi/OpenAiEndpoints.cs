@@ -12,6 +12,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Holdfast.Server.OpenAi;
 
@@ -100,7 +101,7 @@ internal static class OpenAiEndpoints
 
         if (!background)
         {
-            session = await WaitSettledAsync(sessions, session.Id, GenerationEndpoints.OwnerScope(caller), cancellationToken);
+            session = await WaitSettledAsync(sessions, session.Id, GenerationEndpoints.OwnerScope(caller), context, cancellationToken);
         }
 
         await WriteJsonAsync(context, ResponseObject(session), cancellationToken);
@@ -404,10 +405,15 @@ internal static class OpenAiEndpoints
         var created = session.CreatedAt.ToUnixTimeSeconds();
         if (!streaming)
         {
-            var final = await WaitSettledAsync(sessions, session.Id, scope, cancellationToken);
+            var final = await WaitSettledAsync(sessions, session.Id, scope, context, cancellationToken);
             if (final.Status == GenerationStatus.Failed)
             {
                 throw new BackendFailedException(final);
+            }
+
+            if (!GenerationMapping.IsSettled(final))
+            {
+                throw new ServerStoppingException(final.Id);
             }
 
             await WriteJsonAsync(
@@ -496,14 +502,28 @@ internal static class OpenAiEndpoints
 
     // ---- shared ------------------------------------------------------------------------------------------------
 
-    private static async Task<GenerationSession> WaitSettledAsync(GenerationSessions sessions, string id, string? scope, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until the session settles, then returns it. When the server starts shutting down meanwhile it stops
+    /// waiting and returns the session as it is (the runner keeps it for the next start), so a waiting request never
+    /// holds up the shutdown.
+    /// </summary>
+    private static async Task<GenerationSession> WaitSettledAsync(GenerationSessions sessions, string id, string? scope, HttpContext context, CancellationToken cancellationToken)
     {
-        await foreach (var e in sessions.FollowAsync(id, scope, 0, cancellationToken))
+        var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
+        try
         {
-            if (e.IsTerminal)
+            await foreach (var e in sessions.FollowAsync(id, scope, 0, wait.Token))
             {
-                break;
+                if (e.IsTerminal)
+                {
+                    break;
+                }
             }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // Shutting down: answer with what is stored now.
         }
 
         return await sessions.GetAsync(id, scope, cancellationToken);
@@ -534,4 +554,11 @@ internal sealed class BackendFailedException(GenerationSession session)
     : HoldfastException($"The backend failed: {session.Error ?? "unknown error"} The partial output is kept in generation '{session.Id}'; resume it with POST /api/v1/generations/{session.Id}/resume.")
 {
     public string GenerationId { get; } = session.Id;
+}
+
+/// <summary>A chat completion still running when the server began to shut down; answered 503 with the session to read later.</summary>
+internal sealed class ServerStoppingException(string generationId)
+    : HoldfastException($"The server is shutting down before the completion finished. Generation '{generationId}' is kept and continues when the server is back; read it at GET /api/v1/generations/{generationId}.")
+{
+    public string GenerationId { get; } = generationId;
 }
