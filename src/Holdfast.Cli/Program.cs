@@ -22,9 +22,18 @@ if (parseResult.Errors.Count > 0)
     return ExitCodes.Usage;
 }
 
+// System.CommandLine turns Ctrl-C/SIGTERM into cancellation and, by default, ends the process 2 s later whatever is
+// still running. `serve` shuts down through its host instead, which handles those signals itself and gives running
+// generations its own shutdown timeout (20 s) to be persisted; cutting that short would make a slow shutdown a crash.
+var invocation = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+if (parseResult.CommandResult.Command is { Name: "serve" } serve && root.Subcommands.Contains(serve))
+{
+    invocation.ProcessTerminationTimeout = null;
+}
+
 try
 {
-    return await parseResult.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    return await parseResult.InvokeAsync(invocation);
 }
 catch (Exception e) when (e is not OutOfMemoryException)
 {

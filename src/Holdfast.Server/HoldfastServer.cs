@@ -46,6 +46,9 @@ public static class HoldfastServer
 
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddHoldfastServer();
+
+        // The Unix socket is made 0600 between bind and listen (see UnixSocketBinding).
+        builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = UnixSocketBinding.CreateBoundListenSocket);
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
             var options = context.Configuration.GetSection(ServerOptions.SectionName).Get<ServerOptions>() ?? new ServerOptions();
@@ -116,9 +119,20 @@ public static class HoldfastServer
         return new Uri(tcp);
     }
 
-    /// <summary>Registers the server's services on top of the core's (idempotent).</summary>
+    /// <summary>
+    /// Registers the server's services on top of the core's. Idempotent: a second call changes nothing (the
+    /// authentication scheme, options callbacks and rate limiter would otherwise be added twice, and a second
+    /// <c>AddScheme</c> throws when the options are first read).
+    /// </summary>
     public static IServiceCollection AddHoldfastServer(this IServiceCollection services)
     {
+        ArgumentNullException.ThrowIfNull(services);
+        if (services.Any(d => d.ServiceType == typeof(HoldfastServerMarker)))
+        {
+            return services;
+        }
+
+        services.AddSingleton<HoldfastServerMarker>();
         services.AddHoldfastCore();
         services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.SectionName);
         services.TryAddSingleton<ApiKeyStore>();
@@ -234,6 +248,9 @@ public static class HoldfastServer
     }
 }
 
+/// <summary>Registered once by <see cref="HoldfastServer.AddHoldfastServer"/>, so a second call can tell.</summary>
+internal sealed class HoldfastServerMarker;
+
 /// <summary>Prepares the data directory before the host starts, and finishes the socket once Kestrel listens.</summary>
 internal sealed class ServerStartup(
     IOptions<ServerOptions> serverOptions,
@@ -271,6 +288,14 @@ internal sealed class ServerStartup(
                 ex);
         }
 
+        if (!OperatingSystem.IsWindows()
+            && (File.GetUnixFileMode(DataDirectory) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != UnixFileMode.None)
+        {
+            // A data directory Holdfast creates is owner-only (0700); one made by someone else may not be. The socket
+            // is 0600 before it listens either way (UnixSocketBinding), but the database file follows the umask.
+            Log.DataDirectoryShared(logger, DataDirectory, Convert.ToString((int)File.GetUnixFileMode(DataDirectory), 8));
+        }
+
         if (SocketPath is { } socket && File.Exists(socket))
         {
             // The lock is ours, so no live server owns this socket: a crashed one left it behind.
@@ -300,11 +325,6 @@ internal sealed class ServerStartup(
 
     public void OnListening(WebApplication app)
     {
-        if (SocketPath is { } socket && File.Exists(socket) && !OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        }
-
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
         Log.Listening(logger, string.Join(", ", addresses), DataDirectory);
     }

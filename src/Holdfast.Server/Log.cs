@@ -31,4 +31,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4009, Level = LogLevel.Warning, Message = "Rate limit hit for {Partition} on {Method} {Path}")]
     public static partial void RateLimited(ILogger logger, string partition, string method, string path);
+
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "The data directory {Directory} has mode {Mode}: other users may read the files in it, such as the database (a data directory Holdfast creates is 0700; chmod 700 it)")]
+    public static partial void DataDirectoryShared(ILogger logger, string directory, string mode);
 }

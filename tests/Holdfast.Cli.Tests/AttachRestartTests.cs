@@ -11,8 +11,9 @@ public sealed class AttachRestartTests
     [Fact(Timeout = 180_000)]
     public async Task GenAttach_ServerStoppedAndRestartedMidStream_PrintsWholeTextOnce()
     {
-        var (attached, output, stderr, printedBeforeRestart) = await AttachAcrossRestartAsync(kill: false);
+        var (attached, output, stderr, printedBeforeRestart, stopped) = await AttachAcrossRestartAsync(kill: false);
 
+        stopped.ShouldBe(0, "SIGTERM shuts the server down cleanly");
         attached.ShouldBe(0, stderr);
         output.Generation.Status.ShouldBe(GenerationStatus.Completed);
         output.Printed.TrimEnd('\n').ShouldBe(output.Generation.Output!.TrimEnd('\n'));
@@ -23,7 +24,7 @@ public sealed class AttachRestartTests
     [Fact(Timeout = 180_000)]
     public async Task GenAttach_ServerKilledAndRestartedMidStream_PrintsWholeTextOnce()
     {
-        var (attached, output, stderr, printedBeforeRestart) = await AttachAcrossRestartAsync(kill: true);
+        var (attached, output, stderr, printedBeforeRestart, _) = await AttachAcrossRestartAsync(kill: true);
 
         attached.ShouldBe(0, stderr);
         output.Generation.Status.ShouldBe(GenerationStatus.Completed);
@@ -33,7 +34,7 @@ public sealed class AttachRestartTests
         stderr.ShouldContain("[completed]");
     }
 
-    private static async Task<(int ExitCode, (string Printed, Holdfast.Client.Models.Generation Generation) Output, string Stderr, int PrintedBeforeRestart)> AttachAcrossRestartAsync(bool kill)
+    private static async Task<(int ExitCode, (string Printed, Holdfast.Client.Models.Generation Generation) Output, string Stderr, int PrintedBeforeRestart, int? ServerExitCode)> AttachAcrossRestartAsync(bool kill)
     {
         await using var server = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?>(StringComparer.Ordinal)
         {
@@ -59,13 +60,14 @@ public sealed class AttachRestartTests
         });
         await Poll.UntilAsync(() => Task.FromResult(Length(stdout) > 20), "attach printed some text");
 
+        int? serverExitCode = null;
         if (kill)
         {
             await server.KillAsync();
         }
         else
         {
-            await server.StopAsync();
+            serverExitCode = await server.StopAsync();
         }
 
         var printedBeforeRestart = Length(stdout);
@@ -76,7 +78,7 @@ public sealed class AttachRestartTests
         await reader;
         using var client = HoldfastClient.ForUnixSocket(server.SocketPath);
         var generation = await client.GetGenerationAsync(id);
-        return (attach.ExitCode, (stdout.ToString(), generation), await stderr, printedBeforeRestart);
+        return (attach.ExitCode, (stdout.ToString(), generation), await stderr, printedBeforeRestart, serverExitCode);
     }
 
     private static int Length(StringBuilder builder)

@@ -58,8 +58,17 @@ public sealed class ReadmeTourTests
                         await WaitUntilServingAsync(socket, server);
                         break;
                     case 3:
-                        windows.Add(BashProcess.Start(WindowScript(body, statePath, saveState: false), environment));
-                        await Task.Delay(TimeSpan.FromSeconds(1)); // let the window attach before the next step acts
+                        // The next step acts on what this window watches, so it goes on once the window's stream is open.
+                        var opened = await StreamsOpenedAsync(socket);
+                        var window3 = BashProcess.Start(WindowScript(body, statePath, saveState: false), environment);
+                        windows.Add(window3);
+                        await Poll.UntilAsync(
+                            async () => window3.HasExited
+                                ? throw new InvalidOperationException($"The terminal 3 window exited before it attached:\n{body}\n{window3.Output}")
+                                : await StreamsOpenedAsync(socket) > opened,
+                            "the terminal 3 window's stream is open on the server (holdfast_streams_opened_total)",
+                            TimeSpan.FromSeconds(60),
+                            TimeSpan.FromMilliseconds(50));
                         break;
                     default:
                         using (var window = BashProcess.Start(WindowScript(body, statePath, saveState: true), environment))
@@ -174,6 +183,32 @@ public sealed class ReadmeTourTests
 
         script.AppendLine("exec " + lines[^1]);
         return script.ToString();
+    }
+
+    /// <summary>The server's <c>holdfast_streams_opened_total</c> (0 before the first stream), read from /metrics over the socket.</summary>
+    private static async Task<long> StreamsOpenedAsync(string socket)
+    {
+        using var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, cancellationToken) =>
+            {
+                var connection = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                try
+                {
+                    await connection.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket), cancellationToken);
+                    return new System.Net.Sockets.NetworkStream(connection, ownsSocket: true);
+                }
+                catch
+                {
+                    connection.Dispose();
+                    throw;
+                }
+            },
+        };
+        using var http = new HttpClient(handler) { BaseAddress = new Uri("http://localhost"), Timeout = TimeSpan.FromSeconds(10) };
+        var metrics = await http.GetStringAsync("/metrics");
+        var match = Regex.Match(metrics, @"^holdfast_streams_opened_total (?<n>[0-9]+)", RegexOptions.Multiline, TimeSpan.FromSeconds(1));
+        return match.Success ? long.Parse(match.Groups["n"].Value, CultureInfo.InvariantCulture) : 0;
     }
 
     private static async Task WaitUntilServingAsync(string socket, BashProcess server)

@@ -124,23 +124,38 @@ public sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Ctrl-C / SIGTERM: the server shuts down gracefully.</summary>
-    public async Task StopAsync()
+    /// <summary>
+    /// SIGTERM: the server shuts down gracefully. Completes with its exit code once it is gone; throws
+    /// <see cref="TimeoutException"/> (after killing it) when it is still running after <paramref name="timeout"/>
+    /// (default 30 s, above the server's 20 s shutdown timeout), so a hung shutdown fails the test.
+    /// </summary>
+    public async Task<int> StopAsync(TimeSpan? timeout = null)
     {
-        if (_process is { HasExited: false } process)
+        var process = _process ?? throw new InvalidOperationException("The server was never started.");
+        if (process.HasExited)
         {
-            using var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-            await kill.WaitForExitAsync();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                await KillAsync();
-            }
+            throw new InvalidOperationException($"The server had already exited with {process.ExitCode} before it was asked to stop:\n{Log}");
         }
+
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        var limit = timeout ?? TimeSpan.FromSeconds(30);
+        using var deadline = new CancellationTokenSource(limit);
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException e)
+        {
+            await KillAsync();
+            throw new TimeoutException($"holdfast serve did not exit within {limit.TotalSeconds:0} s of SIGTERM:\n{Log}", e);
+        }
+
+        await process.WaitForExitAsync(CancellationToken.None); // drains the output readers
+        return process.ExitCode;
     }
 
     public async ValueTask DisposeAsync()

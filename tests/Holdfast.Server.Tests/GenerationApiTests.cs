@@ -88,8 +88,13 @@ public sealed class GenerationApiTests
 
         var metrics = await alice.GetStringAsync("/metrics");
         metrics.ShouldContain("holdfast_sessions{kind=\"generation\",status=\"completed\"} 2");
-        metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"pause\"} 1");
-        metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"resume\"} 1");
+        // Every control call is timed: the pause that waited for the runner, the repeated one that did not, the
+        // resume, and the refused resume of a completed session.
+        metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"pause\",outcome=\"ok\",wait=\"true\"} 1");
+        metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"pause\",outcome=\"ok\",wait=\"false\"} 1");
+        metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"resume\",outcome=\"ok\",wait=\"false\"} 1");
+        metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"resume\",outcome=\"error\",wait=\"false\"} 1");
+        metrics.ShouldMatch(@"holdfast_control_duration_milliseconds_sum\{command=""pause"",outcome=""ok"",wait=""true""\} [0-9.]+");
         metrics.ShouldMatch(@"holdfast_chunks_persisted [1-9]");
     }
 

@@ -1,6 +1,8 @@
 using System.Net;
+using System.Net.Sockets;
 using Holdfast.Server.Hosting;
 using Holdfast.TestHelpers;
+using Microsoft.Data.Sqlite;
 
 namespace Holdfast.Server.Tests;
 
@@ -77,5 +79,87 @@ public sealed class HostTests
         var error = await Should.ThrowAsync<Holdfast.Sessions.StoreSchemaException>(() => TestServer.StartAsync(dataDirectory: temp.Path));
 
         error.Message.ShouldContain("checksum");
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task UnixSocketBinding_BoundSocket_IsOwnerOnlyBeforeItListens()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var temp = new TempDirectory("hf");
+        var path = temp.File("probe.sock");
+
+        using var listener = UnixSocketBinding.CreateBoundListenSocket(new UnixDomainSocketEndPoint(path));
+
+        File.GetUnixFileMode(path).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite, "the mode is owner-only before anyone can connect");
+        using (var early = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            (await Should.ThrowAsync<SocketException>(async () => await early.ConnectAsync(new UnixDomainSocketEndPoint(path))))
+                .SocketErrorCode.ShouldBe(SocketError.ConnectionRefused, "a bound socket that does not listen yet refuses connections");
+        }
+
+        listener.Listen();
+        using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await client.ConnectAsync(new UnixDomainSocketEndPoint(path));
+        client.Connected.ShouldBeTrue();
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Start_DataDirectoryMissing_IsCreatedOwnerOnlyWithOwnerOnlySocket()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var temp = new TempDirectory("hf");
+        var data = Path.Combine(temp.Path, "fresh", "holdfast");
+
+        await using var server = await TestServer.StartAsync(dataDirectory: data);
+
+        File.GetUnixFileMode(data).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.GetUnixFileMode(server.SocketPath).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Readyz_SchemaChangedUnderneath_Is503ProblemUntilRepaired()
+    {
+        await using var server = await TestServer.StartAsync();
+        using var client = server.Tcp();
+        (await client.GetAsync("/readyz")).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var connectionString = new SqliteConnectionStringBuilder { DataSource = server.DatabasePath, Pooling = false, DefaultTimeout = 10 }.ToString();
+        async Task ExecuteAsync(string sql)
+        {
+            await using var connection = new SqliteConnection(connectionString);
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            await command.ExecuteNonQueryAsync();
+        }
+
+        // A newer Holdfast migrated the file underneath this server: the schema is not one this code knows.
+        await ExecuteAsync("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (9999, 'from_the_future', 'abc', '2030-01-01T00:00:00.0000000+00:00')");
+        using (var newer = await client.GetAsync("/readyz"))
+        {
+            (await newer.ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable)).Detail!.ShouldContain("newer than the code");
+        }
+
+        (await client.GetAsync("/healthz")).StatusCode.ShouldBe(HttpStatusCode.OK, "alive, just not ready");
+        await ExecuteAsync("DELETE FROM schema_migrations WHERE version = 9999");
+        (await client.GetAsync("/readyz")).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        // The record of an applied migration is gone (say, an older file copied in): a migration is pending.
+        await ExecuteAsync("CREATE TABLE saved_migration AS SELECT * FROM schema_migrations WHERE version = (SELECT MAX(version) FROM schema_migrations)");
+        await ExecuteAsync("DELETE FROM schema_migrations WHERE version = (SELECT version FROM saved_migration)");
+        using (var pending = await client.GetAsync("/readyz"))
+        {
+            (await pending.ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable)).Detail!.ShouldContain("pending");
+        }
+
+        await ExecuteAsync("INSERT INTO schema_migrations SELECT * FROM saved_migration");
+        (await client.GetAsync("/readyz")).StatusCode.ShouldBe(HttpStatusCode.OK);
     }
 }

@@ -135,6 +135,9 @@ public sealed class OpenAiSdkTests
 
         var done = await Poll.UntilAsync(async () => (await client.GetResponseAsync(created.Id)).Value, r => r.Status == ResponseStatus.Completed, "the resumed response completes", TimeSpan.FromSeconds(60));
         done.GetOutputText().ShouldNotBeNullOrEmpty();
+        var metrics = await http.GetStringAsync("/metrics");
+        metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"pause\",outcome=\"ok\",wait=\"true\"} 1");
+        metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"resume\",outcome=\"ok\",wait=\"false\"} 1");
     }
 
     [Fact(Timeout = 120_000)]

@@ -73,11 +73,35 @@ public sealed class OwnershipTests
         // The admin sees and controls everything.
         (await (await admin.GetAsync("/api/v1/generations")).ReadAsync<ItemPage<Generation>>()).Items.ShouldContain(x => x.Id == generation.Id);
         (await (await admin.GetAsync("/api/v1/bots")).ReadAsync<ItemPage<Bot>>()).Items.ShouldContain(x => x.SessionId == "alice-bot");
+        var asAdmin = await (await admin.GetAsync(g)).ReadAsync<Generation>();
+        asAdmin.Id.ShouldBe(generation.Id);
+        asAdmin.Owner.ShouldBe("alice");
+        using (var stream = await admin.GetAsync($"{g}/stream?after=0", HttpCompletionOption.ResponseHeadersRead))
+        {
+            stream.StatusCode.ShouldBe(HttpStatusCode.OK);
+            await using var body = await stream.Content.ReadAsStreamAsync();
+            await using var events = SseFollower.ReadEventsAsync(body).GetAsyncEnumerator();
+            (await events.MoveNextAsync()).ShouldBeTrue("the admin's stream of alice's generation sends events");
+            events.Current.Event.ShouldBeOneOf("chunk", "status");
+            events.Current.Id.ShouldBe("1", "it starts with the first event of alice's log");
+        }
+
         (await (await admin.PostAsync($"{g}/pause?wait=10", null)).ReadAsync<Generation>()).Status.ShouldBe(GenerationStatus.Paused);
-        (await admin.GetAsync($"{g}/events")).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var resumed = await (await admin.PostAsync($"{g}/resume", Http.Json("""{"reason":"admin resumes"}"""))).ReadAsync<Generation>();
+        resumed.Status.ShouldBeOneOf(GenerationStatus.Queued, GenerationStatus.Running);
+        resumed.DesiredState.ShouldBe("running");
+        (await (await admin.PostAsync($"{g}/pause?wait=10", null)).ReadAsync<Generation>()).Status.ShouldBe(GenerationStatus.Paused);
+        var audit = await (await admin.GetAsync($"{g}/events")).ReadAsync<AuditPage>();
+        audit.Items.ShouldContain(e => e.Action == "resume" && e.Actor == "root" && e.Detail != null && e.Detail.Contains("admin resumes", StringComparison.Ordinal), string.Join("; ", audit.Items));
         (await (await admin.PostAsync($"{g}/fork", null)).ReadAsync<Generation>()).ForkedFrom.ShouldBe(generation.Id);
         (await (await admin.PostAsync($"{g}/cancel?wait=10", null)).ReadAsync<Generation>()).Status.ShouldBe(GenerationStatus.Cancelled);
         (await admin.DeleteAsync(g)).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        var botAsAdmin = await (await admin.GetAsync(b)).ReadAsync<Bot>();
+        botAsAdmin.Owner.ShouldBe("alice");
+        botAsAdmin.QrData.ShouldBe("qr-of-alice");
+        var botAudit = await (await admin.GetAsync($"{b}/events")).ReadAsync<AuditPage>();
+        botAudit.Items.ShouldNotBeEmpty();
+        botAudit.Items.ShouldAllBe(e => e.SessionId == "alice-bot");
         (await admin.GetAsync($"{b}/qr?format=svg")).StatusCode.ShouldBe(HttpStatusCode.OK);
         (await (await admin.PostAsync($"{b}/end", null)).ReadAsync<Bot>()).Status.ShouldBe(BotStatus.Inactive);
         (await (await admin.PostJsonAsync("/api/v1/bots", new StartBotRequest("alice-bot", "bridge"))).ReadAsync<Bot>()).Owner.ShouldBe("alice");

@@ -89,6 +89,34 @@ public sealed class ServeProcess : IDisposable
         return serve;
     }
 
+    /// <summary>
+    /// SIGTERM (what systemd, Docker and <c>kill</c> send): the server shuts down gracefully. Completes with the exit
+    /// code once the process is gone; throws <see cref="TimeoutException"/> (and kills it) when it is still running after
+    /// <paramref name="timeout"/>, so a hung shutdown fails the test instead of being papered over.
+    /// </summary>
+    public async Task<int> TerminateAsync(TimeSpan timeout)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException e)
+        {
+            _process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"holdfast serve was still running {timeout.TotalSeconds:0} s after SIGTERM:\n{Output}", e);
+        }
+
+        // The overload without a token also waits for the redirected output to drain.
+        await _process.WaitForExitAsync(CancellationToken.None);
+        return _process.ExitCode;
+    }
+
     /// <summary>SIGKILL: no shutdown code runs, exactly like a crash.</summary>
     public async Task KillAsync()
     {

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Net.Sockets;
 using Holdfast.Cli.Output;
+using Holdfast.Client;
 using Holdfast.Client.Models;
 using Holdfast.Security;
 using Holdfast.Storage;
@@ -10,14 +12,17 @@ using Spectre.Console;
 namespace Holdfast.Cli.Commands;
 
 /// <summary>
-/// <c>holdfast keys …</c>: API keys for TCP clients. Works directly on the database in the data directory (the server may
-/// be running: SQLite serialises the writers), so the first admin key can be made before anything is listening.
+/// <c>holdfast keys …</c>: API keys for TCP clients, through the server's <c>/api/v1/keys</c> like every other client
+/// command (the Unix socket by default, or <c>--url</c>/<c>--key</c> with an admin key). Only when nothing listens on
+/// the socket (a fresh data directory before the first <c>serve</c>, or a server that is stopped) do they work on the
+/// database in the data directory directly, so the first admin key can be made before anything is listening.
 /// </summary>
 internal static class KeyCommands
 {
     public static void AddTo(RootCommand root)
     {
         var keys = new Command("keys", "API keys for clients that connect over TCP (the Unix socket needs none).");
+        ServerConnection.AddTo(keys);
         keys.Subcommands.Add(Create());
         keys.Subcommands.Add(List());
         keys.Subcommands.Add(Revoke());
@@ -30,18 +35,17 @@ internal static class KeyCommands
         var admin = new Option<bool>("--admin") { Description = "The user sees and controls every user's sessions." };
         var json = new Option<bool>("--json") { Description = "Print {\"user\", \"key\", \"id\", \"admin\"} as JSON." };
         var command = new Command("create", "Create an API key; the key is printed this once and stored only as a hash.") { user, admin, json };
-        command.SetLocalAction(async (parseResult, cancellationToken) =>
+        command.SetKeyAction(async (parseResult, keys, cancellationToken) =>
         {
-            using var database = await OpenAsync(cancellationToken);
-            var created = await new ApiKeyStore(database, TimeProvider.System).CreateAsync(parseResult.GetValue(user)!, parseResult.GetValue(admin), cancellationToken);
+            var created = await keys.CreateAsync(parseResult.GetValue(user)!, parseResult.GetValue(admin), cancellationToken);
             if (parseResult.GetValue(json))
             {
-                Terminal.WriteJson(new { user = created.Key.User, key = created.Secret, id = created.Key.Id, admin = created.Key.IsAdmin });
+                Terminal.WriteJson(new { user = created.User, key = created.Key, id = created.Id, admin = created.Admin });
             }
             else
             {
-                Console.Out.WriteLine(created.Secret);
-                Terminal.Note($"[grey]Key {created.Key.Id} for {Markup.Escape(created.Key.User)}{(created.Key.IsAdmin ? " (admin)" : string.Empty)}. It is shown only now; use it with --key or HOLDFAST_KEY.[/]");
+                Console.Out.WriteLine(created.Key);
+                Terminal.Note($"[grey]Key {created.Id} for {Markup.Escape(created.User)}{(created.Admin ? " (admin)" : string.Empty)}. It is shown only now; use it with --key or HOLDFAST_KEY.[/]");
             }
 
             return ExitCodes.Ok;
@@ -53,17 +57,16 @@ internal static class KeyCommands
     {
         var json = new Option<bool>("--json") { Description = "Print the keys as JSON (never their secrets)." };
         var command = new Command("ls", "List API keys (ids and users, never the secrets).") { json };
-        command.SetLocalAction(async (parseResult, cancellationToken) =>
+        command.SetKeyAction(async (parseResult, keys, cancellationToken) =>
         {
-            using var database = await OpenAsync(cancellationToken);
-            var keys = await new ApiKeyStore(database, TimeProvider.System).ListAsync(cancellationToken);
+            var all = await keys.ListAsync(cancellationToken);
             if (parseResult.GetValue(json))
             {
-                Terminal.WriteJson(new ItemPage<ApiKeyInfo>(keys.Select(k => new ApiKeyInfo(k.Id, k.User, k.IsAdmin, k.CreatedAt, k.RevokedAt, k.LastUsedAt)).ToList(), null));
+                Terminal.WriteJson(new ItemPage<ApiKeyInfo>(all, null));
                 return ExitCodes.Ok;
             }
 
-            if (keys.Count == 0)
+            if (all.Count == 0)
             {
                 Terminal.Note("[grey]No API keys. Create one with: holdfast keys create --user NAME[/]");
                 return ExitCodes.Ok;
@@ -71,12 +74,12 @@ internal static class KeyCommands
 
             var table = new Table().Border(TableBorder.Simple);
             table.AddColumns("ID", "USER", "ADMIN", "CREATED", "REVOKED", "LAST USED");
-            foreach (var key in keys)
+            foreach (var key in all)
             {
                 table.AddRow(
-                    key.Id,
+                    Markup.Escape(key.Id),
                     Markup.Escape(key.User),
-                    key.IsAdmin ? "yes" : string.Empty,
+                    key.Admin ? "yes" : string.Empty,
                     key.CreatedAt.ToString("u", CultureInfo.InvariantCulture),
                     key.RevokedAt?.ToString("u", CultureInfo.InvariantCulture) ?? string.Empty,
                     key.LastUsedAt?.ToString("u", CultureInfo.InvariantCulture) ?? string.Empty);
@@ -92,14 +95,32 @@ internal static class KeyCommands
     {
         var id = new Argument<string>("id") { Description = "The key's id (from keys ls), not its secret." };
         var command = new Command("revoke", "Revoke an API key: from now on it authenticates no request.") { id };
-        command.SetLocalAction(async (parseResult, cancellationToken) =>
+        command.SetKeyAction(async (parseResult, keys, cancellationToken) =>
         {
-            using var database = await OpenAsync(cancellationToken);
-            var revoked = await new ApiKeyStore(database, TimeProvider.System).RevokeAsync(parseResult.GetValue(id)!, cancellationToken);
+            var revoked = await keys.RevokeAsync(parseResult.GetValue(id)!, cancellationToken);
             Console.Out.WriteLine($"{revoked.Id} revoked");
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>Sets the action: reaches the keys (server, or the database when no server listens), runs, maps failures.</summary>
+    private static void SetKeyAction(this Command command, Func<ParseResult, KeyAccess, CancellationToken, Task<int>> run)
+    {
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            string? target = null;
+            try
+            {
+                using var keys = await KeyAccess.ConnectAsync(parseResult, cancellationToken);
+                target = keys.Target;
+                return await run(parseResult, keys, cancellationToken);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                return CliAction.Fail(e, target ?? e.Data[KeyAccess.TargetKey] as string);
+            }
+        });
     }
 
     /// <summary>Opens the database in the data directory, applying pending migrations (a fresh directory gets its schema).</summary>
@@ -116,5 +137,94 @@ internal static class KeyCommands
             database.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The API keys, either through a server (<see cref="HoldfastClient"/>) or, with none listening, in the database.</summary>
+    private sealed class KeyAccess : IDisposable
+    {
+        public const string TargetKey = "holdfast.target";
+
+        private readonly HoldfastClient? _client;
+        private readonly SqliteDatabase? _database;
+
+        private KeyAccess(HoldfastClient? client, SqliteDatabase? database, string target)
+        {
+            _client = client;
+            _database = database;
+            Target = target;
+        }
+
+        /// <summary>Where the keys are: the server's address, or the database file.</summary>
+        public string Target { get; }
+
+        /// <summary>
+        /// The server named by <c>--url</c>/<c>HOLDFAST_URL</c> (no fallback: that is a remote server), else the one on
+        /// the data directory's socket; the database directly only when the socket is missing or refuses (no server).
+        /// </summary>
+        public static async Task<KeyAccess> ConnectAsync(ParseResult parseResult, CancellationToken cancellationToken)
+        {
+            var (client, target) = ServerConnection.Connect(parseResult);
+            if (!target.StartsWith("unix:", StringComparison.Ordinal))
+            {
+                return new KeyAccess(client, null, target);
+            }
+
+            try
+            {
+                if (client.SocketPath is { } socket && File.Exists(socket))
+                {
+                    await client.PingAsync(cancellationToken);
+                    return new KeyAccess(client, null, target);
+                }
+            }
+            catch (HttpRequestException e) when (NothingListening(e))
+            {
+                // A socket file left by a server that is gone: nothing listens, so the database is free to use.
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                client.Dispose();
+                e.Data[TargetKey] = target;
+                throw;
+            }
+
+            client.Dispose();
+            var database = await OpenAsync(cancellationToken);
+            return new KeyAccess(null, database, database.Path);
+        }
+
+        public async Task<CreatedApiKey> CreateAsync(string user, bool admin, CancellationToken cancellationToken)
+        {
+            if (_client is not null)
+            {
+                return await _client.CreateKeyAsync(user, admin, cancellationToken);
+            }
+
+            var created = await Store().CreateAsync(user, admin, cancellationToken);
+            return new CreatedApiKey(created.Key.Id, created.Key.User, created.Key.IsAdmin, created.Secret);
+        }
+
+        public async Task<IReadOnlyList<ApiKeyInfo>> ListAsync(CancellationToken cancellationToken) =>
+            _client is not null
+                ? await _client.ListKeysAsync(cancellationToken)
+                : (await Store().ListAsync(cancellationToken)).Select(ToWire).ToList();
+
+        public async Task<ApiKeyInfo> RevokeAsync(string id, CancellationToken cancellationToken) =>
+            _client is not null
+                ? await _client.RevokeKeyAsync(id, cancellationToken)
+                : ToWire(await Store().RevokeAsync(id, cancellationToken));
+
+        public void Dispose()
+        {
+            _client?.Dispose();
+            _database?.Dispose();
+        }
+
+        private ApiKeyStore Store() => new(_database!, TimeProvider.System);
+
+        private static ApiKeyInfo ToWire(ApiKey k) => new(k.Id, k.User, k.IsAdmin, k.CreatedAt, k.RevokedAt, k.LastUsedAt);
+
+        private static bool NothingListening(HttpRequestException e) =>
+            e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.AddressNotAvailable };
     }
 }

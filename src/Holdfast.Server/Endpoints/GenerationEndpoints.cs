@@ -124,31 +124,35 @@ internal static class GenerationEndpoints
     {
         var started = Stopwatch.GetTimestamp();
         var services = context.RequestServices;
-        var sessions = services.GetRequiredService<GenerationSessions>();
-        var caller = context.Caller();
-        ValidId(id);
-        var waitFor = ValidWait(wait, services.GetRequiredService<IOptions<ServerOptions>>().Value.MaxControlWait);
-        if (body?.Reason is { Length: > 200 })
+        var succeeded = false;
+        TimeSpan? waitFor = null;
+        try
         {
-            throw new InvalidSessionInputException("reason", "'reason' is at most 200 characters.");
-        }
+            var sessions = services.GetRequiredService<GenerationSessions>();
+            var caller = context.Caller();
+            ValidId(id);
+            waitFor = ValidWait(wait, services.GetRequiredService<IOptions<ServerOptions>>().Value.MaxControlWait);
+            if (body?.Reason is { Length: > 200 })
+            {
+                throw new InvalidSessionInputException("reason", "'reason' is at most 200 characters.");
+            }
 
-        var actor = ActorOf(caller, body?.Reason);
-        var scope = OwnerScope(caller);
-        var session = kind switch
-        {
-            ControlKind.Pause => await sessions.PauseAsync(id, actor, scope, body?.ExpectedVersion, waitFor, cancellationToken),
-            ControlKind.Resume => await sessions.ResumeAsync(id, actor, scope, body?.ExpectedVersion, waitFor, cancellationToken),
-            _ => await sessions.CancelAsync(id, actor, scope, body?.ExpectedVersion, waitFor, cancellationToken),
-        };
-        if (waitFor is null)
-        {
-            services.GetRequiredService<ServerMetrics>().ControlDuration.Record(
-                Stopwatch.GetElapsedTime(started).TotalMilliseconds,
-                new KeyValuePair<string, object?>("command", kind.ToString().ToLowerInvariant()));
+            var actor = ActorOf(caller, body?.Reason);
+            var scope = OwnerScope(caller);
+            var session = kind switch
+            {
+                ControlKind.Pause => await sessions.PauseAsync(id, actor, scope, body?.ExpectedVersion, waitFor, cancellationToken),
+                ControlKind.Resume => await sessions.ResumeAsync(id, actor, scope, body?.ExpectedVersion, waitFor, cancellationToken),
+                _ => await sessions.CancelAsync(id, actor, scope, body?.ExpectedVersion, waitFor, cancellationToken),
+            };
+            succeeded = true;
+            return TypedResults.Ok(GenerationMapping.ToWire(session));
         }
-
-        return TypedResults.Ok(GenerationMapping.ToWire(session));
+        finally
+        {
+            services.GetRequiredService<ServerMetrics>().RecordControl(
+                kind.ToString().ToLowerInvariant(), waitFor is not null, succeeded, Stopwatch.GetElapsedTime(started));
+        }
     }
 
     private static async Task<Created<Wire.Generation>> ForkAsync(

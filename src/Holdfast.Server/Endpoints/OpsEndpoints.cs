@@ -1,5 +1,6 @@
 using System.Text;
 using Holdfast.Server.Metrics;
+using Holdfast.Storage.Migrations;
 using Holdfast.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -32,14 +33,17 @@ internal static class OpsEndpoints
     {
         try
         {
-            var status = await database.GetMigrationStatusAsync(cancellationToken);
+            // Read-only on purpose: a probe must not take the writer lock (GetMigrationStatusAsync bootstraps the
+            // table in a write transaction), and sees what another process did to the schema underneath.
+            var applied = await database.ReadAsync(connection => SqliteDatabase.ReadAppliedMigrationsAsync(connection, cancellationToken), cancellationToken);
+            var status = MigrationPlanner.Compare("sqlite", database.Migrations, applied);
             if (!status.IsCurrent)
             {
                 var why = status.Problems.Count > 0 ? string.Join(" ", status.Problems) : $"{status.Pending.Count} migration(s) are pending; run 'holdfast migrate'.";
                 return Errors.ProblemResults.Problem(StatusCodes.Status503ServiceUnavailable, "Not ready", why);
             }
         }
-        catch (Exception ex) when (ex is Sessions.HoldfastException or Microsoft.Data.Sqlite.SqliteException or IOException)
+        catch (Exception ex) when (ex is Sessions.HoldfastException or Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
         {
             return Errors.ProblemResults.Problem(StatusCodes.Status503ServiceUnavailable, "Not ready", "The store does not answer: " + ex.Message);
         }

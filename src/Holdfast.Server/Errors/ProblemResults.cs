@@ -57,6 +57,7 @@ internal static partial class ProblemResults
         StoreUnavailableException e => (503, "Store unavailable", e.Message, null),
         ServerStartupException e => (503, "Server not ready", e.Message, null),
         OpenAi.BackendFailedException e => (502, "Backend failed", e.Message, null),
+        OpenAi.ServerStoppingException e => (503, "Server shutting down", e.Message, null),
         BadHttpRequestException e => MapBadRequest(e),
         JsonException e => (400, "Invalid request body", DescribeJson(e), null),
         _ => null,
@@ -105,9 +106,10 @@ internal static partial class ProblemResults
             return $"The request repeats a field{(path is null ? string.Empty : $" ('{path}')")}; send each field once.";
         }
 
-        if (exception.Message.StartsWith('\''))
+        if (exception.Message.StartsWith('\'') && !exception.Message.Contains("LineNumber:", StringComparison.Ordinal))
         {
-            // Our own converters write sentences for people.
+            // Our own converters write sentences for people. (The JSON reader's own errors start with a quote too,
+            // "'1' is an invalid end of a number…", but carry a position: those are syntax errors, reported below.)
             return exception.Message;
         }
 

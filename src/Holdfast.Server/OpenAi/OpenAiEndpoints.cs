@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Holdfast.Generation;
 using Holdfast.Security;
 using Holdfast.Server.Endpoints;
+using Holdfast.Server.Metrics;
 using Holdfast.Server.Security;
 using Holdfast.Server.Streaming;
 using Holdfast.Sessions;
@@ -10,6 +11,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Holdfast.Server.OpenAi;
 
@@ -47,7 +50,7 @@ internal static class OpenAiEndpoints
     private static async Task CreateResponseAsync(HttpContext context, GenerationSessions sessions, GenerationStream stream, CancellationToken cancellationToken)
     {
         var caller = context.Caller();
-        var body = await OpenAiRequest.ReadAsync(context.Request.Body, cancellationToken);
+        var body = await OpenAiRequest.ReadAsync(context.Request.Body, OpenAiRequest.ResponsesFields, cancellationToken);
         var background = body.Bool("background");
         var streaming = body.Bool("stream");
         var input = body.Messages("input", allowString: true);
@@ -98,7 +101,7 @@ internal static class OpenAiEndpoints
 
         if (!background)
         {
-            session = await WaitSettledAsync(sessions, session.Id, GenerationEndpoints.OwnerScope(caller), cancellationToken);
+            session = await WaitSettledAsync(sessions, session.Id, GenerationEndpoints.OwnerScope(caller), context, cancellationToken);
         }
 
         await WriteJsonAsync(context, ResponseObject(session), cancellationToken);
@@ -131,18 +134,29 @@ internal static class OpenAiEndpoints
 
     private static async Task<ContentHttpResult> ControlAsync(string id, string command, HttpContext context, GenerationSessions sessions, CancellationToken cancellationToken)
     {
-        var caller = context.Caller();
-        var generationId = ParseResponseId(id, "response_id");
-        var scope = GenerationEndpoints.OwnerScope(caller);
-        var actor = EndpointHelpers.ActorOf(caller);
-        var wait = TimeSpan.FromSeconds(5);
-        var session = command switch
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        TimeSpan? wait = command == "resume" ? null : TimeSpan.FromSeconds(5);
+        var succeeded = false;
+        try
         {
-            "pause" => await sessions.PauseAsync(generationId, actor, scope, wait: wait, cancellationToken: cancellationToken),
-            "resume" => await sessions.ResumeAsync(generationId, actor, scope, cancellationToken: cancellationToken),
-            _ => await sessions.CancelAsync(generationId, actor, scope, wait: wait, cancellationToken: cancellationToken),
-        };
-        return TypedResults.Text(ResponseObject(session).ToJsonString(WireJson), "application/json");
+            var caller = context.Caller();
+            var generationId = ParseResponseId(id, "response_id");
+            var scope = GenerationEndpoints.OwnerScope(caller);
+            var actor = EndpointHelpers.ActorOf(caller);
+            var session = command switch
+            {
+                "pause" => await sessions.PauseAsync(generationId, actor, scope, wait: wait, cancellationToken: cancellationToken),
+                "resume" => await sessions.ResumeAsync(generationId, actor, scope, cancellationToken: cancellationToken),
+                _ => await sessions.CancelAsync(generationId, actor, scope, wait: wait, cancellationToken: cancellationToken),
+            };
+            succeeded = true;
+            return TypedResults.Text(ResponseObject(session).ToJsonString(WireJson), "application/json");
+        }
+        finally
+        {
+            context.RequestServices.GetRequiredService<ServerMetrics>().RecordControl(
+                command, wait is not null, succeeded, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
     }
 
     /// <summary>
@@ -361,7 +375,7 @@ internal static class OpenAiEndpoints
     {
         var caller = context.Caller();
         var scope = GenerationEndpoints.OwnerScope(caller);
-        var body = await OpenAiRequest.ReadAsync(context.Request.Body, cancellationToken);
+        var body = await OpenAiRequest.ReadAsync(context.Request.Body, OpenAiRequest.ChatCompletionsFields, cancellationToken);
         var streaming = body.Bool("stream");
         var includeUsage = body.Element("stream_options") is { ValueKind: JsonValueKind.Object } options
             && options.TryGetProperty("include_usage", out var usage) && usage.ValueKind == JsonValueKind.True;
@@ -391,10 +405,15 @@ internal static class OpenAiEndpoints
         var created = session.CreatedAt.ToUnixTimeSeconds();
         if (!streaming)
         {
-            var final = await WaitSettledAsync(sessions, session.Id, scope, cancellationToken);
+            var final = await WaitSettledAsync(sessions, session.Id, scope, context, cancellationToken);
             if (final.Status == GenerationStatus.Failed)
             {
                 throw new BackendFailedException(final);
+            }
+
+            if (!GenerationMapping.IsSettled(final))
+            {
+                throw new ServerStoppingException(final.Id);
             }
 
             await WriteJsonAsync(
@@ -483,14 +502,28 @@ internal static class OpenAiEndpoints
 
     // ---- shared ------------------------------------------------------------------------------------------------
 
-    private static async Task<GenerationSession> WaitSettledAsync(GenerationSessions sessions, string id, string? scope, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until the session settles, then returns it. When the server starts shutting down meanwhile it stops
+    /// waiting and returns the session as it is (the runner keeps it for the next start), so a waiting request never
+    /// holds up the shutdown.
+    /// </summary>
+    private static async Task<GenerationSession> WaitSettledAsync(GenerationSessions sessions, string id, string? scope, HttpContext context, CancellationToken cancellationToken)
     {
-        await foreach (var e in sessions.FollowAsync(id, scope, 0, cancellationToken))
+        var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
+        try
         {
-            if (e.IsTerminal)
+            await foreach (var e in sessions.FollowAsync(id, scope, 0, wait.Token))
             {
-                break;
+                if (e.IsTerminal)
+                {
+                    break;
+                }
             }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // Shutting down: answer with what is stored now.
         }
 
         return await sessions.GetAsync(id, scope, cancellationToken);
@@ -521,4 +554,11 @@ internal sealed class BackendFailedException(GenerationSession session)
     : HoldfastException($"The backend failed: {session.Error ?? "unknown error"} The partial output is kept in generation '{session.Id}'; resume it with POST /api/v1/generations/{session.Id}/resume.")
 {
     public string GenerationId { get; } = session.Id;
+}
+
+/// <summary>A chat completion still running when the server began to shut down; answered 503 with the session to read later.</summary>
+internal sealed class ServerStoppingException(string generationId)
+    : HoldfastException($"The server is shutting down before the completion finished. Generation '{generationId}' is kept and continues when the server is back; read it at GET /api/v1/generations/{generationId}.")
+{
+    public string GenerationId { get; } = generationId;
 }

@@ -5,17 +5,54 @@ using Holdfast.Sessions;
 namespace Holdfast.Server.OpenAi;
 
 /// <summary>
-/// Reads OpenAI request bodies leniently in what they may add (SDKs send fields Holdfast has no use for, such as
-/// <c>store</c> or <c>user</c>) and strictly in what Holdfast uses: a field of the wrong type is a 400 naming it.
+/// Reads OpenAI request bodies. Every field of OpenAI's own API is accepted (SDKs send fields Holdfast has no use for,
+/// such as <c>store</c> or <c>user</c>, and those are ignored); a field OpenAI does not know either is refused with
+/// a 400 naming it, as OpenAI does ("Unrecognized request argument"); a field Holdfast uses with the wrong type is a
+/// 400 naming it.
 /// </summary>
 internal sealed class OpenAiRequest(JsonElement root)
 {
-    public static async Task<OpenAiRequest> ReadAsync(Stream body, CancellationToken cancellationToken)
+    /// <summary>Request fields of <c>POST /v1/responses</c> in OpenAI's API reference, and <c>seed</c> (a Holdfast extension, as in Chat Completions).</summary>
+    public static readonly IReadOnlySet<string> ResponsesFields = new HashSet<string>(StringComparer.Ordinal)
     {
-        var document = await JsonDocument.ParseAsync(body, new JsonDocumentOptions { MaxDepth = 32 }, cancellationToken);
+        "background", "conversation", "include", "input", "instructions", "max_output_tokens", "max_tool_calls", "metadata",
+        "model", "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_retention",
+        "reasoning", "safety_identifier", "seed", "service_tier", "store", "stream", "stream_options", "temperature", "text",
+        "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user",
+    };
+
+    /// <summary>Request fields of <c>POST /v1/chat/completions</c> in OpenAI's API reference.</summary>
+    public static readonly IReadOnlySet<string> ChatCompletionsFields = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
+        "max_tokens", "messages", "metadata", "modalities", "model", "n", "parallel_tool_calls", "prediction",
+        "presence_penalty", "prompt_cache_key", "prompt_cache_retention", "reasoning_effort", "response_format",
+        "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature",
+        "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+    };
+
+    /// <summary>
+    /// Parses the body as a JSON object whose fields are all in <paramref name="knownFields"/>; throws
+    /// <see cref="JsonException"/> (not JSON) or <see cref="InvalidSessionInputException"/> (not an object, or a
+    /// field nobody knows) before anything is created.
+    /// </summary>
+    public static async Task<OpenAiRequest> ReadAsync(Stream body, IReadOnlySet<string> knownFields, CancellationToken cancellationToken)
+    {
+        using var document = await JsonDocument.ParseAsync(body, new JsonDocumentOptions { MaxDepth = 32 }, cancellationToken);
         if (document.RootElement.ValueKind != JsonValueKind.Object)
         {
             throw new InvalidSessionInputException("body", "The request body must be a JSON object.");
+        }
+
+        foreach (var property in document.RootElement.EnumerateObject())
+        {
+            if (!knownFields.Contains(property.Name))
+            {
+                var name = property.Name.Length <= 40 ? property.Name : property.Name[..40] + "…";
+                throw new InvalidSessionInputException(
+                    name,
+                    $"Unrecognized request argument supplied: '{name}'. Check its spelling (fields are snake_case, as in OpenAI's API).");
+            }
         }
 
         return new OpenAiRequest(document.RootElement.Clone());

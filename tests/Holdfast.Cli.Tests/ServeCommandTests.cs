@@ -1,0 +1,41 @@
+using Holdfast.Client;
+using Holdfast.TestHelpers;
+
+namespace Holdfast.Cli.Tests;
+
+/// <summary><c>holdfast serve</c> refusing to start, with an exit code and a line that says why.</summary>
+public sealed class ServeCommandTests
+{
+    [Fact(Timeout = 120_000)]
+    public async Task Serve_AnotherServeOnSameDataDirectory_Exit2AlreadyRunning_FirstKeepsServing()
+    {
+        await using var first = await ServerProcess.StartNewAsync();
+
+        var second = await CliProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0", "--backend", "scripted"], first.Environment);
+
+        second.ExitCode.ShouldBe(2, second.ToString());
+        var line = second.Stderr.Split('\n').Where(l => l.StartsWith("holdfast serve: ", StringComparison.Ordinal)).ToList().ShouldHaveSingleItem(second.ToString());
+        line.ShouldContain("already running");
+        line.ShouldContain("HOLDFAST_DATA");
+        using var client = HoldfastClient.ForUnixSocket(first.SocketPath);
+        (await client.PingAsync()).ShouldBeTrue("the first server keeps its socket and keeps serving");
+    }
+
+    [Theory(Timeout = 60_000)]
+    [InlineData("ftp://x")]
+    [InlineData("not a url")]
+    [InlineData("http://example.com:7400")]
+    public async Task Serve_InvalidUrls_Exit2WithOneClearLine(string urls)
+    {
+        using var data = new TempDirectory("holdfast-cli-serve");
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = data.Path };
+
+        var result = await CliProcess.RunAsync(["serve", "--urls", urls], environment);
+
+        result.ExitCode.ShouldBe(2, result.ToString());
+        var line = result.Stderr.Trim().Split('\n').ShouldHaveSingleItem(result.ToString());
+        line.ShouldStartWith("holdfast serve: ");
+        line.ShouldContain($"'{urls}'");
+        File.Exists(data.File("holdfast.sock")).ShouldBeFalse("nothing listened");
+    }
+}
