@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole Holdfast test suite: builds the solution, brings up what the tests need
-# (see scripts/test-deps.sh), runs every test project and prints one summary line.
+# (nothing external yet), runs every test project and prints one summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

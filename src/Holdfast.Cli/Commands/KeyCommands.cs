@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Holdfast.Cli.Output;
 using Holdfast.Client;
 using Holdfast.Client.Models;
+using Holdfast.Hosting;
 using Holdfast.Security;
 using Holdfast.Storage;
 using Holdfast.Storage.Sqlite;
@@ -126,7 +127,7 @@ internal static class KeyCommands
     /// <summary>Opens the database in the data directory, applying pending migrations (a fresh directory gets its schema).</summary>
     private static async Task<SqliteDatabase> OpenAsync(CancellationToken cancellationToken)
     {
-        var database = SqliteDatabase.FromOptions(new StorageOptions());
+        var database = SqliteDatabase.FromOptions(HoldfastConfiguration.LoadStorageOptions());
         try
         {
             await database.MigrateAsync(cancellationToken);

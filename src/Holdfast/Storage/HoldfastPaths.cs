@@ -33,17 +33,6 @@ public static class HoldfastPaths
         return Path.GetFullPath(Path.Combine(baseDirectory, "holdfast"));
     }
 
-    /// <summary>
-    /// The default data directory from this process's environment (<c>$HOLDFAST_DATA</c>, else the XDG data
-    /// directory). Only for <see cref="StorageOptions"/> made by hand (<c>new StorageOptions()</c>): options bound from
-    /// configuration get their data directory once, at binding (<c>HoldfastConfiguration.ResolveDataDirectory</c>).
-    /// </summary>
-    public static string DefaultDataDirectoryFromEnvironment() => ResolveDataDirectory(
-        configured: null,
-        Environment.GetEnvironmentVariable(DataEnvironmentVariable),
-        Environment.GetEnvironmentVariable(XdgDataHomeVariable),
-        Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
-
     /// <summary>Creates the directory (owner-only on Unix) when it does not exist yet.</summary>
     public static string EnsureDirectory(string path)
     {

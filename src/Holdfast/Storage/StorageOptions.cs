@@ -41,11 +41,12 @@ public sealed class StorageOptions
 
     /// <summary>
     /// The data directory as a full path. Options bound from configuration always have <see cref="DataDirectory"/>
-    /// set; options made by hand without one fall back to <see cref="HoldfastPaths.DefaultDataDirectoryFromEnvironment"/>.
+    /// set (resolved once, at binding, from <c>HOLDFAST_DATA</c> or the XDG data directory when not configured).
     /// </summary>
+    /// <exception cref="InvalidOperationException">Options made by hand without a <see cref="DataDirectory"/>.</exception>
     public string ResolveDataDirectory() => !string.IsNullOrWhiteSpace(DataDirectory)
         ? Path.GetFullPath(DataDirectory)
-        : HoldfastPaths.DefaultDataDirectoryFromEnvironment();
+        : throw new InvalidOperationException("Storage:DataDirectory is not set: bind StorageOptions from configuration (AddHoldfastStorage or HoldfastConfiguration.GetStorageOptions), which resolves HOLDFAST_DATA and the XDG data directory.");
 
     /// <summary>The resolved SQLite file path.</summary>
     public string ResolveSqlitePath() => Path.IsPathRooted(SqliteFile)

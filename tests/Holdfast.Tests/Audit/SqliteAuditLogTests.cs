@@ -52,4 +52,10 @@ public sealed class SqliteAuditLogTests
         SqliteAudit.CombineDetail(null, "why").ShouldBe("why");
         SqliteAudit.CombineDetail("what", null).ShouldBe("what");
     }
+
+    [Fact]
+    public void CombineDetail_DetailIsTheReason_WrittenOnce()
+    {
+        SqliteAudit.CombineDetail("coffee", "coffee").ShouldBe("coffee");
+    }
 }

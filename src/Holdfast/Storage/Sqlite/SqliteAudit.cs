@@ -45,6 +45,7 @@ internal static class SqliteAudit
         {
             (null, _) => reason,
             (_, null) => detail,
+            _ when string.Equals(detail, reason, StringComparison.Ordinal) => reason,
             _ => $"{reason} ({detail})",
         };
 }
