@@ -391,7 +391,8 @@ internal sealed class GenerationRunner : BackgroundService
         {
             try
             {
-                var change = await _writer.FinishAsync(finish, _shutdown.Token);
+                // Not cancelled by shutdown: StopAsync flushes the writer, and the writer bounds a failing commit itself.
+                var change = await _writer.FinishAsync(finish, CancellationToken.None);
                 _hub.ClearPending(finish.SessionId);
                 if (change is not null)
                 {
@@ -406,7 +407,9 @@ internal sealed class GenerationRunner : BackgroundService
             {
                 if (_shutdown.IsCancellationRequested)
                 {
-                    Log.GenerationFinishFailed(_logger, ex, finish.SessionId);
+                    // Stopping: StopAsync makes one last direct write (and logs it if that fails too; then the
+                    // recovery sweep at the next start handles the session).
+                    _handedBack[finish.SessionId] = finish;
                     return;
                 }
 
@@ -424,7 +427,7 @@ internal sealed class GenerationRunner : BackgroundService
                 }
                 catch (OperationCanceledException)
                 {
-                    // Stopping: the next attempt sees it and leaves the session to the recovery sweep.
+                    // Stopping: one more attempt, then the session is left to StopAsync.
                 }
 
                 delay += delay;
