@@ -121,24 +121,26 @@ internal sealed class GenerationRunner : BackgroundService
             throw;
         }
 
+        // Each step fails on its own (and is retried on the next tick), so one cannot starve the others.
+        Func<CancellationToken, Task>[] steps = [WriteHandedBackAsync, DispatchAsync, ReconcileStopsAsync, CompactLogsAsync];
         while (!stoppingToken.IsCancellationRequested)
         {
-            try
+            foreach (var step in steps)
             {
-                await WriteHandedBackAsync(stoppingToken);
-                await DispatchAsync(stoppingToken);
-                await ReconcileStopsAsync(stoppingToken);
-                await CompactLogsAsync(stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                break;
-            }
+                try
+                {
+                    await step(stoppingToken);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    return;
+                }
 #pragma warning disable CA1031 // The dispatcher must keep going after a store hiccup; it retries on the next tick.
-            catch (Exception ex)
+                catch (Exception ex)
 #pragma warning restore CA1031
-            {
-                Log.GenerationDispatchFailed(_logger, ex);
+                {
+                    Log.GenerationDispatchFailed(_logger, ex);
+                }
             }
 
             using var interval = new CancellationTokenSource(_options.PollInterval, _time);
