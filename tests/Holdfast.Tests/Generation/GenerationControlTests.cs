@@ -13,6 +13,13 @@ public sealed class GenerationControlTests
         ["Scripted:MaxTokens"] = "60",
     };
 
+    /// <summary>60 tokens in 3 s: a control sent after the first few tokens surely reaches a running session.</summary>
+    private static readonly Dictionary<string, string?> Slower = new()
+    {
+        ["Scripted:TokensPerSecond"] = "20",
+        ["Scripted:MaxTokens"] = "60",
+    };
+
     [Fact(Timeout = 60_000)]
     public async Task PauseAsync_ThenResume_OutputEqualsUninterruptedRun()
     {
@@ -251,10 +258,10 @@ public sealed class GenerationControlTests
     [InlineData(true)]
     public async Task PauseOrCancel_BackendSurfacesAbortAsIOException_StopsNotFails(bool cancel)
     {
-        await using var host = await GenerationTestHost.StartAsync(Slow, configure: services => services.AddHoldfastGenerationBackend(
+        await using var host = await GenerationTestHost.StartAsync(Slower, configure: services => services.AddHoldfastGenerationBackend(
             "io-abort",
             sp => new AbortAsIOExceptionChatClient(new Holdfast.Generation.Backends.ScriptedChatClient(
-                new ScriptedBackendOptions { TokensPerSecond = 100, MaxTokens = 60 })),
+                new ScriptedBackendOptions { TokensPerSecond = 20, MaxTokens = 60 })),
             supportsPrefill: true));
         var request = GenerationTestHost.ScriptedRequest(seed: 12) with { Backend = "io-abort" };
 
@@ -279,7 +286,7 @@ public sealed class GenerationControlTests
     [Fact(Timeout = 60_000)]
     public async Task FollowAsync_ReaderDetachesMidRun_SessionStillCompletesWithFullText()
     {
-        await using var host = await GenerationTestHost.StartAsync(Slow);
+        await using var host = await GenerationTestHost.StartAsync(Slower);
         var request = GenerationTestHost.ScriptedRequest(seed: 14);
         var (session, _) = await host.Sessions.CreateAsync(request);
         var seen = new List<GenerationLogEvent>();
@@ -305,7 +312,7 @@ public sealed class GenerationControlTests
     [Fact(Timeout = 60_000)]
     public async Task ForkAsync_RunningParent_ChildStartsWithPrefixAndParentContinuesUnaffected()
     {
-        await using var host = await GenerationTestHost.StartAsync(Slow);
+        await using var host = await GenerationTestHost.StartAsync(Slower);
         var request = GenerationTestHost.ScriptedRequest(seed: 15);
         var (parent, _) = await host.Sessions.CreateAsync(request);
         var running = await Poll.UntilAsync(() => host.Sessions.GetAsync(parent.Id, null), s => s.Usage.OutputTokens >= 10, "some parent output");
@@ -353,7 +360,8 @@ public sealed class GenerationControlTests
     [Fact(Timeout = 60_000)]
     public async Task ForkAsync_PauseAndCancelTheChild_ParentRunsOnUntouched()
     {
-        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "50", ["Scripted:MaxTokens"] = "60" });
+        // 60 tokens at 15 tokens/s: the parent runs for 4 s, while the child is forked, paused and cancelled.
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "15", ["Scripted:MaxTokens"] = "60" });
         var request = GenerationTestHost.ScriptedRequest(seed: 17);
         var (parent, _) = await host.Sessions.CreateAsync(request);
         var before = await Poll.UntilAsync(() => host.Sessions.GetAsync(parent.Id, null), s => s.Usage.OutputTokens >= 5, "some parent output");

@@ -60,12 +60,13 @@ public sealed class GenerationLogRetentionTests
     [Fact(Timeout = 60_000)]
     public async Task CompactFinishedLogsAsync_PausedOrJustFinishedSessions_LeftWhole()
     {
-        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "100" });
+        // 60 tokens at 20 tokens/s: the paused session is surely still running when the pause arrives.
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "20" });
         var store = host.Services.GetRequiredService<SqliteGenerationStore>();
         var (paused, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest("paused", seed: 52));
         await Poll.UntilAsync(() => host.Sessions.GetAsync(paused.Id, null), s => s.Usage.OutputTokens >= 5, "some output");
-        await host.Sessions.PauseAsync(paused.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
-        var (completed, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest("completed", seed: 53));
+        var pausedNow = await host.Sessions.PauseAsync(paused.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+        var (completed, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest("completed", seed: 53, maxTokens: 10));
         var done = await host.WaitForStatusAsync(completed.Id, GenerationStatus.Completed);
 
         var recent = await store.CompactFinishedLogsAsync(done.CompletedAt!.Value, 100);
@@ -74,10 +75,12 @@ public sealed class GenerationLogRetentionTests
         var pausedLog = await host.Sessions.ReadLogAsync(paused.Id, null, 0, 5000);
         var completedLog = await host.Sessions.ReadLogAsync(completed.Id, null, 0, 5000);
 
+        pausedNow.Status.ShouldBe(GenerationStatus.Paused);
         recent.ShouldBe(0, "finished exactly at the cutoff, not before it");
         due.ShouldBe(1);
         again.ShouldBe(0, "a compacted session is not compacted again");
         pausedLog.Count(e => e.Type == GenerationLogEventType.Chunk).ShouldBeGreaterThanOrEqualTo(5, "a paused session can still be resumed; its log stays whole");
         completedLog.Count(e => e.Type == GenerationLogEventType.Chunk).ShouldBe(1);
+        completedLog.Single(e => e.Type == GenerationLogEventType.Chunk).Text.ShouldBe(done.Output);
     }
 }

@@ -20,7 +20,7 @@ public sealed class GenerationStoreFaultTests
         {
             ["Storage:BusyTimeout"] = "00:00:00.050",
             ["Generation:CommitRetryLimit"] = "00:00:00.300",
-            ["Scripted:TokensPerSecond"] = "30",
+            ["Scripted:TokensPerSecond"] = "15", // 60 tokens in 4 s: the run is surely still going when the lock is taken
             ["Scripted:MaxTokens"] = "60",
         });
         var request = GenerationTestHost.ScriptedRequest(seed: 41);
