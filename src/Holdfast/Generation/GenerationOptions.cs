@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+
 namespace Holdfast.Generation;
 
 /// <summary>What happens at start-up to a session a dead process left <c>running</c>.</summary>
@@ -15,7 +17,13 @@ public sealed class GenerationOptions
 {
     public const string SectionName = "Generation";
 
-    /// <summary>Longest time a produced chunk waits before its group commit (default 25 ms, at most 50 ms recommended).</summary>
+    /// <summary>Longest value <see cref="FlushInterval"/> accepts.</summary>
+    public static readonly TimeSpan MaxFlushInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Longest time a produced chunk waits before its group commit (default 25 ms). The design bound is 50 ms (a crash
+    /// loses at most this much output, which the resumed run regenerates); up to 1 s is accepted for slow disks.
+    /// </summary>
     public TimeSpan FlushInterval { get; set; } = TimeSpan.FromMilliseconds(25);
 
     /// <summary>A group commit happens as soon as this many chunks (over all sessions) are waiting (default 512).</summary>
@@ -36,22 +44,66 @@ public sealed class GenerationOptions
     /// <summary>Largest input accepted, in characters over all messages (default 1,000,000).</summary>
     public int MaxInputCharacters { get; set; } = 1_000_000;
 
-    internal void Validate()
+    /// <summary>
+    /// How long a failing group commit (database locked by another process past the busy timeout, disk full) is
+    /// retried, with backoff, before it is given up (default 30 s). Its chunks are then regenerated: the runs whose
+    /// endings it held are handed back to the runner, which writes them once the store answers again (a run whose
+    /// output lost chunks is re-queued, or paused <c>interrupted</c> under the manual recovery policy).
+    /// </summary>
+    public TimeSpan CommitRetryLimit { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long the chunk rows of a finished (<c>completed</c> or <c>cancelled</c>) session are kept in its event log.
+    /// Unset (default): until the session is deleted. A duration: that long after the session finished, its chunk
+    /// rows are merged into one chunk event holding the whole output (the materialized output stays, and readers
+    /// still get the full text), status events are kept.
+    /// </summary>
+    public TimeSpan? LogRetention { get; set; }
+}
+
+/// <summary>Start-up validation of <see cref="GenerationOptions"/> (each message names the setting and the allowed range).</summary>
+internal sealed class GenerationOptionsValidator : IValidateOptions<GenerationOptions>
+{
+    public ValidateOptionsResult Validate(string? name, GenerationOptions options)
     {
-        if (FlushInterval <= TimeSpan.Zero || FlushInterval > TimeSpan.FromSeconds(5))
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = new List<string>();
+        if (options.FlushInterval < TimeSpan.FromMilliseconds(1) || options.FlushInterval > GenerationOptions.MaxFlushInterval)
         {
-            throw new InvalidOperationException($"Generation:FlushInterval must be between 1 ms and 5 s; it is {FlushInterval}.");
+            errors.Add($"Generation:FlushInterval must be between 1 ms and 1 s (the design bound is 50 ms; default 25 ms); it is {options.FlushInterval}.");
         }
 
-        if (FlushMaxChunks < 1)
+        if (options.FlushMaxChunks is < 1 or > 100_000)
         {
-            throw new InvalidOperationException($"Generation:FlushMaxChunks must be at least 1; it is {FlushMaxChunks}.");
+            errors.Add($"Generation:FlushMaxChunks must be between 1 and 100000; it is {options.FlushMaxChunks}.");
         }
 
-        if (PollInterval <= TimeSpan.Zero)
+        if (options.PollInterval < TimeSpan.FromMilliseconds(10) || options.PollInterval > TimeSpan.FromMinutes(1))
         {
-            throw new InvalidOperationException($"Generation:PollInterval must be positive; it is {PollInterval}.");
+            errors.Add($"Generation:PollInterval must be between 10 ms and 1 min; it is {options.PollInterval}.");
         }
+
+        if (options.MaxInputCharacters < 1)
+        {
+            errors.Add($"Generation:MaxInputCharacters must be at least 1; it is {options.MaxInputCharacters}.");
+        }
+
+        if (options.CommitRetryLimit < TimeSpan.Zero || options.CommitRetryLimit > TimeSpan.FromHours(1))
+        {
+            errors.Add($"Generation:CommitRetryLimit must be between 0 and 1 h; it is {options.CommitRetryLimit}.");
+        }
+
+        if (options.LogRetention is { } retention && retention <= TimeSpan.Zero)
+        {
+            errors.Add($"Generation:LogRetention must be a positive duration (e.g. 7.00:00:00), or unset to keep chunk rows until the session is deleted; it is {retention}.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.DefaultBackend))
+        {
+            errors.Add("Generation:DefaultBackend must name a backend (a key under Backends, 'default' or 'scripted').");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }
 
@@ -126,4 +178,30 @@ public sealed class ScriptedBackendOptions
 
     /// <summary>Scripted sessions running at once (default 1000).</summary>
     public int MaxConcurrency { get; set; } = 1000;
+}
+
+/// <summary>Start-up validation of <see cref="ScriptedBackendOptions"/>.</summary>
+internal sealed class ScriptedBackendOptionsValidator : IValidateOptions<ScriptedBackendOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ScriptedBackendOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = new List<string>();
+        if (double.IsNaN(options.TokensPerSecond) || double.IsInfinity(options.TokensPerSecond) || options.TokensPerSecond < 0)
+        {
+            errors.Add($"Scripted:TokensPerSecond must be 0 (as fast as possible) or a positive number; it is {options.TokensPerSecond}.");
+        }
+
+        if (options.MaxTokens is < 1 or > 10_000_000)
+        {
+            errors.Add($"Scripted:MaxTokens must be between 1 and 10000000; it is {options.MaxTokens}.");
+        }
+
+        if (options.MaxConcurrency < 1)
+        {
+            errors.Add($"Scripted:MaxConcurrency must be at least 1; it is {options.MaxConcurrency}.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
 }

@@ -24,6 +24,8 @@ internal sealed class GenerationRunner : BackgroundService
 
     private const int ClaimBatch = 256;
     private const int MaxPreviousSessions = 32;
+    private const int FinishAttempts = 3;
+    private const int CompactionBatch = 100;
 
     private readonly SqliteGenerationStore _store;
     private readonly GenerationLogWriter _writer;
@@ -37,6 +39,9 @@ internal sealed class GenerationRunner : BackgroundService
     private readonly Dictionary<string, int> _runningPerBackend = new(StringComparer.OrdinalIgnoreCase);
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly TaskCompletionSource _recovered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConcurrentDictionary<string, RunFinish> _handedBack = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _shutdown = new();
+    private long _nextCompaction;
 
     public GenerationRunner(
         SqliteGenerationStore store,
@@ -116,26 +121,30 @@ internal sealed class GenerationRunner : BackgroundService
             throw;
         }
 
+        // Each step fails on its own (and is retried on the next tick), so one cannot starve the others.
+        Func<CancellationToken, Task>[] steps = [WriteHandedBackAsync, DispatchAsync, ReconcileStopsAsync, CompactLogsAsync];
         while (!stoppingToken.IsCancellationRequested)
         {
-            try
+            foreach (var step in steps)
             {
-                await DispatchAsync(stoppingToken);
-                await ReconcileStopsAsync(stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                break;
-            }
+                try
+                {
+                    await step(stoppingToken);
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    return;
+                }
 #pragma warning disable CA1031 // The dispatcher must keep going after a store hiccup; it retries on the next tick.
-            catch (Exception ex)
+                catch (Exception ex)
 #pragma warning restore CA1031
-            {
-                Log.GenerationDispatchFailed(_logger, ex);
+                {
+                    Log.GenerationDispatchFailed(_logger, ex);
+                }
             }
 
-            using var tick = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-            tick.CancelAfter(_options.PollInterval);
+            using var interval = new CancellationTokenSource(_options.PollInterval, _time);
+            using var tick = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, interval.Token);
             try
             {
                 await _wake.Reader.ReadAsync(tick.Token);
@@ -147,8 +156,12 @@ internal sealed class GenerationRunner : BackgroundService
         }
     }
 
+    /// <summary>Sessions whose run ended but whose ending is not written yet (handed back after failed group commits).</summary>
+    public int HandedBackCount => _handedBack.Count;
+
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
+        await _shutdown.CancelAsync();
         await base.StopAsync(cancellationToken);
         var runs = _runs.Values.ToList();
         foreach (var run in runs)
@@ -157,7 +170,26 @@ internal sealed class GenerationRunner : BackgroundService
         }
 
         await Task.WhenAll(runs.Select(r => r.Completion)).WaitAsync(cancellationToken);
-        await _writer.FlushAsync().WaitAsync(cancellationToken);
+        await _writer.FlushAsync(cancellationToken);
+        try
+        {
+            await WriteHandedBackAsync(cancellationToken);
+        }
+#pragma warning disable CA1031 // Stopping anyway: what is still handed back is left to the recovery sweep at the next start.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            foreach (var id in _handedBack.Keys)
+            {
+                Log.GenerationFinishFailed(_logger, ex, id);
+            }
+        }
+    }
+
+    public override void Dispose()
+    {
+        base.Dispose();
+        _shutdown.Dispose();
     }
 
     private async Task WaitForSchemaAsync(CancellationToken cancellationToken)
@@ -279,7 +311,7 @@ internal sealed class GenerationRunner : BackgroundService
             var remaining = session.Parameters.MaxTokens is { } max ? max - session.Usage.OutputTokens : (long?)null;
             if (remaining <= 0)
             {
-                finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Complete, FinishReason: "length");
+                finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Complete, seq, FinishReason: "length");
             }
             else
             {
@@ -314,13 +346,17 @@ internal sealed class GenerationRunner : BackgroundService
                     }
                 }
 
-                finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Complete, FinishReason: finishReason ?? "stop", InputTokens: inputTokens);
+                finish = new RunFinish(
+                    session.Id, session.Attempts, GenerationCommand.Complete, seq, FinishReason: finishReason ?? "stop", InputTokens: inputTokens, Recovery: _options.RecoveryPolicy);
             }
         }
-        catch (OperationCanceledException) when (handle.Token.IsCancellationRequested)
+        catch (Exception) when (handle.Token.IsCancellationRequested)
         {
+            // Pause, cancel or shutdown cancelled the run's token. However the abort surfaces (an
+            // OperationCanceledException, or an IOException/HttpRequestException from a client whose stream was
+            // torn down), it is a stop, never a backend failure.
             finish = new RunFinish(
-                session.Id, session.Attempts, handle.IsShutdown ? GenerationCommand.Interrupt(_options.RecoveryPolicy) : GenerationCommand.Stop, InputTokens: inputTokens);
+                session.Id, session.Attempts, handle.IsShutdown ? GenerationCommand.Interrupt(_options.RecoveryPolicy) : GenerationCommand.Stop, seq, InputTokens: inputTokens);
         }
 #pragma warning disable CA1031 // Any backend failure ends the run as failed with its message; the session stays resumable.
         catch (Exception ex)
@@ -330,29 +366,120 @@ internal sealed class GenerationRunner : BackgroundService
                 ? ex.Message
                 : $"Backend '{backend.Name}' failed: {ex.GetType().Name}: {ex.Message}. The partial output is kept and the session can be resumed.";
             Log.GenerationRunFailed(_logger, session.Id, backend.Name, chunks, message);
-            finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Fail, Error: message, InputTokens: inputTokens);
+            finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Fail, seq, Error: message, InputTokens: inputTokens);
         }
 
         try
         {
-            var change = await _writer.FinishAsync(finish);
-            _hub.ClearPending(session.Id);
-            if (change is not null)
-            {
-                PublishStatus(change);
-            }
-        }
-#pragma warning disable CA1031 // Recovery picks the session up at the next start when its ending cannot be written now.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            Log.GenerationFinishFailed(_logger, ex, session.Id);
+            await WriteFinishAsync(finish);
         }
         finally
         {
             Release(session.Id, handle);
             Wake();
         }
+    }
+
+    /// <summary>
+    /// Writes the end of a run through the group commit, retrying with backoff. When it still fails, the session is
+    /// handed back: its slot is freed and the dispatcher writes the ending straight to the store on its next ticks,
+    /// until the store answers (or, if the process stops first, the recovery sweep at the next start handles it). So
+    /// no session stays <c>running</c> without a runner or a pending ending in this process.
+    /// </summary>
+    private async Task WriteFinishAsync(RunFinish finish)
+    {
+        var delay = TimeSpan.FromMilliseconds(100);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                // Not cancelled by shutdown: StopAsync flushes the writer, and the writer bounds a failing commit itself.
+                var change = await _writer.FinishAsync(finish, CancellationToken.None);
+                _hub.ClearPending(finish.SessionId);
+                if (change is not null)
+                {
+                    PublishStatus(change);
+                }
+
+                return;
+            }
+#pragma warning disable CA1031 // A failed ending is retried, then handed back; it must never escape the run.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                if (_shutdown.IsCancellationRequested)
+                {
+                    // Stopping: StopAsync makes one last direct write (and logs it if that fails too; then the
+                    // recovery sweep at the next start handles the session).
+                    _handedBack[finish.SessionId] = finish;
+                    return;
+                }
+
+                if (attempt >= FinishAttempts)
+                {
+                    _handedBack[finish.SessionId] = finish;
+                    Log.GenerationHandedBack(_logger, ex, finish.SessionId, attempt);
+                    return;
+                }
+
+                Log.GenerationFinishRetry(_logger, ex, finish.SessionId, attempt, delay.TotalMilliseconds);
+                try
+                {
+                    await Task.Delay(delay, _time, _shutdown.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Stopping: one more attempt, then the session is left to StopAsync.
+                }
+
+                delay += delay;
+            }
+        }
+    }
+
+    /// <summary>Writes the endings of handed-back runs straight to the store (fenced by attempt, so a stale one changes nothing).</summary>
+    private async Task WriteHandedBackAsync(CancellationToken cancellationToken)
+    {
+        if (_handedBack.IsEmpty)
+        {
+            return;
+        }
+
+        var pending = _handedBack.ToArray();
+        var results = await _store.CommitAsync([], [.. pending.Select(p => p.Value)], cancellationToken);
+        for (var i = 0; i < pending.Length; i++)
+        {
+            _handedBack.TryRemove(pending[i]);
+            _hub.ClearPending(pending[i].Key);
+            if (results[i] is { } change)
+            {
+                PublishStatus(change);
+                Log.GenerationHandedBackWritten(_logger, pending[i].Key, change.Session.Status);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Applies <see cref="GenerationOptions.LogRetention"/>: merges the chunk rows of sessions finished longer ago
+    /// than the retention into one chunk event each. Runs at most every max(PollInterval, min(retention, 1 min)).
+    /// </summary>
+    private async Task CompactLogsAsync(CancellationToken cancellationToken)
+    {
+        if (_options.LogRetention is not { } retention || _time.GetTimestamp() < Interlocked.Read(ref _nextCompaction))
+        {
+            return;
+        }
+
+        var compacted = await _store.CompactFinishedLogsAsync(_time.GetUtcNow() - retention, CompactionBatch, cancellationToken);
+        if (compacted > 0)
+        {
+            Log.GenerationLogsCompacted(_logger, compacted, retention);
+        }
+
+        var every = compacted >= CompactionBatch
+            ? TimeSpan.Zero
+            : TimeSpan.FromTicks(Math.Max(_options.PollInterval.Ticks, Math.Min(retention.Ticks, TimeSpan.FromMinutes(1).Ticks)));
+        Interlocked.Exchange(ref _nextCompaction, _time.GetTimestamp() + (long)(every.TotalSeconds * _time.TimestampFrequency));
     }
 
     private async Task<List<ChatMessage>> BuildConversationAsync(GenerationSession session, GenerationBackend backend, CancellationToken cancellationToken)
@@ -416,11 +543,6 @@ internal sealed class GenerationRunner : BackgroundService
 
         handle.Dispose();
     }
-
-
-
-
-
 
     /// <summary>One run: its backend, its cancellation source, and the task that ends when its status is written.</summary>
     private sealed class RunHandle : IDisposable

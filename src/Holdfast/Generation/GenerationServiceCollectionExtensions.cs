@@ -26,18 +26,15 @@ public static class GenerationServiceCollectionExtensions
         }
 
         services.TryAddSingleton(TimeProvider.System);
-        services.AddOptions<GenerationOptions>()
-            .BindConfiguration(GenerationOptions.SectionName)
-            .Validate(
-                o =>
-                {
-                    o.Validate();
-                    return true;
-                })
-            .ValidateOnStart();
-        services.AddOptions<ScriptedBackendOptions>().BindConfiguration(ScriptedBackendOptions.SectionName);
+        services.AddMetrics();
+        services.AddOptions<GenerationOptions>().BindConfiguration(GenerationOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GenerationOptions>, GenerationOptionsValidator>());
+        services.AddOptions<ScriptedBackendOptions>().BindConfiguration(ScriptedBackendOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ScriptedBackendOptions>, ScriptedBackendOptionsValidator>());
         services.AddOptions<GenerationBackendsOptions>()
-            .Configure<IServiceProvider>((o, sp) => sp.GetService<IConfiguration>()?.GetSection(GenerationBackendOptions.SectionName).Bind(o.Backends));
+            .Configure<IServiceProvider>((o, sp) => sp.GetService<IConfiguration>()?.GetSection(GenerationBackendOptions.SectionName).Bind(o.Backends))
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GenerationBackendsOptions>, GenerationBackendsOptionsValidator>());
 
         services.TryAddSingleton<GenerationBackends>();
         services.TryAddSingleton<GenerationEventHub>();

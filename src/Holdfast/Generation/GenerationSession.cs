@@ -135,8 +135,9 @@ public sealed record GenerationStatusChange(
     string? FinishReason = null);
 
 /// <summary>
-/// One entry of a session's durable event log, ordered by <see cref="Seq"/> (from 1, no gaps). A chunk carries
-/// <see cref="Text"/>; a status event carries <see cref="StatusChange"/>.
+/// One entry of a session's durable event log, ordered by <see cref="Seq"/> (from 1, no gaps, except in a log compacted
+/// under <see cref="GenerationOptions.LogRetention"/>, where one chunk at the seq of the last one holds the whole
+/// output). A chunk carries <see cref="Text"/>; a status event carries <see cref="StatusChange"/>.
 /// </summary>
 public sealed record GenerationLogEvent(
     string SessionId,
@@ -161,7 +162,7 @@ public sealed record CreateGenerationRequest
     /// <summary>Who owns the session; only they (and admins) can see or control it.</summary>
     public required string Owner { get; init; }
 
-    /// <summary>Model name; <c>scripted</c> routes to the deterministic scripted backend.</summary>
+    /// <summary>Model name; with no <see cref="Backend"/> named, <c>scripted</c> routes to the deterministic scripted backend.</summary>
     public required string Model { get; init; }
 
     /// <summary>Backend name (a key under <c>Backends</c>, or <c>scripted</c>); default <c>Generation:DefaultBackend</c>.</summary>

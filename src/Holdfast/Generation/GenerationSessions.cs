@@ -257,9 +257,9 @@ public sealed class GenerationSessions
         while (true)
         {
             var gotLive = false;
-            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            using (var timer = new CancellationTokenSource(poll, _time))
+            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token))
             {
-                wait.CancelAfter(poll);
                 try
                 {
                     gotLive = await subscription.Reader.WaitToReadAsync(wait.Token);
@@ -325,9 +325,9 @@ public sealed class GenerationSessions
         var signalled = true;
         while (true)
         {
-            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            using (var timer = new CancellationTokenSource(signalled ? busy : idle, _time))
+            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token))
             {
-                wait.CancelAfter(signalled ? busy : idle);
                 try
                 {
                     signalled = await subscription.Reader.WaitToReadAsync(wait.Token);
@@ -413,8 +413,8 @@ public sealed class GenerationSessions
                 return session;
             }
 
-            using var tick = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            tick.CancelAfter(left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100));
+            using var timer = new CancellationTokenSource(left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100), _time);
+            using var tick = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
             try
             {
                 while (await subscription.Reader.WaitToReadAsync(tick.Token))

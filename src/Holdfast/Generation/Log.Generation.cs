@@ -15,17 +15,32 @@ internal static partial class Log
     [LoggerMessage(3003, LogLevel.Warning, "Generation session {SessionId} failed on backend {Backend} after {Chunks} chunks: {Error}")]
     public static partial void GenerationRunFailed(ILogger logger, string sessionId, string backend, long chunks, string error);
 
-    [LoggerMessage(3004, LogLevel.Error, "The end of the run of generation session {SessionId} could not be written; recovery restores it at the next start")]
+    [LoggerMessage(3004, LogLevel.Error, "The end of the run of generation session {SessionId} could not be written while stopping; the recovery sweep restores it at the next start")]
     public static partial void GenerationFinishFailed(ILogger logger, Exception exception, string sessionId);
 
     [LoggerMessage(3005, LogLevel.Warning, "Generation runner waits for {Count} pending migration(s) (applied at start, or run `holdfast migrate`)")]
     public static partial void GenerationWaitingForMigrations(ILogger logger, int count);
+
+    [LoggerMessage(3006, LogLevel.Warning, "The end of the run of generation session {SessionId} could not be written (attempt {Attempt}); retrying in {DelayMs} ms")]
+    public static partial void GenerationFinishRetry(ILogger logger, Exception exception, string sessionId, int attempt, double delayMs);
+
+    [LoggerMessage(3007, LogLevel.Error, "The end of the run of generation session {SessionId} could not be written after {Attempts} attempts; the session is handed back and its ending is written as soon as the store answers")]
+    public static partial void GenerationHandedBack(ILogger logger, Exception exception, string sessionId, int attempts);
+
+    [LoggerMessage(3008, LogLevel.Information, "The ending of handed-back generation session {SessionId} was written; it is {Status}")]
+    public static partial void GenerationHandedBackWritten(ILogger logger, string sessionId, GenerationStatus status);
+
+    [LoggerMessage(3009, LogLevel.Information, "Log retention: the chunk rows of {Count} finished generation session(s) were merged (Generation:LogRetention {Retention})")]
+    public static partial void GenerationLogsCompacted(ILogger logger, int count, TimeSpan retention);
 
     [LoggerMessage(3101, LogLevel.Trace, "Group commit: {Chunks} chunks, {Finishes} run endings in {ElapsedMs} ms")]
     public static partial void GenerationCommitted(ILogger logger, int chunks, int finishes, long elapsedMs);
 
     [LoggerMessage(3102, LogLevel.Error, "Group commit of {Chunks} chunks and {Finishes} run endings failed; retrying in {DelayMs} ms")]
     public static partial void GenerationCommitFailed(ILogger logger, Exception exception, int chunks, int finishes, double delayMs);
+
+    [LoggerMessage(3103, LogLevel.Error, "Group commit of {Chunks} chunks and {Finishes} run endings given up after {Attempts} attempts over {ElapsedMs} ms (Generation:CommitRetryLimit); its runs are handed back and their lost chunks regenerated")]
+    public static partial void GenerationCommitAbandoned(ILogger logger, Exception exception, int chunks, int finishes, int attempts, double elapsedMs);
 
     [LoggerMessage(3201, LogLevel.Warning, "Backend {Backend}: request failed before the first token; retry {Attempt} in {DelayMs} ms")]
     public static partial void GenerationBackendRetry(ILogger logger, string backend, int attempt, double delayMs);

@@ -1,6 +1,7 @@
 using Holdfast.Generation;
 using Holdfast.Sessions;
 using Holdfast.TestHelpers;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Holdfast.Tests.Generation;
 
@@ -9,6 +10,13 @@ public sealed class GenerationControlTests
     private static readonly Dictionary<string, string?> Slow = new()
     {
         ["Scripted:TokensPerSecond"] = "100",
+        ["Scripted:MaxTokens"] = "60",
+    };
+
+    /// <summary>60 tokens in 3 s: a control sent after the first few tokens surely reaches a running session.</summary>
+    private static readonly Dictionary<string, string?> Slower = new()
+    {
+        ["Scripted:TokensPerSecond"] = "20",
         ["Scripted:MaxTokens"] = "60",
     };
 
@@ -243,5 +251,176 @@ public sealed class GenerationControlTests
         all[1].Select(e => e.Seq).ShouldBe(Enumerable.Range(6, all[1].Count).Select(i => (long)i));
         all[0][^1].Seq.ShouldBe(done.LastSeq);
         string.Concat(all[0].Where(e => e.Type == GenerationLogEventType.Chunk).Select(e => e.Text)).ShouldBe(done.Output);
+    }
+
+    [Theory(Timeout = 60_000)]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task PauseOrCancel_BackendSurfacesAbortAsIOException_StopsNotFails(bool cancel)
+    {
+        await using var host = await GenerationTestHost.StartAsync(Slower, configure: services => services.AddHoldfastGenerationBackend(
+            "io-abort",
+            sp => new AbortAsIOExceptionChatClient(new Holdfast.Generation.Backends.ScriptedChatClient(
+                new ScriptedBackendOptions { TokensPerSecond = 20, MaxTokens = 60 })),
+            supportsPrefill: true));
+        var request = GenerationTestHost.ScriptedRequest(seed: 12) with { Backend = "io-abort" };
+
+        for (var round = 0; round < 5; round++)
+        {
+            var (session, _) = await host.Sessions.CreateAsync(request);
+            await Poll.UntilAsync(() => host.Sessions.GetAsync(session.Id, null), s => s.Usage.OutputTokens >= 3, "some output");
+
+            var stopped = cancel
+                ? await host.Sessions.CancelAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10))
+                : await host.Sessions.PauseAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+
+            stopped.Status.ShouldBe(cancel ? GenerationStatus.Cancelled : GenerationStatus.Paused, $"round {round}: {stopped.Error}");
+            stopped.Error.ShouldBeNull();
+            stopped.Output.ShouldNotBeEmpty();
+            GenerationTestHost.ExpectedText(request).ShouldStartWith(stopped.Output);
+        }
+
+        host.Logs.WarningsAndErrors.ShouldBeEmpty("a stop is not a backend failure");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task FollowAsync_ReaderDetachesMidRun_SessionStillCompletesWithFullText()
+    {
+        await using var host = await GenerationTestHost.StartAsync(Slower);
+        var request = GenerationTestHost.ScriptedRequest(seed: 14);
+        var (session, _) = await host.Sessions.CreateAsync(request);
+        var seen = new List<GenerationLogEvent>();
+
+        await using (var reader = host.Sessions.FollowAsync(session.Id, "alice").GetAsyncEnumerator())
+        {
+            while (seen.Count(e => e.Type == GenerationLogEventType.Chunk) < 5 && await reader.MoveNextAsync())
+            {
+                seen.Add(reader.Current);
+            }
+        }
+
+        var atDetach = await host.Sessions.GetAsync(session.Id, null);
+        var done = await host.WaitForStatusAsync(session.Id, GenerationStatus.Completed);
+
+        seen.Count(e => e.Type == GenerationLogEventType.Chunk).ShouldBe(5);
+        atDetach.Status.ShouldBe(GenerationStatus.Running, "the reader detached while the run was going on");
+        done.Output.ShouldBe(GenerationTestHost.ExpectedText(request));
+        done.Attempts.ShouldBe(1);
+        host.Runner.IsRunning(session.Id).ShouldBeFalse();
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ForkAsync_RunningParent_ChildStartsWithPrefixAndParentContinuesUnaffected()
+    {
+        await using var host = await GenerationTestHost.StartAsync(Slower);
+        var request = GenerationTestHost.ScriptedRequest(seed: 15);
+        var (parent, _) = await host.Sessions.CreateAsync(request);
+        var running = await Poll.UntilAsync(() => host.Sessions.GetAsync(parent.Id, null), s => s.Usage.OutputTokens >= 10, "some parent output");
+        var log = await host.Sessions.ReadLogAsync(parent.Id, null, 0, 5000);
+        var at = log.Where(e => e.Type == GenerationLogEventType.Chunk).ElementAt(7).Seq;
+        var prefix = string.Concat(log.Where(e => e.Type == GenerationLogEventType.Chunk && e.Seq <= at).Select(e => e.Text));
+
+        var child = await host.Sessions.ForkAsync(parent.Id, GenerationTestHost.Alice, "alice", at);
+        var parentAfterFork = await host.Sessions.GetAsync(parent.Id, null);
+        var childDone = await host.WaitForStatusAsync(child.Id, GenerationStatus.Completed);
+        var parentDone = await host.WaitForStatusAsync(parent.Id, GenerationStatus.Completed);
+        var parentLog = await host.Sessions.ReadLogAsync(parent.Id, null, 0, 5000);
+
+        running.Status.ShouldBe(GenerationStatus.Running);
+        parentAfterFork.Status.ShouldBe(GenerationStatus.Running, "forking does not touch the parent");
+        parentAfterFork.Version.ShouldBe(running.Version);
+        child.Output.ShouldBe(prefix);
+        child.ForkedAtSeq.ShouldBe(at);
+        childDone.Output.ShouldStartWith(prefix);
+        childDone.Output.ShouldBe(GenerationTestHost.ExpectedText(request), "the scripted backend continues the same stream");
+        parentDone.Output.ShouldBe(GenerationTestHost.ExpectedText(request));
+        parentDone.Attempts.ShouldBe(1);
+        parentLog.Where(e => e.StatusChange is not null).Select(e => e.StatusChange!.Status)
+            .ShouldBe([GenerationStatus.Queued, GenerationStatus.Running, GenerationStatus.Completed]);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ForkAsync_AtSeqZero_ChildStartsEmptyAndProducesTheWholeText()
+    {
+        await using var host = await GenerationTestHost.StartAsync();
+        var request = GenerationTestHost.ScriptedRequest(seed: 16);
+        var (parent, _) = await host.Sessions.CreateAsync(request);
+        await host.WaitForStatusAsync(parent.Id, GenerationStatus.Completed);
+
+        var child = await host.Sessions.ForkAsync(parent.Id, GenerationTestHost.Alice, "alice", atSeq: 0);
+        var childDone = await host.WaitForStatusAsync(child.Id, GenerationStatus.Completed);
+
+        child.Output.ShouldBeEmpty();
+        child.Usage.OutputTokens.ShouldBe(0);
+        child.ForkedAtSeq.ShouldBe(0);
+        childDone.Output.ShouldBe(GenerationTestHost.ExpectedText(request));
+        childDone.Continuation.ShouldBeNull("nothing to continue");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ForkAsync_PauseAndCancelTheChild_ParentRunsOnUntouched()
+    {
+        // 60 tokens at 15 tokens/s: the parent runs for 4 s, while the child is forked, paused and cancelled.
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "15", ["Scripted:MaxTokens"] = "60" });
+        var request = GenerationTestHost.ScriptedRequest(seed: 17);
+        var (parent, _) = await host.Sessions.CreateAsync(request);
+        var before = await Poll.UntilAsync(() => host.Sessions.GetAsync(parent.Id, null), s => s.Usage.OutputTokens >= 5, "some parent output");
+        var child = await host.Sessions.ForkAsync(parent.Id, GenerationTestHost.Alice, "alice");
+        await host.WaitForStatusAsync(child.Id, GenerationStatus.Running);
+
+        var childPaused = await host.Sessions.PauseAsync(child.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+        var parentWhileChildPaused = await host.Sessions.GetAsync(parent.Id, null);
+        var childCancelled = await host.Sessions.CancelAsync(child.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(10));
+        var parentDone = await host.WaitForStatusAsync(parent.Id, GenerationStatus.Completed);
+        var parentAudit = await host.Sessions.ReadAuditAsync(parent.Id, null);
+
+        childPaused.Status.ShouldBe(GenerationStatus.Paused);
+        childCancelled.Status.ShouldBe(GenerationStatus.Cancelled);
+        parentWhileChildPaused.Status.ShouldBe(GenerationStatus.Running);
+        parentWhileChildPaused.DesiredState.ShouldBe(GenerationDesiredState.Running);
+        parentWhileChildPaused.Version.ShouldBe(before.Version);
+        parentDone.Output.ShouldBe(GenerationTestHost.ExpectedText(request));
+        parentDone.Attempts.ShouldBe(1);
+        parentAudit.Events.Select(a => a.Action).ShouldNotContain("pause");
+        parentAudit.Events.Select(a => a.Action).ShouldNotContain("cancel");
+    }
+
+    /// <summary>
+    /// A backend whose HTTP stack reports an aborted request as an <see cref="IOException"/> instead of an
+    /// <see cref="OperationCanceledException"/> (as some providers' clients do): wraps another client.
+    /// </summary>
+    private sealed class AbortAsIOExceptionChatClient(Microsoft.Extensions.AI.IChatClient inner) : Microsoft.Extensions.AI.IChatClient
+    {
+        public Task<Microsoft.Extensions.AI.ChatResponse> GetResponseAsync(
+            IEnumerable<Microsoft.Extensions.AI.ChatMessage> messages, Microsoft.Extensions.AI.ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+            inner.GetResponseAsync(messages, options, cancellationToken);
+
+        public async IAsyncEnumerable<Microsoft.Extensions.AI.ChatResponseUpdate> GetStreamingResponseAsync(
+            IEnumerable<Microsoft.Extensions.AI.ChatMessage> messages,
+            Microsoft.Extensions.AI.ChatOptions? options = null,
+            [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+        {
+            await using var updates = inner.GetStreamingResponseAsync(messages, options, cancellationToken).GetAsyncEnumerator(cancellationToken);
+            while (true)
+            {
+                try
+                {
+                    if (!await updates.MoveNextAsync())
+                    {
+                        yield break;
+                    }
+                }
+                catch (OperationCanceledException ex)
+                {
+                    throw new IOException("Unable to read data from the transport connection: Connection reset by peer.", ex);
+                }
+
+                yield return updates.Current;
+            }
+        }
+
+        public object? GetService(Type serviceType, object? serviceKey = null) => inner.GetService(serviceType, serviceKey);
+
+        public void Dispose() => inner.Dispose();
     }
 }

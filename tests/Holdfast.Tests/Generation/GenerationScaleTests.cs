@@ -64,29 +64,86 @@ public sealed class GenerationScaleTests(ITestOutputHelper output)
     }
 
     [Fact(Timeout = 240_000)]
-    public async Task Run_1000ConcurrentSessions_AllCompleteWithoutDatabaseLocked()
+    public async Task Run_1000ConcurrentSessions_AllRunAtOnceAndCompleteExactlyWithoutAnyWarning()
     {
-        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?>
-        {
-            ["Scripted:TokensPerSecond"] = "100",
-            ["Scripted:MaxTokens"] = "30",
-            ["Scripted:MaxConcurrency"] = "1000",
-            ["Storage:SqliteSynchronous"] = "FULL",
-        });
+        // 30 tokens at 10 tokens/s: every run lasts 3 s, longer than claiming all 1,000 takes, so they overlap.
+        await using var host = await GenerationTestHost.StartAsync(
+            new Dictionary<string, string?>
+            {
+                ["Scripted:TokensPerSecond"] = "10",
+                ["Scripted:MaxTokens"] = "30",
+                ["Scripted:MaxConcurrency"] = "1000",
+                ["Storage:SqliteSynchronous"] = "FULL",
+            },
+            startRunner: false);
+        var requests = Enumerable.Range(0, 1000).Select(i => GenerationTestHost.ScriptedRequest($"load {i}", seed: i)).ToList();
         var watch = Stopwatch.StartNew();
-
-        var created = await Task.WhenAll(Enumerable.Range(0, 1000).Select(i => Task.Run(() =>
-            host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest($"load {i}", seed: i)))));
+        var created = await Task.WhenAll(requests.Select(r => Task.Run(() => host.Sessions.CreateAsync(r))));
         var createdAfter = watch.Elapsed;
-        var completed = await Poll.UntilAsync(() => CountCompletedAsync(host), n => n == 1000, "1000 sessions to complete", TimeSpan.FromSeconds(180));
-        var failed = await host.Sessions.ListAsync(new GenerationListQuery { Status = GenerationStatus.Failed });
 
-        output.WriteLine($"created 1000 in {createdAfter.TotalSeconds:0.0} s; all completed after {watch.Elapsed.TotalSeconds:0.0} s; {host.Writer.Commits} group commits for {host.Writer.ChunksCommitted} chunks");
+        using var sampling = new CancellationTokenSource();
+        var peak = SamplePeakAsync(() => host.Runner.RunningCount, sampling.Token);
+        watch.Restart();
+        await host.StartRunnerAsync();
+        var completed = await Poll.UntilAsync(() => CountCompletedAsync(host), n => n == 1000, "1000 sessions to complete", TimeSpan.FromSeconds(180));
+        var ranFor = watch.Elapsed;
+        await sampling.CancelAsync();
+        var peakRunning = await peak;
+        var sessions = await ListAllAsync(host);
+        var byId = created.Select((c, i) => (c.Session.Id, Request: requests[i])).ToDictionary(x => x.Id, x => x.Request);
+
+        output.WriteLine(
+            $"created 1000 in {createdAfter.TotalSeconds:0.0} s; ran in {ranFor.TotalSeconds:0.0} s; peak {peakRunning} running at once; " +
+            $"{host.Writer.Commits} group commits for {host.Writer.ChunksCommitted} chunks; {host.Logs.Entries.Count} log entries");
         created.Select(c => c.Session.Id).Distinct().Count().ShouldBe(1000);
-        failed.Items.ShouldBeEmpty();
+        completed.ShouldBe(1000);
+        peakRunning.ShouldBeGreaterThanOrEqualTo(900, "the sessions really ran concurrently");
+        sessions.Count.ShouldBe(1000);
+        foreach (var session in sessions)
+        {
+            session.Status.ShouldBe(GenerationStatus.Completed);
+            session.Output.ShouldBe(GenerationTestHost.ExpectedText(byId[session.Id], 30), $"session {session.Id}");
+            session.Attempts.ShouldBe(1);
+        }
+
         host.Writer.ChunksCommitted.ShouldBe(30_000);
         host.Writer.Commits.ShouldBeLessThan(30_000 / 10, "chunks are committed in groups");
-        completed.ShouldBe(1000);
+        host.Logs.Entries.ShouldNotContain(e => e.Message.Contains("locked", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("busy", StringComparison.OrdinalIgnoreCase));
+        host.Logs.Entries.ShouldNotContain(e => e.Exception is Holdfast.Sessions.StoreUnavailableException);
+        host.Logs.WarningsAndErrors.ShouldBeEmpty(string.Join(Environment.NewLine, host.Logs.WarningsAndErrors.Take(5)));
+    }
+
+    private static async Task<int> SamplePeakAsync(Func<int> sample, CancellationToken cancellationToken)
+    {
+        var peak = 0;
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(2));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                peak = Math.Max(peak, sample());
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Sampling stopped.
+        }
+
+        return Math.Max(peak, sample());
+    }
+
+    private static async Task<List<GenerationSession>> ListAllAsync(GenerationTestHost host)
+    {
+        var all = new List<GenerationSession>();
+        string? cursor = null;
+        do
+        {
+            var page = await host.Sessions.ListAsync(new GenerationListQuery { Limit = 500, Cursor = cursor });
+            all.AddRange(page.Items);
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+        return all;
     }
 
     private static async Task<int> CountCompletedAsync(GenerationTestHost host)

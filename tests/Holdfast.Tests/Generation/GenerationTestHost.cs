@@ -6,6 +6,7 @@ using Holdfast.TestHelpers;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace Holdfast.Tests.Generation;
 
@@ -14,20 +15,22 @@ internal sealed class GenerationTestHost : IAsyncDisposable
 {
     private readonly IHost _host;
     private readonly TempDirectory? _ownedDirectory;
+    private bool _started;
 
-    private readonly bool _started;
-
-    private GenerationTestHost(IHost host, TempDirectory? ownedDirectory, string dataDirectory, bool started)
+    private GenerationTestHost(IHost host, TempDirectory? ownedDirectory, string dataDirectory, CapturedLogs logs)
     {
-        _started = started;
         _host = host;
         _ownedDirectory = ownedDirectory;
         DataDirectory = dataDirectory;
+        Logs = logs;
     }
 
     public static readonly Actor Alice = new("alice");
 
     public string DataDirectory { get; }
+
+    /// <summary>Everything the host logged (Information and above).</summary>
+    public CapturedLogs Logs { get; }
 
     public IServiceProvider Services => _host.Services;
 
@@ -37,12 +40,18 @@ internal sealed class GenerationTestHost : IAsyncDisposable
 
     internal GenerationLogWriter Writer => Services.GetRequiredService<GenerationLogWriter>();
 
-    /// <summary>Starts a host; settings override the defaults (scripted backend at 1000 tokens/s, 10 ms flushes).</summary>
+    /// <summary>
+    /// Builds a host and migrates its database; with <paramref name="startRunner"/> (default) also starts it (the
+    /// runner and its recovery sweep), else call <see cref="StartRunnerAsync"/> later. Settings override the defaults
+    /// (scripted backend at 1000 tokens/s, 60 tokens, 10 ms flushes); a null value removes a default.
+    /// <paramref name="configuration"/> can add configuration sources after the settings.
+    /// </summary>
     public static async Task<GenerationTestHost> StartAsync(
         IDictionary<string, string?>? settings = null,
         string? dataDirectory = null,
         bool startRunner = true,
-        Action<IServiceCollection>? configure = null)
+        Action<IServiceCollection>? configure = null,
+        Action<IConfigurationBuilder>? configuration = null)
     {
         var owned = dataDirectory is null ? new TempDirectory("holdfast-gen") : null;
         var directory = dataDirectory ?? owned!.Path;
@@ -59,21 +68,48 @@ internal sealed class GenerationTestHost : IAsyncDisposable
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
-            config[key] = value;
+            if (value is null)
+            {
+                config.Remove(key);
+            }
+            else
+            {
+                config[key] = value;
+            }
         }
 
         builder.Configuration.AddInMemoryCollection(config);
+        configuration?.Invoke(builder.Configuration);
+        var logs = new CapturedLogs();
+        builder.Logging.AddProvider(logs);
         builder.Services.AddHoldfastCore();
         configure?.Invoke(builder.Services);
         var host = builder.Build();
         await host.Services.GetRequiredService<SqliteDatabase>().MigrateAsync();
+        var testHost = new GenerationTestHost(host, owned, directory, logs);
         if (startRunner)
         {
-            await host.StartAsync();
-            await host.Services.GetRequiredService<GenerationRunner>().Recovered;
+            try
+            {
+                await testHost.StartRunnerAsync();
+            }
+            catch
+            {
+                testHost._started = false; // a host whose start failed cannot be stopped, only disposed
+                await testHost.DisposeAsync();
+                throw;
+            }
         }
 
-        return new GenerationTestHost(host, owned, directory, startRunner);
+        return testHost;
+    }
+
+    /// <summary>Starts the host (the runner, after its recovery sweep) when it was built with <c>startRunner: false</c>.</summary>
+    public async Task StartRunnerAsync()
+    {
+        _started = true;
+        await _host.StartAsync();
+        await Runner.Recovered;
     }
 
     public static CreateGenerationRequest ScriptedRequest(string prompt = "Tell me about harbours", long seed = 7, int? maxTokens = null, string owner = "alice") => new()

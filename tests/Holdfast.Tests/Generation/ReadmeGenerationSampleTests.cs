@@ -59,17 +59,17 @@ public sealed class ReadmeGenerationSampleTests
         await host.StopAsync();
     }
 
-    [Fact]
-    public void Readme_GenerationSection_ShowsTheTestedSample()
+    [Fact(Timeout = 30_000)]
+    public async Task Readme_GenerationSection_ShowsTheTestedSample()
     {
-        var source = File.ReadAllLines(RepositoryRoot.File("tests", "Holdfast.Tests", "Generation", "ReadmeGenerationSampleTests.cs"));
+        var source = await File.ReadAllLinesAsync(RepositoryRoot.File("tests", "Holdfast.Tests", "Generation", "ReadmeGenerationSampleTests.cs"));
         var start = Array.FindIndex(source, l => l.Trim() == Begin) + 1;
         var stop = Array.FindIndex(source, l => l.Trim() == End);
         var block = source[start..stop];
         var indent = block.Where(l => l.Trim().Length > 0).Min(l => l.Length - l.TrimStart().Length);
         var sample = string.Join('\n', block.Select(l => l.Length >= indent ? l[indent..] : l.Trim()));
 
-        var readme = File.ReadAllText(RepositoryRoot.File("README.md")).Replace("\r\n", "\n", StringComparison.Ordinal);
+        var readme = (await File.ReadAllTextAsync(RepositoryRoot.File("README.md"))).Replace("\r\n", "\n", StringComparison.Ordinal);
 
         readme.ShouldContain(sample);
     }

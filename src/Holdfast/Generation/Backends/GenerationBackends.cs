@@ -25,6 +25,58 @@ public sealed class GenerationBackendsOptions
     public Dictionary<string, GenerationBackendOptions> Backends { get; } = new(StringComparer.OrdinalIgnoreCase);
 }
 
+/// <summary>Start-up validation of every <c>Backends:&lt;name&gt;</c> section; each message names the key to fix.</summary>
+internal sealed class GenerationBackendsOptionsValidator : IValidateOptions<GenerationBackendsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, GenerationBackendsOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = new List<string>();
+        foreach (var (backend, o) in options.Backends)
+        {
+            var key = $"Backends:{backend}";
+            var scripted = string.Equals(o.Type, GenerationBackends.Scripted, StringComparison.OrdinalIgnoreCase);
+            if (!scripted && !string.Equals(o.Type, "openai", StringComparison.OrdinalIgnoreCase))
+            {
+                errors.Add($"{key}:Type is '{o.Type}'; use 'openai' (any OpenAI-compatible server) or 'scripted'.");
+            }
+
+            if (!scripted
+                && (!Uri.TryCreate(o.BaseUrl, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)))
+            {
+                errors.Add($"{key}:BaseUrl is '{o.BaseUrl}', which is not an http(s) URL (e.g. {GenerationBackendOptions.DefaultBaseUrl}).");
+            }
+
+            if (o.ConnectTimeout <= TimeSpan.Zero || o.ConnectTimeout > TimeSpan.FromMinutes(10))
+            {
+                errors.Add($"{key}:ConnectTimeout must be between 1 ms and 10 min; it is {o.ConnectTimeout}.");
+            }
+
+            if (o.ReadTimeout <= TimeSpan.Zero || o.ReadTimeout > TimeSpan.FromDays(1))
+            {
+                errors.Add($"{key}:ReadTimeout must be between 1 ms and 1 day; it is {o.ReadTimeout}.");
+            }
+
+            if (o.MaxRetries is < 0 or > 10)
+            {
+                errors.Add($"{key}:MaxRetries must be between 0 and 10; it is {o.MaxRetries}.");
+            }
+
+            if (o.RetryDelay < TimeSpan.Zero || o.RetryDelay > TimeSpan.FromMinutes(5))
+            {
+                errors.Add($"{key}:RetryDelay must be between 0 and 5 min; it is {o.RetryDelay}.");
+            }
+
+            if (o.MaxConcurrency is < 1 or > 100_000)
+            {
+                errors.Add($"{key}:MaxConcurrency must be between 1 and 100000; it is {o.MaxConcurrency}.");
+            }
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
 /// <summary>
 /// Resolves backend names to clients. <c>scripted</c> is always there; <c>default</c> is always there (an
 /// OpenAI-compatible server at <see cref="GenerationBackendOptions.DefaultBaseUrl"/> unless configured); other names

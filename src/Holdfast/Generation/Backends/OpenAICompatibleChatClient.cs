@@ -33,7 +33,10 @@ public sealed class OpenAICompatibleChatClient : IChatClient
     private readonly GenerationBackendOptions _options;
     private readonly HttpClient _http;
     private readonly Uri _endpoint;
+    private static readonly HttpRequestOptionsKey<CancellationTokenSource> HeaderTimerKey = new("Holdfast.HeaderTimer");
+
     private readonly ResiliencePipeline<HttpResponseMessage> _retry;
+    private readonly TimeProvider _time;
     private readonly ILogger? _logger;
 
     public OpenAICompatibleChatClient(string name, GenerationBackendOptions options, TimeProvider? timeProvider = null, ILogger<OpenAICompatibleChatClient>? logger = null)
@@ -41,6 +44,7 @@ public sealed class OpenAICompatibleChatClient : IChatClient
         ArgumentNullException.ThrowIfNull(options);
         _name = name;
         _options = options;
+        _time = timeProvider ?? TimeProvider.System;
         _logger = logger;
         if (!Uri.TryCreate(options.BaseUrl.TrimEnd('/') + "/chat/completions", UriKind.Absolute, out var endpoint)
             || (endpoint.Scheme != Uri.UriSchemeHttp && endpoint.Scheme != Uri.UriSchemeHttps))
@@ -51,7 +55,9 @@ public sealed class OpenAICompatibleChatClient : IChatClient
         _endpoint = endpoint;
         _http = new HttpClient(new SocketsHttpHandler
         {
-            ConnectTimeout = options.ConnectTimeout,
+            // The connect timeout is ours (ConnectAsync), on the injected TimeProvider, so it can be told apart from
+            // a server that accepts the connection but does not answer (ReadTimeout).
+            ConnectCallback = ConnectAsync,
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             AutomaticDecompression = DecompressionMethods.None,
         })
@@ -59,11 +65,7 @@ public sealed class OpenAICompatibleChatClient : IChatClient
             Timeout = Timeout.InfiniteTimeSpan,
         };
 
-        var builder = new ResiliencePipelineBuilder<HttpResponseMessage>();
-        if (timeProvider is not null)
-        {
-            builder.TimeProvider = timeProvider;
-        }
+        var builder = new ResiliencePipelineBuilder<HttpResponseMessage> { TimeProvider = _time };
 
         if (options.MaxRetries > 0)
         {
@@ -108,14 +110,17 @@ public sealed class OpenAICompatibleChatClient : IChatClient
     {
         var body = BuildBody(messages, options);
         using var response = await SendAsync(body, cancellationToken);
-        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        await using var stream = await OpenStreamAsync(response, cancellationToken);
         using var reader = new StreamReader(stream, Encoding.UTF8);
-        using var silence = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+        // Silence between events is timed on the injected TimeProvider: CancelAfter on this source uses its timer.
+        using var silence = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+        using var read = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, silence.Token);
         var tokens = 0;
         var finished = false;
         while (true)
         {
-            var update = await ReadUpdateAsync(reader, silence, tokens, finished, cancellationToken);
+            var update = await ReadUpdateAsync(reader, silence, read.Token, tokens, finished, cancellationToken);
             if (update is null)
             {
                 yield break;
@@ -230,18 +235,34 @@ public sealed class OpenAICompatibleChatClient : IChatClient
                         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _options.ApiKey);
                     }
 
-                    using var headers = CancellationTokenSource.CreateLinkedTokenSource(token);
-                    headers.CancelAfter(_options.ReadTimeout);
+                    // ReadTimeout until the response headers; ConnectAsync holds this clock while it opens a new connection.
+                    using var headers = new CancellationTokenSource(_options.ReadTimeout, _time);
+                    using var linked = CancellationTokenSource.CreateLinkedTokenSource(token, headers.Token);
+                    request.Options.Set(HeaderTimerKey, headers);
                     try
                     {
-                        return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headers.Token);
+                        return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token);
                     }
-                    catch (OperationCanceledException ex) when (!token.IsCancellationRequested)
+                    catch (OperationCanceledException ex) when (headers.IsCancellationRequested && !token.IsCancellationRequested)
                     {
-                        throw new TimeoutException($"no response headers within {_options.ReadTimeout.TotalSeconds:0.###} s", ex);
+                        throw new TimeoutException(
+                            $"it accepted the connection but sent no response headers within {Seconds(_options.ReadTimeout)} s ({ConfigKey("ReadTimeout")})", ex);
                     }
                 },
                 cancellationToken);
+        }
+        catch (Exception ex) when (IsCancellation(ex, cancellationToken))
+        {
+            // Pause or cancel tore the request down; whatever the handler threw, it is a cancellation.
+            throw new OperationCanceledException("The request was cancelled.", ex, cancellationToken);
+        }
+        catch (HttpRequestException ex) when (ex.InnerException is ConnectTimeoutException)
+        {
+            throw new GenerationBackendException(
+                $"Could not connect to backend '{_name}' at {_options.BaseUrl}: no connection within {Seconds(_options.ConnectTimeout)} s " +
+                $"({ConfigKey("ConnectTimeout")}). Check {ConfigKey("BaseUrl")} (is the server running and reachable from here?), " +
+                $"or raise {ConfigKey("ConnectTimeout")}. The session keeps its output and can be resumed.",
+                ex);
         }
         catch (HttpRequestException ex)
         {
@@ -255,7 +276,7 @@ public sealed class OpenAICompatibleChatClient : IChatClient
         catch (TimeoutException ex)
         {
             throw new GenerationBackendException(
-                $"Backend '{_name}' at {_options.BaseUrl} did not answer: {ex.Message} ({ConfigKey("ReadTimeout")}). The session can be resumed.", ex);
+                $"Backend '{_name}' at {_options.BaseUrl} did not answer: {ex.Message}. The partial output is kept and the session can be resumed.", ex);
         }
 
         if (!response.IsSuccessStatusCode)
@@ -279,7 +300,74 @@ public sealed class OpenAICompatibleChatClient : IChatClient
         return response;
     }
 
-    private async Task<ChatResponseUpdate?> ReadUpdateAsync(StreamReader reader, CancellationTokenSource silence, int tokensSoFar, bool finished, CancellationToken cancellationToken)
+    private static async Task<Stream> OpenStreamAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await response.Content.ReadAsStreamAsync(cancellationToken);
+        }
+        catch (Exception ex) when (IsCancellation(ex, cancellationToken))
+        {
+            throw new OperationCanceledException("The request was cancelled.", ex, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Opens the TCP connection of a new pooled connection, within <see cref="GenerationBackendOptions.ConnectTimeout"/>
+    /// on the injected <see cref="TimeProvider"/>. The request's header clock (ReadTimeout) is held meanwhile, so a
+    /// stalled connect is reported as a connect timeout and a silent server as a read timeout.
+    /// </summary>
+    private async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
+    {
+        context.InitialRequestMessage.Options.TryGetValue(HeaderTimerKey, out var headerTimer);
+        HoldTimer(headerTimer, Timeout.InfiniteTimeSpan);
+        using var timeout = new CancellationTokenSource(_options.ConnectTimeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(context.DnsEndPoint, linked.Token);
+            HoldTimer(headerTimer, _options.ReadTimeout);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            HoldTimer(headerTimer, _options.ReadTimeout);
+            throw new ConnectTimeoutException(ex);
+        }
+        catch
+        {
+            socket.Dispose();
+            HoldTimer(headerTimer, _options.ReadTimeout);
+            throw;
+        }
+    }
+
+    private static void HoldTimer(CancellationTokenSource? timer, TimeSpan restartWith)
+    {
+        try
+        {
+            timer?.CancelAfter(restartWith);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The request that opened this connection has already ended.
+        }
+    }
+
+    /// <summary>
+    /// True when <paramref name="cancellationToken"/> is cancelled and <paramref name="ex"/> is not already the
+    /// <see cref="OperationCanceledException"/> for it: pause or cancel tore the request down, and whatever the handler
+    /// threw (an IOException, an HttpRequestException, a cancellation of a linked token) is rethrown as a cancellation.
+    /// </summary>
+    private static bool IsCancellation(Exception ex, CancellationToken cancellationToken) =>
+        cancellationToken.IsCancellationRequested && !(ex is OperationCanceledException oce && oce.CancellationToken == cancellationToken);
+
+    private static string Seconds(TimeSpan value) => value.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+
+    private async Task<ChatResponseUpdate?> ReadUpdateAsync(
+        StreamReader reader, CancellationTokenSource silence, CancellationToken readToken, int tokensSoFar, bool finished, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -287,12 +375,17 @@ public sealed class OpenAICompatibleChatClient : IChatClient
             silence.CancelAfter(_options.ReadTimeout);
             try
             {
-                line = await reader.ReadLineAsync(silence.Token);
+                line = await reader.ReadLineAsync(readToken);
+            }
+            catch (Exception ex) when (IsCancellation(ex, cancellationToken))
+            {
+                // Pause or cancel closed the stream under the read: a cancellation, not a stream cut.
+                throw new OperationCanceledException("The request was cancelled.", ex, cancellationToken);
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
                 throw new GenerationBackendException(
-                    $"Backend '{_name}' sent nothing for {_options.ReadTimeout.TotalSeconds:0.###} s after {tokensSoFar} tokens ({ConfigKey("ReadTimeout")}); " +
+                    $"Backend '{_name}' sent nothing for {Seconds(_options.ReadTimeout)} s after {tokensSoFar} tokens ({ConfigKey("ReadTimeout")}); " +
                     "the stream was closed. The partial output is kept and the session can be resumed.",
                     ex);
             }
@@ -403,4 +496,7 @@ public sealed class OpenAICompatibleChatClient : IChatClient
         }
     }
 
+    /// <summary>The TCP connection was not established within the connect timeout (wrapped in an <see cref="HttpRequestException"/> by the handler).</summary>
+    private sealed class ConnectTimeoutException(Exception innerException)
+        : TimeoutException("No connection within the connect timeout.", innerException);
 }

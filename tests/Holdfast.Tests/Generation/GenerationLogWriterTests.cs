@@ -1,0 +1,128 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using Holdfast.Generation;
+using Holdfast.Storage.Sqlite;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Holdfast.Tests.Generation;
+
+/// <summary>The group-commit writer, measured: its meter, and the output appends it really makes in SQLite.</summary>
+public sealed class GenerationLogWriterTests
+{
+    [Fact(Timeout = 60_000)]
+    public async Task GroupCommit_EveryCommit_RecordsFlushDurationAndCommittedChunksOnTheHostsMeter()
+    {
+        var measurements = new ConcurrentQueue<(Instrument Instrument, double Value)>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == GenerationLogWriter.MeterName)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<double>((instrument, value, _, _) => measurements.Enqueue((instrument, value)));
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => measurements.Enqueue((instrument, value)));
+        listener.Start();
+        await using var host = await GenerationTestHost.StartAsync();
+        var requests = Enumerable.Range(0, 3).Select(i => GenerationTestHost.ScriptedRequest($"metrics {i}", seed: i)).ToList();
+
+        foreach (var request in requests)
+        {
+            var (session, _) = await host.Sessions.CreateAsync(request);
+            await host.WaitForStatusAsync(session.Id, GenerationStatus.Completed);
+        }
+
+        await host.Writer.FlushAsync();
+        var factory = host.Services.GetRequiredService<IMeterFactory>();
+        var mine = measurements.Where(m => ReferenceEquals(m.Instrument.Meter.Scope, factory)).ToList();
+        var flushes = mine.Where(m => m.Instrument.Name == "holdfast.generation.flush.duration").ToList();
+        var chunks = mine.Where(m => m.Instrument.Name == "holdfast.generation.chunks.committed").ToList();
+
+        host.Writer.Commits.ShouldBeGreaterThan(0);
+        flushes.Count.ShouldBe((int)host.Writer.Commits, "one duration per group commit");
+        flushes.ShouldAllBe(m => m.Value >= 0 && m.Value < 10_000);
+        flushes[0].Instrument.Unit.ShouldBe("ms");
+        flushes[0].Instrument.ShouldBeOfType<Histogram<double>>();
+        chunks.Sum(m => m.Value).ShouldBe(180);
+        chunks.Sum(m => m.Value).ShouldBe(host.Writer.ChunksCommitted);
+        mine.ShouldNotContain(m => m.Instrument.Name == "holdfast.generation.flush.failures");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task GroupCommit_ManySessions_MaterializedOutputAppendedOncePerSessionPerCommit()
+    {
+        await using var host = await GenerationTestHost.StartAsync(startRunner: false);
+        var path = host.Services.GetRequiredService<SqliteDatabase>().Path;
+
+        // A trigger counts every UPDATE that changes a session's output: the real statements, in the real file.
+        await ExecuteAsync(path, """
+            CREATE TABLE test_output_appends (n INTEGER PRIMARY KEY, session_id TEXT, from_seq INTEGER, to_seq INTEGER, added INTEGER);
+            CREATE TRIGGER test_count_output_appends AFTER UPDATE OF output ON generation_sessions
+            WHEN new.output <> old.output
+            BEGIN
+                INSERT INTO test_output_appends (session_id, from_seq, to_seq, added)
+                VALUES (new.id, old.last_seq, new.last_seq, length(new.output) - length(old.output));
+            END;
+            """);
+        await host.StartRunnerAsync();
+        var sessions = new List<GenerationSession>();
+        for (var i = 0; i < 20; i++)
+        {
+            sessions.Add((await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest($"appends {i}", seed: i))).Session);
+        }
+
+        var done = new List<GenerationSession>();
+        foreach (var session in sessions)
+        {
+            done.Add(await host.WaitForStatusAsync(session.Id, GenerationStatus.Completed));
+        }
+
+        var appends = await ReadAppendsAsync(path);
+        var commits = host.Writer.Commits;
+
+        host.Writer.ChunksCommitted.ShouldBe(20 * 60);
+        appends.Count.ShouldBeLessThan(20 * 60 / 4, "chunks are coalesced: far fewer output appends than chunks");
+        foreach (var session in done)
+        {
+            var mine = appends.Where(a => a.SessionId == session.Id).ToList();
+            mine.Count.ShouldBeGreaterThan(0);
+            mine.Count.ShouldBeLessThanOrEqualTo((int)commits, $"session {session.Id}: at most one output append per group commit");
+            mine.Sum(a => a.Added).ShouldBe(session.Output.Length);
+            for (var i = 1; i < mine.Count; i++)
+            {
+                mine[i].FromSeq.ShouldBe(mine[i - 1].ToSeq, "each append continues exactly where the previous one ended");
+            }
+
+            (mine[^1].ToSeq - mine[0].FromSeq).ShouldBe(60, "the appends cover every chunk of the run");
+        }
+    }
+
+    private static async Task ExecuteAsync(string path, string sql)
+    {
+        await using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<List<(string SessionId, long FromSeq, long ToSeq, long Added)>> ReadAppendsAsync(string path)
+    {
+        await using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT session_id, from_seq, to_seq, added FROM test_output_appends ORDER BY n";
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<(string, long, long, long)>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add((reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3)));
+        }
+
+        return rows;
+    }
+}
