@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Holdfast.Client;
 using Holdfast.Client.Models;
 using Holdfast.TestHelpers;
+using Holdfast.TestHelpers.OpenAi;
 
 namespace Holdfast.Cli.Tests;
 
@@ -44,7 +45,7 @@ public sealed class ReadmeTourTests
         {
             foreach (var block in blocks)
             {
-                var body = block.Body.Replace(OllamaUrl, emulator.BaseUrl.ToString(), StringComparison.Ordinal);
+                var body = block.Body.Replace(OllamaUrl, emulator.BaseUrl, StringComparison.Ordinal);
                 switch (block.Terminal)
                 {
                     case 1:
@@ -103,8 +104,9 @@ public sealed class ReadmeTourTests
             attached.Stderr.ShouldContain("[completed]");
 
             // Step 6: the OpenAI-compatible backend answered through the default backend.
-            Output(ran, "--model llama3.2").ShouldContain(OpenAiEmulator.Answer);
-            emulator.Requests.ShouldBeGreaterThan(0);
+            var upstream = emulator.Requests.ShouldHaveSingleItem();
+            upstream.Json.GetProperty("model").GetString().ShouldBe("llama3.2");
+            Output(ran, "--model llama3.2").ShouldContain(emulator.AnswerText(upstream));
 
             // Step 7: the bot's QR code was drawn, and the bot is listed.
             Output(ran, "bot qr").ShouldContain("█");

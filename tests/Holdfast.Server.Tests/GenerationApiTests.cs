@@ -95,7 +95,8 @@ public sealed class GenerationApiTests
         metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"resume\",outcome=\"ok\",wait=\"false\"} 1");
         metrics.ShouldContain("holdfast_control_duration_milliseconds_count{command=\"resume\",outcome=\"error\",wait=\"false\"} 1");
         metrics.ShouldMatch(@"holdfast_control_duration_milliseconds_sum\{command=""pause"",outcome=""ok"",wait=""true""\} [0-9.]+");
-        metrics.ShouldMatch(@"holdfast_chunks_persisted [1-9]");
+        metrics.ShouldMatch(@"holdfast_generation_chunks_committed_total [1-9]");
+        metrics.ShouldMatch(@"holdfast_generation_flush_duration_milliseconds_count [1-9]");
     }
 
     [Fact(Timeout = 60_000)]

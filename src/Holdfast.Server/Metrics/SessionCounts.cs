@@ -4,7 +4,11 @@ using Holdfast.Storage.Sqlite;
 
 namespace Holdfast.Server.Metrics;
 
-/// <summary>Sessions by kind and status, read from the store at scrape time (a gauge per status).</summary>
+/// <summary>
+/// Sessions by kind and status, read from the store at scrape time (a gauge per status; the status columns are
+/// indexed). Chunks persisted come from the core's <c>holdfast.generation.chunks.committed</c> counter instead of a
+/// count over the log, which would grow with every output ever stored.
+/// </summary>
 internal sealed class SessionCounts(SqliteDatabase database)
 {
     public async Task AppendAsync(StringBuilder text, CancellationToken cancellationToken)
@@ -18,8 +22,6 @@ internal sealed class SessionCounts(SqliteDatabase database)
                     SELECT 'bot', status, COUNT(*) FROM bot_sessions GROUP BY status
                     UNION ALL
                     SELECT 'generation', status, COUNT(*) FROM generation_sessions GROUP BY status
-                    UNION ALL
-                    SELECT 'chunks', 'persisted', COUNT(*) FROM generation_log WHERE type = 'chunk'
                     """;
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken))
@@ -31,13 +33,9 @@ internal sealed class SessionCounts(SqliteDatabase database)
             },
             cancellationToken);
         text.Append("# HELP holdfast_sessions Sessions by kind and status.\n# TYPE holdfast_sessions gauge\n");
-        foreach (var (kind, status, count) in rows.Where(r => r.Kind != "chunks"))
+        foreach (var (kind, status, count) in rows)
         {
             text.Append(CultureInfo.InvariantCulture, $"holdfast_sessions{{kind=\"{kind}\",status=\"{status}\"}} {count}\n");
         }
-
-        var chunks = rows.Where(r => r.Kind == "chunks").Sum(r => r.Count);
-        text.Append("# HELP holdfast_chunks_persisted Output chunks stored in the durable log (all sessions).\n# TYPE holdfast_chunks_persisted gauge\n");
-        text.Append(CultureInfo.InvariantCulture, $"holdfast_chunks_persisted {chunks}\n");
     }
 }

@@ -164,6 +164,13 @@ public sealed class OpenAiEmulator : IAsyncDisposable
         return emulator;
     }
 
+    /// <summary>The text the emulator answers (or answered) <paramref name="request"/> with, when no fault cuts it short.</summary>
+    public string AnswerText(EmulatorRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return string.Concat(Plan(request.Json, Behavior.MaxTokens).Chunks);
+    }
+
     /// <summary>A loopback URL where nothing listens (connections are refused).</summary>
     public static string RefusedBaseUrl()
     {
@@ -247,19 +254,7 @@ public sealed class OpenAiEmulator : IAsyncDisposable
             return;
         }
 
-        var messages = json.GetProperty("messages").EnumerateArray()
-            .Select(m => new ChatMessage(new ChatRole(m.GetProperty("role").GetString()!), m.GetProperty("content").GetString()))
-            .ToList();
-        var prefix = string.Empty;
-        if (messages.Count > 0 && messages[^1].Role == ChatRole.Assistant)
-        {
-            prefix = messages[^1].Text;
-            messages.RemoveAt(messages.Count - 1);
-        }
-
-        long? seed = json.TryGetProperty("seed", out var s) ? s.GetInt64() : null;
-        int? maxTokens = json.TryGetProperty("max_tokens", out var mt) ? mt.GetInt32() : null;
-        var plan = ScriptedChatClient.Plan(messages, prefix, seed, maxTokens, behavior.MaxTokens, null);
+        var plan = Plan(json, behavior.MaxTokens);
         var model = json.TryGetProperty("model", out var m) ? m.GetString() : "emulated";
         var stream = json.TryGetProperty("stream", out var st) && st.GetBoolean();
         var id = "chatcmpl-" + request.Index.ToString(CultureInfo.InvariantCulture);
@@ -330,6 +325,24 @@ public sealed class OpenAiEmulator : IAsyncDisposable
         model,
         choices = new[] { new { index = 0, delta, finish_reason = finishReason } },
     });
+
+    /// <summary>The scripted backend's plan for a chat-completions body: a trailing assistant message is continued.</summary>
+    private static ScriptedPlan Plan(JsonElement json, int maxTokensConfigured)
+    {
+        var messages = json.GetProperty("messages").EnumerateArray()
+            .Select(m => new ChatMessage(new ChatRole(m.GetProperty("role").GetString()!), m.GetProperty("content").GetString()))
+            .ToList();
+        var prefix = string.Empty;
+        if (messages.Count > 0 && messages[^1].Role == ChatRole.Assistant)
+        {
+            prefix = messages[^1].Text;
+            messages.RemoveAt(messages.Count - 1);
+        }
+
+        long? seed = json.TryGetProperty("seed", out var s) ? s.GetInt64() : null;
+        int? maxTokens = json.TryGetProperty("max_tokens", out var mt) ? mt.GetInt32() : null;
+        return ScriptedChatClient.Plan(messages, prefix, seed, maxTokens, maxTokensConfigured, null);
+    }
 
     private static async Task WriteEventAsync(HttpContext context, string data, CancellationToken cancellationToken)
     {
