@@ -20,6 +20,9 @@ internal sealed class BenchHost : IAsyncDisposable
 
     public string DataDirectory { get; }
 
+    /// <summary>Settings from <c>--set KEY=VALUE</c>: they win over every scenario's own (e.g. another flush interval).</summary>
+    public static Dictionary<string, string?> Overrides { get; } = new(StringComparer.Ordinal);
+
     public GenerationSessions Sessions => _host.Services.GetRequiredService<GenerationSessions>();
 
     public IServiceProvider Services => _host.Services;
@@ -39,6 +42,11 @@ internal sealed class BenchHost : IAsyncDisposable
             ["Bots:RestoreOnStart"] = "true",
         };
         foreach (var (key, value) in settings)
+        {
+            config[key] = value;
+        }
+
+        foreach (var (key, value) in Overrides)
         {
             config[key] = value;
         }

@@ -12,7 +12,8 @@ internal static class ScenarioRunner
     [
         ("one-stream", GenerationScenarios.OneFastStreamAsync),
         ("many-fast", GenerationScenarios.ManyFastStreamsAsync),
-        ("many-paced", GenerationScenarios.ManyPacedStreamsAsync),
+        ("paced-250", scale => GenerationScenarios.ManyPacedStreamsAsync(scale, 250)),
+        ("paced-1000", scale => GenerationScenarios.ManyPacedStreamsAsync(scale, 1_000)),
         ("control", GenerationScenarios.ControlLatencyAsync),
         ("memory", GenerationScenarios.MemoryPerSessionAsync),
         ("restart", GenerationScenarios.RestartAsync),
@@ -33,9 +34,24 @@ internal static class ScenarioRunner
             return 2;
         }
 
+        for (var i = 0; i < args.Length - 1; i++)
+        {
+            if (string.Equals(args[i], "--set", StringComparison.Ordinal))
+            {
+                var pair = args[i + 1].Split('=', 2);
+                if (pair.Length != 2 || pair[0].Length == 0)
+                {
+                    await Console.Error.WriteLineAsync($"holdfast-bench: --set takes KEY=VALUE (e.g. Generation:FlushInterval=00:00:00.050); got '{args[i + 1]}'");
+                    return 2;
+                }
+
+                BenchHost.Overrides[pair[0]] = pair[1];
+            }
+        }
+
         var scale = new ScenarioScale(quick);
         var table = new StringBuilder();
-        table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}{(quick ? ", --quick" : string.Empty)}.");
+        table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}{(quick ? ", --quick" : string.Empty)}{string.Concat(BenchHost.Overrides.Select(o => $", {o.Key}={o.Value}"))}.");
         table.AppendLine();
         table.AppendLine("| scenario | measure | value | unit |");
         table.AppendLine("|---|---|---:|---|");

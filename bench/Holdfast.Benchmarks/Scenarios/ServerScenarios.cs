@@ -180,7 +180,7 @@ internal static class ServerScenarios
             ["Server:RateLimitBurst"] = "100000",
             ["Logging:LogLevel:Default"] = "Warning",
         };
-        foreach (var (key, value) in settings)
+        foreach (var (key, value) in settings.Concat(BenchHost.Overrides))
         {
             all[key] = value;
         }

@@ -29,6 +29,13 @@ public sealed class GenerationOptions
     /// <summary>A group commit happens as soon as this many chunks (over all sessions) are waiting (default 512).</summary>
     public int FlushMaxChunks { get; set; } = 512;
 
+    /// <summary>
+    /// Most chunks one group commit takes (default 4096): when the writer is behind, it takes everything waiting up to
+    /// this, so a commit's fixed cost (the transaction, its fsync) is shared by more chunks and the durable log
+    /// catches up instead of falling further behind. A bound on how long one commit holds the single writer.
+    /// </summary>
+    public int MaxChunksPerCommit { get; set; } = 4096;
+
     /// <summary><c>auto</c> (default) or <c>manual</c>; see <see cref="GenerationRecoveryPolicy"/>.</summary>
     public GenerationRecoveryPolicy RecoveryPolicy { get; set; } = GenerationRecoveryPolicy.Auto;
 
@@ -76,6 +83,11 @@ internal sealed class GenerationOptionsValidator : IValidateOptions<GenerationOp
         if (options.FlushMaxChunks is < 1 or > 100_000)
         {
             errors.Add($"Generation:FlushMaxChunks must be between 1 and 100000; it is {options.FlushMaxChunks}.");
+        }
+
+        if (options.MaxChunksPerCommit < options.FlushMaxChunks || options.MaxChunksPerCommit > 100_000)
+        {
+            errors.Add($"Generation:MaxChunksPerCommit must be between Generation:FlushMaxChunks ({options.FlushMaxChunks}) and 100000; it is {options.MaxChunksPerCommit}.");
         }
 
         if (options.PollInterval < TimeSpan.FromMilliseconds(10) || options.PollInterval > TimeSpan.FromMinutes(1))

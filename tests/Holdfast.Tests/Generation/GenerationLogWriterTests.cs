@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Holdfast.Generation;
 using Holdfast.Storage.Sqlite;
+using Holdfast.TestHelpers;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -98,6 +99,76 @@ public sealed class GenerationLogWriterTests
             }
 
             (mine[^1].ToSeq - mine[0].FromSeq).ShouldBe(60, "the appends cover every chunk of the run");
+        }
+    }
+
+    [Theory(Timeout = 90_000)]
+    [InlineData(100_000)]
+    [InlineData(16)]
+    public async Task GroupCommit_WriterFellBehind_NextCommitTakesEverythingWaitingUpToMaxChunksPerCommit(int maxPerCommit)
+    {
+        var perCommit = new ConcurrentQueue<(Instrument Instrument, long Value)>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == GenerationLogWriter.MeterName && instrument.Name == "holdfast.generation.chunks.committed")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) => perCommit.Enqueue((instrument, value)));
+        listener.Start();
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?>
+        {
+            ["Generation:FlushMaxChunks"] = "16",
+            ["Generation:MaxChunksPerCommit"] = maxPerCommit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Storage:BusyTimeout"] = "00:00:30", // the writer waits for the lock instead of failing
+            ["Scripted:TokensPerSecond"] = "200",
+            ["Scripted:MaxTokens"] = "400",
+        });
+        var requests = Enumerable.Range(0, 10).Select(i => GenerationTestHost.ScriptedRequest($"behind {i}", seed: i)).ToList();
+        var sessions = new List<GenerationSession>();
+        foreach (var request in requests)
+        {
+            sessions.Add((await host.Sessions.CreateAsync(request)).Session);
+        }
+
+        await Poll.UntilAsync(() => Task.FromResult(host.Writer.ChunksCommitted >= 20), "some chunks committed");
+
+        // Another connection holds the write lock for a while, as a backup tool would: chunks pile up behind it.
+        await using (var blocker = new SqliteConnection($"Data Source={host.Services.GetRequiredService<SqliteDatabase>().Path};Pooling=False"))
+        {
+            await blocker.OpenAsync();
+            await using var begin = blocker.CreateCommand();
+            begin.CommandText = "BEGIN IMMEDIATE";
+            await begin.ExecuteNonQueryAsync();
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            await Poll.UntilAsync(() => Task.FromResult(waited.ElapsedMilliseconds >= 100), "the lock to settle", interval: TimeSpan.FromMilliseconds(10));
+            var blockedAt = host.Writer.ChunksCommitted;
+            await Poll.UntilAsync(() => Task.FromResult(waited.ElapsedMilliseconds >= 1_000), "chunks to pile up for a second", interval: TimeSpan.FromMilliseconds(50));
+            host.Writer.ChunksCommitted.ShouldBe(blockedAt, "nothing commits while another connection holds the write lock");
+            await using var rollback = blocker.CreateCommand();
+            rollback.CommandText = "ROLLBACK";
+            await rollback.ExecuteNonQueryAsync();
+        }
+
+        for (var i = 0; i < sessions.Count; i++)
+        {
+            var done = await host.WaitForStatusAsync(sessions[i].Id, GenerationStatus.Completed, TimeSpan.FromSeconds(60));
+            done.Output.ShouldBe(GenerationTestHost.ExpectedText(requests[i], 400));
+        }
+
+        var factory = host.Services.GetRequiredService<IMeterFactory>();
+        var largest = perCommit.Where(m => ReferenceEquals(m.Instrument.Meter.Scope, factory)).Max(m => m.Value);
+        if (maxPerCommit > 16)
+        {
+            largest.ShouldBeGreaterThan(16 * 10, "after the lock, one commit takes everything that piled up, not FlushMaxChunks at a time");
+        }
+        else
+        {
+            largest.ShouldBeLessThanOrEqualTo(16, "no commit takes more than MaxChunksPerCommit");
         }
     }
 

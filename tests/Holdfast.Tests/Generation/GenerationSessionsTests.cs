@@ -221,6 +221,7 @@ public sealed class GenerationMisconfiguredBackendTests
     [InlineData("Scripted:TokensPerSecond", "-5", "Scripted:TokensPerSecond must be 0")]
     [InlineData("Generation:FlushInterval", "00:00:02", "Generation:FlushInterval must be between 1 ms and 1 s")]
     [InlineData("Generation:FlushMaxChunks", "0", "Generation:FlushMaxChunks must be between")]
+    [InlineData("Generation:MaxChunksPerCommit", "100", "Generation:MaxChunksPerCommit must be between Generation:FlushMaxChunks (512)")]
     [InlineData("Generation:LogRetention", "-00:01:00", "Generation:LogRetention must be a positive duration")]
     public async Task StartAsync_InvalidSetting_FailsAtStartupNamingTheSetting(string key, string value, string message)
     {
