@@ -82,6 +82,9 @@ public static class HoldfastServer
         _ = app.Services.GetRequiredService<PrometheusMetrics>();
         try
         {
+            // Every setting validated at start-up (ValidateOnStart) is checked now, before a file is touched or a
+            // listener opened: a bad one is an OptionsValidationException naming it, not a host that fails half-way.
+            app.Services.GetService<IStartupValidator>()?.Validate();
             await app.Services.GetRequiredService<ServerStartup>().PrepareAsync(cancellationToken);
         }
         catch

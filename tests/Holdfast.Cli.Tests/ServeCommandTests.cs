@@ -38,4 +38,24 @@ public sealed class ServeCommandTests
         line.ShouldContain($"'{urls}'");
         File.Exists(data.File("holdfast.sock")).ShouldBeFalse("nothing listened");
     }
+
+    [Theory(Timeout = 60_000)]
+    [InlineData("Generation__FlushInterval", "00:00:05", "Generation:FlushInterval must be between 1 ms and 1 s")]
+    [InlineData("Backends__ollama__BaseUrl", "ftp://no", "Backends:ollama:BaseUrl is 'ftp://no'")]
+    [InlineData("Scripted__MaxTokens", "0", "Scripted:MaxTokens must be between")]
+    [InlineData("Storage__BusyTimeout", "-00:00:01", "Storage:BusyTimeout")]
+    public async Task Serve_InvalidSetting_Exit2WithOneLineNamingItBeforeAnythingIsCreated(string variable, string value, string message)
+    {
+        using var data = new TempDirectory("holdfast-cli-serve");
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = data.Path, [variable] = value };
+
+        var result = await CliProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0"], environment);
+
+        result.ExitCode.ShouldBe(2, result.ToString());
+        var line = result.Stderr.Trim().Split('\n').ShouldHaveSingleItem(result.ToString());
+        line.ShouldStartWith("holdfast serve: ");
+        line.ShouldContain(message);
+        result.Stdout.ShouldNotContain("Hosting failed");
+        Directory.GetFiles(data.Path).ShouldBeEmpty("no database, lock or socket was created");
+    }
 }
