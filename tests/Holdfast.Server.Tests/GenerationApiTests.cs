@@ -183,4 +183,32 @@ public sealed class GenerationApiTests
 
         beats.ShouldBe(2);
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Stream_AfterSeqInsideCompactedLog_400ProblemBeforeAnyEvent_FromZeroStillWhole()
+    {
+        await using var server = await TestServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["Generation:LogRetention"] = "00:00:00.200",
+            ["Generation:PollInterval"] = "00:00:00.100",
+            ["Scripted:TokensPerSecond"] = "0",
+        });
+        using var alice = server.Tcp(await server.CreateKeyAsync("alice"));
+        var generation = await (await alice.PostJsonAsync("/api/v1/generations", Request(maxTokens: 30))).ReadAsync<Generation>();
+        var log = await Poll.UntilAsync(
+            async () => await (await alice.GetAsync($"/api/v1/generations/{generation.Id}/log?after=0&limit=5000")).ReadAsync<LogPage>(),
+            page => page.Items.Count(e => e.Type == "chunk") == 1,
+            "the finished session's log to be compacted");
+        var merged = log.Items.Single(e => e.Type == "chunk").Seq;
+
+        using var inside = await alice.GetAsync($"/api/v1/generations/{generation.Id}/stream?after={merged / 2}");
+        var problem = await inside.ShouldBeProblemAsync(HttpStatusCode.BadRequest);
+        var whole = new SseFollower(() => server.Tcp(alice.DefaultRequestHeaders.Authorization!.Parameter), $"/api/v1/generations/{generation.Id}/stream");
+        await whole.RunAsync();
+        var final = await (await alice.GetAsync($"/api/v1/generations/{generation.Id}")).ReadAsync<Generation>();
+
+        problem.Detail!.ShouldContain("compacted");
+        whole.Text.ShouldBe(final.Output);
+        whole.Done!.Status.ShouldBe(GenerationStatus.Completed);
+    }
 }

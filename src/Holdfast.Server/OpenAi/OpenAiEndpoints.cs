@@ -174,6 +174,7 @@ internal static class OpenAiEndpoints
         CancellationToken cancellationToken)
     {
         var scope = GenerationEndpoints.OwnerScope(caller);
+        await sessions.CheckFollowFromAsync(session.Id, Math.Max(0, (startingAfter / 4) - 1), cancellationToken);
         var sse = new SseWriter(context.Response);
         await sse.StartAsync(cancellationToken);
         var responseId = ResponsePrefix + session.Id;

@@ -100,6 +100,7 @@ internal sealed class GenerationStream(
     {
         // Before any byte is sent: a missing (or someone else's) session is a 404 problem, not an empty stream.
         var session = await sessions.GetAsync(id, ownerScope, cancellationToken);
+        await sessions.CheckFollowFromAsync(id, afterSeq, cancellationToken);
         var sse = new SseWriter(context.Response);
         await sse.StartAsync(cancellationToken);
         metrics.StreamsOpened.Add(1);

@@ -195,6 +195,25 @@ public sealed class GenerationSessions
     public IAsyncEnumerable<GenerationLogEvent> FollowCommittedAsync(string id, string? ownerScope, long afterSeq = 0, CancellationToken cancellationToken = default) =>
         FollowCoreAsync(id, ownerScope, afterSeq, committedOnly: true, cancellationToken);
 
+    /// <summary>
+    /// Refuses to follow from a seq inside a compacted log (<see cref="GenerationOptions.LogRetention"/>): its text up to
+    /// the merged chunk is one event, so a reader that already has part of it would get that part again. Following
+    /// from 0, or from the merged chunk's seq on, stays exact. Callers that start a response before following (SSE)
+    /// call it first, so the refusal is a 400 problem rather than a broken stream.
+    /// </summary>
+    /// <exception cref="InvalidSessionInputException">The seq falls inside the compacted part.</exception>
+    internal async Task CheckFollowFromAsync(string id, long afterSeq, CancellationToken cancellationToken = default)
+    {
+        if (afterSeq > 0 && await _store.ReadCompactedChunkSeqAsync(id, cancellationToken) is { } merged && afterSeq < merged)
+        {
+            throw new InvalidSessionInputException(
+                "after",
+                string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"The event log of session '{id}' was compacted (Generation:LogRetention): its text up to seq {merged} is one event now, so it cannot be resumed after seq {afterSeq} without repeating text. Follow it from 0 (the whole text) or after seq {merged}, or read the session's output."));
+        }
+    }
+
     private async IAsyncEnumerable<GenerationLogEvent> FollowCoreAsync(
         string id,
         string? ownerScope,
@@ -203,6 +222,7 @@ public sealed class GenerationSessions
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         _ = await GetAsync(id, ownerScope, cancellationToken);
+        await CheckFollowFromAsync(id, afterSeq, cancellationToken);
         using var subscription = _hub.Subscribe(id);
         var last = Math.Max(0, afterSeq);
         var held = new SortedDictionary<long, GenerationLogEvent>();

@@ -42,6 +42,18 @@ public sealed class GenerationLogRetentionTests
         var forkWhole = await host.Sessions.ForkAsync(session.Id, GenerationTestHost.Alice, "alice");
         var forkMiddle = await Should.ThrowAsync<InvalidSessionInputException>(
             () => host.Sessions.ForkAsync(session.Id, GenerationTestHost.Alice, "alice", atSeq: done.LastSeq / 2));
+        var mergedSeq = after.Single(e => e.Type == GenerationLogEventType.Chunk).Seq;
+        var followMiddle = await Should.ThrowAsync<InvalidSessionInputException>(async () =>
+        {
+            await foreach (var e in host.Sessions.FollowAsync(session.Id, "alice", mergedSeq / 2))
+            {
+            }
+        });
+        var followAfterMerged = new List<GenerationLogEvent>();
+        await foreach (var e in host.Sessions.FollowAsync(session.Id, "alice", mergedSeq))
+        {
+            followAfterMerged.Add(e);
+        }
 
         before.Count(e => e.Type == GenerationLogEventType.Chunk).ShouldBe(60);
         after.Where(e => e.Type == GenerationLogEventType.Status).ShouldBe(before.Where(e => e.Type == GenerationLogEventType.Status), "status events stay");
@@ -55,6 +67,10 @@ public sealed class GenerationLogRetentionTests
         forkWhole.Usage.OutputTokens.ShouldBe(60);
         forkMiddle.Field.ShouldBe("at_seq");
         forkMiddle.Message.ShouldContain("compacted");
+        followMiddle.Field.ShouldBe("after", "resuming inside the merged chunk would repeat text: refused, never duplicated");
+        followMiddle.Message.ShouldContain("compacted");
+        followAfterMerged.ShouldNotContain(e => e.Type == GenerationLogEventType.Chunk);
+        followAfterMerged[^1].StatusChange!.Status.ShouldBe(GenerationStatus.Completed);
     }
 
     [Fact(Timeout = 60_000)]

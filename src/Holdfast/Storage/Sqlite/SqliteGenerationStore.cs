@@ -472,6 +472,24 @@ internal sealed class SqliteGenerationStore
     public Task<List<GenerationLogEvent>> ReadLogUncheckedAsync(string id, long afterSeq, int limit, CancellationToken cancellationToken = default) =>
         _database.ReadAsync(connection => ReadLogRowsAsync(connection, id, afterSeq, limit, cancellationToken), cancellationToken);
 
+    /// <summary>
+    /// The seq of the one chunk event a compacted log (<see cref="GenerationOptions.LogRetention"/>) holds its whole
+    /// output in, or null when the session's log was not compacted.
+    /// </summary>
+    public Task<long?> ReadCompactedChunkSeqAsync(string id, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(
+            async connection =>
+            {
+                await using var command = connection.CreateCommand();
+                command.CommandText = """
+                    SELECT (SELECT max(seq) FROM generation_log WHERE session_id = s.id AND type = 'chunk')
+                    FROM generation_sessions s WHERE s.id = $id AND s.log_compacted_at IS NOT NULL
+                    """;
+                command.Parameters.AddWithValue("$id", id);
+                return await command.ExecuteScalarAsync(cancellationToken) is long seq ? seq : (long?)null;
+            },
+            cancellationToken);
+
     internal static GenerationState StateOf(GenerationSession session) => new(session.Status, session.DesiredState, session.PauseReason);
 
     private async Task<(GenerationChange, bool)> CreateInTransactionAsync(
