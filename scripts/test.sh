@@ -4,13 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ -x scripts/test-deps.sh ]]; then
-  # shellcheck source=/dev/null
-  source scripts/test-deps.sh
-fi
-
+# Each scripts/test-deps/NAME.sh brings up one thing the tests need (installing it when missing, idempotently) and
+# may define a function holdfast_test_deps_stop_NAME that stops it again; every one found is called on exit.
 log="$(mktemp)"
-trap 'rm -f "$log"; if declare -F holdfast_test_deps_stop >/dev/null; then holdfast_test_deps_stop; fi' EXIT
+holdfast_test_deps_stop_all() {
+  local fn
+  for fn in $(declare -F | awk '{print $3}' | grep '^holdfast_test_deps_stop_' || true); do
+    "$fn" || true
+  done
+}
+trap 'rm -f "$log"; holdfast_test_deps_stop_all' EXIT
+for dep in scripts/test-deps/*.sh; do
+  [[ -e "$dep" ]] || continue
+  # shellcheck source=/dev/null
+  source "$dep"
+done
 
 set +e
 dotnet test Holdfast.slnx --configuration Release "$@" 2>&1 | tee "$log"
