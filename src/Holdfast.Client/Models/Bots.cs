@@ -26,8 +26,21 @@ public sealed record StartBotRequest(string? SessionId, string? BotType = null);
 /// <summary>Bridge: body of <c>POST /api/v1/bots/{id}/qr</c>.</summary>
 public sealed record BotQrUpdate(string? QrData);
 
-/// <summary>Bridge: body of <c>POST /api/v1/bots/{id}/messages</c>.</summary>
-public sealed record BotMessage(string? Text);
+/// <summary>
+/// Bridge: body of <c>POST /api/v1/bots/{id}/messages</c>. <see cref="ReceivedAt"/> is when the runtime received the
+/// message (default: when the server got it); a message older than the stored last message does not replace it.
+/// </summary>
+public sealed record BotMessage(string? Text, DateTimeOffset? ReceivedAt = null);
 
-/// <summary>Bridge: body of <c>POST /api/v1/bots/{id}/connection</c>.</summary>
-public sealed record BotConnectionUpdate(string? State, string? Detail = null);
+/// <summary>
+/// Bridge: body of <c>POST /api/v1/bots/{id}/connection</c>: the runtime's <see cref="State"/> with an optional
+/// <see cref="Reason"/> and disconnect <see cref="Code"/> (e.g. Baileys' <c>DisconnectReason</c>). <see cref="Detail"/>
+/// is the older name of <see cref="Reason"/>.
+/// </summary>
+public sealed record BotConnectionUpdate(string? State, string? Detail = null, string? Reason = null, int? Code = null);
+
+/// <summary>
+/// Bridge: one command of <c>GET /api/v1/bots/{id}/commands</c> (<c>start</c>: connect the session; <c>end</c>: it was
+/// ended, disconnect). <see cref="Version"/> is the session's version after the change and the event's id.
+/// </summary>
+public sealed record BotCommand(string Command, string SessionId, long Version);

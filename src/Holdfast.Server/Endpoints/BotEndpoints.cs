@@ -35,6 +35,7 @@ internal static class BotEndpoints
         bots.MapPost("/{id}/messages", ReportMessageAsync).WithSummary("Bridge: the bot received a message.");
         bots.MapPost("/{id}/connection", ReportConnectionAsync).WithSummary("Bridge: the runtime's connection state changed.");
         bots.MapPut("/{id}/auth-state", SaveAuthStateAsync).WithSummary("Bridge: store the runtime's login state (octet-stream, encrypted at rest).");
+        bots.MapGet("/{id}/commands", CommandsAsync).WithSummary("Bridge: Server-Sent Events telling the runtime what the server decided ('start', 'end'); resumes with Last-Event-ID.");
         bots.MapGet("/{id}/auth-state", LoadAuthStateAsync).WithSummary("Bridge: read the runtime's login state back (404 when none).");
         return bots;
     }
@@ -166,7 +167,7 @@ internal static class BotEndpoints
             throw new InvalidSessionInputException("text", "'text' is required.");
         }
 
-        return TypedResults.Ok(ToWire(await manager.RecordMessageAsync(bot.SessionId, request.Text, ActorOf(caller), cancellationToken)));
+        return TypedResults.Ok(ToWire(await manager.RecordMessageAsync(bot.SessionId, request.Text, request.ReceivedAt, ActorOf(caller), cancellationToken)));
     }
 
     private static async Task<Ok<Bot>> ReportConnectionAsync(string id, BotConnectionUpdate request, HttpContext context, BotManager manager, CancellationToken cancellationToken)
@@ -174,7 +175,11 @@ internal static class BotEndpoints
         var caller = context.Caller();
         var bot = await FindOwnedAsync(id, caller, manager, cancellationToken);
         var state = ValidId(request.State, "state");
-        return TypedResults.Ok(ToWire(await manager.ReportConnectionAsync(bot.SessionId, state, request.Detail, ActorOf(caller), cancellationToken)));
+        var reason = request.Reason ?? request.Detail;
+        var detail = request.Code is { } code
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{reason ?? "code"} ({code})")
+            : reason;
+        return TypedResults.Ok(ToWire(await manager.ReportConnectionAsync(bot.SessionId, state, detail, ActorOf(caller), cancellationToken)));
     }
 
     private static async Task<NoContent> SaveAuthStateAsync(string id, HttpContext context, BotManager manager, CancellationToken cancellationToken)
@@ -210,6 +215,86 @@ internal static class BotEndpoints
         return state is null
             ? ProblemResults.NotFound($"Bot session '{bot.SessionId}' has no stored auth state.")
             : TypedResults.File(state, "application/octet-stream");
+    }
+
+    /// <summary>
+    /// Streams the session's commands: <c>event: command</c> with <c>{"command", "session_id", "version"}</c> and
+    /// <c>id:</c> the session's version after the change. A session that is already ended when the stream opens gets
+    /// its <c>end</c> at once unless <c>Last-Event-ID</c> shows the runtime has seen it, so an end that happened while
+    /// the runtime was away is not lost. A <c>: heartbeat</c> comment is sent when idle.
+    /// </summary>
+    private static async Task CommandsAsync(
+        string id,
+        HttpContext context,
+        BotManager manager,
+        BridgeBotConnector bridge,
+        Microsoft.Extensions.Options.IOptions<Hosting.ServerOptions> options,
+        Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime,
+        CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var bot = await FindOwnedAsync(id, caller, manager, cancellationToken);
+        long? seen = null;
+        if (context.Request.Headers["Last-Event-ID"] is { Count: > 0 } lastEventId)
+        {
+            seen = long.TryParse(lastEventId[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value)
+                ? value
+                : throw new InvalidSessionInputException("Last-Event-ID", "'Last-Event-ID' must be the id of the last command received.");
+        }
+
+        // Listen before reading the state again, so a change between the two is not missed.
+        using var listener = bridge.Listen(bot.SessionId);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
+        var token = stop.Token;
+        var sse = new Streaming.SseWriter(context.Response);
+        await sse.StartAsync(token);
+        try
+        {
+            var current = await manager.GetAsync(bot.SessionId, token);
+            if (current.Status == BotSessionStatus.Inactive && (seen is null || current.Version > seen))
+            {
+                await WriteCommandAsync(sse, BridgeBotConnector.EndCommand, current, token);
+            }
+
+            var heartbeat = options.Value.HeartbeatInterval;
+            while (true)
+            {
+                bool more;
+                using (var idle = CancellationTokenSource.CreateLinkedTokenSource(token))
+                {
+                    idle.CancelAfter(heartbeat);
+                    try
+                    {
+                        more = await listener.Commands.WaitToReadAsync(idle.Token);
+                    }
+                    catch (OperationCanceledException) when (!token.IsCancellationRequested)
+                    {
+                        await sse.HeartbeatAsync(token);
+                        continue;
+                    }
+                }
+
+                if (!more)
+                {
+                    return;
+                }
+
+                while (listener.Commands.TryRead(out var command))
+                {
+                    await WriteCommandAsync(sse, command, await manager.GetAsync(bot.SessionId, token), token);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            // The runtime left or the server is stopping: the runtime reconnects with Last-Event-ID.
+        }
+    }
+
+    private static async Task WriteCommandAsync(Streaming.SseWriter sse, string command, BotSession session, CancellationToken cancellationToken)
+    {
+        await sse.WriteEventAsync("command", new BotCommand(command, session.SessionId, session.Version), session.Version, cancellationToken);
+        await sse.FlushAsync(cancellationToken);
     }
 
     /// <summary>The bot when the caller may see it; otherwise not found (another user's bot is indistinguishable from none).</summary>

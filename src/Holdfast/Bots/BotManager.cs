@@ -140,11 +140,18 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     }
 
     /// <inheritdoc />
-    public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor? actor = null, CancellationToken cancellationToken = default)
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor? actor = null, CancellationToken cancellationToken = default) =>
+        RecordMessageAsync(sessionId, text, null, actor, cancellationToken);
+
+    /// <summary>
+    /// Records a message the runtime received at <paramref name="receivedAt"/> (null: now). Only forward: a message
+    /// older than the stored last message changes nothing. Completes once committed with its audit event.
+    /// </summary>
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateMessage(text);
-        return _store.RecordMessageAsync(sessionId, text, actor ?? DefaultActor, cancellationToken);
+        return _store.RecordMessageAsync(sessionId, text, receivedAt, actor ?? DefaultActor, cancellationToken);
     }
 
     /// <inheritdoc />

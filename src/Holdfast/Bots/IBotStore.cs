@@ -29,7 +29,15 @@ public interface IBotStore
     /// Records a received message as the session's last message. Completes once committed. Throws
     /// <see cref="SessionNotFoundException"/>, or <see cref="SessionConflictException"/> when the session is inactive.
     /// </summary>
-    Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor actor, CancellationToken cancellationToken = default);
+    Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor actor, CancellationToken cancellationToken = default) =>
+        RecordMessageAsync(sessionId, text, null, actor, cancellationToken);
+
+    /// <summary>
+    /// Records a message received at <paramref name="receivedAt"/> (null: now) as the last message, only forward: when
+    /// the stored last message is newer, nothing changes (no version bump, no audit event) and the session is returned
+    /// as it is. Completes once committed. Throws like <see cref="RecordMessageAsync(string, string, Actor, CancellationToken)"/>.
+    /// </summary>
+    Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, CancellationToken cancellationToken = default);
 
     /// <summary>Stores the connector's connection detail (e.g. <c>connected</c>). Completes once committed.</summary>
     Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, CancellationToken cancellationToken = default);

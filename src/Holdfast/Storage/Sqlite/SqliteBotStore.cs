@@ -33,7 +33,7 @@ internal sealed class SqliteBotStore : IBotStore
         """;
 
     private const string RecordMessageSql = $"""
-        UPDATE bot_sessions SET last_message = $text, last_message_at = $now, updated_at = $now, version = version + 1
+        UPDATE bot_sessions SET last_message = $text, last_message_at = $at, updated_at = $now, version = version + 1
         WHERE session_id = $id AND version = $version
         RETURNING {Columns}
         """;
@@ -154,17 +154,27 @@ internal sealed class SqliteBotStore : IBotStore
             cancellationToken);
     }
 
-    public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor actor, CancellationToken cancellationToken = default) =>
+        RecordMessageAsync(sessionId, text, null, actor, cancellationToken);
+
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateMessage(text);
+
+        // Decided inside the write transaction, so concurrent messages cannot overtake each other: only forward.
+        var at = receivedAt ?? _time.GetUtcNow();
         return ChangeAsync(
             sessionId,
             actor,
             requireActive: "record a message for",
-            isNoOp: _ => false,
+            isNoOp: existing => existing.LastMessageAt is { } last && last > at,
             update: RecordMessageSql,
-            bind: command => command.Parameters.AddWithValue("$text", text),
+            bind: command =>
+            {
+                command.Parameters.AddWithValue("$text", text);
+                command.Parameters.AddWithValue("$at", SqliteTime.Format(at));
+            },
             action: "bot.message",
             detail: _ => string.Create(CultureInfo.InvariantCulture, $"{text.Length} characters"),
             toState: null,
