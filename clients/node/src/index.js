@@ -72,14 +72,14 @@ export class HoldfastClient {
       json: { session_id: id, bot_type: type ?? bot_type ?? 'bridge' },
       withStatus: true,
     });
-    return Object.assign(body, { created: status === 201 });
+    return Object.assign(bot(body), { created: status === 201 });
   }
 
   /** The session, or `null` when there is none (or it belongs to another user). */
   async getSession(sessionId) {
     requireId(sessionId);
     try {
-      return await this.request('GET', `api/v1/bots/${enc(sessionId)}`);
+      return bot(await this.request('GET', `api/v1/bots/${enc(sessionId)}`));
     } catch (error) {
       if (error instanceof NotFoundError) return null;
       throw error;
@@ -92,7 +92,7 @@ export class HoldfastClient {
     let cursor;
     do {
       const page = await this.request('GET', 'api/v1/bots', { query: { status, limit: pageSize, cursor } });
-      sessions.push(...page.items);
+      sessions.push(...page.items.map(bot));
       cursor = page.next_cursor ?? undefined;
     } while (cursor);
     return sessions;
@@ -101,7 +101,7 @@ export class HoldfastClient {
   /** Stores a new QR payload (what the phone scans); `null` clears it. Resolves with the session. */
   setQr(sessionId, qrData) {
     requireId(sessionId);
-    return this.request('POST', `api/v1/bots/${enc(sessionId)}/qr`, { json: { qr_data: qrData ?? null } });
+    return this.request('POST', `api/v1/bots/${enc(sessionId)}/qr`, { json: { qr_data: qrData ?? null } }).then(bot);
   }
 
   /**
@@ -113,7 +113,7 @@ export class HoldfastClient {
     if (typeof text !== 'string') throw new TypeError('recordMessage(sessionId, text): text must be a string.');
     return this.request('POST', `api/v1/bots/${enc(sessionId)}/messages`, {
       json: { text, received_at: toIso(at, 'at') },
-    });
+    }).then(bot);
   }
 
   /**
@@ -127,13 +127,13 @@ export class HoldfastClient {
     }
     return this.request('POST', `api/v1/bots/${enc(sessionId)}/connection`, {
       json: { state, reason: reason ?? null, code: code ?? null },
-    });
+    }).then(bot);
   }
 
   /** Ends the session: `inactive`, QR cleared (login state kept). Resolves with the session. */
   endSession(sessionId) {
     requireId(sessionId);
-    return this.request('POST', `api/v1/bots/${enc(sessionId)}/end`);
+    return this.request('POST', `api/v1/bots/${enc(sessionId)}/end`).then(bot);
   }
 
   /** The session's audit trail, newest first. */
@@ -443,6 +443,22 @@ class Generations {
       timeoutMs: 30_000 + (Number(wait) || 0) * 1000,
     });
   }
+}
+
+/** A bot session with every column of the design record present (the server leaves nulls out). */
+function bot(session) {
+  return {
+    session_id: session.session_id,
+    created_at: session.created_at,
+    last_message: session.last_message ?? null,
+    status: session.status,
+    qr_data: session.qr_data ?? null,
+    updated_at: session.updated_at,
+    ...session,
+    bot_type: session.bot_type ?? null,
+    owner: session.owner ?? null,
+    connection_detail: session.connection_detail ?? null,
+  };
 }
 
 function requireId(id, name = 'sessionId') {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Holdfast.Audit;
 using Holdfast.Bots;
 using Holdfast.Client.Models;
@@ -35,6 +36,8 @@ internal static class BotEndpoints
         bots.MapPost("/{id}/messages", ReportMessageAsync).WithSummary("Bridge: the bot received a message.");
         bots.MapPost("/{id}/connection", ReportConnectionAsync).WithSummary("Bridge: the runtime's connection state changed.");
         bots.MapPut("/{id}/auth-state", SaveAuthStateAsync).WithSummary("Bridge: store the runtime's login state (octet-stream, encrypted at rest).");
+        bots.MapGet("/{id}/auth-keys", ReadAuthKeysAsync).WithSummary("Bridge: per-key login state, ?type=T&ids=a,b: {\"T\": {\"a\": value}} with the stored ones.");
+        bots.MapPost("/{id}/auth-keys", WriteAuthKeysAsync).WithSummary("Bridge: store per-key login state, {\"T\": {\"id\": value-or-null}} (null deletes), in one transaction.");
         bots.MapGet("/{id}/commands", CommandsAsync).WithSummary("Bridge: Server-Sent Events telling the runtime what the server decided ('start', 'end'); resumes with Last-Event-ID.");
         bots.MapGet("/{id}/auth-state", LoadAuthStateAsync).WithSummary("Bridge: read the runtime's login state back (404 when none).");
         return bots;
@@ -204,7 +207,15 @@ internal static class BotEndpoints
             throw new InvalidSessionInputException("auth_state", $"The auth state is larger than the limit of {BotLimits.MaxAuthStateBytes} bytes (1 MiB).");
         }
 
-        await manager.SaveAuthStateAsync(bot.SessionId, buffer.Length == 0 ? null : buffer.ToArray(), ActorOf(caller), cancellationToken);
+        // An empty body clears the state. Not a conditional expression: its null would convert to an empty
+        // ReadOnlyMemory<byte> (through byte[]) and be stored as an empty state.
+        ReadOnlyMemory<byte>? state = null;
+        if (buffer.Length > 0)
+        {
+            state = buffer.ToArray();
+        }
+
+        await manager.SaveAuthStateAsync(bot.SessionId, state, ActorOf(caller), cancellationToken);
         return TypedResults.NoContent();
     }
 
@@ -215,6 +226,57 @@ internal static class BotEndpoints
         return state is null
             ? ProblemResults.NotFound($"Bot session '{bot.SessionId}' has no stored auth state.")
             : TypedResults.File(state, "application/octet-stream");
+    }
+
+    private static async Task<Ok<Dictionary<string, Dictionary<string, JsonElement>>>> ReadAuthKeysAsync(
+        string id,
+        string? type,
+        string? ids,
+        HttpContext context,
+        BotManager manager,
+        CancellationToken cancellationToken)
+    {
+        var bot = await FindOwnedAsync(id, context.Caller(), manager, cancellationToken);
+        if (string.IsNullOrEmpty(type))
+        {
+            throw new InvalidSessionInputException("type", "'type' is required, e.g. ?type=pre-key&ids=1,2.");
+        }
+
+        var keyIds = (ids ?? string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var values = await manager.ReadAuthKeysAsync(bot.SessionId, type, keyIds, cancellationToken);
+        var found = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+        foreach (var (keyId, value) in values)
+        {
+            using var document = JsonDocument.Parse(value);
+            found[keyId] = document.RootElement.Clone();
+        }
+
+        return TypedResults.Ok(new Dictionary<string, Dictionary<string, JsonElement>>(StringComparer.Ordinal) { [type] = found });
+    }
+
+    private static async Task<NoContent> WriteAuthKeysAsync(
+        string id,
+        Dictionary<string, Dictionary<string, JsonElement>> request,
+        HttpContext context,
+        BotManager manager,
+        CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var bot = await FindOwnedAsync(id, caller, manager, cancellationToken);
+        var changes = new List<BotAuthKeyChange>();
+        foreach (var (type, keys) in request)
+        {
+            foreach (var (keyId, value) in keys ?? [])
+            {
+                changes.Add(new BotAuthKeyChange(
+                    type,
+                    keyId,
+                    value.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined ? null : System.Text.Encoding.UTF8.GetBytes(value.GetRawText())));
+            }
+        }
+
+        await manager.WriteAuthKeysAsync(bot.SessionId, changes, ActorOf(caller), cancellationToken);
+        return TypedResults.NoContent();
     }
 
     /// <summary>

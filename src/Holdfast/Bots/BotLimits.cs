@@ -28,6 +28,56 @@ public static class BotLimits
     /// <summary>Largest page size of a list.</summary>
     public const int MaxPageSize = 1000;
 
+    /// <summary>Largest value of one per-key login state entry (<c>auth-keys</c>), in UTF-8 bytes of its JSON (256 KiB).</summary>
+    public const int MaxAuthKeyValueBytes = 256 * 1024;
+
+    /// <summary>Most per-key entries read or written by one request.</summary>
+    public const int MaxAuthKeysPerRequest = 10_000;
+
+    /// <summary>Largest key type name; letters, digits and <c>- _ . :</c>.</summary>
+    public const int MaxAuthKeyTypeLength = 64;
+
+    /// <summary>Largest key id, in characters (no control characters; no comma, which separates ids in a query).</summary>
+    public const int MaxAuthKeyIdLength = 512;
+
+    internal static void ValidateAuthKey(string? keyType, string? keyId)
+    {
+        if (string.IsNullOrEmpty(keyType) || keyType.Length > MaxAuthKeyTypeLength
+            || !keyType.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':'))
+        {
+            throw new InvalidSessionInputException(
+                "type",
+                string.Create(CultureInfo.InvariantCulture, $"A key type is 1 to {MaxAuthKeyTypeLength} letters, digits or '- _ . :'."));
+        }
+
+        if (string.IsNullOrEmpty(keyId) || keyId.Length > MaxAuthKeyIdLength || keyId.Any(c => char.IsControl(c) || c == ','))
+        {
+            throw new InvalidSessionInputException(
+                "ids",
+                string.Create(CultureInfo.InvariantCulture, $"A key id is 1 to {MaxAuthKeyIdLength} characters without commas or control characters."));
+        }
+    }
+
+    internal static void ValidateAuthKeyCount(int count)
+    {
+        if (count > MaxAuthKeysPerRequest)
+        {
+            throw new InvalidSessionInputException(
+                "ids",
+                string.Create(CultureInfo.InvariantCulture, $"{count} keys in one request; the limit is {MaxAuthKeysPerRequest}."));
+        }
+    }
+
+    internal static void ValidateAuthKeyValue(int bytes)
+    {
+        if (bytes > MaxAuthKeyValueBytes)
+        {
+            throw new InvalidSessionInputException(
+                "value",
+                string.Create(CultureInfo.InvariantCulture, $"A key's value is {bytes} bytes; the limit is {MaxAuthKeyValueBytes} bytes (256 KiB)."));
+        }
+    }
+
     internal static string ValidateMessage(string? text)
     {
         if (text is null)

@@ -15,6 +15,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     private static readonly Actor DefaultActor = Actor.System("bots");
 
     private readonly IBotStore _store;
+    private readonly IBotAuthKeyStore? _authKeys;
     private readonly BotAuthStateProtector _protector;
     private readonly Dictionary<string, IBotConnector> _connectors;
     private readonly ILogger _logger;
@@ -24,8 +25,14 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     private readonly SemaphoreSlim[] _sessionLocks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
 
     public BotManager(IBotStore store, IEnumerable<IBotConnector> connectors, BotAuthStateProtector protector, ILogger<BotManager>? logger = null)
+        : this(store, connectors, protector, null, logger)
+    {
+    }
+
+    public BotManager(IBotStore store, IEnumerable<IBotConnector> connectors, BotAuthStateProtector protector, IBotAuthKeyStore? authKeys, ILogger<BotManager>? logger = null)
     {
         _store = store;
+        _authKeys = authKeys;
         _protector = protector;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _connectors = new Dictionary<string, IBotConnector>(StringComparer.Ordinal);
@@ -187,6 +194,51 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     }
 
     /// <summary>
+    /// Reads per-key login state: the plaintext values of <paramref name="keyType"/> among <paramref name="keyIds"/>
+    /// (absent ids are left out). Throws <see cref="SessionNotFoundException"/> for an unknown session and
+    /// <see cref="InvalidSessionInputException"/> for a bad type or id.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, byte[]>> ReadAuthKeysAsync(string sessionId, string keyType, IReadOnlyCollection<string> keyIds, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        ArgumentNullException.ThrowIfNull(keyIds);
+        BotLimits.ValidateAuthKeyCount(keyIds.Count);
+        foreach (var keyId in keyIds)
+        {
+            BotLimits.ValidateAuthKey(keyType, keyId);
+        }
+
+        var stored = await AuthKeys.ReadAuthKeysAsync(sessionId, keyType, keyIds, cancellationToken);
+        return stored.ToDictionary(e => e.Key, e => _protector.Unprotect(AuthKeyContext(sessionId, keyType, e.Key), e.Value), StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Writes per-key login state in one transaction: each value (plaintext) is encrypted and stored, null deletes
+    /// the key. Completes once committed with one audit event (counts only). Invalid input changes nothing.
+    /// </summary>
+    public Task WriteAuthKeysAsync(string sessionId, IReadOnlyList<BotAuthKeyChange> changes, Actor? actor = null, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        ArgumentNullException.ThrowIfNull(changes);
+        BotLimits.ValidateAuthKeyCount(changes.Count);
+        var protectedChanges = new List<BotAuthKeyChange>(changes.Count);
+        foreach (var change in changes)
+        {
+            BotLimits.ValidateAuthKey(change.KeyType, change.KeyId);
+            if (change.Value is { } value)
+            {
+                BotLimits.ValidateAuthKeyValue(value.Length);
+            }
+
+            protectedChanges.Add(change.Value is null
+                ? change
+                : change with { Value = _protector.Protect(AuthKeyContext(sessionId, change.KeyType, change.KeyId), change.Value) });
+        }
+
+        return AuthKeys.WriteAuthKeysAsync(sessionId, protectedChanges, actor ?? DefaultActor, cancellationToken);
+    }
+
+    /// <summary>
     /// Links a browser to a <c>web</c> session through the token of its current QR pairing link: stores the new
     /// device's key (hashed, in the encrypted login state), clears the QR and reports <c>connected</c>. Returns the
     /// device key the browser keeps to send messages (<see cref="VerifyWebDeviceAsync"/>). Throws
@@ -311,6 +363,12 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
             throw;
         }
     }
+
+    // Each value is bound to its session, type and id: a blob copied to another key does not decrypt.
+    private static string AuthKeyContext(string sessionId, string keyType, string keyId) => $"{sessionId}\n{keyType}\n{keyId}";
+
+    private IBotAuthKeyStore AuthKeys =>
+        _authKeys ?? throw new InvalidOperationException("No IBotAuthKeyStore is registered: per-key login state is not available.");
 
     private IBotConnector GetConnector(string botType) =>
         _connectors.TryGetValue(botType, out var connector)

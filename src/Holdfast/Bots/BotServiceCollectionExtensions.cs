@@ -19,6 +19,7 @@ public static class BotServiceCollectionExtensions
         services.AddOptions<BotOptions>().BindConfiguration(BotOptions.SectionName);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<IBotStore, SqliteBotStore>();
+        services.TryAddSingleton<IBotAuthKeyStore, SqliteBotAuthKeyStore>();
         services.TryAddSingleton<IAuditLog, SqliteAuditLog>();
         services.TryAddSingleton<BotAuthStateProtector>();
         services.TryAddSingleton<BotManager>();
