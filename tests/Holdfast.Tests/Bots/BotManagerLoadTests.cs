@@ -52,4 +52,27 @@ public sealed class BotManagerLoadTests
 
         await host.StopAsync();
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task RecordMessageAsync_1000ConcurrentMessagesWithShuffledTimes_NewestStaysLastMessage()
+    {
+        using var temp = new TempDirectory();
+        using var host = TestHosts.BuildCoreHost(temp.Path, Settings);
+        await host.StartAsync();
+        var manager = host.Services.GetRequiredService<BotManager>();
+        await manager.StartSessionAsync(new("forward", BridgeBotConnector.TypeName));
+        var start = new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero);
+        var order = Enumerable.Range(0, 1000).ToArray();
+        new Random(12).Shuffle(order);
+
+        await Task.WhenAll(order.Select(i => Task.Run(() => manager.RecordMessageAsync("forward", $"message {i}", start.AddMilliseconds(i)))));
+
+        var session = await manager.GetAsync("forward");
+        session.LastMessage.ShouldBe("message 999");
+        session.LastMessageAt.ShouldBe(start.AddMilliseconds(999));
+        var older = await manager.RecordMessageAsync("forward", "late arrival", start.AddSeconds(-1));
+        older.LastMessage.ShouldBe("message 999");
+        older.Version.ShouldBe(session.Version);
+        await host.StopAsync();
+    }
 }

@@ -33,7 +33,7 @@ internal sealed class SqliteBotStore : IBotStore
         """;
 
     private const string RecordMessageSql = $"""
-        UPDATE bot_sessions SET last_message = $text, last_message_at = $at, updated_at = $now, version = version + 1
+        UPDATE bot_sessions SET last_message = $text, last_message_at = COALESCE($at, $now), updated_at = $now, version = version + 1
         WHERE session_id = $id AND version = $version
         RETURNING {Columns}
         """;
@@ -162,18 +162,18 @@ internal sealed class SqliteBotStore : IBotStore
         SessionIds.Validate(sessionId);
         BotLimits.ValidateMessage(text);
 
-        // Decided inside the write transaction, so concurrent messages cannot overtake each other: only forward.
-        var at = receivedAt ?? _time.GetUtcNow();
+        // Decided inside the write transaction, so concurrent messages cannot overtake each other: only forward. A
+        // message without a runtime time is stamped when it commits, so it is never older than the stored one.
         return ChangeAsync(
             sessionId,
             actor,
             requireActive: "record a message for",
-            isNoOp: existing => existing.LastMessageAt is { } last && last > at,
+            isNoOp: existing => receivedAt is { } at && existing.LastMessageAt is { } last && last > at,
             update: RecordMessageSql,
             bind: command =>
             {
                 command.Parameters.AddWithValue("$text", text);
-                command.Parameters.AddWithValue("$at", SqliteTime.Format(at));
+                command.Parameters.AddWithValue("$at", (object?)SqliteTime.Format(receivedAt) ?? DBNull.Value);
             },
             action: "bot.message",
             detail: _ => string.Create(CultureInfo.InvariantCulture, $"{text.Length} characters"),
