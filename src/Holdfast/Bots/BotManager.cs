@@ -280,63 +280,119 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     }
 
     /// <summary>
-    /// Hands every <c>active</c> session back to its connector (used on service start by <c>BotRestoreService</c>).
-    /// A session whose connector fails is logged and skipped. Completes when every session was tried; returns how
-    /// many were reconnected.
+    /// Hands every <c>active</c> session back to its connector, one at a time with no retry (see the overload with
+    /// <see cref="BotOptions"/> for the gentle restore on service start). Completes when every session was tried;
+    /// returns how many were reconnected.
     /// </summary>
-    public async Task<int> RestoreActiveSessionsAsync(CancellationToken cancellationToken = default)
+    public Task<int> RestoreActiveSessionsAsync(CancellationToken cancellationToken = default) =>
+        RestoreActiveSessionsAsync(new BotOptions { RestoreConcurrency = 1, RestoreJitter = TimeSpan.Zero, RestoreAttempts = 1 }, cancellationToken);
+
+    /// <summary>
+    /// Hands every <c>active</c> session back to its connector (used on service start by <c>BotRestoreService</c>):
+    /// at most <see cref="BotOptions.RestoreConcurrency"/> at once, each after a random wait of up to
+    /// <see cref="BotOptions.RestoreJitter"/>. Sessions whose connector failed are tried again in rounds, up to
+    /// <see cref="BotOptions.RestoreAttempts"/> attempts, waiting <see cref="BotOptions.RestoreBackoff"/> (doubling, at
+    /// most <see cref="BotOptions.RestoreMaxBackoff"/>) between rounds; then they are left active and unconnected,
+    /// with the failure on the session, for a manual start. Nothing is deleted. Completes when every session was
+    /// tried; returns how many were reconnected.
+    /// </summary>
+    public async Task<int> RestoreActiveSessionsAsync(BotOptions options, CancellationToken cancellationToken = default)
     {
-        var active = new List<BotSession>();
+        ArgumentNullException.ThrowIfNull(options);
+        var pending = new List<BotSession>();
         string? cursor = null;
         do
         {
             var page = await _store.ListAsync(new BotListQuery(BotSessionStatus.Active, After: cursor, Limit: BotLimits.MaxPageSize), cancellationToken);
-            active.AddRange(page.Items);
+            pending.AddRange(page.Items);
             cursor = page.NextCursor;
         }
         while (cursor is not null);
 
-        Log.BotRestoreStarting(_logger, active.Count);
+        Log.BotRestoreStarting(_logger, pending.Count);
         var restored = 0;
-        foreach (var session in active)
+        var backoff = options.RestoreBackoff;
+        for (var attempt = 1; pending.Count > 0; attempt++)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (!_connectors.TryGetValue(session.BotType, out var connector))
-            {
-                Log.BotConnectorMissing(_logger, session.SessionId, session.BotType);
-                continue;
-            }
-
-            var gate = LockFor(session.SessionId);
-            await gate.WaitAsync(cancellationToken);
-            try
-            {
-                if (_connected.ContainsKey(session.SessionId))
+            var failed = new System.Collections.Concurrent.ConcurrentBag<BotSession>();
+            await Parallel.ForEachAsync(
+                pending,
+                new ParallelOptions { MaxDegreeOfParallelism = options.RestoreConcurrency, CancellationToken = cancellationToken },
+                async (session, token) =>
                 {
-                    continue;
-                }
+                    if (options.RestoreJitter > TimeSpan.Zero)
+                    {
+                        await Task.Delay(TimeSpan.FromTicks(Random.Shared.NextInt64(options.RestoreJitter.Ticks + 1)), token);
+                    }
 
-                var current = await _store.FindAsync(session.SessionId, cancellationToken);
-                if (current is not { Status: BotSessionStatus.Active })
-                {
-                    continue;
-                }
+                    switch (await RestoreOneAsync(session, token))
+                    {
+                        case RestoreOutcome.Restored:
+                            Interlocked.Increment(ref restored);
+                            break;
+                        case RestoreOutcome.Failed:
+                            failed.Add(session);
+                            break;
+                    }
+                });
 
-                await ConnectAsync(connector, current, cancellationToken);
-                Log.BotRestored(_logger, session.SessionId, session.BotType);
-                restored++;
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            if (failed.IsEmpty || attempt >= options.RestoreAttempts)
             {
-                Log.BotRestoreFailed(_logger, ex, session.SessionId);
+                break;
             }
-            finally
-            {
-                gate.Release();
-            }
+
+            pending = failed.OrderBy(s => s.SessionId, StringComparer.Ordinal).ToList();
+            Log.BotRestoreRetrying(_logger, pending.Count, attempt + 1, backoff);
+            await Task.Delay(backoff, cancellationToken);
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, options.RestoreMaxBackoff.Ticks));
         }
 
         return restored;
+    }
+
+    private enum RestoreOutcome
+    {
+        Restored,
+        Skipped,
+        Failed,
+    }
+
+    private async Task<RestoreOutcome> RestoreOneAsync(BotSession session, CancellationToken cancellationToken)
+    {
+        if (!_connectors.TryGetValue(session.BotType, out var connector))
+        {
+            Log.BotConnectorMissing(_logger, session.SessionId, session.BotType);
+            return RestoreOutcome.Skipped;
+        }
+
+        var gate = LockFor(session.SessionId);
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_connected.ContainsKey(session.SessionId))
+            {
+                return RestoreOutcome.Skipped;
+            }
+
+            var current = await _store.FindAsync(session.SessionId, cancellationToken);
+            if (current is not { Status: BotSessionStatus.Active })
+            {
+                return RestoreOutcome.Skipped;
+            }
+
+            await ConnectAsync(connector, current, cancellationToken);
+            Log.BotRestored(_logger, session.SessionId, session.BotType);
+            return RestoreOutcome.Restored;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.BotRestoreFailed(_logger, ex, session.SessionId);
+            return RestoreOutcome.Failed;
+        }
+        finally
+        {
+            gate.Release();
+        }
     }
 
     public void Dispose()

@@ -19,4 +19,19 @@ public sealed class BotOptions
 
     /// <summary>Reconnect every active session on service start (default true).</summary>
     public bool RestoreOnStart { get; set; } = true;
+
+    /// <summary>Sessions reconnected at once on start (1 to 256, default 4), so a restart does not reconnect every bot at once.</summary>
+    public int RestoreConcurrency { get; set; } = 4;
+
+    /// <summary>Longest random wait before each reconnect on start (default 250 ms; zero turns jitter off; at most 1 min).</summary>
+    public TimeSpan RestoreJitter { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Reconnect attempts per session on start before it is left for the next start or a manual start (1 to 20, default 3).</summary>
+    public int RestoreAttempts { get; set; } = 3;
+
+    /// <summary>Wait before the second attempt; it doubles for each further one, up to <see cref="RestoreMaxBackoff"/> (default 1 s).</summary>
+    public TimeSpan RestoreBackoff { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest wait between two attempts of one session (default 30 s, at most 10 min).</summary>
+    public TimeSpan RestoreMaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
 }

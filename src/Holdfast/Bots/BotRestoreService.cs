@@ -35,7 +35,7 @@ internal sealed class BotRestoreService : BackgroundService
         await Task.Yield();
         try
         {
-            await _manager.RestoreActiveSessionsAsync(stoppingToken);
+            await _manager.RestoreActiveSessionsAsync(_options, stoppingToken);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {

@@ -40,4 +40,7 @@ internal static partial class Log
 
     [LoggerMessage(2011, LogLevel.Information, "Bot session {SessionId} paired a browser through its pairing link")]
     public static partial void BotWebDevicePaired(ILogger logger, string sessionId);
+
+    [LoggerMessage(2012, LogLevel.Warning, "{Count} bot sessions failed to reconnect; attempt {Attempt} in {Backoff}")]
+    public static partial void BotRestoreRetrying(ILogger logger, int count, int attempt, TimeSpan backoff);
 }
