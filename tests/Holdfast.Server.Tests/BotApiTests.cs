@@ -87,9 +87,10 @@ public sealed class BotApiTests
 
         (await runtime.GetByteArrayAsync("/api/v1/bots/wa-1/auth-state")).ShouldBe(blob);
         var bot = await (await runtime.GetAsync("/api/v1/bots/wa-1")).ReadAsync<Bot>();
-        bot.QrData.ShouldBe("2@abcdef,xyz==");
+        bot.QrData.ShouldBeNull("a connected session never keeps a QR");
         bot.LastMessage.ShouldBe("hi");
         bot.ConnectionDetail.ShouldBe("connected: phone online");
+        bot.Connection.ShouldNotBeNull().State.ShouldBe("connected");
         (await runtime.GetStringAsync("/api/v1/bots/wa-1/events")).ShouldNotContain(Convert.ToBase64String(blob)[..16]);
     }
 

@@ -144,6 +144,42 @@ public sealed class BotBridgeApiTests
         events.ShouldNotContain("c2VjcmV0");
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Connection_StateMachine_IllegalMovesAre409_MessagesDoNotChangeIt_ConnectedClearsQr()
+    {
+        await using var server = await TestServer.StartAsync();
+        using var runtime = server.Tcp(await server.CreateKeyAsync("alice"));
+        var started = await (await runtime.PostJsonAsync("/api/v1/bots", new StartBotRequest("wa-1", "bridge"))).ReadAsync<Bot>();
+        started.Connection.ShouldNotBeNull().State.ShouldBe("starting");
+
+        await runtime.PostJsonAsync("/api/v1/bots/wa-1/qr", new BotQrUpdate("2@qr"));
+        var connected = await (await runtime.PostJsonAsync("/api/v1/bots/wa-1/connection", new BotConnectionUpdate("connected"))).ReadAsync<Bot>();
+        connected.QrData.ShouldBeNull();
+        connected.Connection.ShouldNotBeNull().State.ShouldBe("connected");
+
+        // A QR (or awaiting_qr) while connected is refused; nothing changes.
+        await (await runtime.PostJsonAsync("/api/v1/bots/wa-1/connection", new BotConnectionUpdate("awaiting_qr"))).ShouldBeProblemAsync(HttpStatusCode.Conflict);
+        await (await runtime.PostJsonAsync("/api/v1/bots/wa-1/qr", new BotQrUpdate("2@new"))).ShouldBeProblemAsync(HttpStatusCode.Conflict);
+        await (await runtime.PostJsonAsync("/api/v1/bots/wa-1/connection", new BotConnectionUpdate("connecting"))).ShouldBeProblemAsync(HttpStatusCode.BadRequest);
+        var message = await (await runtime.PostJsonAsync("/api/v1/bots/wa-1/messages", new BotMessage("hi"))).ReadAsync<Bot>();
+        message.Connection.ShouldBe(connected.Connection);
+        message.QrData.ShouldBeNull();
+
+        // Logged out: status stays active (only an end makes it inactive); it must pair again before connecting.
+        var loggedOut = await (await runtime.PostJsonAsync("/api/v1/bots/wa-1/connection", new BotConnectionUpdate("logged_out", Reason: "logged out on the phone", Code: 401))).ReadAsync<Bot>();
+        loggedOut.Status.ShouldBe(BotStatus.Active);
+        loggedOut.Connection.ShouldNotBeNull().ShouldSatisfyAllConditions(
+            c => c.State.ShouldBe("logged_out"),
+            c => c.Reason.ShouldBe("logged out on the phone"),
+            c => c.Code.ShouldBe(401));
+        await (await runtime.PostJsonAsync("/api/v1/bots/wa-1/connection", new BotConnectionUpdate("connected"))).ShouldBeProblemAsync(HttpStatusCode.Conflict);
+        (await runtime.PostJsonAsync("/api/v1/bots/wa-1/connection", new BotConnectionUpdate("awaiting_qr"))).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        var ended = await (await runtime.PostAsync("/api/v1/bots/wa-1/end", null)).ReadAsync<Bot>();
+        ended.Status.ShouldBe(BotStatus.Inactive);
+        ended.Connection.ShouldNotBeNull().State.ShouldBe("disconnected");
+    }
+
     private static ByteArrayContent Octets(byte[] bytes)
     {
         var content = new ByteArrayContent(bytes);

@@ -25,8 +25,17 @@ export interface BotSession {
   bot_type: string | null;
   owner: string | null;
   connection_detail: string | null;
+  /** What the runtime last reported (null before any report). */
+  connection: BotConnection | null;
   version: number;
   [field: string]: unknown;
+}
+
+export interface BotConnection {
+  state: ConnectionState;
+  reason?: string | null;
+  code?: number | null;
+  at: string;
 }
 
 export interface StartedBotSession extends BotSession {

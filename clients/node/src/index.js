@@ -458,6 +458,7 @@ function bot(session) {
     bot_type: session.bot_type ?? null,
     owner: session.owner ?? null,
     connection_detail: session.connection_detail ?? null,
+    connection: session.connection ?? null,
   };
 }
 

@@ -65,13 +65,24 @@ describe('bot sessions against a live Holdfast', () => {
     assert.throws(() => botManager.recordMessage('forward', 'x', { at: 'not a date' }), TypeError);
   });
 
-  test('setConnection sends state, reason and code', async () => {
-    await botManager.startSession({ session_id: 'conn' });
+  test('setConnection sends state, reason and code; the server refuses illegal moves', async () => {
+    const started = await botManager.startSession({ session_id: 'conn' });
+    assert.equal(started.connection.state, 'starting');
     const session = await botManager.setConnection('conn', 'disconnected', { reason: 'connection lost', code: 428 });
-    assert.match(session.connection_detail, /disconnected/);
-    assert.match(session.connection_detail, /connection lost/);
-    assert.match(session.connection_detail, /428/);
+    assert.equal(session.connection.state, 'disconnected');
+    assert.equal(session.connection.reason, 'connection lost');
+    assert.equal(session.connection.code, 428);
+    assert.equal(session.connection_detail, 'disconnected: connection lost (428)');
     assert.throws(() => botManager.setConnection('conn', 'sleeping'), TypeError);
+
+    await botManager.setQr('conn', '2@qr');
+    const connected = await botManager.setConnection('conn', 'connected');
+    assert.equal(connected.qr_data, null, 'a connected session never keeps a QR');
+    const refused = await botManager.setConnection('conn', 'awaiting_qr').catch((e) => e);
+    assert.ok(refused instanceof ConflictError, String(refused));
+    assert.match(refused.detail, /from 'connected' to 'awaiting_qr'/);
+    const afterMessage = await botManager.recordMessage('conn', 'hi');
+    assert.equal(afterMessage.connection.state, 'connected', 'messages do not change the connection state');
   });
 
   test('getSession is null for none, listSessions pages through everything', async () => {

@@ -18,7 +18,14 @@ public sealed record Bot(
     string? BotType,
     string? Owner,
     string? ConnectionDetail,
-    long Version);
+    long Version,
+    BotConnectionInfo? Connection = null);
+
+/// <summary>
+/// The connection state a runtime last reported (<c>starting, awaiting_qr, connected, reconnecting, disconnected,
+/// logged_out, failed</c>), its reason, disconnect code and when.
+/// </summary>
+public sealed record BotConnectionInfo(string State, string? Reason, int? Code, DateTimeOffset At);
 
 /// <summary>Body of <c>POST /api/v1/bots</c>; <see cref="BotType"/> is <c>web</c> (default) or <c>bridge</c>.</summary>
 public sealed record StartBotRequest(string? SessionId, string? BotType = null);

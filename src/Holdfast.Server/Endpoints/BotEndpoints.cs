@@ -177,12 +177,8 @@ internal static class BotEndpoints
     {
         var caller = context.Caller();
         var bot = await FindOwnedAsync(id, caller, manager, cancellationToken);
-        var state = ValidId(request.State, "state");
-        var reason = request.Reason ?? request.Detail;
-        var detail = request.Code is { } code
-            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{reason ?? "code"} ({code})")
-            : reason;
-        return TypedResults.Ok(ToWire(await manager.ReportConnectionAsync(bot.SessionId, state, detail, ActorOf(caller), cancellationToken)));
+        var state = BotManager.ParseConnectionState(request.State);
+        return TypedResults.Ok(ToWire(await manager.ReportConnectionAsync(bot.SessionId, state, request.Reason ?? request.Detail, request.Code, ActorOf(caller), cancellationToken)));
     }
 
     private static async Task<NoContent> SaveAuthStateAsync(string id, HttpContext context, BotManager manager, CancellationToken cancellationToken)
@@ -382,7 +378,8 @@ internal static class BotEndpoints
         bot.BotType,
         bot.Owner,
         bot.ConnectionDetail,
-        bot.Version);
+        bot.Version,
+        bot.Connection is { } c ? new BotConnectionInfo(c.State.ToWire(), c.Reason, c.Code, c.At) : null);
 
     private static string Shorten(string value) => value.Length <= 40 ? value : value[..40] + "…";
 }

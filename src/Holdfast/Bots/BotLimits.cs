@@ -119,6 +119,13 @@ public static class BotLimits
         return qrData;
     }
 
+    /// <summary>The readable connection detail of a report: <c>state</c>, <c>state: reason</c>, <c>state: reason (code)</c>.</summary>
+    internal static string ConnectionDetail(string state, string? reason, int? code)
+    {
+        var text = string.IsNullOrEmpty(reason) ? state : $"{state}: {reason}";
+        return code is { } c ? string.Create(CultureInfo.InvariantCulture, $"{text} ({c})") : text;
+    }
+
     internal static string? ValidateConnectionDetail(string? detail)
     {
         if (detail is not null && detail.Length > MaxConnectionDetailLength)

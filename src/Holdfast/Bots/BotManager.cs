@@ -162,14 +162,28 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     }
 
     /// <inheritdoc />
-    public Task<BotSession> ReportConnectionAsync(string sessionId, string state, string? detail = null, Actor? actor = null, CancellationToken cancellationToken = default)
+    public Task<BotSession> ReportConnectionAsync(string sessionId, string state, string? detail = null, Actor? actor = null, CancellationToken cancellationToken = default) =>
+        ReportConnectionAsync(sessionId, ParseConnectionState(state), detail, null, actor, cancellationToken);
+
+    /// <summary>
+    /// Reports connection <paramref name="state"/> with an optional <paramref name="reason"/> and disconnect
+    /// <paramref name="code"/>. The state machine (<see cref="BotConnectionStates.CheckTransition"/>) is applied to the
+    /// stored state inside the write; <c>connected</c> clears the QR. Completes once committed. Throws
+    /// <see cref="SessionConflictException"/> for a refused move and <see cref="InvalidSessionInputException"/> for a
+    /// reason over the limit; nothing changes then.
+    /// </summary>
+    public Task<BotSession> ReportConnectionAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
-        SessionIds.Validate(state, "state");
-        var connectionDetail = string.IsNullOrEmpty(detail) ? state : $"{state}: {detail}";
-        BotLimits.ValidateConnectionDetail(connectionDetail);
-        return _store.SetConnectionAsync(sessionId, connectionDetail, actor ?? DefaultActor, cancellationToken);
+        BotLimits.ValidateConnectionDetail(BotLimits.ConnectionDetail(state.ToWire(), reason, code));
+        return _store.SetConnectionStateAsync(sessionId, state, string.IsNullOrEmpty(reason) ? null : reason, code, actor ?? DefaultActor, cancellationToken);
     }
+
+    /// <summary>A connection state from its wire name, or <see cref="InvalidSessionInputException"/> naming the valid ones.</summary>
+    public static BotConnectionState ParseConnectionState(string? state) =>
+        BotConnectionStates.TryParse(state, out var parsed)
+            ? parsed
+            : throw new InvalidSessionInputException("state", $"'state' must be one of {string.Join(", ", BotConnectionStates.WireNames)}.");
 
     /// <inheritdoc />
     public async Task SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? state, Actor? actor = null, CancellationToken cancellationToken = default)
@@ -336,8 +350,14 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
                     }
                 });
 
-            if (failed.IsEmpty || attempt >= options.RestoreAttempts)
+            if (failed.IsEmpty)
             {
+                break;
+            }
+
+            if (attempt >= options.RestoreAttempts)
+            {
+                await ParkAsync(failed, attempt, cancellationToken);
                 break;
             }
 
@@ -348,6 +368,32 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         }
 
         return restored;
+    }
+
+    /// <summary>
+    /// Parks sessions that kept failing to reconnect as <c>failed</c> (kept, not deleted; restore skips them until a
+    /// manual start), so a broken session does not loop on every start.
+    /// </summary>
+    private async Task ParkAsync(IEnumerable<BotSession> sessions, int attempts, CancellationToken cancellationToken)
+    {
+        foreach (var session in sessions)
+        {
+            try
+            {
+                await _store.SetConnectionStateAsync(
+                    session.SessionId,
+                    BotConnectionState.Failed,
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"restore: connecting failed {attempts} times; start it again to retry"),
+                    null,
+                    Actor.System("bots"),
+                    cancellationToken);
+                Log.BotParked(_logger, session.SessionId, attempts);
+            }
+            catch (HoldfastException ex)
+            {
+                Log.BotRestoreFailed(_logger, ex, session.SessionId);
+            }
+        }
     }
 
     private enum RestoreOutcome
@@ -375,8 +421,9 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
             }
 
             var current = await _store.FindAsync(session.SessionId, cancellationToken);
-            if (current is not { Status: BotSessionStatus.Active })
+            if (current is not { Status: BotSessionStatus.Active } || !BotConnectionStates.IsRestorable(current.Connection?.State))
             {
+                // Ended meanwhile, or parked (failed, logged out): only a manual start reconnects it.
                 return RestoreOutcome.Skipped;
             }
 

@@ -27,7 +27,8 @@ public static class BotSessionStatusNames
 
 /// <summary>
 /// One row of <c>bot_sessions</c>: the columns of the design record (<c>session_id, created_at, last_message,
-/// status, qr_data, updated_at</c>) plus the additive ones (bot type, owner, connection detail, version).
+/// status, qr_data, updated_at</c>) plus the additive ones (bot type, owner, connection detail, version, and the
+/// reported <see cref="Connection"/> state).
 /// <see cref="Version"/> grows by one with every change.
 /// </summary>
 public sealed record BotSession(
@@ -41,7 +42,8 @@ public sealed record BotSession(
     string? Owner,
     string? ConnectionDetail,
     long Version,
-    DateTimeOffset? LastMessageAt = null);
+    DateTimeOffset? LastMessageAt = null,
+    BotConnection? Connection = null);
 
 /// <summary>
 /// Asks to start bot session <paramref name="SessionId"/>: reactivates the stored row when there is one, else creates

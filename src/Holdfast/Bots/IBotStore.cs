@@ -39,6 +39,14 @@ public interface IBotStore
     /// </summary>
     Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Stores a reported connection state with its reason and code (and a readable connection detail), checked by
+    /// <see cref="BotConnectionStates.CheckTransition"/> inside the transaction; <c>connected</c> clears the QR.
+    /// Completes once committed with its audit event. Throws <see cref="SessionNotFoundException"/>, or
+    /// <see cref="SessionConflictException"/> for a move the state machine refuses (nothing changed).
+    /// </summary>
+    Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, CancellationToken cancellationToken = default);
+
     /// <summary>Stores the connector's connection detail (e.g. <c>connected</c>). Completes once committed.</summary>
     Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, CancellationToken cancellationToken = default);
 

@@ -43,4 +43,7 @@ internal static partial class Log
 
     [LoggerMessage(2012, LogLevel.Warning, "{Count} bot sessions failed to reconnect; attempt {Attempt} in {Backoff}")]
     public static partial void BotRestoreRetrying(ILogger logger, int count, int attempt, TimeSpan backoff);
+
+    [LoggerMessage(2013, LogLevel.Warning, "Bot session {SessionId} did not reconnect in {Attempts} attempts; parked as failed until it is started again")]
+    public static partial void BotParked(ILogger logger, string sessionId, int attempts);
 }

@@ -55,12 +55,12 @@ public sealed class WebBotConnector : IBotConnector
         {
             var link = CreatePairingLink(_options.PublicBaseUrl, id, NewToken());
             await callbacks.UpdateQrAsync(id, link, ConnectorActor, cancellationToken);
-            await callbacks.ReportConnectionAsync(id, "waiting_for_scan", null, ConnectorActor, cancellationToken);
+            await callbacks.ReportConnectionAsync(id, "awaiting_qr", null, ConnectorActor, cancellationToken);
         }
         else
         {
             // Restored with its pairing QR intact: the same code still works, no new scan needed.
-            await callbacks.ReportConnectionAsync(id, "waiting_for_scan", null, ConnectorActor, cancellationToken);
+            await callbacks.ReportConnectionAsync(id, "awaiting_qr", null, ConnectorActor, cancellationToken);
         }
 
         _sessions[id] = 0;

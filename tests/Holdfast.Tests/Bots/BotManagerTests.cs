@@ -136,7 +136,7 @@ public sealed class BotManagerTests
 
         var started = await manager.StartSessionAsync(new("wa-1", "bridge", "alice"));
         await manager.UpdateQrAsync("wa-1", "2@AbCdEf,xyz==");
-        await manager.ReportConnectionAsync("wa-1", "connecting", "socket open");
+        await manager.ReportConnectionAsync("wa-1", "starting", "socket open");
         await manager.SaveAuthStateAsync("wa-1", secret);
         await manager.RecordMessageAsync("wa-1", "hi bot");
 
@@ -144,7 +144,8 @@ public sealed class BotManagerTests
         host.Services.GetRequiredService<BridgeBotConnector>().ConnectedSessions.ShouldContain("wa-1");
         var session = await manager.GetAsync("wa-1");
         session.QrData.ShouldBe("2@AbCdEf,xyz==");
-        session.ConnectionDetail.ShouldBe("connecting: socket open");
+        session.ConnectionDetail.ShouldBe("starting: socket open");
+        session.Connection.ShouldNotBeNull().State.ShouldBe(BotConnectionState.Starting);
         session.Owner.ShouldBe("alice");
         (await manager.LoadAuthStateAsync("wa-1")).ShouldBe(secret);
         var raw = await host.Services.GetRequiredService<IBotStore>().LoadAuthStateAsync("wa-1");
@@ -237,7 +238,9 @@ public sealed class BotManagerTests
 
         var failed = await manager.GetAsync("bot1");
         failed.Status.ShouldBe(BotSessionStatus.Active);
-        failed.ConnectionDetail.ShouldBe("connect_failed: InvalidOperationException");
+        // Parked: still active and kept, its state failed with the reason, so the next start does not loop on it.
+        failed.Connection.ShouldNotBeNull().State.ShouldBe(BotConnectionState.Failed);
+        failed.ConnectionDetail.ShouldNotBeNull().ShouldStartWith("failed: restore: connecting failed 1 times");
         manager.IsConnected("bot1").ShouldBeFalse();
         manager.IsConnected("bot2").ShouldBeTrue();
         restored.ShouldBe(0);

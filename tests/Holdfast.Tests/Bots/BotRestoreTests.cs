@@ -57,9 +57,50 @@ public sealed class BotRestoreTests
             connector.Attempts("broken").ShouldBe(3, "up to RestoreAttempts");
             var broken = await manager.GetAsync("broken");
             broken.Status.ShouldBe(BotSessionStatus.Active);
-            broken.ConnectionDetail.ShouldBe("connect_failed: InvalidOperationException");
+            broken.Connection.ShouldNotBeNull().State.ShouldBe(BotConnectionState.Failed, "a looping session is parked");
+            broken.Connection.Reason.ShouldBe("restore: connecting failed 3 times; start it again to retry");
             manager.IsConnected("broken").ShouldBeFalse();
-            (await manager.ListAsync(new BotListQuery(Limit: 1000))).Items.Count.ShouldBe(201);
+            (await manager.ListAsync(new BotListQuery(Limit: 1000))).Items.Count.ShouldBe(201, "nothing is deleted");
+
+            // The next restore skips the parked session; a manual start tries it again.
+            await manager.RestoreActiveSessionsAsync(options);
+            connector.Attempts("broken").ShouldBe(3);
+            await host.StopAsync();
+        }
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task RestoreActiveSessionsAsync_SkipsLoggedOutAndFailedSessions_KeepingThem()
+    {
+        using var temp = new TempDirectory();
+        using (var host = TestHosts.BuildCoreHost(temp.Path, Settings))
+        {
+            await host.StartAsync();
+            var manager = host.Services.GetRequiredService<BotManager>();
+            foreach (var id in new[] { "ok", "out", "broken" })
+            {
+                await manager.StartSessionAsync(new(id, BridgeBotConnector.TypeName));
+            }
+
+            await manager.ReportConnectionAsync("ok", BotConnectionState.Connected, null, null);
+            await manager.ReportConnectionAsync("out", BotConnectionState.LoggedOut, "logged out on the phone", 401);
+            await manager.ReportConnectionAsync("broken", BotConnectionState.Failed, "bad credentials", null);
+            await host.StopAsync();
+        }
+
+        using (var host = TestHosts.BuildCoreHost(temp.Path, Settings))
+        {
+            await host.StartAsync();
+            var manager = host.Services.GetRequiredService<BotManager>();
+
+            var restored = await manager.RestoreActiveSessionsAsync();
+
+            restored.ShouldBe(1);
+            host.Services.GetRequiredService<BridgeBotConnector>().ConnectedSessions.ShouldBe(["ok"]);
+            (await manager.GetAsync("out")).ShouldSatisfyAllConditions(
+                s => s.Status.ShouldBe(BotSessionStatus.Active),
+                s => s.Connection.ShouldNotBeNull().State.ShouldBe(BotConnectionState.LoggedOut));
+            (await manager.GetAsync("broken")).Connection.ShouldNotBeNull().State.ShouldBe(BotConnectionState.Failed);
             await host.StopAsync();
         }
     }

@@ -40,7 +40,9 @@ public sealed class SqliteMigrationTests
         using (var older = new SqliteDatabase(path) { Migrations = [Code[0]] })
         {
             await older.MigrateAsync();
-            await new SqliteBotStore(older, TimeProvider.System).StartOrReactivateAsync(new("bot1"), new Actor("test"));
+
+            // Written as that version wrote it (today's store writes columns later migrations add).
+            await ExecuteAsync(older, "INSERT INTO bot_sessions (session_id, created_at, status, updated_at, bot_type, version) VALUES ('bot1', '2026-01-01T00:00:00.0000000Z', 'active', '2026-01-01T00:00:00.0000000Z', 'web', 1)");
         }
 
         using var newer = new SqliteDatabase(path) { Migrations = [.. Code, NextVersion] };

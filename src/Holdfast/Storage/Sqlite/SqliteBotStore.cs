@@ -14,13 +14,15 @@ namespace Holdfast.Storage.Sqlite;
 internal sealed class SqliteBotStore : IBotStore
 {
     private const string Columns =
-        "session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version, last_message_at";
+        "session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version, last_message_at, " +
+        "connection_state, connection_reason, connection_code, connection_changed_at";
 
     // One complete UPDATE per change, each guarded by the version read in the same transaction ($id, $version) and
     // stamping updated_at ($now); every value is a parameter. {Columns} is a compile-time constant.
     private const string ReactivateSql = $"""
         UPDATE bot_sessions
         SET status = 'active', bot_type = $bot_type, owner = COALESCE(owner, $owner), connection_detail = NULL,
+            connection_state = 'starting', connection_reason = NULL, connection_code = NULL, connection_changed_at = $now,
             updated_at = $now, version = version + 1
         WHERE session_id = $id AND version = $version
         RETURNING {Columns}
@@ -44,8 +46,20 @@ internal sealed class SqliteBotStore : IBotStore
         RETURNING {Columns}
         """;
 
+    private const string SetConnectionStateSql = $"""
+        UPDATE bot_sessions
+        SET connection_state = $state, connection_reason = $reason, connection_code = $code, connection_changed_at = $now,
+            connection_detail = $detail, qr_data = CASE WHEN $state = 'connected' THEN NULL ELSE qr_data END,
+            updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
     private const string EndSql = $"""
-        UPDATE bot_sessions SET status = 'inactive', qr_data = NULL, connection_detail = NULL, updated_at = $now, version = version + 1
+        UPDATE bot_sessions SET status = 'inactive', qr_data = NULL, connection_detail = NULL,
+            connection_state = CASE WHEN connection_state IN ('logged_out', 'failed') THEN connection_state ELSE 'disconnected' END,
+            connection_reason = CASE WHEN connection_state IN ('logged_out', 'failed') THEN connection_reason ELSE 'ended' END,
+            connection_changed_at = $now, updated_at = $now, version = version + 1
         WHERE session_id = $id AND version = $version
         RETURNING {Columns}
         """;
@@ -82,8 +96,9 @@ internal sealed class SqliteBotStore : IBotStore
                     await using var insert = connection.CreateCommand();
                     insert.Transaction = transaction;
                     insert.CommandText = $"""
-                        INSERT INTO bot_sessions (session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version)
-                        VALUES ($id, $now, NULL, 'active', NULL, $now, $bot_type, $owner, NULL, 1)
+                        INSERT INTO bot_sessions (session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version,
+                                                  connection_state, connection_changed_at)
+                        VALUES ($id, $now, NULL, 'active', NULL, $now, $bot_type, $owner, NULL, 1, 'starting', $now)
                         RETURNING {Columns}
                         """;
                     insert.Parameters.AddWithValue("$id", request.SessionId);
@@ -145,7 +160,17 @@ internal sealed class SqliteBotStore : IBotStore
             sessionId,
             actor,
             requireActive: "update the QR code of",
-            isNoOp: existing => string.Equals(existing.QrData, qrData, StringComparison.Ordinal),
+            isNoOp: existing =>
+            {
+                // A connected session never keeps a QR.
+                if (qrData is not null && existing.Connection?.State == BotConnectionState.Connected)
+                {
+                    throw new SessionConflictException(
+                        $"Bot session '{sessionId}' is connected; report 'reconnecting' or 'disconnected' before a new QR code.", "connected");
+                }
+
+                return string.Equals(existing.QrData, qrData, StringComparison.Ordinal);
+            },
             update: SetQrSql,
             bind: command => command.Parameters.AddWithValue("$qr", (object?)qrData ?? DBNull.Value),
             action: "bot.qr",
@@ -177,6 +202,41 @@ internal sealed class SqliteBotStore : IBotStore
             },
             action: "bot.message",
             detail: _ => string.Create(CultureInfo.InvariantCulture, $"{text.Length} characters"),
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        var wire = state.ToWire();
+        var detail = BotLimits.ValidateConnectionDetail(BotLimits.ConnectionDetail(wire, reason, code));
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing =>
+            {
+                // The state machine decides inside the write transaction, on the state as it is now.
+                if (BotConnectionStates.CheckTransition(existing.Connection?.State, state) is { } refused)
+                {
+                    throw new SessionConflictException(refused, existing.Connection?.State.ToWire(), wire);
+                }
+
+                // The same report again changes nothing.
+                return existing.Connection is { } current && current.State == state
+                    && string.Equals(current.Reason, reason, StringComparison.Ordinal) && current.Code == code;
+            },
+            update: SetConnectionStateSql,
+            bind: command =>
+            {
+                command.Parameters.AddWithValue("$state", wire);
+                command.Parameters.AddWithValue("$reason", (object?)reason ?? DBNull.Value);
+                command.Parameters.AddWithValue("$code", (object?)code ?? DBNull.Value);
+                command.Parameters.AddWithValue("$detail", (object?)detail ?? DBNull.Value);
+            },
+            action: "bot.connection",
+            detail: existing => $"{existing.Connection?.State.ToWire() ?? "none"} -> {detail}",
             toState: null,
             cancellationToken);
     }
@@ -405,5 +465,12 @@ internal sealed class SqliteBotStore : IBotStore
         Owner: reader.IsDBNull(7) ? null : reader.GetString(7),
         ConnectionDetail: reader.IsDBNull(8) ? null : reader.GetString(8),
         Version: reader.IsDBNull(9) ? 1 : reader.GetInt64(9),
-        LastMessageAt: reader.IsDBNull(10) ? null : SqliteTime.Parse(reader.GetString(10)));
+        LastMessageAt: reader.IsDBNull(10) ? null : SqliteTime.Parse(reader.GetString(10)),
+        Connection: reader.IsDBNull(11)
+            ? null
+            : new BotConnection(
+                BotConnectionStates.Parse(reader.GetString(11)),
+                reader.IsDBNull(12) ? null : reader.GetString(12),
+                reader.IsDBNull(13) ? null : reader.GetInt32(13),
+                reader.IsDBNull(14) ? SqliteTime.Parse(reader.GetString(5)) : SqliteTime.Parse(reader.GetString(14))));
 }
