@@ -1,5 +1,6 @@
 using System.Net;
 using Holdfast.Client.Models;
+using Holdfast.TestHelpers;
 
 namespace Holdfast.Server.Tests;
 
@@ -178,6 +179,86 @@ public sealed class BotBridgeApiTests
         var ended = await (await runtime.PostAsync("/api/v1/bots/wa-1/end", null)).ReadAsync<Bot>();
         ended.Status.ShouldBe(BotStatus.Inactive);
         ended.Connection.ShouldNotBeNull().State.ShouldBe("disconnected");
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task Qr_NumberedLongPoll_204WhenNoneCame_NewerOneAnswersTheWaitingRequest()
+    {
+        await using var server = await TestServer.StartAsync();
+        using var runtime = server.Tcp(await server.CreateKeyAsync("alice"));
+        await runtime.PostJsonAsync("/api/v1/bots", new StartBotRequest("wa-1", "bridge"));
+
+        var first = await (await runtime.PostJsonAsync("/api/v1/bots/wa-1/qr", new BotQrUpdate("2@first"))).ReadAsync<Bot>();
+        first.QrSeq.ShouldBe(1);
+        using (var current = await runtime.GetAsync("/api/v1/bots/wa-1/qr?format=text&after_seq=0"))
+        {
+            current.StatusCode.ShouldBe(HttpStatusCode.OK);
+            current.Headers.GetValues("X-Qr-Seq").ShouldBe(["1"]);
+        }
+
+        (await runtime.GetAsync("/api/v1/bots/wa-1/qr?format=text&after_seq=1&wait=0.5")).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+
+        var waiting = runtime.GetAsync("/api/v1/bots/wa-1/qr?format=text&after_seq=1&wait=30");
+        await Task.Delay(300);
+        waiting.IsCompleted.ShouldBeFalse("it waits for a newer QR");
+        var second = await (await runtime.PostJsonAsync("/api/v1/bots/wa-1/qr", new BotQrUpdate("2@second"))).ReadAsync<Bot>();
+        using var answered = await waiting;
+        answered.StatusCode.ShouldBe(HttpStatusCode.OK);
+        answered.Headers.GetValues("X-Qr-Seq").ShouldBe(["2"]);
+        second.QrSeq.ShouldBe(2);
+        second.QrAttempts.ShouldBe(2);
+        var connected = await (await runtime.PostJsonAsync("/api/v1/bots/wa-1/connection", new BotConnectionUpdate("connected"))).ReadAsync<Bot>();
+        connected.QrAttempts.ShouldBe(0);
+        connected.QrSeq.ShouldBe(2);
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task Qr_AfterItsLifetime_And_StoredBeforeARestart_Is410_UntilANewOneArrives()
+    {
+        await using var server = await TestServer.StartAsync(new Dictionary<string, string?>(StringComparer.Ordinal) { ["Bots:QrLifetime"] = "00:00:01" });
+        var key = await server.CreateKeyAsync("alice");
+        using (var runtime = server.Tcp(key))
+        {
+            await runtime.PostJsonAsync("/api/v1/bots", new StartBotRequest("wa-1", "bridge"));
+            await runtime.PostJsonAsync("/api/v1/bots/wa-1/qr", new BotQrUpdate("2@short-lived"));
+            (await runtime.GetAsync("/api/v1/bots/wa-1/qr?format=text")).StatusCode.ShouldBe(HttpStatusCode.OK);
+            await Poll.UntilAsync(
+                async () => (await runtime.GetAsync("/api/v1/bots/wa-1/qr?format=text")).StatusCode == HttpStatusCode.Gone,
+                "the QR to expire after its 1 s lifetime",
+                TimeSpan.FromSeconds(20));
+        }
+
+        await server.RestartAsync();
+        using (var runtime = server.Tcp(key))
+        {
+            await runtime.PostJsonAsync("/api/v1/bots/wa-1/qr", new BotQrUpdate("2@before-restart"));
+        }
+
+        await server.RestartAsync();
+        using var after = server.Tcp(key);
+        var stored = await (await after.GetAsync("/api/v1/bots/wa-1")).ReadAsync<Bot>();
+        stored.QrData.ShouldBe("2@before-restart", "restore does not clear a stored QR");
+        var gone = await (await after.GetAsync("/api/v1/bots/wa-1/qr?format=text")).ShouldBeProblemAsync(HttpStatusCode.Gone);
+        gone.Detail.ShouldNotBeNull().ShouldContain("after_seq=2");
+        await after.PostJsonAsync("/api/v1/bots/wa-1/qr", new BotQrUpdate("2@after-restart"));
+        (await after.GetAsync("/api/v1/bots/wa-1/qr?format=text")).StatusCode.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task Qr_OfAnUnpairedWebBot_IsRenewedWhileItWaits()
+    {
+        await using var server = await TestServer.StartAsync(new Dictionary<string, string?>(StringComparer.Ordinal) { ["Bots:QrLifetime"] = "00:00:02" });
+        using var alice = server.Tcp(await server.CreateKeyAsync("alice"));
+        var started = await (await alice.PostJsonAsync("/api/v1/bots", new StartBotRequest("web-1", "web"))).ReadAsync<Bot>();
+
+        var renewed = await Poll.UntilAsync(
+            async () => await (await alice.GetAsync("/api/v1/bots/web-1")).ReadAsync<Bot>(),
+            bot => bot.QrSeq > started.QrSeq,
+            "the web connector to renew its QR",
+            TimeSpan.FromSeconds(20));
+
+        renewed.QrData.ShouldNotBe(started.QrData);
+        (await alice.GetAsync("/api/v1/bots/web-1/qr?format=text")).StatusCode.ShouldBe(HttpStatusCode.OK);
     }
 
     private static ByteArrayContent Octets(byte[] bytes)

@@ -25,6 +25,10 @@ export interface BotSession {
   bot_type: string | null;
   owner: string | null;
   connection_detail: string | null;
+  /** Number of the current QR code (grows with every new one). */
+  qr_seq: number;
+  /** QR codes since the session was last connected. */
+  qr_attempts?: number;
   /** What the runtime last reported (null before any report). */
   connection: BotConnection | null;
   version: number;
@@ -170,6 +174,11 @@ export class HoldfastClient {
   getSession(sessionId: string): Promise<BotSession | null>;
   listSessions(options?: { status?: BotStatus; pageSize?: number }): Promise<BotSession[]>;
   setQr(sessionId: string, qrData: string | null): Promise<BotSession>;
+  /** The current QR; with `afterSeq`, waits up to `wait` s for a newer one (null when none came). GoneError when expired. */
+  getQr(
+    sessionId: string,
+    options?: { format?: 'text' | 'svg' | 'png'; afterSeq?: number; wait?: number },
+  ): Promise<{ seq: number; expiresAt: string | null; format: string; data: string | Uint8Array } | null>;
   recordMessage(sessionId: string, text: string, options?: { at?: Date | string }): Promise<BotSession>;
   setConnection(sessionId: string, state: ConnectionState, options?: { reason?: string; code?: number }): Promise<BotSession>;
   endSession(sessionId: string): Promise<BotSession>;

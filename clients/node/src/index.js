@@ -105,6 +105,24 @@ export class HoldfastClient {
   }
 
   /**
+   * The session's current QR code: `{ seq, expiresAt, format, data }` (`data` is the PNG as a Buffer, or the SVG or
+   * terminal text as a string). With `afterSeq`, waits up to `wait` seconds (server default 25) for a QR newer than
+   * that number and resolves `null` when none came. Throws GoneError when the QR expired (a QR stored before a
+   * server restart counts as expired), NotFoundError when there is none.
+   */
+  async getQr(sessionId, { format = 'text', afterSeq, wait } = {}) {
+    requireId(sessionId);
+    const response = await this.send('GET', `api/v1/bots/${enc(sessionId)}/qr`, {
+      query: { format, after_seq: afterSeq, wait },
+      timeoutMs: 30_000 + (Number(wait ?? (afterSeq === undefined ? 0 : 25)) || 0) * 1000,
+    });
+    if (response.status === 204) return null;
+    if (!response.ok) throw await errorFromResponse(response, `GET QR of '${sessionId}'`);
+    const data = format === 'png' ? Buffer.from(await response.arrayBuffer()) : await response.text();
+    return { seq: Number(response.headers.get('x-qr-seq')), expiresAt: response.headers.get('x-qr-expires-at'), format, data };
+  }
+
+  /**
    * Records a received message as the session's last message. `at` (a Date or an ISO-8601 string) is when the
    * runtime received it; an older message never overwrites a newer one. Resolves with the session.
    */
@@ -454,6 +472,7 @@ function bot(session) {
     status: session.status,
     qr_data: session.qr_data ?? null,
     updated_at: session.updated_at,
+    qr_seq: session.qr_seq ?? 0,
     ...session,
     bot_type: session.bot_type ?? null,
     owner: session.owner ?? null,

@@ -57,6 +57,23 @@ describe('bot sessions against a live Holdfast', () => {
     assert.equal(reactivated.created, false);
   });
 
+  test('getQr: numbered, long-polls for a newer one, null when none came', async () => {
+    await botManager.startSession({ session_id: 'qr' });
+    const stored = await botManager.setQr('qr', '2@one');
+    assert.equal(stored.qr_seq, 1);
+    const current = await botManager.getQr('qr');
+    assert.equal(current.seq, 1);
+    assert.match(current.data, /\S/);
+    assert.ok(!Number.isNaN(Date.parse(current.expiresAt)));
+    assert.equal(await botManager.getQr('qr', { afterSeq: 1, wait: 0.3 }), null);
+    const waiting = botManager.getQr('qr', { afterSeq: 1, wait: 20 });
+    await new Promise((r) => setTimeout(r, 200));
+    await botManager.setQr('qr', '2@two');
+    assert.equal((await waiting).seq, 2);
+    const png = await botManager.getQr('qr', { format: 'png' });
+    assert.equal(png.data.subarray(1, 4).toString(), 'PNG');
+  });
+
   test('an older message (runtime timestamp, ISO string) does not replace a newer one', async () => {
     await botManager.startSession({ session_id: 'forward' });
     await botManager.recordMessage('forward', 'newer', { at: '2026-12-01T10:00:05Z' });

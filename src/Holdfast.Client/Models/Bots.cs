@@ -19,7 +19,9 @@ public sealed record Bot(
     string? Owner,
     string? ConnectionDetail,
     long Version,
-    BotConnectionInfo? Connection = null);
+    BotConnectionInfo? Connection = null,
+    long QrSeq = 0,
+    int QrAttempts = 0);
 
 /// <summary>
 /// The connection state a runtime last reported (<c>starting, awaiting_qr, connected, reconnecting, disconnected,

@@ -27,7 +27,7 @@ internal static class BotEndpoints
         bots.MapPost("/", StartAsync).WithSummary("Starts a bot session: creates it, reactivates it, or returns it when already active.");
         bots.MapGet("/", ListAsync).WithSummary("Bot sessions of the caller (admins: all), by id, paged.");
         bots.MapGet("/{id}", GetAsync).WithSummary("One bot session.");
-        bots.MapGet("/{id}/qr", QrAsync).WithSummary("The current QR code as PNG, SVG or terminal text.");
+        bots.MapGet("/{id}/qr", QrAsync).WithSummary("The current QR code as PNG, SVG or terminal text; ?after_seq=N&wait=S waits for a newer one (204: none came); 410 when it expired.");
         bots.MapPost("/{id}/end", EndAsync).WithSummary("Ends the session: inactive, QR cleared.");
         bots.MapGet("/{id}/events", EventsAsync).WithSummary("Audit trail, newest first.");
 
@@ -106,11 +106,14 @@ internal static class BotEndpoints
     private static async Task<Ok<Bot>> GetAsync(string id, HttpContext context, BotManager manager, CancellationToken cancellationToken) =>
         TypedResults.Ok(ToWire(await FindOwnedAsync(id, context.Caller(), manager, cancellationToken)));
 
-    private static async Task<Results<FileContentHttpResult, ContentHttpResult, ProblemHttpResult>> QrAsync(
+    private static async Task<Results<FileContentHttpResult, ContentHttpResult, ProblemHttpResult, NoContent>> QrAsync(
         string id,
         string? format,
+        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "after_seq")] long? afterSeq,
+        double? wait,
         HttpContext context,
         BotManager manager,
+        Microsoft.Extensions.Options.IOptions<BotOptions> options,
         CancellationToken cancellationToken)
     {
         var bot = await FindOwnedAsync(id, context.Caller(), manager, cancellationToken);
@@ -120,11 +123,44 @@ internal static class BotEndpoints
             throw new InvalidSessionInputException("format", "'format' must be png, svg or text.");
         }
 
+        ValidSeq(afterSeq, "after_seq");
+        if (wait is { } w && (double.IsNaN(w) || w < 0 || w > 60))
+        {
+            throw new InvalidSessionInputException("wait", "'wait' is in seconds, from 0 to 60.");
+        }
+
+        if (afterSeq is { } after)
+        {
+            // Long poll: a QR newer than after_seq, waiting up to `wait` seconds (25 by default) for one.
+            var deadline = manager.Time.GetUtcNow() + TimeSpan.FromSeconds(wait ?? 25);
+            while (bot.QrData is null || bot.QrSeq <= after)
+            {
+                if (manager.Time.GetUtcNow() >= deadline)
+                {
+                    return TypedResults.NoContent();
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(100), manager.Time, cancellationToken);
+                bot = await manager.GetAsync(bot.SessionId, cancellationToken);
+            }
+        }
+
         if (bot.QrData is null)
         {
             return ProblemResults.NotFound($"Bot session '{bot.SessionId}' has no QR code now: it is paired, ended, or its runtime has not reported one yet.");
         }
 
+        var lifetime = options.Value.QrLifetime;
+        context.Response.Headers["X-Qr-Seq"] = bot.QrSeq.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (BotQrCodes.IsExpired(bot, manager.Time.GetUtcNow(), manager.StartedAt, lifetime))
+        {
+            return ProblemResults.Problem(
+                StatusCodes.Status410Gone,
+                "QR code expired",
+                $"QR code {bot.QrSeq} of bot session '{bot.SessionId}' has expired; wait for a newer one with ?after_seq={bot.QrSeq}.");
+        }
+
+        context.Response.Headers["X-Qr-Expires-At"] = BotQrCodes.ExpiresAt(bot, lifetime)!.Value.ToString("O", System.Globalization.CultureInfo.InvariantCulture);
         return kind switch
         {
             "svg" => TypedResults.Text(BotQrCodes.RenderSvg(bot.QrData), "image/svg+xml"),
@@ -379,7 +415,9 @@ internal static class BotEndpoints
         bot.Owner,
         bot.ConnectionDetail,
         bot.Version,
-        bot.Connection is { } c ? new BotConnectionInfo(c.State.ToWire(), c.Reason, c.Code, c.At) : null);
+        bot.Connection is { } c ? new BotConnectionInfo(c.State.ToWire(), c.Reason, c.Code, c.At) : null,
+        bot.QrSeq,
+        bot.QrAttempts);
 
     private static string Shorten(string value) => value.Length <= 40 ? value : value[..40] + "…";
 }

@@ -25,12 +25,20 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     private readonly SemaphoreSlim[] _sessionLocks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
 
     public BotManager(IBotStore store, IEnumerable<IBotConnector> connectors, BotAuthStateProtector protector, ILogger<BotManager>? logger = null)
-        : this(store, connectors, protector, null, logger)
+        : this(store, connectors, protector, null, null, logger)
     {
     }
 
-    public BotManager(IBotStore store, IEnumerable<IBotConnector> connectors, BotAuthStateProtector protector, IBotAuthKeyStore? authKeys, ILogger<BotManager>? logger = null)
+    public BotManager(
+        IBotStore store,
+        IEnumerable<IBotConnector> connectors,
+        BotAuthStateProtector protector,
+        IBotAuthKeyStore? authKeys,
+        TimeProvider? time,
+        ILogger<BotManager>? logger = null)
     {
+        Time = time ?? TimeProvider.System;
+        StartedAt = Time.GetUtcNow();
         _store = store;
         _authKeys = authKeys;
         _protector = protector;
@@ -45,6 +53,12 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
             }
         }
     }
+
+    /// <summary>When this manager (the service) started: a QR stored before it counts as expired.</summary>
+    public DateTimeOffset StartedAt { get; }
+
+    /// <summary>The clock of QR expiry and restore waits.</summary>
+    public TimeProvider Time { get; }
 
     /// <summary>The bot types a connector is registered for (e.g. <c>web</c>, <c>bridge</c>).</summary>
     public IReadOnlyCollection<string> BotTypes => _connectors.Keys;

@@ -17,6 +17,12 @@ public sealed class BotOptions
     /// <summary>Base URL that browsers reach the service on; the <c>web</c> connector's QR codes link to <c>{PublicBaseUrl}/pair/{session_id}?token=…</c>.</summary>
     public string PublicBaseUrl { get; set; } = "http://127.0.0.1:7400";
 
+    /// <summary>
+    /// How long a stored QR code is valid (default 2 min; 1 s to 1 h). A QR stored before the service started counts
+    /// as expired too. The <c>web</c> connector renews its QR after half of it while unpaired.
+    /// </summary>
+    public TimeSpan QrLifetime { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Reconnect every active session on service start (default true).</summary>
     public bool RestoreOnStart { get; set; } = true;
 

@@ -13,6 +13,11 @@ public sealed class BotOptionsValidator : IValidateOptions<BotOptions>
         ArgumentNullException.ThrowIfNull(options);
         var failures = new List<string>();
         var section = BotOptions.SectionName;
+        if (options.QrLifetime < TimeSpan.FromSeconds(1) || options.QrLifetime > TimeSpan.FromHours(1))
+        {
+            failures.Add($"{section}:{nameof(BotOptions.QrLifetime)} must be from 00:00:01 to 01:00:00; it is {options.QrLifetime}.");
+        }
+
         if (options.RestoreConcurrency is < 1 or > 256)
         {
             failures.Add($"{section}:{nameof(BotOptions.RestoreConcurrency)} must be from 1 to 256; it is {options.RestoreConcurrency}.");

@@ -28,7 +28,8 @@ public static class BotSessionStatusNames
 /// <summary>
 /// One row of <c>bot_sessions</c>: the columns of the design record (<c>session_id, created_at, last_message,
 /// status, qr_data, updated_at</c>) plus the additive ones (bot type, owner, connection detail, version, and the
-/// reported <see cref="Connection"/> state).
+/// reported <see cref="Connection"/> state, and the QR's number <see cref="QrSeq"/>, when it was stored and how many
+/// QR codes came since the session was last connected).
 /// <see cref="Version"/> grows by one with every change.
 /// </summary>
 public sealed record BotSession(
@@ -43,7 +44,10 @@ public sealed record BotSession(
     string? ConnectionDetail,
     long Version,
     DateTimeOffset? LastMessageAt = null,
-    BotConnection? Connection = null);
+    BotConnection? Connection = null,
+    long QrSeq = 0,
+    DateTimeOffset? QrSetAt = null,
+    int QrAttempts = 0);
 
 /// <summary>
 /// Asks to start bot session <paramref name="SessionId"/>: reactivates the stored row when there is one, else creates

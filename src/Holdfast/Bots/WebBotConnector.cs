@@ -13,9 +13,10 @@ namespace Holdfast.Bots;
 /// <c>{PublicBaseUrl}/pair/{session_id}?token=…</c> to Holdfast's chat page; opening the link pairs that browser as the
 /// bot's device (<see cref="BotManager.PairWebDeviceAsync"/>), and what the browser sends are the bot's received
 /// messages. The pairing (a hash of the device key) is the session's login state, so after a restart a paired
-/// session reconnects without a new scan, and an unpaired one keeps showing the same QR code.
+/// session reconnects without a new scan. An unpaired one gets a new QR code on every connect (one stored before a
+/// restart counts as expired) and a fresh one after each half of <see cref="BotOptions.QrLifetime"/> until it pairs.
 /// </summary>
-public sealed class WebBotConnector : IBotConnector
+public sealed class WebBotConnector : IBotConnector, IDisposable
 {
     /// <summary>The bot type name.</summary>
     public const string TypeName = "web";
@@ -28,10 +29,13 @@ public sealed class WebBotConnector : IBotConnector
 
     private readonly BotOptions _options;
     private readonly ConcurrentDictionary<string, byte> _sessions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, CancellationTokenSource> _renewals = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time;
 
-    public WebBotConnector(IOptions<BotOptions> options)
+    public WebBotConnector(IOptions<BotOptions> options, TimeProvider? time = null)
     {
         _options = options.Value;
+        _time = time ?? TimeProvider.System;
     }
 
     /// <inheritdoc />
@@ -51,16 +55,12 @@ public sealed class WebBotConnector : IBotConnector
         {
             await callbacks.ReportConnectionAsync(id, "connected", PairedDetail, ConnectorActor, cancellationToken);
         }
-        else if (ReadPairingToken(session) is null)
+        else
         {
             var link = CreatePairingLink(_options.PublicBaseUrl, id, NewToken());
             await callbacks.UpdateQrAsync(id, link, ConnectorActor, cancellationToken);
             await callbacks.ReportConnectionAsync(id, "awaiting_qr", null, ConnectorActor, cancellationToken);
-        }
-        else
-        {
-            // Restored with its pairing QR intact: the same code still works, no new scan needed.
-            await callbacks.ReportConnectionAsync(id, "awaiting_qr", null, ConnectorActor, cancellationToken);
+            StartRenewal(id, callbacks);
         }
 
         _sessions[id] = 0;
@@ -70,7 +70,57 @@ public sealed class WebBotConnector : IBotConnector
     public Task DisconnectAsync(string sessionId, CancellationToken cancellationToken = default)
     {
         _sessions.TryRemove(sessionId, out _);
+        StopRenewal(sessionId);
         return Task.CompletedTask;
+    }
+
+    /// <summary>Stops every QR renewal.</summary>
+    public void Dispose()
+    {
+        foreach (var id in _renewals.Keys)
+        {
+            StopRenewal(id);
+        }
+    }
+
+    private void StartRenewal(string sessionId, IBotSessionCallbacks callbacks)
+    {
+        StopRenewal(sessionId);
+        var stop = new CancellationTokenSource();
+        _renewals[sessionId] = stop;
+        _ = RenewAsync(sessionId, callbacks, stop.Token);
+    }
+
+    private void StopRenewal(string sessionId)
+    {
+        if (_renewals.TryRemove(sessionId, out var stop))
+        {
+            stop.Cancel();
+            stop.Dispose();
+        }
+    }
+
+    /// <summary>A new pairing link after each half lifetime until the session pairs, ends or the service stops.</summary>
+    private async Task RenewAsync(string sessionId, IBotSessionCallbacks callbacks, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(_options.QrLifetime / 2, _time, cancellationToken);
+                var state = await callbacks.LoadAuthStateAsync(sessionId, cancellationToken);
+                if (state is not null && IsDeviceAuthState(state))
+                {
+                    return;
+                }
+
+                await callbacks.UpdateQrAsync(sessionId, CreatePairingLink(_options.PublicBaseUrl, sessionId, NewToken()), ConnectorActor, cancellationToken);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or HoldfastException or ObjectDisposedException or InvalidOperationException)
+        {
+            // Stopped, ended (a QR for an inactive or connected session is refused), or the service is shutting down.
+        }
     }
 
     /// <summary>The pairing link a QR code of session <paramref name="sessionId"/> encodes.</summary>

@@ -46,7 +46,8 @@ public sealed class BotManagerTests
 
             var restored = await manager.GetAsync("bot1");
             restored.Status.ShouldBe(BotSessionStatus.Active);
-            restored.QrData.ShouldBe(qr);
+            restored.QrData.ShouldNotBeNull().ShouldStartWith("http://holdfast.test:7400/pair/bot1?token=");
+            restored.QrData.ShouldNotBe(qr, "a QR stored before a restart counts as expired: the web connector shows a new one");
             restored.LastMessage.ShouldBe("hello from the phone");
             host.Services.GetRequiredService<WebBotConnector>().ConnectedSessions.ShouldContain("bot1");
 
@@ -57,7 +58,7 @@ public sealed class BotManagerTests
             manager.IsConnected("bot1").ShouldBeFalse();
             (await manager.GetAsync("bot1")).ShouldBe(ended);
             var audit = await host.Services.GetRequiredService<IAuditLog>().ReadAuditAsync(SessionKind.Bot, "bot1");
-            audit.Events.Select(e => e.Action).Reverse().ShouldBe(["bot.created", "bot.qr", "bot.connection", "bot.message", "bot.ended"]);
+            audit.Events.Select(e => e.Action).Reverse().ShouldBe(["bot.created", "bot.qr", "bot.connection", "bot.message", "bot.qr", "bot.ended"]);
             audit.Events[0].FromState.ShouldBe("active");
             audit.Events[0].ToState.ShouldBe("inactive");
             await host.StopAsync();

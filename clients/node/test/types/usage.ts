@@ -12,6 +12,8 @@ export async function usage(): Promise<void> {
   const found: BotSession | null = await botManager.getSession('bot1');
   const all: BotSession[] = await botManager.listSessions({ status: 'active' });
   await botManager.setQr('bot1', '2@abc');
+  const qr = await botManager.getQr('bot1', { afterSeq: 1, wait: 10 });
+  if (qr) console.log(qr.seq, qr.expiresAt);
   await botManager.recordMessage('bot1', 'hi', { at: new Date() });
   await botManager.recordMessage('bot1', 'hi', { at: '2026-12-01T10:00:00Z' });
   await botManager.setConnection('bot1', 'disconnected', { reason: 'lost', code: 428 });

@@ -15,7 +15,7 @@ internal sealed class SqliteBotStore : IBotStore
 {
     private const string Columns =
         "session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version, last_message_at, " +
-        "connection_state, connection_reason, connection_code, connection_changed_at";
+        "connection_state, connection_reason, connection_code, connection_changed_at, qr_seq, qr_set_at, qr_attempts";
 
     // One complete UPDATE per change, each guarded by the version read in the same transaction ($id, $version) and
     // stamping updated_at ($now); every value is a parameter. {Columns} is a compile-time constant.
@@ -29,7 +29,11 @@ internal sealed class SqliteBotStore : IBotStore
         """;
 
     private const string SetQrSql = $"""
-        UPDATE bot_sessions SET qr_data = $qr, updated_at = $now, version = version + 1
+        UPDATE bot_sessions
+        SET qr_data = $qr, updated_at = $now, version = version + 1,
+            qr_seq = CASE WHEN $qr IS NULL THEN qr_seq ELSE qr_seq + 1 END,
+            qr_set_at = CASE WHEN $qr IS NULL THEN qr_set_at ELSE $now END,
+            qr_attempts = CASE WHEN $qr IS NULL THEN qr_attempts ELSE qr_attempts + 1 END
         WHERE session_id = $id AND version = $version
         RETURNING {Columns}
         """;
@@ -50,6 +54,7 @@ internal sealed class SqliteBotStore : IBotStore
         UPDATE bot_sessions
         SET connection_state = $state, connection_reason = $reason, connection_code = $code, connection_changed_at = $now,
             connection_detail = $detail, qr_data = CASE WHEN $state = 'connected' THEN NULL ELSE qr_data END,
+            qr_attempts = CASE WHEN $state = 'connected' THEN 0 ELSE qr_attempts END,
             updated_at = $now, version = version + 1
         WHERE session_id = $id AND version = $version
         RETURNING {Columns}
@@ -472,5 +477,8 @@ internal sealed class SqliteBotStore : IBotStore
                 BotConnectionStates.Parse(reader.GetString(11)),
                 reader.IsDBNull(12) ? null : reader.GetString(12),
                 reader.IsDBNull(13) ? null : reader.GetInt32(13),
-                reader.IsDBNull(14) ? SqliteTime.Parse(reader.GetString(5)) : SqliteTime.Parse(reader.GetString(14))));
+                reader.IsDBNull(14) ? SqliteTime.Parse(reader.GetString(5)) : SqliteTime.Parse(reader.GetString(14))),
+        QrSeq: reader.IsDBNull(15) ? 0 : reader.GetInt64(15),
+        QrSetAt: reader.IsDBNull(16) ? null : SqliteTime.Parse(reader.GetString(16)),
+        QrAttempts: reader.IsDBNull(17) ? 0 : reader.GetInt32(17));
 }
