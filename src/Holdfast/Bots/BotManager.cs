@@ -350,7 +350,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
                 {
                     if (options.RestoreJitter > TimeSpan.Zero)
                     {
-                        await Task.Delay(TimeSpan.FromTicks(Random.Shared.NextInt64(options.RestoreJitter.Ticks + 1)), token);
+                        await Task.Delay(TimeSpan.FromTicks(Random.Shared.NextInt64(options.RestoreJitter.Ticks + 1)), Time, token);
                     }
 
                     switch (await RestoreOneAsync(session, token))
@@ -377,7 +377,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
 
             pending = failed.OrderBy(s => s.SessionId, StringComparer.Ordinal).ToList();
             Log.BotRestoreRetrying(_logger, pending.Count, attempt + 1, backoff);
-            await Task.Delay(backoff, cancellationToken);
+            await Task.Delay(backoff, Time, cancellationToken);
             backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, options.RestoreMaxBackoff.Ticks));
         }
 
