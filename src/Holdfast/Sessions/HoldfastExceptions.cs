@@ -71,3 +71,15 @@ public sealed class StoreUnavailableException : HoldfastException
     {
     }
 }
+
+/// <summary>
+/// The store setting cannot work as given: a connection string that does not parse, a wrong password, a database that
+/// does not exist. Nothing was written; the message says which setting to fix (and never shows a password).
+/// </summary>
+public sealed class StoreConfigurationException : HoldfastException
+{
+    public StoreConfigurationException(string message, Exception? innerException = null)
+        : base(message, innerException)
+    {
+    }
+}
