@@ -112,7 +112,6 @@ holdfast_test_deps_stop_postgres() {
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   # Run on its own: start the server, run the given command with HOLDFAST_TEST_POSTGRES set, stop the server.
   set -euo pipefail
-  cd "$(dirname "$0")/../.."
   trap holdfast_test_deps_stop_postgres EXIT
   holdfast_test_deps_start_postgres
   if [[ $# -eq 0 ]]; then

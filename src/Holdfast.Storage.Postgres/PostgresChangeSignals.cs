@@ -23,15 +23,15 @@ internal sealed class PostgresChangeSignals : IChangeSignals, IAsyncDisposable
     private readonly ConcurrentDictionary<Subscription, byte> _nodeWide = new();
     private readonly Channel<string> _outgoing = System.Threading.Channels.Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stopping = new();
-    private readonly Lazy<Task> _listener;
     private readonly Task _sender;
+    private Task? _listener;
+    private int _listenerStarted;
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public PostgresChangeSignals(PostgresDatabase database, TimeProvider time)
     {
         _database = database;
         _time = time;
-        _listener = new Lazy<Task>(() => Task.Run(() => ListenAsync(_stopping.Token)));
         _sender = Task.Run(() => SendAsync(_stopping.Token));
     }
 
@@ -40,8 +40,10 @@ internal sealed class PostgresChangeSignals : IChangeSignals, IAsyncDisposable
     {
         get
         {
-            _ = _listener.Value;
+            StartListening();
+#pragma warning disable VSTHRD003 // The source is ours; the listening loop completes it.
             return _listening.Task;
+#pragma warning restore VSTHRD003
         }
     }
 
@@ -54,7 +56,7 @@ internal sealed class PostgresChangeSignals : IChangeSignals, IAsyncDisposable
 
     public IChangeSubscription Subscribe(string? sessionId)
     {
-        _ = _listener.Value;
+        StartListening();
         var subscription = new Subscription(this, sessionId);
         if (sessionId is null)
         {
@@ -74,11 +76,13 @@ internal sealed class PostgresChangeSignals : IChangeSignals, IAsyncDisposable
         await _stopping.CancelAsync();
         try
         {
+#pragma warning disable VSTHRD003 // Both loops are ours, started in this instance; they end on _stopping.
             await _sender;
-            if (_listener.IsValueCreated)
+            if (_listener is not null)
             {
-                await _listener.Value;
+                await _listener;
             }
+#pragma warning restore VSTHRD003
         }
         catch (OperationCanceledException)
         {
@@ -86,6 +90,14 @@ internal sealed class PostgresChangeSignals : IChangeSignals, IAsyncDisposable
         }
 
         _stopping.Dispose();
+    }
+
+    private void StartListening()
+    {
+        if (Interlocked.Exchange(ref _listenerStarted, 1) == 0)
+        {
+            _listener = Task.Run(() => ListenAsync(_stopping.Token));
+        }
     }
 
     internal static string Format(ChangeSignal signal) => $"{signal.Kind}:{signal.SessionId}";
@@ -235,7 +247,7 @@ internal sealed class PostgresChangeSignals : IChangeSignals, IAsyncDisposable
     private sealed class Subscription : IChangeSubscription
     {
         private readonly PostgresChangeSignals _owner;
-        private readonly object _gate = new();
+        private readonly Lock _gate = new();
         private TaskCompletionSource? _waiter;
         private bool _pending;
 
