@@ -1,8 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using Holdfast.Sessions;
-using Holdfast.Storage.Sqlite;
-using Microsoft.Data.Sqlite;
 
 namespace Holdfast.Security;
 
@@ -26,10 +24,11 @@ public sealed record Principal(string User, bool IsAdmin, string? KeyId)
 }
 
 /// <summary>
-/// Users and API keys in the SQLite database. A key looks like <c>hf_&lt;id&gt;_&lt;secret&gt;</c>: the id is public (listed,
-/// used to revoke), the secret is 256 random bits; only SHA-256 of the whole key is stored, compared in fixed time.
+/// Users and API keys over the <see cref="IApiKeyStore"/> port. A key looks like <c>hf_&lt;id&gt;_&lt;secret&gt;</c>: the id
+/// is public (listed, used to revoke), the secret is 256 random bits; only SHA-256 of the whole key is stored,
+/// compared in fixed time.
 /// </summary>
-public sealed class ApiKeyStore(SqliteDatabase database, TimeProvider timeProvider)
+public sealed class ApiKeys(IApiKeyStore store, TimeProvider timeProvider)
 {
     private const string KeyPrefix = "hf_";
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
@@ -43,93 +42,22 @@ public sealed class ApiKeyStore(SqliteDatabase database, TimeProvider timeProvid
         SessionIds.Validate(user, "user");
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
         var secret = $"{KeyPrefix}{id}_{Base64Url(RandomNumberGenerator.GetBytes(32))}";
-        var now = timeProvider.GetUtcNow();
-        var isAdmin = await database.WriteAsync(
-            async (connection, transaction) =>
-            {
-                await using (var upsert = connection.CreateCommand())
-                {
-                    upsert.Transaction = transaction;
-                    upsert.CommandText = """
-                        INSERT INTO users (name, is_admin, created_at) VALUES ($name, $admin, $now)
-                        ON CONFLICT (name) DO UPDATE SET is_admin = MAX(is_admin, excluded.is_admin)
-                        """;
-                    upsert.Parameters.AddWithValue("$name", user);
-                    upsert.Parameters.AddWithValue("$admin", admin ? 1 : 0);
-                    upsert.Parameters.AddWithValue("$now", SqliteTime.Format(now));
-                    await upsert.ExecuteNonQueryAsync(cancellationToken);
-                }
-
-                await using (var insert = connection.CreateCommand())
-                {
-                    insert.Transaction = transaction;
-                    insert.CommandText = """
-                        INSERT INTO api_keys (id, user_name, secret_hash, created_at) VALUES ($id, $user, $hash, $now)
-                        """;
-                    insert.Parameters.AddWithValue("$id", id);
-                    insert.Parameters.AddWithValue("$user", user);
-                    insert.Parameters.AddWithValue("$hash", Hash(secret));
-                    insert.Parameters.AddWithValue("$now", SqliteTime.Format(now));
-                    await insert.ExecuteNonQueryAsync(cancellationToken);
-                }
-
-                await using var read = connection.CreateCommand();
-                read.Transaction = transaction;
-                read.CommandText = "SELECT is_admin FROM users WHERE name = $name";
-                read.Parameters.AddWithValue("$name", user);
-                return Convert.ToInt64(await read.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture) == 1;
-            },
-            cancellationToken);
-        return new NewApiKey(new ApiKey(id, user, isAdmin, now, null, null), secret);
+        var key = await store.AddKeyAsync(id, user, admin, Hash(secret), timeProvider.GetUtcNow(), cancellationToken);
+        return new NewApiKey(key, secret);
     }
 
     /// <summary>Every key (revoked ones too), oldest first.</summary>
-    public Task<IReadOnlyList<ApiKey>> ListAsync(CancellationToken cancellationToken = default) =>
-        database.ReadAsync<IReadOnlyList<ApiKey>>(
-            async connection =>
-            {
-                await using var command = connection.CreateCommand();
-                command.CommandText = """
-                    SELECT k.id, k.user_name, u.is_admin, k.created_at, k.revoked_at, k.last_used_at
-                    FROM api_keys k JOIN users u ON u.name = k.user_name
-                    ORDER BY k.created_at, k.id
-                    """;
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                var keys = new List<ApiKey>();
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    keys.Add(ReadKey(reader));
-                }
-
-                return keys;
-            },
-            cancellationToken);
+    public Task<IReadOnlyList<ApiKey>> ListAsync(CancellationToken cancellationToken = default) => store.ListKeysAsync(cancellationToken);
 
     /// <summary>
     /// Revokes the key with public id <paramref name="id"/>; revoking a revoked key changes nothing. Completes once
-    /// committed; from then on the key authenticates no request. Throws <see cref="InvalidSessionInputException"/> for
-    /// an unknown id.
+    /// committed; from then on the key authenticates no request. Throws <see cref="ApiKeyNotFoundException"/> for an
+    /// unknown id.
     /// </summary>
     public async Task<ApiKey> RevokeAsync(string id, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(id, "id");
-        var now = timeProvider.GetUtcNow();
-        return await database.WriteAsync(
-            async (connection, transaction) =>
-            {
-                await using (var update = connection.CreateCommand())
-                {
-                    update.Transaction = transaction;
-                    update.CommandText = "UPDATE api_keys SET revoked_at = $now WHERE id = $id AND revoked_at IS NULL";
-                    update.Parameters.AddWithValue("$id", id);
-                    update.Parameters.AddWithValue("$now", SqliteTime.Format(now));
-                    await update.ExecuteNonQueryAsync(cancellationToken);
-                }
-
-                return await FindAsync(connection, transaction, id, cancellationToken)
-                    ?? throw new ApiKeyNotFoundException(id);
-            },
-            cancellationToken);
+        return await store.RevokeKeyAsync(id, timeProvider.GetUtcNow(), cancellationToken) ?? throw new ApiKeyNotFoundException(id);
     }
 
     /// <summary>
@@ -137,6 +65,29 @@ public sealed class ApiKeyStore(SqliteDatabase database, TimeProvider timeProvid
     /// Completes after one indexed read (and, at most once a minute per key, a write of its last-used time).
     /// </summary>
     public async Task<Principal?> AuthenticateAsync(string? presentedKey, CancellationToken cancellationToken = default)
+    {
+        if (ParseKeyId(presentedKey) is not { } id)
+        {
+            return null;
+        }
+
+        var stored = await store.FindKeyAsync(id, cancellationToken);
+        if (stored is null || stored.Key.RevokedAt is not null || !Matches(stored.SecretHash, presentedKey!))
+        {
+            return null;
+        }
+
+        var now = timeProvider.GetUtcNow();
+        if (stored.Key.LastUsedAt is not { } lastUsed || now - lastUsed > LastUsedResolution)
+        {
+            await store.TouchKeyAsync(id, now, cancellationToken);
+        }
+
+        return new Principal(stored.Key.User, stored.Key.IsAdmin, id);
+    }
+
+    /// <summary>The public id inside a presented key (<c>hf_&lt;id&gt;_…</c>), or null when it is not shaped like one.</summary>
+    internal static string? ParseKeyId(string? presentedKey)
     {
         if (presentedKey is null || presentedKey.Length > 200 || !presentedKey.StartsWith(KeyPrefix, StringComparison.Ordinal))
         {
@@ -150,82 +101,14 @@ public sealed class ApiKeyStore(SqliteDatabase database, TimeProvider timeProvid
         }
 
         var id = presentedKey[KeyPrefix.Length..separator];
-        if (!SessionIds.IsValid(id))
-        {
-            return null;
-        }
-
-        var row = await database.ReadAsync(
-            async connection =>
-            {
-                await using var command = connection.CreateCommand();
-                command.CommandText = """
-                    SELECT k.id, k.user_name, u.is_admin, k.created_at, k.revoked_at, k.last_used_at, k.secret_hash
-                    FROM api_keys k JOIN users u ON u.name = k.user_name
-                    WHERE k.id = $id
-                    """;
-                command.Parameters.AddWithValue("$id", id);
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                return await reader.ReadAsync(cancellationToken) ? (Key: ReadKey(reader), Hash: reader.GetString(6)) : default;
-            },
-            cancellationToken);
-        if (row.Key is null || row.Key.RevokedAt is not null)
-        {
-            return null;
-        }
-
-        var expected = Convert.FromHexString(row.Hash);
-        var actual = SHA256.HashData(Encoding.UTF8.GetBytes(presentedKey));
-        if (!CryptographicOperations.FixedTimeEquals(expected, actual))
-        {
-            return null;
-        }
-
-        var now = timeProvider.GetUtcNow();
-        if (row.Key.LastUsedAt is not { } lastUsed || now - lastUsed > LastUsedResolution)
-        {
-            await TouchAsync(id, now, cancellationToken);
-        }
-
-        return new Principal(row.Key.User, row.Key.IsAdmin, id);
+        return SessionIds.IsValid(id) ? id : null;
     }
 
-    private Task TouchAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) =>
-        database.WriteAsync(
-            async (connection, transaction) =>
-            {
-                await using var update = connection.CreateCommand();
-                update.Transaction = transaction;
-                update.CommandText = "UPDATE api_keys SET last_used_at = $now WHERE id = $id";
-                update.Parameters.AddWithValue("$id", id);
-                update.Parameters.AddWithValue("$now", SqliteTime.Format(now));
-                return await update.ExecuteNonQueryAsync(cancellationToken);
-            },
-            cancellationToken);
+    /// <summary>SHA-256 of the whole key, lower-case hex: what the store keeps.</summary>
+    internal static string Hash(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
 
-    private static async Task<ApiKey?> FindAsync(SqliteConnection connection, SqliteTransaction transaction, string id, CancellationToken cancellationToken)
-    {
-        await using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = """
-            SELECT k.id, k.user_name, u.is_admin, k.created_at, k.revoked_at, k.last_used_at
-            FROM api_keys k JOIN users u ON u.name = k.user_name
-            WHERE k.id = $id
-            """;
-        command.Parameters.AddWithValue("$id", id);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? ReadKey(reader) : null;
-    }
-
-    private static ApiKey ReadKey(SqliteDataReader reader) => new(
-        reader.GetString(0),
-        reader.GetString(1),
-        reader.GetInt64(2) == 1,
-        SqliteTime.Parse(reader.GetString(3)),
-        SqliteTime.ParseNullable(reader.IsDBNull(4) ? null : reader.GetString(4)),
-        SqliteTime.ParseNullable(reader.IsDBNull(5) ? null : reader.GetString(5)));
-
-    private static string Hash(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
+    private static bool Matches(string storedHash, string presentedKey) =>
+        CryptographicOperations.FixedTimeEquals(Convert.FromHexString(storedHash), SHA256.HashData(Encoding.UTF8.GetBytes(presentedKey)));
 
     private static string Base64Url(byte[] bytes) => System.Buffers.Text.Base64Url.EncodeToString(bytes);
 }
