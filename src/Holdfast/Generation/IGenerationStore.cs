@@ -72,7 +72,7 @@ public interface IGenerationStore
 
     /// <summary>
     /// Deletes the session and its log when <see cref="GenerationRules.CheckDelete"/> allows it (not running); the
-    /// audit trail keeps a <see cref="AuditActions.Delete"/> event. Throws <see cref="SessionNotFoundException"/>.
+    /// audit trail keeps a <see cref="Audit.AuditActions.Delete"/> event. Throws <see cref="SessionNotFoundException"/>.
     /// </summary>
     Task DeleteAsync(string id, string? ownerScope, Actor actor, CancellationToken cancellationToken = default);
 
@@ -92,7 +92,7 @@ public interface IGenerationStore
     /// The retention sweep: for at most <paramref name="limit"/> sessions that became completed or cancelled before
     /// <paramref name="finishedBefore"/> and are not compacted yet (oldest first), replaces all chunk rows by one chunk
     /// holding the whole output at the seq of the last chunk (status events stay), marks the session compacted and
-    /// writes a <see cref="AuditActions.CompactLog"/> event, one transaction. Returns how many it compacted.
+    /// writes a <see cref="Audit.AuditActions.CompactLog"/> event, one transaction. Returns how many it compacted.
     /// </summary>
     Task<int> CompactFinishedLogsAsync(DateTimeOffset finishedBefore, int limit, CancellationToken cancellationToken = default);
 }

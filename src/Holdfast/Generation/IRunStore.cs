@@ -84,7 +84,7 @@ public interface IRunStore
     /// <summary>
     /// The recovery sweep, one transaction: every running session whose lease expired (and, with
     /// <see cref="RecoveryRequest.TakeOwnLeasesBack"/>, every one held by <see cref="RecoveryRequest.NodeId"/>) gets
-    /// <see cref="GenerationRules.RecoveryCommand"/> (auto: queued again; manual: paused <c>interrupted</c>; an
+    /// <see cref="GenerationRules.Recovery"/> (auto: queued again; manual: paused <c>interrupted</c>; an
     /// acknowledged pause or cancel is honoured), its lease cleared and its epoch increased. Live leases of other
     /// nodes are left alone.
     /// </summary>
