@@ -7,7 +7,7 @@ ALTER TABLE generation_sessions ADD COLUMN IF NOT EXISTS lease_expires_at timest
 ALTER TABLE generation_sessions ADD COLUMN IF NOT EXISTS lease_epoch bigint NOT NULL DEFAULT 0;
 
 -- Running sessions by lease expiry: what a recovery sweep looks at.
-CREATE INDEX IF NOT EXISTS ix_generation_sessions_lease ON generation_sessions (lease_expires_at)
+CREATE INDEX IF NOT EXISTS ix_generation_sessions_lease_expiry ON generation_sessions (lease_expires_at)
     WHERE status = 'running';
 -- A node's leases: what renewal and stop requests look at.
 CREATE INDEX IF NOT EXISTS ix_generation_sessions_lease_holder ON generation_sessions (lease_holder)
