@@ -10,7 +10,6 @@ using Holdfast.Server.Metrics;
 using Holdfast.Server.OpenAi;
 using Holdfast.Server.Security;
 using Holdfast.Storage;
-using Holdfast.Storage.Sqlite;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -45,7 +44,7 @@ public static class HoldfastServer
         }
 
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.Services.AddHoldfastServer();
+        builder.Services.AddHoldfastServer(builder.Configuration);
 
         // The Unix socket is made 0600 between bind and listen (see UnixSocketBinding).
         builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = UnixSocketBinding.CreateBoundListenSocket);
@@ -127,7 +126,7 @@ public static class HoldfastServer
     /// authentication scheme, options callbacks and rate limiter would otherwise be added twice, and a second
     /// <c>AddScheme</c> throws when the options are first read).
     /// </summary>
-    public static IServiceCollection AddHoldfastServer(this IServiceCollection services)
+    public static IServiceCollection AddHoldfastServer(this IServiceCollection services, IConfiguration? configuration = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         if (services.Any(d => d.ServiceType == typeof(HoldfastServerMarker)))
@@ -136,9 +135,10 @@ public static class HoldfastServer
         }
 
         services.AddSingleton<HoldfastServerMarker>();
+        services.AddHoldfastStorage(configuration);
         services.AddHoldfastCore();
         services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.SectionName);
-        services.TryAddSingleton<ApiKeyStore>();
+        services.TryAddSingleton<ApiKeys>();
         services.TryAddSingleton<ServerStartup>();
         services.TryAddSingleton<PrometheusMetrics>();
         services.TryAddSingleton<ServerMetrics>();
@@ -259,7 +259,7 @@ internal sealed class ServerStartup(
     IOptions<ServerOptions> serverOptions,
     IOptions<StorageOptions> storageOptions,
     IConfiguration configuration,
-    SqliteDatabase database,
+    StoreSchema schema,
     ILogger<ServerStartup> logger) : IDisposable
 {
     private DataDirectoryLock? _lock;
@@ -306,23 +306,11 @@ internal sealed class ServerStartup(
             Log.StaleSocketRemoved(logger, socket);
         }
 
-        if (storageOptions.Value.MigrateOnStart)
+        // The schema is brought up to date once per start (StoreSchema); the hosted storage service awaits the same run.
+        var applied = await schema.EnsureAsync(cancellationToken);
+        if (applied.Count > 0)
         {
-            var applied = await database.MigrateAsync(cancellationToken);
-            if (applied.Count > 0)
-            {
-                Log.MigrationsApplied(logger, applied.Count, string.Join(", ", applied.Select(m => m.Id)));
-            }
-        }
-        else
-        {
-            var status = await database.GetMigrationStatusAsync(cancellationToken);
-            SqliteDatabase.ThrowOnProblems(status);
-            if (status.Pending.Count > 0)
-            {
-                throw new ServerStartupException(
-                    $"The database has {status.Pending.Count} pending migration(s) ({string.Join(", ", status.Pending.Select(m => m.Id))}) and Storage:MigrateOnStart is off; run 'holdfast migrate' first.");
-            }
+            Log.MigrationsApplied(logger, applied.Count, string.Join(", ", applied.Select(m => m.Id)));
         }
     }
 
