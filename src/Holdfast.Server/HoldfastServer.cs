@@ -260,6 +260,7 @@ internal sealed class ServerStartup(
     IOptions<StorageOptions> storageOptions,
     IConfiguration configuration,
     StoreSchema schema,
+    IStoreAdministration store,
     ILogger<ServerStartup> logger) : IDisposable
 {
     private DataDirectoryLock? _lock;
@@ -304,6 +305,21 @@ internal sealed class ServerStartup(
             // The lock is ours, so no live server owns this socket: a crashed one left it behind.
             File.Delete(socket);
             Log.StaleSocketRemoved(logger, socket);
+        }
+
+        if (schema.RetriesUnreachableStore)
+        {
+            try
+            {
+                await store.PingAsync(cancellationToken);
+            }
+            catch (Holdfast.Sessions.StoreUnavailableException ex)
+            {
+                // A database that is down now may be up in a moment: serve (/readyz 503) and keep trying (StoreSchema).
+                // A wrong password or a missing database is not retried: PingAsync throws StoreConfigurationException.
+                Log.StoreUnreachableAtStart(logger, store.Location, ex.Message);
+                return;
+            }
         }
 
         // The schema is brought up to date once per start (StoreSchema); the hosted storage service awaits the same run.

@@ -16,7 +16,7 @@ namespace Holdfast.Storage.Postgres;
 internal sealed class PostgresStoreAdministration : IStoreAdministration
 {
     /// <summary>Every Holdfast table but <c>schema_migrations</c>, parents first.</summary>
-    internal static readonly string[] Tables = ["users", "api_keys", "generation_sessions", "generation_log", "bot_sessions", "session_events"];
+    internal static readonly string[] Tables = ["users", "api_keys", "bot_sessions", "generation_sessions", "generation_log", "session_events"];
 
     private readonly PostgresDatabase _database;
     private readonly string _location;

@@ -18,10 +18,18 @@ namespace Holdfast.Cli.Commands;
 /// </summary>
 internal static class KeyCommands
 {
+    /// <summary><c>--store</c>: work on that store directly (no server), e.g. the first admin key of a new PostgreSQL database.</summary>
+    private static readonly Option<string?> DirectStore = new("--store")
+    {
+        Description = "Work on this store directly instead of through a server: postgres://user:password@host:5432/db (also postgresql:// or Host=…).",
+        Recursive = true,
+    };
+
     public static void AddTo(RootCommand root)
     {
         var keys = new Command("keys", "API keys for clients that connect over TCP (the Unix socket needs none).");
         ServerConnection.AddTo(keys);
+        keys.Options.Add(DirectStore);
         keys.Subcommands.Add(Create());
         keys.Subcommands.Add(List());
         keys.Subcommands.Add(Revoke());
@@ -146,6 +154,12 @@ internal static class KeyCommands
         /// </summary>
         public static async Task<KeyAccess> ConnectAsync(ParseResult parseResult, CancellationToken cancellationToken)
         {
+            if (parseResult.GetValue(DirectStore) is { Length: > 0 } storeValue)
+            {
+                var direct = await StoreAccess.OpenAsync(migrate: true, storeValue, cancellationToken);
+                return new KeyAccess(null, direct, direct.Administration.Location);
+            }
+
             var (client, target) = ServerConnection.Connect(parseResult);
             if (!target.StartsWith("unix:", StringComparison.Ordinal))
             {

@@ -34,9 +34,16 @@ internal sealed class StoreAccess : IAsyncDisposable
     /// <see cref="Microsoft.Extensions.Options.OptionsValidationException"/>); with <paramref name="migrate"/>, applies
     /// pending migrations first (a fresh data directory gets its schema).
     /// </summary>
-    public static async Task<StoreAccess> OpenAsync(bool migrate, CancellationToken cancellationToken)
+    public static async Task<StoreAccess> OpenAsync(bool migrate, CancellationToken cancellationToken) =>
+        await OpenAsync(migrate, store: null, cancellationToken);
+
+    /// <summary>
+    /// Opens <paramref name="store"/> (a <c>--store</c> value) or, when null, the configured store, like
+    /// <see cref="OpenAsync(bool, CancellationToken)"/>.
+    /// </summary>
+    public static async Task<StoreAccess> OpenAsync(bool migrate, string? store, CancellationToken cancellationToken)
     {
-        var configuration = HoldfastConfiguration.Build();
+        var configuration = StoreOption.Configuration(store);
         _ = HoldfastConfiguration.GetStorageOptions(configuration);
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
@@ -59,6 +66,9 @@ internal sealed class StoreAccess : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>The service provider behind the ports (export/import read the bot options from it).</summary>
+    public IServiceProvider Services => _services;
 
     public ValueTask DisposeAsync() => _services.DisposeAsync();
 }

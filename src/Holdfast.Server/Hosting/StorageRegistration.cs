@@ -1,3 +1,4 @@
+using Holdfast.Hosting;
 using Holdfast.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -11,28 +12,27 @@ namespace Holdfast.Server.Hosting;
 public static class StorageRegistration
 {
     /// <summary>
-    /// Registers the storage provider <paramref name="configuration"/> names. Today that is always the embedded SQLite
-    /// file (<c>Storage:DataDirectory</c>, <c>Storage:SqliteFile</c>); the PostgreSQL provider plugs in here
-    /// (<c>AddHoldfastPostgresStorage</c>) when the configured connection string is a PostgreSQL one. Idempotent.
+    /// Registers the storage provider <paramref name="configuration"/> names: PostgreSQL when the store
+    /// (<c>Storage:ConnectionString</c>, <c>--store</c>, <c>HOLDFAST_STORE</c>) is a PostgreSQL connection string, else
+    /// the embedded SQLite file (<c>Storage:DataDirectory</c>, <c>Storage:SqliteFile</c>). Idempotent.
     /// </summary>
     public static IServiceCollection AddHoldfastStorage(this IServiceCollection services, IConfiguration? configuration = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         return ChooseProvider(configuration) switch
         {
-            // PostgresProvider => services.AddHoldfastPostgresStorage(...), once the provider exists.
+            StorageOptions.PostgresProvider => services.AddHoldfastPostgresStorage(),
             _ => services.AddHoldfastSqliteStorage(),
         };
     }
 
     /// <summary>
-    /// The provider <paramref name="configuration"/> asks for (<c>Storage:Provider</c>; default <c>sqlite</c>). A provider
-    /// this build cannot run on is refused at start-up by <see cref="StorageOptionsValidator"/> with a clear message.
+    /// The provider <paramref name="configuration"/>'s store names (<see cref="StorageOptions.InferProvider"/>): <c>postgres</c>
+    /// for a PostgreSQL connection string, else <c>sqlite</c> (a value that is neither is refused at start-up by
+    /// <see cref="StorageOptionsValidator"/> with a clear message).
     /// </summary>
     public static string ChooseProvider(IConfiguration? configuration) =>
-        configuration?[$"{StorageOptions.SectionName}:{nameof(StorageOptions.Provider)}"]?.Trim().ToLowerInvariant() switch
-        {
-            StorageOptions.PostgresProvider => StorageOptions.PostgresProvider,
-            _ => StorageOptions.SqliteProvider,
-        };
+        configuration is not null && StorageOptions.InferProvider(HoldfastConfiguration.ResolveStore(configuration)) == StorageOptions.PostgresProvider
+            ? StorageOptions.PostgresProvider
+            : StorageOptions.SqliteProvider;
 }

@@ -43,11 +43,15 @@ public static class HoldfastServiceCollectionExtensions
 
         services.AddOptions<StorageOptions>()
             .BindConfiguration(StorageOptions.SectionName)
-            .PostConfigure<IConfiguration>((options, configuration) => options.DataDirectory = HoldfastPaths.ResolveDataDirectory(
-                options.DataDirectory,
-                configuration[HoldfastPaths.DataEnvironmentVariable],
-                configuration[HoldfastPaths.XdgDataHomeVariable],
-                Environment.GetFolderPath(Environment.SpecialFolder.UserProfile)))
+            .PostConfigure<IConfiguration>((options, configuration) =>
+            {
+                options.DataDirectory = HoldfastPaths.ResolveDataDirectory(
+                    options.DataDirectory,
+                    configuration[HoldfastPaths.DataEnvironmentVariable],
+                    configuration[HoldfastPaths.XdgDataHomeVariable],
+                    Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
+                options.ConnectionString = HoldfastConfiguration.ResolveStore(configuration);
+            })
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>());
         services.TryAddSingleton<InProcessChangeSignals>();

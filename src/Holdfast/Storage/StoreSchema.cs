@@ -9,9 +9,15 @@ namespace Holdfast.Storage;
 /// pending migrations are applied, else start-up is refused while any is pending; a schema that differs from the
 /// code or is newer refuses start-up either way (<see cref="StoreSchemaException"/>). Runs once per process: the
 /// server calls it before it listens, the hosted <see cref="StorageStartupService"/> and the runner await the same run.
+/// A networked store (PostgreSQL) that cannot be reached is retried with backoff (0.5 s doubling to 30 s) until it
+/// answers, so a node started before its database waits (its <c>/readyz</c> says 503) instead of crashing; a wrong
+/// password, a missing database or a schema problem still fails at once.
 /// </summary>
-public sealed class StoreSchema(IStoreAdministration store, IOptions<StorageOptions> options)
+public sealed class StoreSchema(IStoreAdministration store, IOptions<StorageOptions> options, TimeProvider time)
 {
+    /// <summary>Longest wait between two attempts to reach a store that does not answer.</summary>
+    internal static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
+
     private readonly Lock _gate = new();
     private Task<IReadOnlyList<Migration>>? _run;
 
@@ -31,7 +37,30 @@ public sealed class StoreSchema(IStoreAdministration store, IOptions<StorageOpti
 #pragma warning restore VSTHRD003
     }
 
+    /// <summary>True once the schema is current (the first <see cref="EnsureAsync"/> completed successfully).</summary>
+    public bool IsReady => _run is { IsCompletedSuccessfully: true };
+
+    /// <summary>True when the store is reached over the network (it may be down for a while) rather than a local file.</summary>
+    public bool RetriesUnreachableStore => !string.Equals(store.Provider, StorageOptions.SqliteProvider, StringComparison.Ordinal);
+
     private async Task<IReadOnlyList<Migration>> RunAsync()
+    {
+        var delay = TimeSpan.FromMilliseconds(500);
+        while (true)
+        {
+            try
+            {
+                return await RunOnceAsync();
+            }
+            catch (StoreUnavailableException) when (RetriesUnreachableStore)
+            {
+                await Task.Delay(delay, time);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
+            }
+        }
+    }
+
+    private async Task<IReadOnlyList<Migration>> RunOnceAsync()
     {
         if (options.Value.MigrateOnStart)
         {
