@@ -26,6 +26,7 @@ internal sealed class PostgresChangeSignals : IChangeSignals, IAsyncDisposable
     private readonly Task _sender;
     private Task? _listener;
     private int _listenerStarted;
+    private int _disposed;
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public PostgresChangeSignals(PostgresDatabase database, TimeProvider time)
@@ -72,6 +73,12 @@ internal sealed class PostgresChangeSignals : IChangeSignals, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Idempotent: the container disposes it both as IChangeSignals and through its PostgresStore.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         _outgoing.Writer.TryComplete();
         await _stopping.CancelAsync();
         try

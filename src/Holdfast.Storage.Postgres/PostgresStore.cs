@@ -13,6 +13,7 @@ namespace Holdfast.Storage.Postgres;
 public sealed class PostgresStore : IAsyncDisposable
 {
     private readonly PostgresChangeSignals _signals;
+    private int _disposed;
 
     /// <summary>A store over <paramref name="store"/> (a postgres:// URI or an Npgsql keyword string). Opens no connection yet.</summary>
     public PostgresStore(string store, TimeProvider? time = null)
@@ -53,6 +54,11 @@ public sealed class PostgresStore : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await _signals.DisposeAsync();
         await Database.DisposeAsync();
     }

@@ -241,20 +241,42 @@ public sealed class MaintenanceCommandTests : IDisposable
     }
 
     [Fact(Timeout = 120_000)]
-    public async Task ServeAndBackup_StorageProviderPostgres_RefusedWithTheReasonAndNothingCreated()
+    public async Task ServeAndBackup_StoreNotPostgres_RefusedWithoutEchoingItAndNothingCreated()
     {
-        var postgres = Environment;
-        postgres["Storage__Provider"] = "postgres";
+        var wrong = Environment;
+        wrong["HOLDFAST_STORE"] = "mysql://root:s3cret@localhost/db";
 
-        var serve = await CliProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0", "--socket", "none"], postgres);
-        var backup = await CliProcess.RunAsync(["backup", _backups.File("never.db")], postgres);
+        var serve = await CliProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0", "--socket", "none"], wrong);
+        var backup = await CliProcess.RunAsync(["backup", _backups.File("never.db")], wrong);
 
         serve.ExitCode.ShouldBe(2, serve.ToString());
-        serve.Stderr.ShouldContain("holdfast serve: Storage:Provider is 'postgres', but the PostgreSQL adapter is not available");
-        serve.Stderr.ShouldContain("holdfast migrate --print --provider postgres");
-        backup.ExitCode.ShouldBe(1, backup.ToString());
-        OneLine(backup.Stderr).ShouldContain("PostgreSQL adapter is not available");
+        serve.Stderr.ShouldContain("is set but is not a PostgreSQL connection string");
+        backup.ExitCode.ShouldBe(2, backup.ToString());
+        OneLine(backup.Stderr).ShouldContain("is not a PostgreSQL connection string");
+        (serve.Stderr + backup.Stderr).ShouldNotContain("s3cret");
         Directory.GetFiles(_data.Path).ShouldBeEmpty();
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task BackupAndRestore_OnPostgres_RefusedInOneLinePointingToExportAndPgDump()
+    {
+        var postgres = Environment;
+        postgres["HOLDFAST_STORE"] = "postgres://holdfast:s3cret@127.0.0.1:1/holdfast";
+
+        var backup = await CliProcess.RunAsync(["backup", _backups.File("never.db")], postgres);
+        var restore = await CliProcess.RunAsync(["restore", _backups.File("never.db")], postgres);
+
+        foreach (var result in new[] { backup, restore })
+        {
+            result.ExitCode.ShouldBe(2, result.ToString());
+            result.Stderr.Trim().Split('\n').Length.ShouldBe(1, result.ToString());
+            result.Stderr.ShouldContain("holdfast export");
+            result.Stderr.ShouldContain("pg_dump");
+            result.Stderr.ShouldContain("postgres://holdfast:***@127.0.0.1:1/holdfast");
+            result.Stderr.ShouldNotContain("s3cret");
+        }
+
+        File.Exists(_backups.File("never.db")).ShouldBeFalse();
     }
 
     [Fact(Timeout = 180_000)]
