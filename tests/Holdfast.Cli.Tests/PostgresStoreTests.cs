@@ -25,15 +25,16 @@ public sealed class PostgresStoreTests
         string pausedId;
         string keyId;
         string key;
-        await using (var sqlite = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?> { ["Scripted__TokensPerSecond"] = "40" }))
+        // Slow enough (8 s a generation) that the pause lands mid-way on a busy machine.
+        await using (var sqlite = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?> { ["Scripted__TokensPerSecond"] = "5" }))
         {
-            var reference = await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "60", "--wait", "--json", Prompt);
+            var reference = await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "40", "--wait", "--json", Prompt);
             referenceOutput = Deserialize(reference).Output!;
             referenceOutput.Length.ShouldBeGreaterThan(0);
 
-            pausedId = (await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "60", Prompt)).Stdout.Trim();
+            pausedId = (await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "40", Prompt)).Stdout.Trim();
             await Poll.UntilAsync(
-                async () => Deserialize(await RunAsync(sqlite.Environment, "gen", "show", pausedId, "--json")).Output is { Length: > 10 },
+                async () => Deserialize(await RunAsync(sqlite.Environment, "gen", "show", pausedId, "--json")).Output is { Length: > 0 },
                 "some output before the pause");
             await RunAsync(sqlite.Environment, "gen", "pause", pausedId, "--reason", "moving", "--wait", "10");
             var created = JsonNode.Parse((await RunAsync(sqlite.Environment, "keys", "create", "--user", "alice", "--json")).Stdout)!;
@@ -56,7 +57,7 @@ public sealed class PostgresStoreTests
 
         await using var postgres = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?>
         {
-            ["Scripted__TokensPerSecond"] = "40",
+            ["Scripted__TokensPerSecond"] = "20",
             ["HOLDFAST_STORE"] = db.Uri,
         });
         var moved = Deserialize(await RunAsync(postgres.Environment, "gen", "show", pausedId, "--json"));
