@@ -68,19 +68,20 @@ internal sealed class PostgresBotStore : IBotStore
     {
         BotLimits.ValidateStart(request);
         ArgumentNullException.ThrowIfNull(actor);
-        try
-        {
-            return await _database.WriteAsync(
+        return await _database.WriteAsync(
                 async (connection, transaction, ct) =>
                 {
                     var now = _time.GetUtcNow();
                     var existing = await ReadRowAsync(connection, transaction, request.SessionId, ct);
                     if (existing is null)
                     {
+                        // ON CONFLICT: a concurrent start of the same new id waits for the other insert; when that
+                        // one won, the row is read (now visible) and this start goes on as for an existing session.
                         await using var insert = new NpgsqlCommand(
                             $"""
                             INSERT INTO bot_sessions (session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version)
                             VALUES (@id, @now, NULL, 'active', NULL, @now, @bot_type, @owner, NULL, 1)
+                            ON CONFLICT (session_id) DO NOTHING
                             RETURNING {Columns}
                             """,
                             connection,
@@ -89,11 +90,15 @@ internal sealed class PostgresBotStore : IBotStore
                         insert.Parameters.Add(Pg.Time("now", now));
                         insert.Parameters.Add(Pg.Text("bot_type", request.BotType));
                         insert.Parameters.Add(Pg.Text("owner", request.Owner));
-                        var created = (await ReadSingleAsync(insert, ct))!;
-                        await PostgresAudit.AppendAsync(
-                            connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotCreated, null, "active", now,
-                            $"bot_type={request.BotType}", ct);
-                        return new BotStartResult(created, BotStartOutcome.Created);
+                        if (await ReadSingleAsync(insert, ct) is { } created)
+                        {
+                            await PostgresAudit.AppendAsync(
+                                connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotCreated, null, "active", now,
+                                $"bot_type={request.BotType}", ct);
+                            return new BotStartResult(created, BotStartOutcome.Created);
+                        }
+
+                        existing = (await ReadRowAsync(connection, transaction, request.SessionId, ct))!;
                     }
 
                     if (existing.Owner is not null && request.Owner is not null && !string.Equals(existing.Owner, request.Owner, StringComparison.Ordinal))
@@ -134,13 +139,6 @@ internal sealed class PostgresBotStore : IBotStore
                     return new BotStartResult(reactivated, BotStartOutcome.Reactivated);
                 },
                 cancellationToken);
-        }
-        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
-        {
-            // Two starts of a new id raced and the other inserted first: the row exists now, so this start reactivates
-            // or finds it active.
-            return await StartOrReactivateAsync(request, actor, cancellationToken);
-        }
     }
 
     public Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, CancellationToken cancellationToken = default)

@@ -38,6 +38,10 @@ internal static class PostgresErrors
             $"PostgreSQL at {server} is not available ({pg.MessageText}); try again when it is back.", pg),
         NpgsqlException npgsql when npgsql.IsTransient || npgsql.InnerException is SocketException or TimeoutException or IOException => new StoreUnavailableException(
             $"Cannot reach PostgreSQL at {server}: {Innermost(npgsql).Message.TrimEnd('.')}. Is the server running, and are the host and port right?", npgsql),
+        PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } pg => new SessionConflictException(
+            $"The change collided with a concurrent one ({pg.ConstraintName ?? pg.MessageText}); nothing was changed: retry the request."),
+        PostgresException pg => new StoreUnavailableException(
+            $"PostgreSQL at {server} refused the change ({pg.MessageText}); nothing of it was stored.", pg),
         _ => null,
     };
 
