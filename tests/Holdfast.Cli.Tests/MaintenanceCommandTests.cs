@@ -88,10 +88,15 @@ public sealed class MaintenanceCommandTests : IDisposable
         printed.ExitCode.ShouldBe(0, printed.ToString());
         printed.Stdout.ShouldContain("CREATE TABLE IF NOT EXISTS bot_sessions");
         printed.Stdout.ShouldContain("session_id        text PRIMARY KEY");
-        foreach (var migration in MigrationCatalog.Load("postgres"))
+        printed.Stdout.ShouldContain("ENABLE ROW LEVEL SECURITY");
+        foreach (var file in Directory.GetFiles(Path.Combine(CliProcess.RepositoryRoot, "migrations", "postgres"), "????_*.sql"))
         {
-            printed.Stdout.ShouldContain(migration.Id);
+            var id = Path.GetFileNameWithoutExtension(file);
+            printed.Stdout.ShouldContain($"-- {id} (sha256 ");
+            printed.Stdout.ShouldContain($"'{id[5..]}'");
         }
+
+        printed.Stdout.TrimEnd().ShouldEndWith("COMMIT;");
     }
 
     [Fact(Timeout = 120_000)]

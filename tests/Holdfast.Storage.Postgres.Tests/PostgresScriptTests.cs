@@ -1,11 +1,9 @@
-using Holdfast.Storage.Migrations;
 using Holdfast.TestHelpers;
 
-namespace Holdfast.Tests.Storage;
+namespace Holdfast.Storage.Postgres.Tests;
 
 /// <summary>
-/// The standalone Supabase script must stay the same as the migration Holdfast applies. (Running the SQL against
-/// PostgreSQL is the PostgreSQL adapter's suite.)
+/// The standalone Supabase script must stay the same as the migration Holdfast applies. (Running it through psql: <see cref="PostgresSchemaScriptTests"/>.)
 /// </summary>
 public sealed class PostgresScriptTests
 {
@@ -13,7 +11,7 @@ public sealed class PostgresScriptTests
     public async Task CreateBotSessionsScript_SameTableAndIndexesAsMigration0001()
     {
         var script = await File.ReadAllTextAsync(RepositoryRoot.File("migrations", "postgres", "create_bot_sessions.sql"));
-        var migration = MigrationCatalog.Load("postgres").Single(m => m.Version == 1).Sql;
+        var migration = PostgresMigrations.Load().Single(m => m.Version == 1).Sql;
 
         var scriptTable = BotSessionsDdl(script);
 
@@ -26,7 +24,7 @@ public sealed class PostgresScriptTests
     [Fact]
     public void CreateBotSessionsScript_NotEmbeddedAsMigration()
     {
-        MigrationCatalog.Load("postgres").ShouldAllBe(m => m.Name != "bot_sessions" && !m.Id.StartsWith("create", StringComparison.Ordinal));
+        PostgresMigrations.Load().ShouldAllBe(m => m.Name != "bot_sessions" && !m.Id.StartsWith("create", StringComparison.Ordinal));
     }
 
     private static string BotSessionsDdl(string sql)
