@@ -16,3 +16,6 @@ public sealed class PostgresApiKeyStoreTests(PostgresStoreProvider provider) : A
 
 /// <summary>The store administration contract.</summary>
 public sealed class PostgresStoreAdministrationTests(PostgresStoreProvider provider) : StoreAdministrationContractTests(provider), IClassFixture<PostgresStoreProvider>;
+
+/// <summary>Export and import between PostgreSQL databases.</summary>
+public sealed class PostgresStoreTransferTests(PostgresStoreProvider provider) : StoreTransferContractTests(provider), IClassFixture<PostgresStoreProvider>;

@@ -13,3 +13,6 @@ public sealed class SqliteApiKeyStoreTests(SqliteStoreProvider provider) : ApiKe
 
 /// <summary>The store administration contract over real SQLite files.</summary>
 public sealed class SqliteStoreAdministrationTests(SqliteStoreProvider provider) : StoreAdministrationContractTests(provider), IClassFixture<SqliteStoreProvider>;
+
+/// <summary>Export and import between SQLite files.</summary>
+public sealed class SqliteStoreTransferTests(SqliteStoreProvider provider) : StoreTransferContractTests(provider), IClassFixture<SqliteStoreProvider>;
