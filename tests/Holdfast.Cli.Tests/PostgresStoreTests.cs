@@ -17,7 +17,7 @@ public sealed class PostgresStoreTests
     private const string Prompt = "Tell me about harbours and the ropes that hold the boats.";
 
     [Fact(Timeout = 300_000)]
-    public async Task ExportSqliteImportPostgresExportAgain_SameContent_AndAPausedSessionResumesWithTheExactText()
+    public async Task ExportSqliteImportPostgresExportAgain_SameContentBothWays_AndAPausedSessionResumesWithTheExactText()
     {
         await using var db = await TestPostgres.CreateDatabaseAsync();
         using var files = new TempDirectory();
@@ -51,6 +51,12 @@ public sealed class PostgresStoreTests
         await RunAsync(StoreEnvironment(files, db), "export", files.File("from-postgres.jsonl"), "--store", db.Uri);
 
         Records(files.File("from-postgres.jsonl")).ShouldBe(Records(files.File("from-sqlite.jsonl")));
+
+        // And back: PostgreSQL's export into a new SQLite data directory gives the same rows again.
+        var backToSqlite = new Dictionary<string, string?>(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = files.File("back-to-sqlite") };
+        await RunAsync(backToSqlite, "import", files.File("from-postgres.jsonl"));
+        await RunAsync(backToSqlite, "export", files.File("back-to-sqlite.jsonl"));
+        Records(files.File("back-to-sqlite.jsonl")).ShouldBe(Records(files.File("from-sqlite.jsonl")));
         var again = await CliProcess.RunAsync(["import", files.File("from-sqlite.jsonl"), "--store", db.Uri], StoreEnvironment(files, db));
         again.ExitCode.ShouldBe(4, again.ToString());
         again.Stderr.ShouldContain("not empty");
