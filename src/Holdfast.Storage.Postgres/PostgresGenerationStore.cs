@@ -394,9 +394,11 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                 }
 
                 var changes = new List<GenerationChange>(finishes.Count);
+                var rows = finishes.Count == 0 ? [] : await ReadRowsAsync(connection, transaction, finishes.Select(f => f.SessionId), ct);
                 foreach (var finish in finishes)
                 {
-                    var session = (await ReadRowAsync(connection, transaction, finish.SessionId, null, "FOR UPDATE", ct))!.Session;
+                    // The row as it stands after this commit's chunks (already locked by the fence check).
+                    var session = rows[finish.SessionId].Session;
                     var (command, actor) = GenerationRules.DecideRunEnd(session, finish);
                     var transition = GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command);
                     var facts = new TransitionFacts
@@ -406,7 +408,9 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                         InputTokens = finish.InputTokens,
                         Lease = LeaseChange.Release,
                     };
-                    changes.Add(await WriteTransitionAsync(connection, transaction, session, transition, actor, facts, ct));
+                    var (change, row) = await WriteTransitionRowAsync(connection, transaction, session, transition, actor, facts, ct);
+                    rows[finish.SessionId] = row;
+                    changes.Add(change);
                 }
 
                 return changes;
@@ -521,6 +525,22 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
         command.Parameters.Add(Pg.Text("owner", ownerScope));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? Map(reader) : null;
+    }
+
+    /// <summary>Several sessions' rows in one round trip, by id (all exist: the fence check locked them).</summary>
+    private static async Task<Dictionary<string, Row>> ReadRowsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<string> ids, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SELECT {Columns} FROM generation_sessions WHERE id = ANY(@ids)", connection, transaction);
+        command.Parameters.Add(Pg.TextArray("ids", ids.Distinct(StringComparer.Ordinal).ToArray()));
+        var rows = new Dictionary<string, Row>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var row = Map(reader);
+            rows[row.Session.Id] = row;
+        }
+
+        return rows;
     }
 
     private static async Task<IReadOnlyList<GenerationLogEvent>> ReadLogRowsAsync(NpgsqlConnection connection, string id, long afterSeq, int limit, CancellationToken cancellationToken)
@@ -677,27 +697,42 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
         var to = transition.To;
         var statusChange = GenerationRules.StatusEventFor(transition, facts.Error, facts.FinishReason);
         var statusEvent = statusChange is null ? null : GenerationLogEvent.Status(session.Id, session.LastSeq + 1, statusChange);
+        // One statement, one round trip: the compare-and-swap on (status, version), then, only when it matched, the
+        // status event and the audit event (data-modifying CTEs; the audit seq is the session's previous max + 1, the
+        // row lock taken by the UPDATE keeps it from racing).
         Row updated;
         await using (var update = new NpgsqlCommand(
             $"""
-            UPDATE generation_sessions SET
-                status = @status,
-                desired_state = @desired,
-                pause_reason = @pause_reason,
-                error = CASE WHEN @set_error THEN @error ELSE error END,
-                finish_reason = COALESCE(@finish_reason, finish_reason),
-                input_tokens = COALESCE(@input_tokens, input_tokens),
-                continuation = CASE WHEN @new_attempt THEN @continuation ELSE continuation END,
-                attempts = attempts + CASE WHEN @new_attempt THEN 1 ELSE 0 END,
-                last_seq = last_seq + CASE WHEN @status_changed THEN 1 ELSE 0 END,
-                updated_at = @now,
-                completed_at = CASE WHEN @final THEN @now ELSE completed_at END,
-                version = version + 1,
-                lease_holder = CASE @lease WHEN 0 THEN lease_holder WHEN 1 THEN @node ELSE NULL END,
-                lease_expires_at = CASE @lease WHEN 0 THEN lease_expires_at WHEN 1 THEN @lease_expires ELSE NULL END,
-                lease_epoch = lease_epoch + CASE WHEN @lease IN (1, 3) THEN 1 ELSE 0 END
-            WHERE id = @id AND status = @old_status AND version = @old_version
-            RETURNING {Columns}
+            WITH updated AS (
+                UPDATE generation_sessions SET
+                    status = @status,
+                    desired_state = @desired,
+                    pause_reason = @pause_reason,
+                    error = CASE WHEN @set_error THEN @error ELSE error END,
+                    finish_reason = COALESCE(@finish_reason, finish_reason),
+                    input_tokens = COALESCE(@input_tokens, input_tokens),
+                    continuation = CASE WHEN @new_attempt THEN @continuation ELSE continuation END,
+                    attempts = attempts + CASE WHEN @new_attempt THEN 1 ELSE 0 END,
+                    last_seq = last_seq + CASE WHEN @status_changed THEN 1 ELSE 0 END,
+                    updated_at = @now,
+                    completed_at = CASE WHEN @final THEN @now ELSE completed_at END,
+                    version = version + 1,
+                    lease_holder = CASE @lease WHEN 0 THEN lease_holder WHEN 1 THEN @node ELSE NULL END,
+                    lease_expires_at = CASE @lease WHEN 0 THEN lease_expires_at WHEN 1 THEN @lease_expires ELSE NULL END,
+                    lease_epoch = lease_epoch + CASE WHEN @lease IN (1, 3) THEN 1 ELSE 0 END
+                WHERE id = @id AND status = @old_status AND version = @old_version
+                RETURNING {Columns}
+            ), status_event AS (
+                INSERT INTO generation_log (session_id, seq, type, payload)
+                SELECT @id, @seq, 'status', @payload FROM updated WHERE @status_changed
+            ), audit AS (
+                INSERT INTO session_events (session_kind, session_id, seq, occurred_at, actor, action, from_state, to_state, detail)
+                SELECT 'generation', @id,
+                       COALESCE((SELECT max(seq) FROM session_events WHERE session_kind = 'generation' AND session_id = @id), 0) + 1,
+                       @now, @actor, @action, @from_state, @to_state, @detail
+                FROM updated
+            )
+            SELECT * FROM updated
             """,
             connection,
             transaction))
@@ -720,6 +755,13 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             update.Parameters.Add(Pg.Text("id", session.Id));
             update.Parameters.Add(Pg.Text("old_status", session.Status.ToWire()));
             update.Parameters.Add(Pg.Bigint("old_version", session.Version));
+            update.Parameters.Add(Pg.Bigint("seq", statusEvent?.Seq ?? 0));
+            update.Parameters.Add(Pg.Text("payload", statusEvent is null ? string.Empty : GenerationJson.Serialize(statusEvent.StatusChange)));
+            update.Parameters.Add(Pg.Text("actor", actor.Name));
+            update.Parameters.Add(Pg.Text("action", AuditActions.For(transition.Command.Kind)));
+            update.Parameters.Add(Pg.Text("from_state", transition.From.ToString()));
+            update.Parameters.Add(Pg.Text("to_state", to.ToString()));
+            update.Parameters.Add(Pg.Text("detail", AuditActions.CombineDetail(GenerationRules.TransitionDetail(transition, actor, facts.Error), actor.Reason)));
             await using var reader = await update.ExecuteReaderAsync(cancellationToken);
             if (!await reader.ReadAsync(cancellationToken))
             {
@@ -729,18 +771,6 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             updated = Map(reader);
         }
 
-        if (statusEvent is not null)
-        {
-            await using var insert = new NpgsqlCommand("INSERT INTO generation_log (session_id, seq, type, payload) VALUES (@id, @seq, 'status', @payload)", connection, transaction);
-            insert.Parameters.Add(Pg.Text("id", session.Id));
-            insert.Parameters.Add(Pg.Bigint("seq", statusEvent.Seq));
-            insert.Parameters.Add(Pg.Text("payload", GenerationJson.Serialize(statusEvent.StatusChange)));
-            await insert.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await PostgresAudit.AppendAsync(
-            connection, transaction, SessionKind.Generation, session.Id, actor, AuditActions.For(transition.Command.Kind),
-            transition.From.ToString(), to.ToString(), now, GenerationRules.TransitionDetail(transition, actor, facts.Error), cancellationToken);
         return (new GenerationChange(updated.Session, statusEvent, true), updated);
     }
 
