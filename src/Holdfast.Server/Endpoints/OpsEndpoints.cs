@@ -21,7 +21,7 @@ internal static class OpsEndpoints
         app.MapGet("/readyz", ReadyAsync)
             .AllowAnonymous()
             .DisableRateLimiting()
-            .WithSummary("Readiness: the store answers and its schema is current.");
+            .WithSummary("Readiness: the store answers, accepts writes, has no damaged page found, and its schema is current.");
         app.MapGet("/metrics", MetricsAsync)
             .AllowAnonymous()
             .DisableRateLimiting()
@@ -29,8 +29,21 @@ internal static class OpsEndpoints
         return app;
     }
 
-    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ReadyAsync(SqliteDatabase database, CancellationToken cancellationToken)
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ReadyAsync(HttpContext context, SqliteDatabase database, CancellationToken cancellationToken)
     {
+        if (database.Damage is { } damage)
+        {
+            // Sticky: a damaged page does not heal; the operator restores a backup (and restarts).
+            return Errors.ProblemResults.Problem(StatusCodes.Status503ServiceUnavailable, "Not ready", damage);
+        }
+
+        if (await database.ProbeWritableAsync(cancellationToken) is { } failure)
+        {
+            // Writes fail (a full disk): not ready until one commits again, which this probe tries each time.
+            context.Response.Headers.RetryAfter = ((int)SqliteDatabase.WriteFailureRetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Errors.ProblemResults.Problem(StatusCodes.Status503ServiceUnavailable, "Not ready", failure);
+        }
+
         try
         {
             // Read-only on purpose: a probe must not take the writer lock (GetMigrationStatusAsync bootstraps the

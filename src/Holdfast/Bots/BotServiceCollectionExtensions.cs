@@ -3,6 +3,7 @@ using Holdfast.Storage.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace Holdfast.Bots;
 
@@ -16,7 +17,8 @@ public static class BotServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddHoldfastBots(this IServiceCollection services)
     {
-        services.AddOptions<BotOptions>().BindConfiguration(BotOptions.SectionName);
+        services.AddOptions<BotOptions>().BindConfiguration(BotOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BotOptions>, BotOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<IBotStore, SqliteBotStore>();
         services.TryAddSingleton<IAuditLog, SqliteAuditLog>();

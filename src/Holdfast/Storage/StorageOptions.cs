@@ -33,6 +33,12 @@ public sealed class StorageOptions
     /// <summary>How long a writer waits for another process's lock before failing (more than 0, at most an hour).</summary>
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Longest time <c>holdfast serve</c> spends checking the database file at start (<c>PRAGMA quick_check</c>): a
+    /// damaged file refuses start-up; a check that takes longer is skipped with a warning. 0 skips it. Default 10 s.
+    /// </summary>
+    public TimeSpan StartupCheckTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>PostgreSQL connection string, for when <see cref="Provider"/> <c>postgres</c> is available.</summary>
     public string? PostgresConnectionString { get; set; }
 
