@@ -343,7 +343,8 @@ internal sealed class ServerStartup(
         }
         catch (StoreUnavailableException ex) when (database.WriteFailure is not null)
         {
-            throw new ServerStartupException($"Cannot start: {database.WriteFailure.Replace(" Nothing was changed; retry once there is space.", " Free some space, then start again.", StringComparison.Ordinal)}", ex);
+            var failure = database.WriteFailure.Replace(" Nothing was changed; retry once there is space.", " Free some space, then start again.", StringComparison.Ordinal);
+            throw new ServerStartupException($"Cannot start: {char.ToLowerInvariant(failure[0])}{failure[1..]}", ex);
         }
     }
 

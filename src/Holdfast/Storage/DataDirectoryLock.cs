@@ -95,28 +95,23 @@ public sealed class DataDirectoryLock : IDisposable
         FileStream stream;
         try
         {
-            stream = new FileStream(path, LockFileOptions(FileShare.None));
+            stream = new FileStream(path, LockFileOptions());
         }
         catch (UnauthorizedAccessException ex)
         {
             throw new StorageNotWritableException(directory, ex);
         }
-        catch (IOException)
+        catch (IOException ex)
         {
-            // Either someone holds the lock (the exclusive open is refused), or the file cannot be opened for writing
-            // at all (a read-only file system, no space for a new file…): tell them apart with a shared open, which no
-            // lock refuses.
-            try
-            {
-                using (new FileStream(path, LockFileOptions(FileShare.ReadWrite)))
-                {
-                }
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            // Either someone holds the lock (the exclusive open is refused), or the directory cannot be written at all
+            // (a read-only file system…), which must not read as "another server is running": a lock file that does
+            // not exist is held by nobody, and a directory where a new file cannot be made is not writable.
+            if (!File.Exists(path))
             {
                 throw new StorageNotWritableException(directory, ex);
             }
 
+            ThrowIfNotWritable(directory);
             return null;
         }
 
@@ -138,9 +133,24 @@ public sealed class DataDirectoryLock : IDisposable
         return new DataDirectoryLock(directory, path, stream);
     }
 
-    private static FileStreamOptions LockFileOptions(FileShare share)
+    private static void ThrowIfNotWritable(string directory)
     {
-        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = share };
+        var probe = Path.Combine(directory, string.Create(CultureInfo.InvariantCulture, $".holdfast-write-probe-{Environment.ProcessId}"));
+        try
+        {
+            using (new FileStream(probe, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None, Options = FileOptions.DeleteOnClose }))
+            {
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StorageNotWritableException(directory, ex);
+        }
+    }
+
+    private static FileStreamOptions LockFileOptions()
+    {
+        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
         if (!OperatingSystem.IsWindows())
         {
             options.UnixCreateMode = HoldfastPaths.OwnerOnlyFile;
