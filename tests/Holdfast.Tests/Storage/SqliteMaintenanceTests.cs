@@ -176,8 +176,9 @@ public sealed class SqliteMaintenanceTests
     }
 
     [Fact(Timeout = 30_000)]
-    public void AcquireDatabase_SameFileFromTwoDataDirectories_SecondThrowsNamingTheHolder()
+    public async Task AcquireDatabase_SameFileFromTwoDataDirectories_SecondThrowsNamingTheHolder()
     {
+        await Task.Yield();
         using var temp = new TempDirectory();
         var databasePath = temp.File("shared/holdfast.db");
         using var first = DataDirectoryLock.Acquire(temp.File("a"), "serve");
