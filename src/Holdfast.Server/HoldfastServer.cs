@@ -5,13 +5,13 @@ using Holdfast.Hosting;
 using Holdfast.Security;
 using Holdfast.Server.Endpoints;
 using Holdfast.Sessions;
+using Holdfast.Storage.Sqlite;
 using Holdfast.Server.Errors;
 using Holdfast.Server.Hosting;
 using Holdfast.Server.Metrics;
 using Holdfast.Server.OpenAi;
 using Holdfast.Server.Security;
 using Holdfast.Storage;
-using Holdfast.Storage.Sqlite;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -46,7 +46,7 @@ public static class HoldfastServer
         }
 
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.Services.AddHoldfastServer();
+        builder.Services.AddHoldfastServer(builder.Configuration);
 
         // The Unix socket is made 0600 between bind and listen (see UnixSocketBinding).
         builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = UnixSocketBinding.CreateBoundListenSocket);
@@ -137,7 +137,7 @@ public static class HoldfastServer
     /// authentication scheme, options callbacks and rate limiter would otherwise be added twice, and a second
     /// <c>AddScheme</c> throws when the options are first read).
     /// </summary>
-    public static IServiceCollection AddHoldfastServer(this IServiceCollection services)
+    public static IServiceCollection AddHoldfastServer(this IServiceCollection services, IConfiguration? configuration = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         if (services.Any(d => d.ServiceType == typeof(HoldfastServerMarker)))
@@ -146,9 +146,10 @@ public static class HoldfastServer
         }
 
         services.AddSingleton<HoldfastServerMarker>();
+        services.AddHoldfastStorage(configuration);
         services.AddHoldfastCore();
         services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.SectionName);
-        services.TryAddSingleton<ApiKeyStore>();
+        services.TryAddSingleton<ApiKeys>();
         services.TryAddSingleton<ServerStartup>();
         services.TryAddSingleton<PrometheusMetrics>();
         services.TryAddSingleton<ServerMetrics>();
@@ -269,8 +270,9 @@ internal sealed class ServerStartup(
     IOptions<ServerOptions> serverOptions,
     IOptions<StorageOptions> storageOptions,
     IConfiguration configuration,
-    SqliteDatabase database,
-    ILogger<ServerStartup> logger) : IDisposable
+    StoreSchema schema,
+    ILogger<ServerStartup> logger,
+    SqliteDatabase? database = null) : IDisposable
 {
     private DataDirectoryLock? _lock;
     private DataDirectoryLock? _databaseLock;
@@ -301,11 +303,11 @@ internal sealed class ServerStartup(
                 ex);
         }
 
-        // The database can live outside the data directory (Storage:SqliteFile): its own lock keeps two servers with
+        // The SQLite file can live outside the data directory (Storage:SqliteFile): its own lock keeps two servers with
         // different data directories off the same file.
         try
         {
-            _databaseLock = DataDirectoryLock.AcquireDatabase(database.Path, "holdfast serve");
+            _databaseLock = database is null ? null : DataDirectoryLock.AcquireDatabase(database.Path, "holdfast serve");
         }
         catch (DatabaseInUseException ex)
         {
@@ -332,16 +334,21 @@ internal sealed class ServerStartup(
         await CheckIntegrityAsync(cancellationToken);
         try
         {
-            await MigrateAsync(cancellationToken);
+            // The schema is brought up to date once per start (StoreSchema); the hosted storage service awaits the same run.
+            var applied = await schema.EnsureAsync(cancellationToken);
+            if (applied.Count > 0)
+            {
+                Log.MigrationsApplied(logger, applied.Count, string.Join(", ", applied.Select(m => m.Id)));
+            }
 
             // A write at start: a disk that is already full refuses start-up here, in one line, rather than failing
             // the first request (or the restore of running sessions) later.
-            if (await database.CheckWritableAsync(cancellationToken) is { } failure)
+            if (database is not null && await database.CheckWritableAsync(cancellationToken) is { } failure)
             {
                 throw new StoreUnavailableException(failure);
             }
         }
-        catch (StoreUnavailableException ex) when (database.WriteFailure is not null)
+        catch (StoreUnavailableException ex) when (database?.WriteFailure is not null)
         {
             var failure = database.WriteFailure.Replace(" Nothing was changed; retry once there is space.", " Free some space, then start again.", StringComparison.Ordinal);
             throw new ServerStartupException($"Cannot start: {char.ToLowerInvariant(failure[0])}{failure[1..]}", ex);
@@ -349,13 +356,13 @@ internal sealed class ServerStartup(
     }
 
     /// <summary>
-    /// <c>PRAGMA quick_check</c> within <see cref="StorageOptions.StartupCheckTimeout"/>: a damaged file refuses
+    /// SQLite: <c>PRAGMA quick_check</c> within <see cref="StorageOptions.StartupCheckTimeout"/>. A damaged file refuses
     /// start-up with one line naming it and <c>holdfast restore</c>; a check that takes longer is skipped with a warning.
     /// </summary>
     private async Task CheckIntegrityAsync(CancellationToken cancellationToken)
     {
         var limit = storageOptions.Value.StartupCheckTimeout;
-        if (limit <= TimeSpan.Zero || !File.Exists(database.Path) || new FileInfo(database.Path).Length == 0)
+        if (database is null || limit <= TimeSpan.Zero || !File.Exists(database.Path) || new FileInfo(database.Path).Length == 0)
         {
             return;
         }
@@ -381,29 +388,6 @@ internal sealed class ServerStartup(
                 "See the damage with `holdfast check`, then put a backup in its place with `holdfast restore FILE` (the damaged file is kept as a .bak).");
         }
     }
-
-    private async Task MigrateAsync(CancellationToken cancellationToken)
-    {
-        if (storageOptions.Value.MigrateOnStart)
-        {
-            var applied = await database.MigrateAsync(cancellationToken);
-            if (applied.Count > 0)
-            {
-                Log.MigrationsApplied(logger, applied.Count, string.Join(", ", applied.Select(m => m.Id)));
-            }
-        }
-        else
-        {
-            var status = await database.GetMigrationStatusAsync(cancellationToken);
-            SqliteDatabase.ThrowOnProblems(status);
-            if (status.Pending.Count > 0)
-            {
-                throw new ServerStartupException(
-                    $"The database has {status.Pending.Count} pending migration(s) ({string.Join(", ", status.Pending.Select(m => m.Id))}) and Storage:MigrateOnStart is off; run 'holdfast migrate' first.");
-            }
-        }
-    }
-
     public void OnListening(WebApplication app)
     {
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];

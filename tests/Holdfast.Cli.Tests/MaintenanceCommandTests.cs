@@ -68,7 +68,7 @@ public sealed class MaintenanceCommandTests : IDisposable
 
         printed.ExitCode.ShouldBe(0, printed.ToString());
         var stdout = printed.Stdout.Replace("\r\n", "\n", StringComparison.Ordinal);
-        var migrations = MigrationCatalog.Load("sqlite");
+        var migrations = SqliteDatabase.KnownMigrations;
         migrations.Count.ShouldBeGreaterThanOrEqualTo(3);
         foreach (var migration in migrations)
         {
@@ -179,7 +179,7 @@ public sealed class MaintenanceCommandTests : IDisposable
     public async Task CheckJson_HealthyThenTampered_ReportsPathIntegrityMigrationsAndOk()
     {
         (await CliProcess.RunAsync(["migrate"], Environment)).ExitCode.ShouldBe(0);
-        var expected = MigrationCatalog.Load("sqlite").Count;
+        var expected = SqliteDatabase.KnownMigrations.Count;
 
         var healthy = await CliProcess.RunAsync(["check", "--json"], Environment);
         await ExecuteAsync(_data.File("holdfast.db"), "UPDATE schema_migrations SET checksum = 'deadbeefdeadbeefdeadbeef' WHERE version = 1");

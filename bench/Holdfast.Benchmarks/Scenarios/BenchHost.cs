@@ -52,6 +52,7 @@ internal sealed class BenchHost : IAsyncDisposable
         }
 
         builder.Configuration.AddInMemoryCollection(config);
+        builder.Services.AddHoldfastSqliteStorage();
         builder.Services.AddHoldfastCore();
         var host = builder.Build();
         await host.StartAsync();

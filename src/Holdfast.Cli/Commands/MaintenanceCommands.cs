@@ -7,7 +7,6 @@ using Holdfast.Sessions;
 using Holdfast.Storage;
 using Holdfast.Storage.Migrations;
 using Holdfast.Storage.Sqlite;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -17,8 +16,9 @@ namespace Holdfast.Cli.Commands;
 /// <c>holdfast migrate | backup | restore | check</c>: commands that work on the database file directly. They read the
 /// same configuration as <c>holdfast serve</c> (<see cref="HoldfastConfiguration"/>: <c>appsettings.json</c>,
 /// environment variables such as <c>Storage__SqliteFile</c>, <c>HOLDFAST_DATA</c>), so they work on the file the
-/// service uses. Exit 0 on success; on failure a one-line reason on stderr and exit 1. The work is done by
-/// <see cref="SqliteDatabase"/> and <see cref="SqliteMaintenance"/>.
+/// service uses. Exit 0 on success; on failure a one-line reason on stderr and exit 1. <c>migrate</c> goes through the
+/// store's administration port (<see cref="StoreAccess"/>); <c>backup</c>, <c>restore</c> and <c>check</c> are the SQLite
+/// file's own (<see cref="SqliteMaintenance"/>).
 /// </summary>
 internal static class MaintenanceCommands
 {
@@ -43,7 +43,9 @@ internal static class MaintenanceCommands
         {
             if (parseResult.GetValue(print))
             {
-                foreach (var migration in MigrationCatalog.Load(parseResult.GetValue(provider)!))
+                var chosen = parseResult.GetValue(provider)!;
+                var migrations = chosen == StorageOptions.SqliteProvider ? SqliteDatabase.KnownMigrations : MigrationCatalog.Load(chosen);
+                foreach (var migration in migrations)
                 {
                     Console.Out.WriteLine($"-- {migration.Id} (sha256 {migration.Checksum})");
                     Console.Out.WriteLine(migration.Sql);
@@ -52,11 +54,11 @@ internal static class MaintenanceCommands
                 return 0;
             }
 
-            using var database = SqliteDatabase.FromOptions(HoldfastConfiguration.LoadStorageOptions(), TimeProvider.System);
-            var applied = await database.MigrateAsync(cancellationToken);
+            await using var store = await StoreAccess.OpenAsync(migrate: false, cancellationToken);
+            var applied = await store.Administration.MigrateAsync(cancellationToken);
             Console.Out.WriteLine(applied.Count == 0
-                ? $"Schema is current ({database.Path})."
-                : $"Applied {applied.Count} migration(s) to {database.Path}: {string.Join(", ", applied.Select(m => m.Id))}");
+                ? $"Schema is current ({store.Administration.Location})."
+                : $"Applied {applied.Count} migration(s) to {store.Administration.Location}: {string.Join(", ", applied.Select(m => m.Id))}");
             return 0;
         }));
         return migrate;
@@ -131,7 +133,7 @@ internal static class MaintenanceCommands
                     result.IntegrityErrors,
                     new CheckMigrations(
                         migrations.Applied.Count,
-                        MigrationCatalog.Load(StorageOptions.SqliteProvider).Count,
+                        SqliteDatabase.KnownMigrations.Count,
                         migrations.Pending.Select(m => m.Id).ToList(),
                         migrations.Problems),
                     result.IsHealthy));
@@ -188,9 +190,9 @@ internal static class MaintenanceCommands
         {
             return Fail(ex.Message);
         }
-        catch (SqliteException ex)
+        catch (System.Data.Common.DbException ex)
         {
-            return Fail($"SQLite error: {ex.Message}");
+            return Fail($"Database error: {ex.Message}");
         }
         catch (IOException ex)
         {

@@ -74,3 +74,28 @@ public sealed class StoreUnavailableException : HoldfastException
     /// <summary>When the condition is expected to pass by itself (a full disk): how long a client should wait before retrying.</summary>
     public TimeSpan? RetryAfter { get; init; }
 }
+
+/// <summary>
+/// A run's write carried a fencing token that is no longer its session's lease epoch: another node (or the recovery
+/// sweep) took the session over. Nothing of the write was stored; the run must stop.
+/// </summary>
+public sealed class LeaseLostException : HoldfastException
+{
+    public LeaseLostException(IReadOnlyCollection<string> sessionIds)
+        : base($"The lease on {string.Join(", ", sessionIds.Select(id => $"'{id}'"))} was lost (another holder or the recovery sweep took it over); nothing was written for it.")
+    {
+        SessionIds = sessionIds;
+    }
+
+    /// <summary>The sessions whose writes were refused.</summary>
+    public IReadOnlyCollection<string> SessionIds { get; }
+}
+
+/// <summary>The configured store cannot do this (e.g. the SQLite online backup on PostgreSQL); the message says what to use instead.</summary>
+public sealed class StoreFeatureNotSupportedException : HoldfastException
+{
+    public StoreFeatureNotSupportedException(string message)
+        : base(message)
+    {
+    }
+}

@@ -8,7 +8,7 @@ namespace Holdfast.Tests.Storage;
 
 public sealed class SqliteMigrationTests
 {
-    private static readonly IReadOnlyList<Migration> Code = MigrationCatalog.Load("sqlite");
+    private static readonly IReadOnlyList<Migration> Code = SqliteDatabase.KnownMigrations;
 
     private static readonly Migration NextVersion = MigrationCatalog.Parse(
         "9001_test_add_bot_label.sql",
@@ -173,7 +173,7 @@ public sealed class SqliteMigrationTests
     {
         foreach (var provider in new[] { "sqlite", "postgres" })
         {
-            var migrations = MigrationCatalog.Load(provider);
+            var migrations = provider == "sqlite" ? SqliteDatabase.KnownMigrations : MigrationCatalog.Load(provider);
 
             migrations[0].Id.ShouldBe("0001_foundation");
             migrations.Select(m => m.Version).ShouldBeInOrder(SortDirection.Ascending);

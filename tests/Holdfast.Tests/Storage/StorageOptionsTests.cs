@@ -104,6 +104,7 @@ public sealed class StorageOptionsTests
         var services = new ServiceCollection()
             .AddSingleton<IConfiguration>(Configuration(new() { ["HOLDFAST_DATA"] = temp.Path, ["XDG_DATA_HOME"] = "/nonexistent-xdg" }))
             .AddLogging();
+        services.AddHoldfastSqliteStorage();
         services.AddHoldfastCore();
         await using var provider = services.BuildServiceProvider();
 

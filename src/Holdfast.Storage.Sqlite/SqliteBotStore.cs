@@ -1,4 +1,5 @@
 using System.Globalization;
+using Holdfast.Audit;
 using Holdfast.Bots;
 using Holdfast.Sessions;
 using Microsoft.Data.Sqlite;
@@ -92,7 +93,7 @@ internal sealed class SqliteBotStore : IBotStore
                     insert.Parameters.AddWithValue("$owner", (object?)request.Owner ?? DBNull.Value);
                     var created = await ReadSingleAsync(insert, cancellationToken);
                     await SqliteAudit.AppendAsync(
-                        connection, transaction, SessionKind.Bot, request.SessionId, actor, "bot.created", null, "active", now,
+                        connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotCreated, null, "active", now,
                         $"bot_type={request.BotType}", cancellationToken);
                     return new BotStartResult(created!, BotStartOutcome.Created);
                 }
@@ -131,7 +132,7 @@ internal sealed class SqliteBotStore : IBotStore
                     ? $"bot_type={request.BotType}"
                     : $"bot_type={existing.BotType}->{request.BotType}";
                 await SqliteAudit.AppendAsync(
-                    connection, transaction, SessionKind.Bot, request.SessionId, actor, "bot.reactivated", "inactive", "active", now, detail, cancellationToken);
+                    connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotReactivated, "inactive", "active", now, detail, cancellationToken);
                 return new BotStartResult(reactivated, BotStartOutcome.Reactivated);
             },
             cancellationToken);
@@ -148,7 +149,7 @@ internal sealed class SqliteBotStore : IBotStore
             isNoOp: existing => string.Equals(existing.QrData, qrData, StringComparison.Ordinal),
             update: SetQrSql,
             bind: command => command.Parameters.AddWithValue("$qr", (object?)qrData ?? DBNull.Value),
-            action: "bot.qr",
+            action: AuditActions.BotQr,
             detail: _ => qrData is null ? "qr cleared" : "qr updated",
             toState: null,
             cancellationToken);
@@ -165,7 +166,7 @@ internal sealed class SqliteBotStore : IBotStore
             isNoOp: _ => false,
             update: RecordMessageSql,
             bind: command => command.Parameters.AddWithValue("$text", text),
-            action: "bot.message",
+            action: AuditActions.BotMessage,
             detail: _ => string.Create(CultureInfo.InvariantCulture, $"{text.Length} characters"),
             toState: null,
             cancellationToken);
@@ -182,7 +183,7 @@ internal sealed class SqliteBotStore : IBotStore
             isNoOp: existing => string.Equals(existing.ConnectionDetail, connectionDetail, StringComparison.Ordinal),
             update: SetConnectionSql,
             bind: command => command.Parameters.AddWithValue("$detail", (object?)connectionDetail ?? DBNull.Value),
-            action: "bot.connection",
+            action: AuditActions.BotConnection,
             detail: existing => $"{existing.ConnectionDetail ?? "none"} -> {connectionDetail ?? "none"}",
             toState: null,
             cancellationToken);
@@ -198,7 +199,7 @@ internal sealed class SqliteBotStore : IBotStore
             isNoOp: existing => existing.Status == BotSessionStatus.Inactive,
             update: EndSql,
             bind: _ => { },
-            action: "bot.ended",
+            action: AuditActions.BotEnded,
             detail: _ => null,
             toState: "inactive",
             cancellationToken);
@@ -264,7 +265,7 @@ internal sealed class SqliteBotStore : IBotStore
             isNoOp: _ => false,
             update: SaveAuthStateSql,
             bind: command => command.Parameters.Add("$state", SqliteType.Blob).Value = (object?)bytes ?? DBNull.Value,
-            action: "bot.auth_state",
+            action: AuditActions.BotAuthState,
             detail: _ => bytes is null ? "auth state cleared" : string.Create(CultureInfo.InvariantCulture, $"auth state stored ({bytes.Length} bytes, encrypted)"),
             toState: null,
             cancellationToken);

@@ -1,67 +1,26 @@
 using System.Globalization;
 using System.Text;
+using Holdfast.Audit;
 using Holdfast.Generation;
 using Holdfast.Sessions;
 using Microsoft.Data.Sqlite;
 
 namespace Holdfast.Storage.Sqlite;
 
-/// <summary>A session to insert (a new start or a fork).</summary>
-internal sealed record NewGenerationRow(
-    string Id,
-    string Owner,
-    string Backend,
-    string Model,
-    IReadOnlyList<GenerationMessage> Input,
-    GenerationParameters Parameters,
-    IReadOnlyDictionary<string, string>? Metadata,
-    string? PreviousSessionId,
-    string? IdempotencyKey,
-    string? RequestHash,
-    string? ForkedFrom = null,
-    long? ForkedAtSeq = null,
-    string InitialOutput = "",
-    long InitialOutputTokens = 0);
-
-/// <summary>A queued session the runner may claim.</summary>
-internal sealed record ClaimCandidate(string Id, string Backend, bool HasOutput);
-
-/// <summary>A chunk produced by run <see cref="Attempt"/> of a session, waiting for its group commit.</summary>
-internal sealed record ChunkAppend(string SessionId, int Attempt, long Seq, string Text);
-
-/// <summary>
-/// How a run ended, written after its last chunks in the same group commit. <see cref="LastSeq"/> is the seq of the
-/// run's last chunk (or of its claim when it produced none): a <see cref="GenerationCommandKind.Complete"/> is only
-/// written when the stored log reaches it; when chunks were lost (a group commit given up) the session is
-/// interrupted under <see cref="Recovery"/> instead, so the next run regenerates the missing text.
-/// </summary>
-internal sealed record RunFinish(
-    string SessionId,
-    int Attempt,
-    GenerationCommand Command,
-    long LastSeq,
-    string? Error = null,
-    string? FinishReason = null,
-    long? InputTokens = null,
-    GenerationRecoveryPolicy Recovery = GenerationRecoveryPolicy.Auto);
-
-/// <summary>The session after a change, and the status event it wrote (null when the status did not change).</summary>
-internal sealed record GenerationChange(GenerationSession Session, GenerationLogEvent? StatusEvent, bool Changed);
-
 /// <summary>
 /// Generation sessions in SQLite: the session row with its materialized output, the ordered event log, and the
 /// audit event of every change, each written in one transaction through <see cref="SqliteDatabase.WriteAsync{T}"/>.
-/// Status changes are compare-and-swap on (status, version); runner writes are fenced by the run's attempt number.
+/// Status changes are compare-and-swap on (status, version); runner writes are fenced by the lease epoch. Implements
+/// <see cref="IGenerationStore"/> and <see cref="IRunStore"/> (see docs/storage-ports.md); the rules it applies are the
+/// core's (<see cref="GenerationStateMachine"/>, <see cref="GenerationRules"/>).
 /// </summary>
-internal sealed class SqliteGenerationStore
+internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 {
     private const string Columns = """
         id, owner, backend, model, input, parameters, metadata, status, desired_state, pause_reason, error, finish_reason,
         input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, output, last_seq,
-        attempts, idempotency_key, created_at, updated_at, completed_at, version
+        attempts, idempotency_key, created_at, updated_at, completed_at, version, log_compacted_at IS NOT NULL
         """;
-
-    private static readonly Actor RunnerActor = Actor.System("runner");
 
     private readonly SqliteDatabase _database;
     private readonly TimeProvider _time;
@@ -73,7 +32,7 @@ internal sealed class SqliteGenerationStore
     }
 
     /// <summary>Inserts a session (queued), or returns the one already started with the same idempotency key.</summary>
-    public async Task<(GenerationChange Change, bool Created)> CreateAsync(NewGenerationRow row, Actor actor, CancellationToken cancellationToken = default)
+    public async Task<GenerationCreateResult> CreateAsync(NewGeneration row, Actor actor, CancellationToken cancellationToken = default)
     {
         try
         {
@@ -82,9 +41,10 @@ internal sealed class SqliteGenerationStore
         catch (SqliteException ex) when (ex.SqliteErrorCode == 19 && row.IdempotencyKey is not null)
         {
             // Another process inserted the same key between our check and insert: return its session.
-            var existing = await FindByIdempotencyKeyAsync(row.Owner, row.IdempotencyKey, cancellationToken)
+            var existing = await _database.ReadAsync(connection => ReadByIdempotencyKeyAsync(connection, null, row.Owner, row.IdempotencyKey, cancellationToken), cancellationToken)
                 ?? throw new SessionConflictException("A session with this Idempotency-Key is being created; retry the request.");
-            return (new GenerationChange(existing, null, false), false);
+            GenerationRules.CheckIdempotentRetry(row.IdempotencyKey, existing.Session, existing.RequestHash, row.RequestHash);
+            return new GenerationCreateResult(new GenerationChange(existing.Session, null, false), false);
         }
     }
 
@@ -95,21 +55,7 @@ internal sealed class SqliteGenerationStore
             {
                 var parent = await ReadSessionAsync(connection, transaction, parentId, ownerScope, cancellationToken)
                     ?? throw new SessionNotFoundException(SessionKind.Generation, parentId);
-                var at = atSeq ?? parent.LastSeq;
-                if (at < 0 || at > parent.LastSeq)
-                {
-                    throw new InvalidSessionInputException(
-                        "at_seq",
-                        $"'at_seq' must be between 0 and {parent.LastSeq.ToString(CultureInfo.InvariantCulture)} (the last persisted event of session '{parentId}'); it is {at.ToString(CultureInfo.InvariantCulture)}.");
-                }
-
-                if (at > 0 && at < parent.LastSeq && await IsLogCompactedAsync(connection, transaction, parentId, cancellationToken))
-                {
-                    throw new InvalidSessionInputException(
-                        "at_seq",
-                        $"The event log of session '{parentId}' was compacted (Generation:LogRetention), so its chunk boundaries are gone; fork it at 0 or at {parent.LastSeq.ToString(CultureInfo.InvariantCulture)} (its whole output).");
-                }
-
+                var at = GenerationRules.CheckFork(parent, atSeq);
                 var prefix = new StringBuilder();
                 long chunks = 0;
                 await using (var read = Command(connection, transaction, """
@@ -126,12 +72,11 @@ internal sealed class SqliteGenerationStore
                     }
                 }
 
-                var row = new NewGenerationRow(
+                var row = new NewGeneration(
                     newId, parent.Owner, parent.Backend, parent.Model, parent.Input, parent.Parameters, parent.Metadata,
                     parent.PreviousSessionId, IdempotencyKey: null, RequestHash: null, ForkedFrom: parent.Id, ForkedAtSeq: at,
-                    InitialOutput: prefix.ToString(), InitialOutputTokens: at == parent.LastSeq ? parent.Usage.OutputTokens : chunks);
-                var (change, _) = await CreateInTransactionAsync(connection, transaction, row, actor, cancellationToken);
-                return change;
+                    InitialOutput: prefix.ToString(), InitialOutputTokens: GenerationRules.ForkOutputTokens(parent, at, chunks));
+                return (await CreateInTransactionAsync(connection, transaction, row, actor, cancellationToken)).Change;
             },
             cancellationToken);
 
@@ -185,7 +130,7 @@ internal sealed class SqliteGenerationStore
             {
                 var session = await ReadSessionAsync(connection, transaction, id, ownerScope, cancellationToken)
                     ?? throw new SessionNotFoundException(SessionKind.Generation, id);
-                var transition = GenerationStateMachine.ApplyOrThrow(StateOf(session), command);
+                var transition = GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command);
                 if (!transition.Changed)
                 {
                     return new GenerationChange(session, null, false);
@@ -194,7 +139,7 @@ internal sealed class SqliteGenerationStore
                 if (expectedVersion is { } expected && expected != session.Version)
                 {
                     throw new SessionConflictException(
-                        $"The session changed since version {expected.ToString(CultureInfo.InvariantCulture)} (it is now version {session.Version.ToString(CultureInfo.InvariantCulture)}, {StateOf(session)}); reload it and retry.",
+                        $"The session changed since version {expected.ToString(CultureInfo.InvariantCulture)} (it is now version {session.Version.ToString(CultureInfo.InvariantCulture)}, {GenerationRules.StateOf(session)}); reload it and retry.",
                         session.Status.ToWire(),
                         transition.To.Status.ToWire());
                 }
@@ -204,22 +149,19 @@ internal sealed class SqliteGenerationStore
             cancellationToken);
 
     /// <summary>Deletes a session that is not running, with its event log. The audit trail keeps a <c>delete</c> event.</summary>
-    public Task<bool> DeleteAsync(string id, string? ownerScope, Actor actor, CancellationToken cancellationToken = default) =>
+    public Task DeleteAsync(string id, string? ownerScope, Actor actor, CancellationToken cancellationToken = default) =>
         _database.WriteAsync(
             async (connection, transaction) =>
             {
                 var session = await ReadSessionAsync(connection, transaction, id, ownerScope, cancellationToken)
                     ?? throw new SessionNotFoundException(SessionKind.Generation, id);
-                if (session.Status == GenerationStatus.Running)
-                {
-                    throw new SessionConflictException("The session is running; pause or cancel it before deleting it.", "running", "deleted");
-                }
+                GenerationRules.CheckDelete(session);
 
                 await using var delete = Command(connection, transaction, "DELETE FROM generation_sessions WHERE id = $id AND version = $version");
                 delete.Parameters.AddWithValue("$id", id);
                 delete.Parameters.AddWithValue("$version", session.Version);
                 await delete.ExecuteNonQueryAsync(cancellationToken);
-                await SqliteAudit.AppendAsync(connection, transaction, SessionKind.Generation, id, actor, "delete", session.Status.ToWire(), null, _time.GetUtcNow(), cancellationToken: cancellationToken);
+                await SqliteAudit.AppendAsync(connection, transaction, SessionKind.Generation, id, actor, AuditActions.Delete, session.Status.ToWire(), null, _time.GetUtcNow(), cancellationToken: cancellationToken);
                 return true;
             },
             cancellationToken);
@@ -244,13 +186,17 @@ internal sealed class SqliteGenerationStore
             cancellationToken);
 
     /// <summary>
-    /// Claims queued sessions for this runner in one transaction: for each candidate (oldest first, at most
-    /// <paramref name="limit"/> per backend, so a long queue on one backend never starves another) that
-    /// <paramref name="choose"/> accepts, queued → running, attempts + 1, with the continuation mode it returns.
+    /// Claims queued sessions for <see cref="RunClaimRequest.NodeId"/> in one transaction: for each candidate (oldest
+    /// first, at most <see cref="RunClaimRequest.Limit"/> per backend, so a long queue on one backend never starves
+    /// another) that <paramref name="choose"/> accepts, queued → running, attempts + 1, the continuation it returns, and
+    /// a new lease (holder, expiry, epoch + 1).
     /// </summary>
-    public Task<IReadOnlyList<GenerationChange>> ClaimRunnableAsync(
-        Func<ClaimCandidate, (bool Take, string? Continuation)> choose, int limit, CancellationToken cancellationToken = default) =>
-        _database.WriteAsync<IReadOnlyList<GenerationChange>>(
+    public Task<IReadOnlyList<RunClaim>> ClaimRunnableAsync(
+        RunClaimRequest request, Func<ClaimCandidate, ClaimChoice> choose, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(choose);
+        return _database.WriteAsync<IReadOnlyList<RunClaim>>(
             async (connection, transaction) =>
             {
                 var candidates = new List<ClaimCandidate>();
@@ -264,7 +210,7 @@ internal sealed class SqliteGenerationStore
                     ORDER BY id
                     """))
                 {
-                    select.Parameters.AddWithValue("$limit", limit);
+                    select.Parameters.AddWithValue("$limit", request.Limit);
                     await using var reader = await select.ExecuteReaderAsync(cancellationToken);
                     while (await reader.ReadAsync(cancellationToken))
                     {
@@ -272,11 +218,12 @@ internal sealed class SqliteGenerationStore
                     }
                 }
 
-                var claimed = new List<GenerationChange>();
+                var claimed = new List<RunClaim>();
+                var expires = _time.GetUtcNow() + request.LeaseDuration;
                 foreach (var candidate in candidates)
                 {
-                    var (take, continuation) = choose(candidate);
-                    if (!take)
+                    var choice = choose(candidate);
+                    if (!choice.Take)
                     {
                         continue;
                     }
@@ -287,81 +234,114 @@ internal sealed class SqliteGenerationStore
                         continue;
                     }
 
-                    var result = GenerationStateMachine.Apply(StateOf(session), GenerationCommand.Claim);
+                    var result = GenerationStateMachine.Apply(GenerationRules.StateOf(session), GenerationCommand.Claim);
                     if (result.Transition is not { } transition)
                     {
                         continue;
                     }
 
-                    claimed.Add(await WriteTransitionAsync(
-                        connection, transaction, session, transition, RunnerActor,
-                        new TransitionFacts { NewAttempt = true, Continuation = continuation }, cancellationToken));
+                    var change = await WriteTransitionAsync(
+                        connection, transaction, session, transition, GenerationRules.RunnerActor,
+                        new TransitionFacts { NewAttempt = true, Continuation = choice.Continuation, Lease = (request.NodeId, expires) }, cancellationToken);
+                    claimed.Add(new RunClaim(change, new RunLease(change.Session.Id, request.NodeId, await ReadEpochAsync(connection, transaction, change.Session.Id, cancellationToken), expires)));
                 }
 
                 return claimed;
             },
             cancellationToken);
+    }
 
-    /// <summary>
-    /// One group commit: appends every chunk (one log row each, one output append per session with the coalesced
-    /// text), then writes each finished run's status. Writes of a run that no longer owns its session (other
-    /// attempt, or not running) are skipped. Returns the finished runs' changes (null for a skipped finish).
-    /// </summary>
-    public Task<IReadOnlyList<GenerationChange?>> CommitAsync(
-        IReadOnlyList<ChunkAppend> chunks, IReadOnlyList<RunFinish> finishes, CancellationToken cancellationToken = default) =>
-        _database.WriteAsync<IReadOnlyList<GenerationChange?>>(
+    /// <summary>Extends every lease <paramref name="nodeId"/> holds on a running session, in one statement; returns the leases it holds.</summary>
+    public Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync<IReadOnlyList<RunLease>>(
             async (connection, transaction) =>
             {
-                if (chunks.Count > 0)
+                var expires = _time.GetUtcNow() + leaseDuration;
+                await using var renew = Command(connection, transaction, """
+                    UPDATE generation_sessions SET lease_expires_at = $expires
+                    WHERE lease_holder = $node AND status = 'running'
+                    RETURNING id, lease_epoch
+                    """);
+                renew.Parameters.AddWithValue("$expires", SqliteTime.Format(expires));
+                renew.Parameters.AddWithValue("$node", nodeId);
+                var leases = new List<RunLease>();
+                await using var reader = await renew.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
                 {
-                    await AppendChunksAsync(connection, transaction, chunks, cancellationToken);
+                    leases.Add(new RunLease(reader.GetString(0), nodeId, reader.GetInt64(1), expires));
                 }
 
-                var results = new List<GenerationChange?>(finishes.Count);
-                foreach (var finish in finishes)
-                {
-                    var session = await ReadSessionAsync(connection, transaction, finish.SessionId, null, cancellationToken);
-                    if (session is null || session.Attempts != finish.Attempt || session.Status != GenerationStatus.Running)
-                    {
-                        results.Add(null);
-                        continue;
-                    }
-
-                    var command = finish.Command;
-                    var actor = RunnerActor;
-                    if (command.Kind == GenerationCommandKind.Complete && session.LastSeq != finish.LastSeq)
-                    {
-                        // The run produced more than the log holds (a group commit was given up): never complete with a gap.
-                        command = GenerationCommand.Interrupt(finish.Recovery);
-                        actor = Actor.System(
-                            "runner",
-                            string.Create(CultureInfo.InvariantCulture, $"output lost in a failed group commit (stored up to seq {session.LastSeq}, produced up to {finish.LastSeq}); regenerated by the next run"));
-                    }
-
-                    var transition = GenerationStateMachine.ApplyOrThrow(StateOf(session), command);
-                    results.Add(await WriteTransitionAsync(
-                        connection, transaction, session, transition, actor,
-                        new TransitionFacts { Error = finish.Error, FinishReason = finish.FinishReason, InputTokens = finish.InputTokens },
-                        cancellationToken));
-                }
-
-                return results;
+                return leases;
             },
             cancellationToken);
 
     /// <summary>
-    /// The recovery sweep: every session left <c>running</c> (by a process that is gone) is queued again
-    /// (<see cref="GenerationRecoveryPolicy.Auto"/>) or paused with reason <c>interrupted</c> (manual); a pause or
-    /// cancel that was acknowledged before the crash is honoured.
+    /// One group commit: appends every chunk (one log row each, one output append per session with the coalesced
+    /// text), then writes each finished run's status as <see cref="GenerationRules.DecideRunEnd"/> says. Every write is
+    /// fenced by its lease epoch: when any is stale, the whole commit is rolled back and <see cref="LeaseLostException"/>
+    /// names the sessions. Returns the finished runs' changes in order.
     /// </summary>
-    public Task<IReadOnlyList<GenerationChange>> RecoverInterruptedAsync(GenerationRecoveryPolicy policy, CancellationToken cancellationToken = default) =>
-        _database.WriteAsync<IReadOnlyList<GenerationChange>>(
+    public async Task<IReadOnlyList<GenerationChange>> CommitAsync(
+        IReadOnlyList<ChunkAppend> chunks, IReadOnlyList<RunFinish> finishes, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(chunks);
+        ArgumentNullException.ThrowIfNull(finishes);
+        return await _database.WriteAsync<IReadOnlyList<GenerationChange>>(
+                async (connection, transaction) =>
+                {
+                    var stale = await FindStaleAsync(connection, transaction, chunks, finishes, cancellationToken);
+                    if (stale.Count > 0)
+                    {
+                        // Thrown inside the transaction: it is rolled back, so nothing of this commit is stored.
+                        throw new LeaseLostException(stale);
+                    }
+
+                    if (chunks.Count > 0)
+                    {
+                        await AppendChunksAsync(connection, transaction, chunks, cancellationToken);
+                    }
+
+                    var results = new List<GenerationChange>(finishes.Count);
+                    foreach (var finish in finishes)
+                    {
+                        var session = (await ReadSessionAsync(connection, transaction, finish.SessionId, null, cancellationToken))!;
+                        var (command, actor) = GenerationRules.DecideRunEnd(session, finish);
+                        var transition = GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command);
+                        results.Add(await WriteTransitionAsync(
+                            connection, transaction, session, transition, actor,
+                            new TransitionFacts { Error = finish.Error, FinishReason = finish.FinishReason, InputTokens = finish.InputTokens, ClearLease = true },
+                            cancellationToken));
+                    }
+
+                    return results;
+                },
+                cancellationToken);
+    }
+
+    /// <summary>
+    /// The recovery sweep: every running session whose lease expired (or that has none: rows from before leases), and
+    /// with <see cref="RecoveryRequest.TakeOwnLeasesBack"/> every one this node holds, gets
+    /// <see cref="GenerationRules.Recovery"/>: queued again (auto) or paused <c>interrupted</c> (manual), a pause or
+    /// cancel acknowledged before honoured; its lease is cleared and its epoch raised.
+    /// </summary>
+    public Task<IReadOnlyList<GenerationChange>> RecoverAbandonedAsync(RecoveryRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return _database.WriteAsync<IReadOnlyList<GenerationChange>>(
             async (connection, transaction) =>
             {
                 var ids = new List<string>();
-                await using (var select = Command(connection, transaction, "SELECT id FROM generation_sessions WHERE status = 'running' ORDER BY id"))
-                await using (var reader = await select.ExecuteReaderAsync(cancellationToken))
+                await using (var select = Command(connection, transaction, """
+                    SELECT id FROM generation_sessions
+                    WHERE status = 'running'
+                      AND (lease_expires_at IS NULL OR lease_expires_at < $now OR ($take_own AND lease_holder = $node))
+                    ORDER BY id
+                    """))
                 {
+                    select.Parameters.AddWithValue("$now", SqliteTime.Format(_time.GetUtcNow()));
+                    select.Parameters.AddWithValue("$take_own", request.TakeOwnLeasesBack);
+                    select.Parameters.AddWithValue("$node", request.NodeId);
+                    await using var reader = await select.ExecuteReaderAsync(cancellationToken);
                     while (await reader.ReadAsync(cancellationToken))
                     {
                         ids.Add(reader.GetString(0));
@@ -369,17 +349,19 @@ internal sealed class SqliteGenerationStore
                 }
 
                 var changes = new List<GenerationChange>();
-                var actor = Actor.System("recovery", policy == GenerationRecoveryPolicy.Manual ? "recovery policy manual" : "recovery policy auto");
+                var (command, actor) = GenerationRules.Recovery(request.Policy);
                 foreach (var id in ids)
                 {
                     var session = (await ReadSessionAsync(connection, transaction, id, null, cancellationToken))!;
-                    var transition = GenerationStateMachine.ApplyOrThrow(StateOf(session), GenerationCommand.Interrupt(policy));
-                    changes.Add(await WriteTransitionAsync(connection, transaction, session, transition, actor, new TransitionFacts(), cancellationToken));
+                    var transition = GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command);
+                    changes.Add(await WriteTransitionAsync(
+                        connection, transaction, session, transition, actor, new TransitionFacts { ClearLease = true, RaiseEpoch = true }, cancellationToken));
                 }
 
                 return changes;
             },
             cancellationToken);
+    }
 
     /// <summary>
     /// The <see cref="GenerationOptions.LogRetention"/> sweep: for at most <paramref name="limit"/> sessions that became
@@ -443,7 +425,7 @@ internal sealed class SqliteGenerationStore
                     }
 
                     await SqliteAudit.AppendAsync(
-                        connection, transaction, SessionKind.Generation, id, actor, "compact_log", status, status, now,
+                        connection, transaction, SessionKind.Generation, id, actor, AuditActions.CompactLog, status, status, now,
                         string.Create(CultureInfo.InvariantCulture, $"{chunks} chunk events merged into one"), cancellationToken);
                 }
 
@@ -451,12 +433,13 @@ internal sealed class SqliteGenerationStore
             },
             cancellationToken);
 
-    /// <summary>Running sessions whose desired state is no longer <c>running</c> (a pause or cancel to reconcile).</summary>
-    public Task<IReadOnlyList<string>> ListStopRequestedAsync(CancellationToken cancellationToken = default) =>
+    /// <summary>Running sessions held by <paramref name="nodeId"/> whose desired state is no longer <c>running</c> (a pause or cancel to reconcile).</summary>
+    public Task<IReadOnlyList<string>> ListStopRequestedAsync(string nodeId, CancellationToken cancellationToken = default) =>
         _database.ReadAsync<IReadOnlyList<string>>(
             async connection =>
             {
-                await using var command = Command(connection, null, "SELECT id FROM generation_sessions WHERE status = 'running' AND desired_state <> 'running'");
+                await using var command = Command(connection, null, "SELECT id FROM generation_sessions WHERE status = 'running' AND desired_state <> 'running' AND lease_holder = $node");
+                command.Parameters.AddWithValue("$node", nodeId);
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 var ids = new List<string>();
                 while (await reader.ReadAsync(cancellationToken))
@@ -469,8 +452,19 @@ internal sealed class SqliteGenerationStore
             cancellationToken);
 
     /// <summary>Log rows after <paramref name="afterSeq"/> without an owner check (for followers already authorised).</summary>
-    public Task<List<GenerationLogEvent>> ReadLogUncheckedAsync(string id, long afterSeq, int limit, CancellationToken cancellationToken = default) =>
-        _database.ReadAsync(connection => ReadLogRowsAsync(connection, id, afterSeq, limit, cancellationToken), cancellationToken);
+    public Task<IReadOnlyList<GenerationLogEvent>> ReadLogAfterAsync(string id, long afterSeq, int limit, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync<IReadOnlyList<GenerationLogEvent>>(async connection => await ReadLogRowsAsync(connection, id, afterSeq, limit, cancellationToken), cancellationToken);
+
+    /// <summary>The highest committed log seq of the session (0 when none).</summary>
+    public Task<long> ReadDurableSeqAsync(string id, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(
+            async connection =>
+            {
+                await using var command = Command(connection, null, "SELECT COALESCE(MAX(seq), 0) FROM generation_log WHERE session_id = $id");
+                command.Parameters.AddWithValue("$id", id);
+                return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+            },
+            cancellationToken);
 
     /// <summary>
     /// The seq of the one chunk event a compacted log (<see cref="GenerationOptions.LogRetention"/>) holds its whole
@@ -490,23 +484,16 @@ internal sealed class SqliteGenerationStore
             },
             cancellationToken);
 
-    internal static GenerationState StateOf(GenerationSession session) => new(session.Status, session.DesiredState, session.PauseReason);
-
-    private async Task<(GenerationChange, bool)> CreateInTransactionAsync(
-        SqliteConnection connection, SqliteTransaction transaction, NewGenerationRow row, Actor actor, CancellationToken cancellationToken)
+    private async Task<GenerationCreateResult> CreateInTransactionAsync(
+        SqliteConnection connection, SqliteTransaction transaction, NewGeneration row, Actor actor, CancellationToken cancellationToken)
     {
         if (row.IdempotencyKey is not null)
         {
             var existing = await ReadByIdempotencyKeyAsync(connection, transaction, row.Owner, row.IdempotencyKey, cancellationToken);
             if (existing is not null)
             {
-                if (!string.Equals(existing.RequestHash, row.RequestHash, StringComparison.Ordinal))
-                {
-                    throw new SessionConflictException(
-                        $"The Idempotency-Key '{row.IdempotencyKey}' was already used for a different request (session '{existing.Session.Id}'); use a new key for a new generation.");
-                }
-
-                return (new GenerationChange(existing.Session, null, false), false);
+                GenerationRules.CheckIdempotentRetry(row.IdempotencyKey, existing.Session, existing.RequestHash, row.RequestHash);
+                return new GenerationCreateResult(new GenerationChange(existing.Session, null, false), false);
             }
         }
 
@@ -558,12 +545,11 @@ internal sealed class SqliteGenerationStore
 
         var queued = new GenerationStatusChange(GenerationStatus.Queued);
         await InsertLogAsync(connection, transaction, row.Id, queuedSeq, GenerationLogEventType.Status, GenerationJson.Serialize(queued), cancellationToken);
-        var detail = row.ForkedFrom is null ? actor.Reason : $"forked from {row.ForkedFrom} at seq {row.ForkedAtSeq?.ToString(CultureInfo.InvariantCulture)}";
         await SqliteAudit.AppendAsync(
-            connection, transaction, SessionKind.Generation, row.Id, actor, row.ForkedFrom is null ? "create" : "fork", null, "queued",
-            _time.GetUtcNow(), detail, cancellationToken);
+            connection, transaction, SessionKind.Generation, row.Id, actor, row.ForkedFrom is null ? AuditActions.Create : AuditActions.Fork, null, "queued",
+            _time.GetUtcNow(), GenerationRules.CreateDetail(row, actor), cancellationToken);
         var session = (await ReadSessionAsync(connection, transaction, row.Id, null, cancellationToken))!;
-        return (new GenerationChange(session, GenerationLogEvent.Status(row.Id, queuedSeq, queued), true), true);
+        return new GenerationCreateResult(new GenerationChange(session, GenerationLogEvent.Status(row.Id, queuedSeq, queued), true), true);
     }
 
     private sealed record TransitionFacts
@@ -577,6 +563,15 @@ internal sealed class SqliteGenerationStore
         public string? FinishReason { get; init; }
 
         public long? InputTokens { get; init; }
+
+        /// <summary>A claim: the new lease's holder and expiry (the epoch is raised).</summary>
+        public (string Node, DateTimeOffset Expires)? Lease { get; init; }
+
+        /// <summary>The run ended or was recovered: nobody holds the session any more.</summary>
+        public bool ClearLease { get; init; }
+
+        /// <summary>Recovery: raise the epoch so a write of the run that is gone is refused.</summary>
+        public bool RaiseEpoch { get; init; }
     }
 
     private async Task<GenerationChange> WriteTransitionAsync(
@@ -590,12 +585,8 @@ internal sealed class SqliteGenerationStore
     {
         var now = _time.GetUtcNow();
         var to = transition.To;
-        var statusEvent = transition.StatusChanged
-            ? GenerationLogEvent.Status(session.Id, session.LastSeq + 1, new GenerationStatusChange(
-                to.Status,
-                to.Status == GenerationStatus.Paused ? to.PauseReason : null,
-                to.Status == GenerationStatus.Failed ? facts.Error : null,
-                to.Status == GenerationStatus.Completed ? facts.FinishReason : null))
+        var statusEvent = GenerationRules.StatusEventFor(transition, facts.Error, facts.FinishReason) is { } change
+            ? GenerationLogEvent.Status(session.Id, session.LastSeq + 1, change)
             : null;
         var final = to.Status is GenerationStatus.Completed or GenerationStatus.Cancelled;
 
@@ -612,6 +603,9 @@ internal sealed class SqliteGenerationStore
                 last_seq = last_seq + $status_changed,
                 updated_at = $now,
                 completed_at = CASE WHEN $final THEN $now ELSE completed_at END,
+                lease_holder = CASE WHEN $lease_node IS NOT NULL THEN $lease_node WHEN $clear_lease THEN NULL ELSE lease_holder END,
+                lease_expires_at = CASE WHEN $lease_node IS NOT NULL THEN $lease_expires WHEN $clear_lease THEN NULL ELSE lease_expires_at END,
+                lease_epoch = lease_epoch + $raise_epoch,
                 version = version + 1
             WHERE id = $id AND status = $old_status AND version = $old_version
             """))
@@ -628,6 +622,10 @@ internal sealed class SqliteGenerationStore
             update.Parameters.AddWithValue("$status_changed", statusEvent is null ? 0 : 1);
             update.Parameters.AddWithValue("$now", SqliteTime.Format(now));
             update.Parameters.AddWithValue("$final", final);
+            update.Parameters.AddWithValue("$lease_node", (object?)facts.Lease?.Node ?? DBNull.Value);
+            update.Parameters.AddWithValue("$lease_expires", facts.Lease is { } lease ? SqliteTime.Format(lease.Expires) : DBNull.Value);
+            update.Parameters.AddWithValue("$clear_lease", facts.ClearLease);
+            update.Parameters.AddWithValue("$raise_epoch", facts.Lease is not null || facts.RaiseEpoch ? 1 : 0);
             update.Parameters.AddWithValue("$id", session.Id);
             update.Parameters.AddWithValue("$old_status", session.Status.ToWire());
             update.Parameters.AddWithValue("$old_version", session.Version);
@@ -642,9 +640,9 @@ internal sealed class SqliteGenerationStore
             await InsertLogAsync(connection, transaction, session.Id, statusEvent.Seq, GenerationLogEventType.Status, GenerationJson.Serialize(statusEvent.StatusChange), cancellationToken);
         }
 
-        var detail = facts.Error ?? (transition.Command.Kind == GenerationCommandKind.Pause ? to.PauseReason : null) ?? actor.Reason;
+        var detail = GenerationRules.TransitionDetail(transition, actor, facts.Error);
         await SqliteAudit.AppendAsync(
-            connection, transaction, SessionKind.Generation, session.Id, actor, transition.Command.Name,
+            connection, transaction, SessionKind.Generation, session.Id, actor, AuditActions.For(transition.Command.Kind),
             transition.From.ToString(), to.ToString(), now, detail, cancellationToken);
         var updated = (await ReadSessionAsync(connection, transaction, session.Id, null, cancellationToken))!;
         return new GenerationChange(updated, statusEvent, true);
@@ -655,13 +653,13 @@ internal sealed class SqliteGenerationStore
         await using var update = Command(connection, transaction, """
             UPDATE generation_sessions
             SET output = output || $delta, output_tokens = output_tokens + $count, last_seq = $last_seq
-            WHERE id = $id AND attempts = $attempt AND status = 'running' AND last_seq = $first_seq - 1
+            WHERE id = $id AND lease_epoch = $epoch AND status = 'running' AND last_seq = $first_seq - 1
             """);
         var pDelta = update.Parameters.Add("$delta", SqliteType.Text);
         var pCount = update.Parameters.Add("$count", SqliteType.Integer);
         var pLast = update.Parameters.Add("$last_seq", SqliteType.Integer);
         var pId = update.Parameters.Add("$id", SqliteType.Text);
-        var pAttempt = update.Parameters.Add("$attempt", SqliteType.Integer);
+        var pEpoch = update.Parameters.Add("$epoch", SqliteType.Integer);
         var pFirst = update.Parameters.Add("$first_seq", SqliteType.Integer);
 
         await using var insert = Command(connection, transaction, "INSERT INTO generation_log (session_id, seq, type, payload) VALUES ($id, $seq, 'chunk', $text)");
@@ -676,7 +674,7 @@ internal sealed class SqliteGenerationStore
             // Chunks arrive grouped per run in seq order within a run; take one run's consecutive chunks.
             var first = chunks[start];
             var end = start + 1;
-            while (end < chunks.Count && chunks[end].SessionId == first.SessionId && chunks[end].Attempt == first.Attempt && chunks[end].Seq == chunks[end - 1].Seq + 1)
+            while (end < chunks.Count && chunks[end].SessionId == first.SessionId && chunks[end].FencingToken == first.FencingToken && chunks[end].Seq == chunks[end - 1].Seq + 1)
             {
                 end++;
             }
@@ -691,7 +689,7 @@ internal sealed class SqliteGenerationStore
             pCount.Value = end - start;
             pLast.Value = chunks[end - 1].Seq;
             pId.Value = first.SessionId;
-            pAttempt.Value = first.Attempt;
+            pEpoch.Value = first.FencingToken;
             pFirst.Value = first.Seq;
             if (await update.ExecuteNonQueryAsync(cancellationToken) == 1)
             {
@@ -708,11 +706,39 @@ internal sealed class SqliteGenerationStore
         }
     }
 
-    private static async Task<bool> IsLogCompactedAsync(SqliteConnection connection, SqliteTransaction transaction, string id, CancellationToken cancellationToken)
+    /// <summary>The sessions among the writes whose fencing token is not the row's lease epoch, or that are not running.</summary>
+    private static async Task<HashSet<string>> FindStaleAsync(
+        SqliteConnection connection, SqliteTransaction transaction, IReadOnlyList<ChunkAppend> chunks, IReadOnlyList<RunFinish> finishes, CancellationToken cancellationToken)
     {
-        await using var command = Command(connection, transaction, "SELECT log_compacted_at IS NOT NULL FROM generation_sessions WHERE id = $id");
+        var stale = new HashSet<string>(StringComparer.Ordinal);
+        var tokens = new Dictionary<(string, long), bool>();
+        await using var check = Command(connection, transaction, "SELECT 1 FROM generation_sessions WHERE id = $id AND lease_epoch = $epoch AND status = 'running'");
+        var pId = check.Parameters.Add("$id", SqliteType.Text);
+        var pEpoch = check.Parameters.Add("$epoch", SqliteType.Integer);
+        foreach (var (id, token) in chunks.Select(c => (c.SessionId, c.FencingToken)).Concat(finishes.Select(f => (f.SessionId, f.FencingToken))))
+        {
+            if (!tokens.TryGetValue((id, token), out var valid))
+            {
+                pId.Value = id;
+                pEpoch.Value = token;
+                valid = await check.ExecuteScalarAsync(cancellationToken) is not null;
+                tokens[(id, token)] = valid;
+            }
+
+            if (!valid)
+            {
+                stale.Add(id);
+            }
+        }
+
+        return stale;
+    }
+
+    private static async Task<long> ReadEpochAsync(SqliteConnection connection, SqliteTransaction transaction, string id, CancellationToken cancellationToken)
+    {
+        await using var command = Command(connection, transaction, "SELECT lease_epoch FROM generation_sessions WHERE id = $id");
         command.Parameters.AddWithValue("$id", id);
-        return Convert.ToBoolean(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     private static async Task InsertLogAsync(
@@ -750,9 +776,6 @@ internal sealed class SqliteGenerationStore
 
     private sealed record KeyedSession(GenerationSession Session, string? RequestHash);
 
-    private async Task<GenerationSession?> FindByIdempotencyKeyAsync(string owner, string key, CancellationToken cancellationToken) =>
-        (await _database.ReadAsync(connection => ReadByIdempotencyKeyAsync(connection, null, owner, key, cancellationToken), cancellationToken))?.Session;
-
     private static async Task<KeyedSession?> ReadByIdempotencyKeyAsync(
         SqliteConnection connection, SqliteTransaction? transaction, string owner, string key, CancellationToken cancellationToken)
     {
@@ -765,7 +788,7 @@ internal sealed class SqliteGenerationStore
             return null;
         }
 
-        return new KeyedSession(ReadSession(reader), await reader.IsDBNullAsync(26, cancellationToken) ? null : reader.GetString(26));
+        return new KeyedSession(ReadSession(reader), await reader.IsDBNullAsync(27, cancellationToken) ? null : reader.GetString(27));
     }
 
     private static async Task<GenerationSession?> ReadSessionAsync(
@@ -805,6 +828,7 @@ internal sealed class SqliteGenerationStore
         UpdatedAt = SqliteTime.Parse(reader.GetString(23)),
         CompletedAt = SqliteTime.ParseNullable(reader.IsDBNull(24) ? null : reader.GetString(24)),
         Version = reader.GetInt64(25),
+        LogCompacted = reader.GetBoolean(26),
     };
 
     private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql)

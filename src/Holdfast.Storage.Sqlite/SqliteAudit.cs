@@ -1,3 +1,4 @@
+using Holdfast.Audit;
 using Holdfast.Sessions;
 using Microsoft.Data.Sqlite;
 
@@ -35,17 +36,7 @@ internal static class SqliteAudit
         command.Parameters.AddWithValue("$action", action);
         command.Parameters.AddWithValue("$from", (object?)fromState ?? DBNull.Value);
         command.Parameters.AddWithValue("$to", (object?)toState ?? DBNull.Value);
-        command.Parameters.AddWithValue("$detail", (object?)CombineDetail(detail, actor.Reason) ?? DBNull.Value);
+        command.Parameters.AddWithValue("$detail", (object?)AuditActions.CombineDetail(detail, actor.Reason) ?? DBNull.Value);
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
-
-    /// <summary>The event's detail column: what changed, and the actor's reason when one was given.</summary>
-    internal static string? CombineDetail(string? detail, string? reason) =>
-        (detail, reason) switch
-        {
-            (null, _) => reason,
-            (_, null) => detail,
-            _ when string.Equals(detail, reason, StringComparison.Ordinal) => reason,
-            _ => $"{reason} ({detail})",
-        };
 }

@@ -63,7 +63,10 @@ public sealed class SqliteDatabase : IDisposable
     public string Path { get; }
 
     /// <summary>The migrations this code knows (the embedded catalog; tests substitute older or newer lists).</summary>
-    internal IReadOnlyList<Migration> Migrations { get; init; } = MigrationCatalog.Load("sqlite");
+    internal IReadOnlyList<Migration> Migrations { get; init; } = KnownMigrations;
+
+    /// <summary>The SQLite migrations embedded in this assembly (<c>migrations/sqlite/NNNN_*.sql</c>), in version order.</summary>
+    public static IReadOnlyList<Migration> KnownMigrations => MigrationCatalog.Load(StorageOptions.SqliteProvider, typeof(SqliteDatabase).Assembly);
 
     /// <summary>Opens a connection with the per-connection pragmas applied.</summary>
     public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)

@@ -176,7 +176,7 @@ public static class SqliteMaintenance
     /// there is no file.
     /// </summary>
     public static async Task<DatabaseCheck> CheckAsync(string databasePath, CancellationToken cancellationToken = default) =>
-        await CheckWithCatalogAsync(databasePath, MigrationCatalog.Load("sqlite"), cancellationToken);
+        await CheckWithCatalogAsync(databasePath, SqliteDatabase.KnownMigrations, cancellationToken);
 
     internal static async Task<DatabaseCheck> CheckWithCatalogAsync(string databasePath, IReadOnlyList<Migration> known, CancellationToken cancellationToken)
     {
