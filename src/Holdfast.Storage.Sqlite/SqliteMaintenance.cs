@@ -218,8 +218,9 @@ public static class SqliteMaintenance
     /// <summary>
     /// Puts backup <paramref name="backupPath"/> in place of <paramref name="databasePath"/>: verifies the backup first
     /// (integrity and migrations; a backup from an older version is fine, it is migrated on the next start), refuses
-    /// while a service uses the data directory (its lock is held or its socket answers) unless
-    /// <paramref name="force"/>, keeps a consistent copy of the replaced database as
+    /// with <see cref="DatabaseInUseException"/> while a server holds the database's lock (whatever
+    /// <paramref name="force"/> says), and while a service uses the data directory (its lock is held or its socket
+    /// answers) unless <paramref name="force"/>, keeps a consistent copy of the replaced database as
     /// <c>&lt;file&gt;.&lt;UTC time&gt;.bak</c>, then copies the backup in with the online backup API (so the WAL of
     /// the live file is handled) and checks the result. Both copies report to <paramref name="progress"/>
     /// (<see cref="CopyPhase.KeepPrevious"/>, then <see cref="CopyPhase.Restore"/>). Completes when the restored
