@@ -22,6 +22,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         attempts, idempotency_key, created_at, updated_at, completed_at, version, log_compacted_at IS NOT NULL
         """;
 
+    private const int SqliteUniqueViolation = 2067; // SQLITE_CONSTRAINT_UNIQUE
+
     private readonly SqliteDatabase _database;
     private readonly TimeProvider _time;
 
@@ -36,9 +38,9 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     {
         try
         {
-            return await _database.WriteAsync((connection, transaction) => CreateInTransactionAsync(connection, transaction, row, actor, cancellationToken), cancellationToken);
+            return await WriteAsync((connection, transaction) => CreateInTransactionAsync(connection, transaction, row, actor, cancellationToken), cancellationToken);
         }
-        catch (SqliteException ex) when (ex.SqliteErrorCode == 19 && row.IdempotencyKey is not null)
+        catch (SqliteException ex) when (ex.SqliteExtendedErrorCode == SqliteUniqueViolation && row.IdempotencyKey is not null)
         {
             // Another process inserted the same key between our check and insert: return its session.
             var existing = await _database.ReadAsync(connection => ReadByIdempotencyKeyAsync(connection, null, row.Owner, row.IdempotencyKey, cancellationToken), cancellationToken)
@@ -50,7 +52,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 
     /// <summary>Creates a new queued session whose output starts with the output of <paramref name="parentId"/> up to <paramref name="atSeq"/>.</summary>
     public Task<GenerationChange> ForkAsync(string parentId, string? ownerScope, long? atSeq, string newId, Actor actor, CancellationToken cancellationToken = default) =>
-        _database.WriteAsync(
+        WriteAsync(
             async (connection, transaction) =>
             {
                 var parent = await ReadSessionAsync(connection, transaction, parentId, ownerScope, cancellationToken)
@@ -125,7 +127,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     /// </summary>
     public Task<GenerationChange> ApplyControlAsync(
         string id, string? ownerScope, GenerationCommand command, Actor actor, long? expectedVersion, CancellationToken cancellationToken = default) =>
-        _database.WriteAsync(
+        WriteAsync(
             async (connection, transaction) =>
             {
                 var session = await ReadSessionAsync(connection, transaction, id, ownerScope, cancellationToken)
@@ -150,7 +152,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 
     /// <summary>Deletes a session that is not running, with its event log. The audit trail keeps a <c>delete</c> event.</summary>
     public Task DeleteAsync(string id, string? ownerScope, Actor actor, CancellationToken cancellationToken = default) =>
-        _database.WriteAsync(
+        WriteAsync(
             async (connection, transaction) =>
             {
                 var session = await ReadSessionAsync(connection, transaction, id, ownerScope, cancellationToken)
@@ -196,7 +198,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(choose);
-        return _database.WriteAsync<IReadOnlyList<RunClaim>>(
+        return WriteAsync<IReadOnlyList<RunClaim>>(
             async (connection, transaction) =>
             {
                 var candidates = new List<ClaimCandidate>();
@@ -253,7 +255,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 
     /// <summary>Extends every lease <paramref name="nodeId"/> holds on a running session, in one statement; returns the leases it holds.</summary>
     public Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default) =>
-        _database.WriteAsync<IReadOnlyList<RunLease>>(
+        WriteAsync<IReadOnlyList<RunLease>>(
             async (connection, transaction) =>
             {
                 var expires = _time.GetUtcNow() + leaseDuration;
@@ -286,7 +288,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     {
         ArgumentNullException.ThrowIfNull(chunks);
         ArgumentNullException.ThrowIfNull(finishes);
-        return await _database.WriteAsync<IReadOnlyList<GenerationChange>>(
+        return await WriteAsync<IReadOnlyList<GenerationChange>>(
                 async (connection, transaction) =>
                 {
                     var stale = await FindStaleAsync(connection, transaction, chunks, finishes, cancellationToken);
@@ -327,7 +329,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     public Task<IReadOnlyList<GenerationChange>> RecoverAbandonedAsync(RecoveryRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return _database.WriteAsync<IReadOnlyList<GenerationChange>>(
+        return WriteAsync<IReadOnlyList<GenerationChange>>(
             async (connection, transaction) =>
             {
                 var ids = new List<string>();
@@ -370,7 +372,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     /// <c>log_compacted_at</c> with an audit event. Returns how many sessions it compacted.
     /// </summary>
     public Task<int> CompactFinishedLogsAsync(DateTimeOffset finishedBefore, int limit, CancellationToken cancellationToken = default) =>
-        _database.WriteAsync(
+        WriteAsync(
             async (connection, transaction) =>
             {
                 var due = new List<(string Id, string Status, string Output)>();
@@ -830,6 +832,23 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         Version = reader.GetInt64(25),
         LogCompacted = reader.GetBoolean(26),
     };
+
+    /// <summary>
+    /// One write transaction. A SQLite error that is not the caller's (a failed audit insert, a full disk) surfaces as
+    /// <see cref="StoreUnavailableException"/>: the transaction was rolled back whole. A unique violation is left to the
+    /// caller (an idempotency race); a lock held too long is already a <see cref="StoreUnavailableException"/>.
+    /// </summary>
+    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _database.WriteAsync(work, cancellationToken);
+        }
+        catch (SqliteException ex) when (ex.SqliteExtendedErrorCode != SqliteUniqueViolation && ex.SqliteErrorCode is not (5 or 6))
+        {
+            throw new StoreUnavailableException($"The generation session change was not stored: {ex.Message.TrimEnd('.')}; nothing was changed.", ex);
+        }
+    }
 
     private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql)
     {

@@ -2,34 +2,51 @@ using Holdfast.Audit;
 using Holdfast.Bots;
 using Holdfast.Sessions;
 
-namespace Holdfast.Tests.Bots;
+namespace Holdfast.Storage.Contract;
 
 /// <summary>
-/// The <see cref="IBotStore"/> contract, written once and closed over every provider
-/// (<see cref="SqliteBotStoreTests"/>; PostgreSQL later). Each test gets a fresh, empty, migrated store.
+/// The <see cref="IBotStore"/> contract, written once and closed over every provider (<c>SqliteBotStoreTests</c>,
+/// <c>PostgresBotStoreTests</c>). Each test gets a fresh, empty, migrated store.
 /// </summary>
-public abstract class BotStoreContractTests : IAsyncLifetime
+public abstract class BotStoreContractTests(IStoreProvider provider) : StoreContractTests(provider)
 {
     protected static readonly Actor Alice = new("alice");
 
-    protected IBotStore Store { get; private set; } = null!;
+    private IBotStore Bots => Store.Bots;
 
-    protected IAuditLog Audit { get; private set; } = null!;
+    private IAuditLog Audit => Store.Audit;
 
-    /// <summary>Creates a fresh, migrated, empty store and the audit log over the same database.</summary>
-    protected abstract Task<(IBotStore Store, IAuditLog Audit)> CreateStoreAsync();
+    [Fact(Timeout = 30_000)]
+    public async Task DesignRecordFlow_LookupOnStartQrAndMessageUpdatesEnd_InactiveWithQrClearedAndRestartReactivates()
+    {
+        // bot_sessions as the design record uses it: a start looks the session up (creates it the first time), every
+        // new QR code and every received message updates it, ending sets inactive and clears the QR.
+        var first = await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Bots.SetQrAsync("bot1", "2@qr-one", Alice);
+        await Bots.SetQrAsync("bot1", "2@qr-two", Alice);
+        var withMessage = await Bots.RecordMessageAsync("bot1", "hello", Alice);
+        var ended = await Bots.EndAsync("bot1", Alice);
+        var lookedUp = await Bots.FindAsync("bot1");
+        var again = await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
 
-    /// <summary>Releases what <see cref="CreateStoreAsync"/> made.</summary>
-    protected abstract Task DisposeStoreAsync();
-
-    public async Task InitializeAsync() => (Store, Audit) = await CreateStoreAsync();
-
-    public Task DisposeAsync() => DisposeStoreAsync();
+        first.Outcome.ShouldBe(BotStartOutcome.Created);
+        withMessage.QrData.ShouldBe("2@qr-two");
+        withMessage.LastMessage.ShouldBe("hello");
+        ended.Status.ShouldBe(BotSessionStatus.Inactive);
+        ended.QrData.ShouldBeNull();
+        ended.LastMessage.ShouldBe("hello");
+        lookedUp.ShouldBe(ended);
+        again.Outcome.ShouldBe(BotStartOutcome.Reactivated);
+        again.Session.LastMessage.ShouldBe("hello");
+        (await Bots.ListAsync(new BotListQuery(BotSessionStatus.Active))).Items.Select(b => b.SessionId).ShouldBe(["bot1"]);
+        (await Audit.ReadAuditAsync(SessionKind.Bot, "bot1")).Events.Select(e => e.Action).Reverse().ShouldBe(
+            ["bot.created", "bot.qr", "bot.qr", "bot.message", "bot.ended", "bot.reactivated"]);
+    }
 
     [Fact(Timeout = 30_000)]
     public async Task StartOrReactivateAsync_NewId_CreatesActiveSessionWithOneAuditEvent()
     {
-        var result = await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        var result = await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
 
         result.Outcome.ShouldBe(BotStartOutcome.Created);
         result.Session.SessionId.ShouldBe("bot1");
@@ -49,17 +66,17 @@ public abstract class BotStoreContractTests : IAsyncLifetime
     [Fact(Timeout = 30_000)]
     public async Task StartOrReactivateAsync_EndedSession_ReactivatesKeepingLastMessageAndAuthState()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
-        await Store.RecordMessageAsync("bot1", "hello", Alice);
-        await Store.SaveAuthStateAsync("bot1", new byte[] { 1, 2, 3 }, Alice);
-        await Store.EndAsync("bot1", Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Bots.RecordMessageAsync("bot1", "hello", Alice);
+        await Bots.SaveAuthStateAsync("bot1", new byte[] { 1, 2, 3 }, Alice);
+        await Bots.EndAsync("bot1", Alice);
 
-        var result = await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        var result = await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
 
         result.Outcome.ShouldBe(BotStartOutcome.Reactivated);
         result.Session.Status.ShouldBe(BotSessionStatus.Active);
         result.Session.LastMessage.ShouldBe("hello");
-        (await Store.LoadAuthStateAsync("bot1")).ShouldBe(new byte[] { 1, 2, 3 });
+        (await Bots.LoadAuthStateAsync("bot1")).ShouldBe(new byte[] { 1, 2, 3 });
         var audit = await Audit.ReadAuditAsync(SessionKind.Bot, "bot1");
         audit.Events[0].Action.ShouldBe("bot.reactivated");
         audit.Events[0].FromState.ShouldBe("inactive");
@@ -69,9 +86,9 @@ public abstract class BotStoreContractTests : IAsyncLifetime
     [Fact(Timeout = 30_000)]
     public async Task StartOrReactivateAsync_AlreadyActive_ChangesNothing()
     {
-        var first = await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        var first = await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
 
-        var again = await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        var again = await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
 
         again.Outcome.ShouldBe(BotStartOutcome.AlreadyActive);
         again.Session.ShouldBe(first.Session);
@@ -81,23 +98,23 @@ public abstract class BotStoreContractTests : IAsyncLifetime
     [Fact(Timeout = 30_000)]
     public async Task StartOrReactivateAsync_ActiveAsAnotherBotType_ThrowsConflictAndChangesNothing()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1", "bridge"), Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1", "bridge"), Alice);
 
-        var ex = await Should.ThrowAsync<SessionConflictException>(() => Store.StartOrReactivateAsync(new StartBotSession("bot1", "web"), Alice));
+        var ex = await Should.ThrowAsync<SessionConflictException>(() => Bots.StartOrReactivateAsync(new StartBotSession("bot1", "web"), Alice));
 
         ex.Message.ShouldContain("bridge");
-        (await Store.FindAsync("bot1"))!.BotType.ShouldBe("bridge");
+        (await Bots.FindAsync("bot1"))!.BotType.ShouldBe("bridge");
     }
 
     [Fact(Timeout = 30_000)]
     public async Task StartOrReactivateAsync_IdOwnedByAnotherUser_ThrowsConflict()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "alice"), Alice);
-        await Store.EndAsync("bot1", Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "alice"), Alice);
+        await Bots.EndAsync("bot1", Alice);
 
-        await Should.ThrowAsync<SessionConflictException>(() => Store.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "bob"), new Actor("bob")));
+        await Should.ThrowAsync<SessionConflictException>(() => Bots.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "bob"), new Actor("bob")));
 
-        var session = await Store.FindAsync("bot1");
+        var session = await Bots.FindAsync("bot1");
         session!.Status.ShouldBe(BotSessionStatus.Inactive);
         session.Owner.ShouldBe("alice");
     }
@@ -105,62 +122,62 @@ public abstract class BotStoreContractTests : IAsyncLifetime
     [Fact(Timeout = 30_000)]
     public async Task SetQrAsync_ActiveSession_StoresQrAndIncrementsVersion()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
 
-        var updated = await Store.SetQrAsync("bot1", "qr-1", Alice);
-        var repeated = await Store.SetQrAsync("bot1", "qr-1", Alice);
+        var updated = await Bots.SetQrAsync("bot1", "qr-1", Alice);
+        var repeated = await Bots.SetQrAsync("bot1", "qr-1", Alice);
 
         updated.QrData.ShouldBe("qr-1");
         updated.Version.ShouldBe(2);
         repeated.Version.ShouldBe(2);
-        (await Store.FindAsync("bot1"))!.QrData.ShouldBe("qr-1");
+        (await Bots.FindAsync("bot1"))!.QrData.ShouldBe("qr-1");
         (await Audit.ReadAuditAsync(SessionKind.Bot, "bot1")).Events.Select(e => e.Action).ShouldBe(["bot.qr", "bot.created"]);
     }
 
     [Fact(Timeout = 30_000)]
     public async Task SetQrAsync_InactiveSession_ThrowsConflictAndChangesNothing()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
-        var ended = await Store.EndAsync("bot1", Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        var ended = await Bots.EndAsync("bot1", Alice);
 
-        await Should.ThrowAsync<SessionConflictException>(() => Store.SetQrAsync("bot1", "qr", Alice));
-        await Should.ThrowAsync<SessionConflictException>(() => Store.RecordMessageAsync("bot1", "hi", Alice));
+        await Should.ThrowAsync<SessionConflictException>(() => Bots.SetQrAsync("bot1", "qr", Alice));
+        await Should.ThrowAsync<SessionConflictException>(() => Bots.RecordMessageAsync("bot1", "hi", Alice));
 
-        (await Store.FindAsync("bot1")).ShouldBe(ended);
+        (await Bots.FindAsync("bot1")).ShouldBe(ended);
     }
 
     [Fact(Timeout = 30_000)]
     public async Task RecordMessageAsync_UnknownSession_ThrowsNotFound()
     {
-        var ex = await Should.ThrowAsync<SessionNotFoundException>(() => Store.RecordMessageAsync("nobody", "hi", Alice));
+        var ex = await Should.ThrowAsync<SessionNotFoundException>(() => Bots.RecordMessageAsync("nobody", "hi", Alice));
 
         ex.SessionId.ShouldBe("nobody");
-        (await Store.FindAsync("nobody")).ShouldBeNull();
+        (await Bots.FindAsync("nobody")).ShouldBeNull();
     }
 
     [Fact(Timeout = 30_000)]
     public async Task RecordMessageAsync_ActiveSession_StoresLastMessageAndTime()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
 
-        await Store.RecordMessageAsync("bot1", "first", Alice);
-        var second = await Store.RecordMessageAsync("bot1", "second ünïcødé", Alice);
+        await Bots.RecordMessageAsync("bot1", "first", Alice);
+        var second = await Bots.RecordMessageAsync("bot1", "second ünïcødé", Alice);
 
         second.LastMessage.ShouldBe("second ünïcødé");
         second.LastMessageAt.ShouldNotBeNull();
         second.Version.ShouldBe(3);
-        (await Store.FindAsync("bot1"))!.LastMessage.ShouldBe("second ünïcødé");
+        (await Bots.FindAsync("bot1"))!.LastMessage.ShouldBe("second ünïcødé");
     }
 
     [Fact(Timeout = 30_000)]
     public async Task EndAsync_ActiveSession_SetsInactiveClearsQrAndRepeatingChangesNothing()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
-        await Store.SetQrAsync("bot1", "qr", Alice);
-        await Store.SetConnectionAsync("bot1", "connected", Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Bots.SetQrAsync("bot1", "qr", Alice);
+        await Bots.SetConnectionAsync("bot1", "connected", Alice);
 
-        var ended = await Store.EndAsync("bot1", Alice);
-        var again = await Store.EndAsync("bot1", Alice);
+        var ended = await Bots.EndAsync("bot1", Alice);
+        var again = await Bots.EndAsync("bot1", Alice);
 
         ended.Status.ShouldBe(BotSessionStatus.Inactive);
         ended.QrData.ShouldBeNull();
@@ -177,16 +194,16 @@ public abstract class BotStoreContractTests : IAsyncLifetime
     {
         for (var i = 0; i < 7; i++)
         {
-            await Store.StartOrReactivateAsync(new StartBotSession($"bot{i}", Owner: i % 2 == 0 ? "alice" : "bob"), Alice);
+            await Bots.StartOrReactivateAsync(new StartBotSession($"bot{i}", Owner: i % 2 == 0 ? "alice" : "bob"), Alice);
         }
 
-        await Store.EndAsync("bot3", Alice);
+        await Bots.EndAsync("bot3", Alice);
 
-        var first = await Store.ListAsync(new BotListQuery(Limit: 3));
-        var second = await Store.ListAsync(new BotListQuery(After: first.NextCursor, Limit: 3));
-        var third = await Store.ListAsync(new BotListQuery(After: second.NextCursor, Limit: 3));
-        var active = await Store.ListAsync(new BotListQuery(BotSessionStatus.Active, Limit: 100));
-        var bobs = await Store.ListAsync(new BotListQuery(Owner: "bob", Limit: 100));
+        var first = await Bots.ListAsync(new BotListQuery(Limit: 3));
+        var second = await Bots.ListAsync(new BotListQuery(After: first.NextCursor, Limit: 3));
+        var third = await Bots.ListAsync(new BotListQuery(After: second.NextCursor, Limit: 3));
+        var active = await Bots.ListAsync(new BotListQuery(BotSessionStatus.Active, Limit: 100));
+        var bobs = await Bots.ListAsync(new BotListQuery(Owner: "bob", Limit: 100));
 
         first.Items.Select(s => s.SessionId).ShouldBe(["bot0", "bot1", "bot2"]);
         second.Items.Select(s => s.SessionId).ShouldBe(["bot3", "bot4", "bot5"]);
@@ -200,35 +217,35 @@ public abstract class BotStoreContractTests : IAsyncLifetime
     [Fact(Timeout = 30_000)]
     public async Task SaveAuthStateAsync_BlobAndNull_RoundTripsAndAuditsSizeOnly()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
         var blob = Enumerable.Range(0, 300).Select(i => (byte)i).ToArray();
 
-        await Store.SaveAuthStateAsync("bot1", blob, Alice);
-        var loaded = await Store.LoadAuthStateAsync("bot1");
-        await Store.SaveAuthStateAsync("bot1", null, Alice);
+        await Bots.SaveAuthStateAsync("bot1", blob, Alice);
+        var loaded = await Bots.LoadAuthStateAsync("bot1");
+        await Bots.SaveAuthStateAsync("bot1", null, Alice);
 
         loaded.ShouldBe(blob);
-        (await Store.LoadAuthStateAsync("bot1")).ShouldBeNull();
+        (await Bots.LoadAuthStateAsync("bot1")).ShouldBeNull();
         var audit = await Audit.ReadAuditAsync(SessionKind.Bot, "bot1");
         audit.Events[1].Action.ShouldBe("bot.auth_state");
         audit.Events[1].Detail.ShouldBe("auth state stored (300 bytes, encrypted)");
-        await Should.ThrowAsync<SessionNotFoundException>(() => Store.LoadAuthStateAsync("nobody"));
+        await Should.ThrowAsync<SessionNotFoundException>(() => Bots.LoadAuthStateAsync("nobody"));
     }
 
     [Fact(Timeout = 120_000)]
     public async Task ConcurrentWrites_OneSession_EveryWriteCountedNoneLost()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
         const int PerKind = 50;
 
         var writes = Enumerable.Range(0, PerKind).SelectMany(i => new Func<Task>[]
         {
-            () => Store.RecordMessageAsync("bot1", $"message {i}", Alice),
-            () => Store.SetQrAsync("bot1", $"qr {i}", Alice),
+            () => Bots.RecordMessageAsync("bot1", $"message {i}", Alice),
+            () => Bots.SetQrAsync("bot1", $"qr {i}", Alice),
         });
         await Task.WhenAll(writes.Select(write => Task.Run(write)));
 
-        var session = await Store.FindAsync("bot1");
+        var session = await Bots.FindAsync("bot1");
         session!.Version.ShouldBe(1 + (2 * PerKind));
         var audit = await Audit.ReadAuditAsync(SessionKind.Bot, "bot1", limit: 1000);
         audit.Events.Count.ShouldBe(1 + (2 * PerKind));
@@ -244,39 +261,39 @@ public abstract class BotStoreContractTests : IAsyncLifetime
     [InlineData("slash/in/id")]
     public async Task StartOrReactivateAsync_BadId_RejectedNamingTheRuleAndNothingStored(string id)
     {
-        var ex = await Should.ThrowAsync<InvalidSessionInputException>(() => Store.StartOrReactivateAsync(new StartBotSession(id), Alice));
+        var ex = await Should.ThrowAsync<InvalidSessionInputException>(() => Bots.StartOrReactivateAsync(new StartBotSession(id), Alice));
 
         ex.Field.ShouldBe("session_id");
         ex.Message.ShouldContain("session_id");
-        (await Store.ListAsync(new BotListQuery())).Items.ShouldBeEmpty();
+        (await Bots.ListAsync(new BotListQuery())).Items.ShouldBeEmpty();
     }
 
     [Fact(Timeout = 30_000)]
     public async Task Writes_OversizedPayloads_RejectedNamingTheLimitAndNothingChanged()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
-        var before = await Store.FindAsync("bot1");
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        var before = await Bots.FindAsync("bot1");
 
-        var message = await Should.ThrowAsync<InvalidSessionInputException>(() => Store.RecordMessageAsync("bot1", new string('x', BotLimits.MaxMessageBytes + 1), Alice));
-        var qr = await Should.ThrowAsync<InvalidSessionInputException>(() => Store.SetQrAsync("bot1", new string('q', BotLimits.MaxQrBytes + 1), Alice));
-        var tooLongId = await Should.ThrowAsync<InvalidSessionInputException>(() => Store.RecordMessageAsync(new string('a', 129), "hi", Alice));
+        var message = await Should.ThrowAsync<InvalidSessionInputException>(() => Bots.RecordMessageAsync("bot1", new string('x', BotLimits.MaxMessageBytes + 1), Alice));
+        var qr = await Should.ThrowAsync<InvalidSessionInputException>(() => Bots.SetQrAsync("bot1", new string('q', BotLimits.MaxQrBytes + 1), Alice));
+        var tooLongId = await Should.ThrowAsync<InvalidSessionInputException>(() => Bots.RecordMessageAsync(new string('a', 129), "hi", Alice));
         var authState = await Should.ThrowAsync<InvalidSessionInputException>(() =>
-            Store.SaveAuthStateAsync("bot1", new byte[BotLimits.MaxAuthStateBytes + BotLimits.AuthStateEnvelopeBytes + 1], Alice));
+            Bots.SaveAuthStateAsync("bot1", new byte[BotLimits.MaxAuthStateBytes + BotLimits.AuthStateEnvelopeBytes + 1], Alice));
 
         message.Message.ShouldContain("65536 bytes");
         qr.Message.ShouldContain("4096 bytes");
         tooLongId.Message.ShouldContain("128");
         authState.Message.ShouldContain("the limit is 1048576 bytes (1 MiB)");
-        (await Store.FindAsync("bot1")).ShouldBe(before);
+        (await Bots.FindAsync("bot1")).ShouldBe(before);
         (await Audit.ReadAuditAsync(SessionKind.Bot, "bot1")).Events.Count.ShouldBe(1);
     }
 
     [Fact(Timeout = 30_000)]
     public async Task RecordMessageAsync_MessageExactlyAtLimit_IsAccepted()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
 
-        var session = await Store.RecordMessageAsync("bot1", new string('x', BotLimits.MaxMessageBytes), Alice);
+        var session = await Bots.RecordMessageAsync("bot1", new string('x', BotLimits.MaxMessageBytes), Alice);
 
         session.LastMessage!.Length.ShouldBe(BotLimits.MaxMessageBytes);
     }
@@ -284,10 +301,10 @@ public abstract class BotStoreContractTests : IAsyncLifetime
     [Fact(Timeout = 30_000)]
     public async Task ReadAuditAsync_ManyEvents_NewestFirstPagedByBeforeSeq()
     {
-        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
         for (var i = 0; i < 9; i++)
         {
-            await Store.RecordMessageAsync("bot1", $"m{i}", new Actor("alice", "testing"));
+            await Bots.RecordMessageAsync("bot1", $"m{i}", new Actor("alice", "testing"));
         }
 
         var first = await Audit.ReadAuditAsync(SessionKind.Bot, "bot1", limit: 4);
