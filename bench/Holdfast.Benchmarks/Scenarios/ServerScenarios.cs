@@ -195,16 +195,6 @@ internal static class ServerScenarios
                 {
                     exact++;
                 }
-                else if (Environment.GetEnvironmentVariable("HF_DEBUG") is not null)
-                {
-                    var common = 0;
-                    while (common < Math.Min(text.Length, stored.Output.Length) && text[common] == stored.Output[common])
-                    {
-                        common++;
-                    }
-
-                    await Console.Error.WriteLineAsync($"MISMATCH {id} {stored.Status} text={text.Length} stored={stored.Output.Length} common={common} textTail='{text[Math.Max(0, common - 20)..Math.Min(text.Length, common + 40)]}' storedTail='{stored.Output[Math.Max(0, common - 20)..Math.Min(stored.Output.Length, common + 40)]}'");
-                }
             }
 
             return
