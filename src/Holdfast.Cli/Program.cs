@@ -27,7 +27,8 @@ if (parseResult.Errors.Count > 0)
 // still running. `serve` shuts down through its host instead, which handles those signals itself and gives running
 // generations its own shutdown timeout (20 s) to be persisted; cutting that short would make a slow shutdown a crash.
 var invocation = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
-if (parseResult.CommandResult.Command is { Name: "serve" } serve && root.Subcommands.Contains(serve))
+// The same for `backup` and `restore`: cut short, they would leave a half-written copy behind.
+if (parseResult.CommandResult.Command is { Name: "serve" or "backup" or "restore" } command && root.Subcommands.Contains(command))
 {
     invocation.ProcessTerminationTimeout = null;
 }

@@ -4,6 +4,8 @@ using Holdfast.Client.Models;
 using Holdfast.Hosting;
 using Holdfast.Security;
 using Holdfast.Server.Endpoints;
+using Holdfast.Sessions;
+using Holdfast.Storage.Sqlite;
 using Holdfast.Server.Errors;
 using Holdfast.Server.Hosting;
 using Holdfast.Server.Metrics;
@@ -83,7 +85,16 @@ public static class HoldfastServer
         {
             // Every setting validated at start-up (ValidateOnStart) is checked now, before a file is touched or a
             // listener opened: a bad one is an OptionsValidationException naming it, not a host that fails half-way.
-            app.Services.GetService<IStartupValidator>()?.Validate();
+            try
+            {
+                app.Services.GetService<IStartupValidator>()?.Validate();
+            }
+            catch (InvalidOperationException ex) when (ex.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+            {
+                // A value of the wrong type (Generation:FlushInterval=bogus): a bad setting like any other.
+                throw new ServerStartupException($"{ex.Message.TrimEnd('.')}: fix or remove that setting{(ex.InnerException is { } inner ? $" ({inner.Message.TrimEnd('.')})" : string.Empty)}.", ex);
+            }
+
             await app.Services.GetRequiredService<ServerStartup>().PrepareAsync(cancellationToken);
         }
         catch
@@ -261,9 +272,11 @@ internal sealed class ServerStartup(
     IConfiguration configuration,
     StoreSchema schema,
     IStoreAdministration store,
-    ILogger<ServerStartup> logger) : IDisposable
+    ILogger<ServerStartup> logger,
+    SqliteDatabase? database = null) : IDisposable
 {
     private DataDirectoryLock? _lock;
+    private DataDirectoryLock? _databaseLock;
 
     public string DataDirectory => storageOptions.Value.ResolveDataDirectory();
 
@@ -280,7 +293,6 @@ internal sealed class ServerStartup(
             }
         }
 
-        HoldfastPaths.EnsureDirectory(DataDirectory);
         try
         {
             _lock = DataDirectoryLock.Acquire(DataDirectory, "holdfast serve");
@@ -289,6 +301,19 @@ internal sealed class ServerStartup(
         {
             throw new ServerStartupException(
                 $"Another Holdfast server is already running on this data directory: {ex.Message} Stop it first, or point this one at another directory with HOLDFAST_DATA.",
+                ex);
+        }
+
+        // The SQLite file can live outside the data directory (Storage:SqliteFile): its own lock keeps two servers with
+        // different data directories off the same file.
+        try
+        {
+            _databaseLock = database is null ? null : DataDirectoryLock.AcquireDatabase(database.Path, "holdfast serve");
+        }
+        catch (DatabaseInUseException ex)
+        {
+            throw new ServerStartupException(
+                $"Another Holdfast server is already using the database '{ex.DatabasePath}': it is held by {ex.Owner ?? "another process"}. Stop that server first, or give this one another Storage:SqliteFile.",
                 ex);
         }
 
@@ -322,19 +347,72 @@ internal sealed class ServerStartup(
             }
         }
 
-        // The schema is brought up to date once per start (StoreSchema); the hosted storage service awaits the same run.
-        var applied = await schema.EnsureAsync(cancellationToken);
-        if (applied.Count > 0)
+        await CheckIntegrityAsync(cancellationToken);
+        try
         {
-            Log.MigrationsApplied(logger, applied.Count, string.Join(", ", applied.Select(m => m.Id)));
+            // The schema is brought up to date once per start (StoreSchema); the hosted storage service awaits the same run.
+            var applied = await schema.EnsureAsync(cancellationToken);
+            if (applied.Count > 0)
+            {
+                Log.MigrationsApplied(logger, applied.Count, string.Join(", ", applied.Select(m => m.Id)));
+            }
+
+            // A write at start: a disk that is already full refuses start-up here, in one line, rather than failing
+            // the first request (or the restore of running sessions) later.
+            if (database is not null && await database.CheckWritableAsync(cancellationToken) is { } failure)
+            {
+                throw new StoreUnavailableException(failure);
+            }
+        }
+        catch (StoreUnavailableException ex) when (database?.WriteFailure is not null)
+        {
+            var failure = database.WriteFailure.Replace(" Nothing was changed; retry once there is space.", " Free some space, then start again.", StringComparison.Ordinal);
+            throw new ServerStartupException($"Cannot start: {char.ToLowerInvariant(failure[0])}{failure[1..]}", ex);
         }
     }
 
+    /// <summary>
+    /// SQLite: <c>PRAGMA quick_check</c> within <see cref="StorageOptions.StartupCheckTimeout"/>. A damaged file refuses
+    /// start-up with one line naming it and <c>holdfast restore</c>; a check that takes longer is skipped with a warning.
+    /// </summary>
+    private async Task CheckIntegrityAsync(CancellationToken cancellationToken)
+    {
+        var limit = storageOptions.Value.StartupCheckTimeout;
+        if (database is null || limit <= TimeSpan.Zero || !File.Exists(database.Path) || new FileInfo(database.Path).Length == 0)
+        {
+            return;
+        }
+
+        IReadOnlyList<string>? problems;
+        try
+        {
+            problems = await database.QuickCheckAsync(limit, cancellationToken);
+        }
+        catch (StoreUnavailableException ex)
+        {
+            problems = [ex.Message];
+        }
+
+        if (problems is null)
+        {
+            Log.StartupCheckSkipped(logger, database.Path, limit.TotalMilliseconds);
+        }
+        else if (problems.Count > 0)
+        {
+            throw new ServerStartupException(
+                $"The database '{database.Path}' is damaged ({string.Join(' ', problems[0].Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))}); refusing to start. " +
+                "See the damage with `holdfast check`, then put a backup in its place with `holdfast restore FILE` (the damaged file is kept as a .bak).");
+        }
+    }
     public void OnListening(WebApplication app)
     {
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
         Log.Listening(logger, string.Join(", ", addresses), DataDirectory);
     }
 
-    public void Dispose() => _lock?.Dispose();
+    public void Dispose()
+    {
+        _databaseLock?.Dispose();
+        _lock?.Dispose();
+    }
 }

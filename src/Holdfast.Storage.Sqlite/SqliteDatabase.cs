@@ -19,6 +19,9 @@ public sealed class SqliteDatabase : IDisposable
     private readonly int _busyTimeoutMs;
     private readonly string _synchronous;
     private readonly TimeProvider _time;
+    private volatile string? _writeFailure;
+    private volatile string? _damage;
+    private bool _fileEnsured;
 
     /// <summary>
     /// A database over the file at <paramref name="path"/>; <paramref name="time"/> stamps the migrations it applies
@@ -27,6 +30,7 @@ public sealed class SqliteDatabase : IDisposable
     public SqliteDatabase(string path, TimeSpan? busyTimeout = null, string synchronous = "FULL", TimeProvider? time = null)
     {
         Path = System.IO.Path.GetFullPath(path);
+
         _time = time ?? TimeProvider.System;
         _busyTimeoutMs = (int)(busyTimeout ?? TimeSpan.FromSeconds(10)).TotalMilliseconds;
         _synchronous = synchronous.ToUpperInvariant() switch
@@ -67,6 +71,11 @@ public sealed class SqliteDatabase : IDisposable
     /// <summary>Opens a connection with the per-connection pragmas applied.</summary>
     public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
     {
+        if (!_fileEnsured)
+        {
+            EnsureFile();
+        }
+
         var connection = new SqliteConnection(_connectionString);
         try
         {
@@ -86,6 +95,23 @@ public sealed class SqliteDatabase : IDisposable
     }
 
     /// <summary>
+    /// A new database file starts owner-only (0600) whatever the umask (SQLite gives its <c>-wal</c> and <c>-shm</c>
+    /// files the database file's mode). When it cannot be created here, SQLite's own open reports why.
+    /// </summary>
+    private void EnsureFile()
+    {
+        try
+        {
+            HoldfastPaths.EnsureOwnerOnlyFile(Path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        _fileEnsured = true;
+    }
+
+    /// <summary>
     /// Runs <paramref name="work"/> in one IMMEDIATE transaction on the single writer path and commits it.
     /// The task completes once the transaction is durable (per <c>PRAGMA synchronous</c>); if
     /// <paramref name="work"/> throws, everything it did is rolled back.
@@ -99,11 +125,16 @@ public sealed class SqliteDatabase : IDisposable
             await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken);
             var result = await work(connection, transaction);
             await transaction.CommitAsync(cancellationToken);
+            _writeFailure = null;
             return result;
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode is 5 or 6)
         {
             throw new StoreUnavailableException($"The database '{Path}' stayed locked by another process for longer than the busy timeout.", ex);
+        }
+        catch (Exception ex) when (FindSqliteError(ex) is { } sqlite && (IsDamage(sqlite) || IsWriteFailure(sqlite)))
+        {
+            throw TranslateFailure(sqlite);
         }
         finally
         {
@@ -114,9 +145,154 @@ public sealed class SqliteDatabase : IDisposable
     /// <summary>Runs <paramref name="work"/> on a fresh connection for reading.</summary>
     public async Task<T> ReadAsync<T>(Func<SqliteConnection, Task<T>> work, CancellationToken cancellationToken = default)
     {
-        await using var connection = await OpenAsync(cancellationToken);
-        return await work(connection);
+        try
+        {
+            await using var connection = await OpenAsync(cancellationToken);
+            return await work(connection);
+        }
+        catch (Exception ex) when (FindSqliteError(ex) is { } sqlite && IsDamage(sqlite))
+        {
+            throw TranslateFailure(sqlite);
+        }
     }
+
+    /// <summary>
+    /// Why writes fail right now (the disk is full, an I/O error), or null when the last write succeeded. Set by a
+    /// write that failed for such a reason, cleared by the next one that commits (see <see cref="ProbeWritableAsync"/>).
+    /// </summary>
+    public string? WriteFailure => _writeFailure;
+
+    /// <summary>
+    /// Why the file is not to be trusted, or null: set when SQLite reported a damaged page (<c>SQLITE_CORRUPT</c>,
+    /// <c>SQLITE_NOTADB</c>) on any read or write, and kept until the process restarts (after a restore).
+    /// </summary>
+    public string? Damage => _damage;
+
+    /// <summary>
+    /// While <see cref="WriteFailure"/> is set, tries a real write (<see cref="CheckWritableAsync"/>) to find out
+    /// whether writes work again; a success clears it. Completes with the reason writes still fail, or null when they
+    /// work (at once, without writing, when no write failed).
+    /// </summary>
+    public Task<string?> ProbeWritableAsync(CancellationToken cancellationToken = default) =>
+        _writeFailure is null ? Task.FromResult<string?>(null) : CheckWritableAsync(cancellationToken);
+
+    /// <summary>
+    /// Commits a real one-page write (rewrites <c>PRAGMA user_version</c> with its own value, which changes nothing).
+    /// Completes with the reason it failed (a full disk, an I/O error; also kept in <see cref="WriteFailure"/>), or
+    /// null when it committed (which clears <see cref="WriteFailure"/>).
+    /// </summary>
+    public async Task<string?> CheckWritableAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await WriteAsync(
+                async (connection, transaction) =>
+                {
+                    await using var read = connection.CreateCommand();
+                    read.Transaction = transaction;
+                    read.CommandText = "PRAGMA user_version";
+                    var version = Convert.ToInt64(await read.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
+                    await using var write = connection.CreateCommand();
+                    write.Transaction = transaction;
+                    write.CommandText = string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {version}");
+                    await write.ExecuteNonQueryAsync(cancellationToken);
+                    return 0;
+                },
+                cancellationToken);
+            return null;
+        }
+        catch (StoreUnavailableException ex)
+        {
+            return _writeFailure ?? ex.Message;
+        }
+    }
+
+    /// <summary>
+    /// Runs <c>PRAGMA quick_check</c>, interrupted after <paramref name="limit"/> so a very large file cannot hold up
+    /// start-up. Completes with the problems found (empty: the file is sound), or null when the check did not finish
+    /// within the limit.
+    /// </summary>
+    public async Task<IReadOnlyList<string>?> QuickCheckAsync(TimeSpan limit, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var problems = new List<string>();
+        var handle = connection.Handle!;
+        using var timer = new Timer(_ => SQLitePCL.raw.sqlite3_interrupt(handle), null, limit, Timeout.InfiniteTimeSpan);
+        try
+        {
+            await using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA quick_check";
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var line = reader.GetString(0);
+                if (!string.Equals(line, "ok", StringComparison.Ordinal))
+                {
+                    problems.Add(line);
+                }
+            }
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode == SQLitePCL.raw.SQLITE_INTERRUPT)
+        {
+            return null;
+        }
+        catch (SqliteException ex) when (IsDamage(ex))
+        {
+            problems.Add(ex.Message);
+        }
+
+        if (problems.Count > 0)
+        {
+            _damage ??= $"The database '{Path}' is damaged: {problems[0]}";
+        }
+
+        return problems;
+    }
+
+    /// <summary>The SQLite error inside <paramref name="exception"/> (itself or an inner exception), if any.</summary>
+    private static SqliteException? FindSqliteError(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is SqliteException sqlite)
+            {
+                return sqlite;
+            }
+        }
+
+        return null;
+    }
+
+    private static bool IsDamage(SqliteException ex) => ex.SqliteErrorCode is SQLitePCL.raw.SQLITE_CORRUPT or SQLitePCL.raw.SQLITE_NOTADB;
+
+    private static bool IsWriteFailure(SqliteException ex) => ex.SqliteErrorCode is SQLitePCL.raw.SQLITE_FULL or SQLitePCL.raw.SQLITE_IOERR;
+
+    /// <summary>
+    /// Records a full disk, an I/O error or a damaged file in <see cref="WriteFailure"/>/<see cref="Damage"/> and turns
+    /// it into a <see cref="StoreUnavailableException"/> that says so.
+    /// </summary>
+    private StoreUnavailableException TranslateFailure(SqliteException ex)
+    {
+        if (IsDamage(ex))
+        {
+            var damage = $"The database '{Path}' is damaged ({ex.Message.TrimEnd('.')}): run `holdfast check`, and `holdfast restore` a backup.";
+            _damage ??= damage;
+            return new StoreUnavailableException(damage, ex);
+        }
+
+        if (IsWriteFailure(ex))
+        {
+            var cause = ex.SqliteErrorCode == SQLitePCL.raw.SQLITE_FULL ? "the disk is full" : "an I/O error";
+            var failure = $"The database '{Path}' cannot be written: {cause} ({ex.Message.TrimEnd('.')}). Nothing was changed; retry once there is space.";
+            _writeFailure = failure;
+            return new StoreUnavailableException(failure, ex) { RetryAfter = WriteFailureRetryAfter };
+        }
+
+        return new StoreUnavailableException(ex.Message, ex);
+    }
+
+    /// <summary>How long a client is told to wait (<c>Retry-After</c>) when a write failed for want of space.</summary>
+    public static readonly TimeSpan WriteFailureRetryAfter = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Switches the file to WAL, then applies pending migrations in order, one transaction each, recording every one
@@ -141,7 +317,7 @@ public sealed class SqliteDatabase : IDisposable
                     {
                         await apply.ExecuteNonQueryAsync(cancellationToken);
                     }
-                    catch (SqliteException ex) when (ex.SqliteErrorCode is not (5 or 6))
+                    catch (SqliteException ex) when (ex.SqliteErrorCode is not (5 or 6) && !IsWriteFailure(ex) && !IsDamage(ex))
                     {
                         // The transaction is rolled back by WriteAsync: no statement of this migration stays.
                         throw new StoreSchemaException(

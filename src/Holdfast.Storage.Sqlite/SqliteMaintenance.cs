@@ -92,9 +92,14 @@ public static class SqliteMaintenance
         }
 
         Directory.CreateDirectory(Path.GetDirectoryName(destinationPath)!);
-        var temporary = destinationPath + ".partial-" + Guid.NewGuid().ToString("N")[..8];
+        RemoveAbandonedPartials(destinationPath);
+
+        // Named after this process, so a later backup can tell a copy abandoned by a killed process from one in progress.
+        var temporary = string.Create(CultureInfo.InvariantCulture, $"{destinationPath}{PartialInfix}{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
         try
         {
+            // Owner-only (0600) whatever the umask: a backup holds everything the database holds.
+            HoldfastPaths.EnsureOwnerOnlyFile(temporary);
             await using (var source = await OpenAsync(databasePath, SqliteOpenMode.ReadOnly, cancellationToken))
             await using (var destination = await OpenAsync(temporary, SqliteOpenMode.ReadWriteCreate, cancellationToken))
             {
@@ -118,8 +123,50 @@ public static class SqliteMaintenance
         }
         finally
         {
-            DeleteQuietly(temporary);
-            DeleteQuietly(temporary + "-journal");
+            foreach (var suffix in new[] { string.Empty, "-journal", "-wal", "-shm" })
+            {
+                DeleteQuietly(temporary + suffix);
+            }
+        }
+    }
+
+    private const string PartialInfix = ".partial-";
+
+    /// <summary>
+    /// Deletes <c>&lt;destination&gt;.partial-&lt;pid&gt;-…</c> copies (and their journals) whose process is gone: what a
+    /// backup killed mid-copy (SIGKILL, power loss) leaves behind. A copy whose process still runs is left alone.
+    /// </summary>
+    private static void RemoveAbandonedPartials(string destinationPath)
+    {
+        var directory = Path.GetDirectoryName(destinationPath)!;
+        var prefix = Path.GetFileName(destinationPath) + PartialInfix;
+        foreach (var path in Directory.EnumerateFiles(directory, prefix + "*"))
+        {
+            var rest = Path.GetFileName(path)[prefix.Length..];
+            var dash = rest.IndexOf('-', StringComparison.Ordinal);
+            if (dash > 0 && int.TryParse(rest[..dash], NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && IsRunning(pid))
+            {
+                continue;
+            }
+
+            DeleteQuietly(path);
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
         }
     }
 
@@ -171,8 +218,9 @@ public static class SqliteMaintenance
     /// <summary>
     /// Puts backup <paramref name="backupPath"/> in place of <paramref name="databasePath"/>: verifies the backup first
     /// (integrity and migrations; a backup from an older version is fine, it is migrated on the next start), refuses
-    /// while a service uses the data directory (its lock is held or its socket answers) unless
-    /// <paramref name="force"/>, keeps a consistent copy of the replaced database as
+    /// with <see cref="DatabaseInUseException"/> while a server holds the database's lock (whatever
+    /// <paramref name="force"/> says), and while a service uses the data directory (its lock is held or its socket
+    /// answers) unless <paramref name="force"/>, keeps a consistent copy of the replaced database as
     /// <c>&lt;file&gt;.&lt;UTC time&gt;.bak</c>, then copies the backup in with the online backup API (so the WAL of
     /// the live file is handled) and checks the result. Both copies report to <paramref name="progress"/>
     /// (<see cref="CopyPhase.KeepPrevious"/>, then <see cref="CopyPhase.Restore"/>). Completes when the restored
@@ -205,18 +253,31 @@ public static class SqliteMaintenance
             throw new StoreSchemaException($"The backup '{backupPath}' cannot be used by this version: {source.Migrations.Problems[0]} Nothing was changed.");
         }
 
+        // The database lock is held by `holdfast serve` for its lifetime: a restore never replaces a file a running
+        // server uses, --force or not (its sessions would go on running on the replaced file).
+        var held = DataDirectoryLock.TryAcquireDatabase(databasePath, "holdfast restore", time);
+        if (held is null)
+        {
+            var owner = DataDirectoryLock.ReadDatabaseOwner(databasePath);
+            throw new DatabaseInUseException(
+                databasePath,
+                owner,
+                $"Refusing to restore: the database '{databasePath}' is in use by {owner ?? "another process"}, and a restore never replaces a database a server holds, even with --force. " +
+                $"Stop that server first ({StopHint(owner)}), then run the restore again.");
+        }
+
         var dataDirectory = Path.GetDirectoryName(databasePath)!;
-        DataDirectoryLock? held = null;
         if (!force)
         {
             var inUse = await DataDirectoryLock.ProbeAsync(dataDirectory, cancellationToken);
             if (inUse is not null)
             {
-                throw new DataDirectoryInUseException(dataDirectory, inUse + "; stop the service first (or pass --force)");
+                held.Dispose();
+                throw new DataDirectoryInUseException(
+                    dataDirectory,
+                    null,
+                    $"Refusing to restore: {inUse}. Stop that server first, then run the restore again (--force restores anyway: for a server that uses another database file).");
             }
-
-            held = DataDirectoryLock.TryAcquire(dataDirectory, "restore", time)
-                ?? throw new DataDirectoryInUseException(dataDirectory, "another process that took it just now");
         }
 
         try
@@ -229,6 +290,7 @@ public static class SqliteMaintenance
                 await BackupAsync(databasePath, previous, overwrite: false, progress, CopyPhase.KeepPrevious, CopyPacing.Default, cancellationToken);
             }
 
+            HoldfastPaths.EnsureOwnerOnlyFile(databasePath);
             await using (var from = await OpenAsync(backupPath, SqliteOpenMode.ReadOnly, cancellationToken))
             await using (var to = await OpenAsync(databasePath, SqliteOpenMode.ReadWriteCreate, cancellationToken))
             {
@@ -250,8 +312,24 @@ public static class SqliteMaintenance
         }
         finally
         {
-            held?.Dispose();
+            held.Dispose();
         }
+    }
+
+    /// <summary>How to stop the holder named by an owner note such as <c>holdfast serve (pid 123, since …)</c>.</summary>
+    private static string StopHint(string? owner)
+    {
+        var at = owner?.IndexOf("(pid ", StringComparison.Ordinal) ?? -1;
+        if (at >= 0)
+        {
+            var digits = new string(owner![(at + 5)..].TakeWhile(char.IsAsciiDigit).ToArray());
+            if (digits.Length > 0)
+            {
+                return $"Ctrl-C in its terminal, or `kill -TERM {digits}`";
+            }
+        }
+
+        return "Ctrl-C in its terminal, or SIGTERM";
     }
 
     private static async Task CopyAsync(
@@ -350,6 +428,9 @@ public static class SqliteMaintenance
             File.Delete(path);
         }
         catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
         {
         }
     }

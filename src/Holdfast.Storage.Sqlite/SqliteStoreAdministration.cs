@@ -27,8 +27,24 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
         return MigrationPlanner.Compare(StorageOptions.SqliteProvider, database.Migrations, applied);
     }
 
-    public Task PingAsync(CancellationToken cancellationToken = default) =>
-        ReadAsync(
+    /// <summary>
+    /// Also fails while the file is known damaged (<see cref="SqliteDatabase.Damage"/>) or writes fail (a full disk:
+    /// a one-page write is tried each time, so the ping succeeds again by itself once space returns; the exception
+    /// carries <see cref="StoreUnavailableException.RetryAfter"/>).
+    /// </summary>
+    public async Task PingAsync(CancellationToken cancellationToken = default)
+    {
+        if (database.Damage is { } damage)
+        {
+            throw new StoreUnavailableException(damage);
+        }
+
+        if (await database.ProbeWritableAsync(cancellationToken) is { } failure)
+        {
+            throw new StoreUnavailableException(failure) { RetryAfter = SqliteDatabase.WriteFailureRetryAfter };
+        }
+
+        await ReadAsync(
             async connection =>
             {
                 await using var command = connection.CreateCommand();
@@ -36,6 +52,7 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
                 return await command.ExecuteScalarAsync(cancellationToken);
             },
             cancellationToken);
+    }
 
     public Task<IReadOnlyList<SessionCount>> CountSessionsAsync(CancellationToken cancellationToken = default) =>
         ReadAsync<IReadOnlyList<SessionCount>>(

@@ -18,6 +18,7 @@ internal static class ScenarioRunner
         ("memory", GenerationScenarios.MemoryPerSessionAsync),
         ("restart", GenerationScenarios.RestartAsync),
         ("fan-out", ServerScenarios.FanOutAsync),
+        ("control-load", ServerScenarios.ControlUnderLoadAsync),
         ("first-token", ServerScenarios.FirstTokenAsync),
         ("bots", ServerScenarios.BotMessagesAsync),
     ];

@@ -99,7 +99,7 @@ internal static class MaintenanceCommands
     private static Command Restore()
     {
         var file = new Argument<string>("FILE") { Description = "A backup made by `holdfast backup`." };
-        var force = new Option<bool>("--force") { Description = "Restore even while a service uses the data directory." };
+        var force = new Option<bool>("--force") { Description = "Restore even while a service uses the data directory (one on another database file). Never while a server holds the database itself: stop it first." };
         var restore = new Command("restore", "Replace the database with FILE (verified first; the replaced database is kept as a .bak file).") { file, force };
         restore.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
         {

@@ -20,7 +20,7 @@ internal static class OpsEndpoints
         app.MapGet("/readyz", ReadyAsync)
             .AllowAnonymous()
             .DisableRateLimiting()
-            .WithSummary("Readiness: the store answers and its schema is current.");
+            .WithSummary("Readiness: the store answers, accepts writes, has no damaged page found, and its schema is current.");
         app.MapGet("/metrics", MetricsAsync)
             .AllowAnonymous()
             .DisableRateLimiting()
@@ -28,8 +28,24 @@ internal static class OpsEndpoints
         return app;
     }
 
-    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ReadyAsync(IStoreAdministration store, CancellationToken cancellationToken)
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ReadyAsync(HttpContext context, IStoreAdministration store, CancellationToken cancellationToken)
     {
+        try
+        {
+            // The store answers, accepts writes (a full disk is not ready until a write commits again, which the ping
+            // tries each time), and no damaged page was found.
+            await store.PingAsync(cancellationToken);
+        }
+        catch (Sessions.StoreUnavailableException ex)
+        {
+            if (ex.RetryAfter is { } retryAfter)
+            {
+                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            return Errors.ProblemResults.Problem(StatusCodes.Status503ServiceUnavailable, "Not ready", ex.Message);
+        }
+
         try
         {
             // Read-only on purpose: a probe never takes a write lock, and sees what another process did to the schema.

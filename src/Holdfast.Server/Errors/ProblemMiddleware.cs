@@ -1,4 +1,6 @@
+using System.Globalization;
 using Holdfast.Server.Hosting;
+using Holdfast.Sessions;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -25,6 +27,12 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
             if (problem.Status >= 500)
             {
                 Log.RequestFailedOnServer(logger, context.Request.Method, context.Request.Path, exception.Message);
+            }
+
+            if (exception is StoreUnavailableException { RetryAfter: { } retryAfter } && !context.Response.HasStarted)
+            {
+                // A full disk passes by itself once space is freed: tell clients when to try again.
+                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
             }
 
             await ProblemResults.WriteAsync(context, problem.Status, problem.Title, problem.Detail, problem.Errors);

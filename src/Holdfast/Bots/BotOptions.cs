@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+
 namespace Holdfast.Bots;
 
 /// <summary>Bot settings, bound from the <c>Bots</c> configuration section.</summary>
@@ -19,4 +21,19 @@ public sealed class BotOptions
 
     /// <summary>Reconnect every active session on service start (default true).</summary>
     public bool RestoreOnStart { get; set; } = true;
+}
+
+/// <summary>
+/// Refuses <see cref="BotOptions"/> this version cannot run on, at start-up and before any file is touched: a
+/// <see cref="BotOptions.AuthStateKey"/> that is not base64 of 32 bytes.
+/// </summary>
+public sealed class BotOptionsValidator : IValidateOptions<BotOptions>
+{
+    public ValidateOptionsResult Validate(string? name, BotOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return BotAuthStateProtector.DescribeKeyProblem(options.AuthStateKey) is { } problem
+            ? ValidateOptionsResult.Fail(problem)
+            : ValidateOptionsResult.Success;
+    }
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace Holdfast.Bots;
 
@@ -14,7 +15,8 @@ public static class BotServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddHoldfastBots(this IServiceCollection services)
     {
-        services.AddOptions<BotOptions>().BindConfiguration(BotOptions.SectionName);
+        services.AddOptions<BotOptions>().BindConfiguration(BotOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BotOptions>, BotOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<BotAuthStateProtector>();
         services.TryAddSingleton<BotManager>();

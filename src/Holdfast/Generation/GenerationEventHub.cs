@@ -27,6 +27,10 @@ internal sealed class GenerationEventHub
             {
                 topic.Pending.Add(logEvent);
             }
+            else if (logEvent.Seq > topic.Durable)
+            {
+                topic.Durable = logEvent.Seq;
+            }
 
             foreach (var subscriber in topic.Subscribers)
             {
@@ -46,7 +50,30 @@ internal sealed class GenerationEventHub
         lock (topic)
         {
             topic.Pending.RemoveAll(e => e.Seq <= seq);
+            if (seq > topic.Durable)
+            {
+                topic.Durable = seq;
+            }
+
             RemoveIfIdle(sessionId, topic);
+        }
+    }
+
+    /// <summary>
+    /// The highest seq of <paramref name="sessionId"/> this process knows is committed (its group commit here reported
+    /// it, or it was published as persisted), or 0 when it knows none: no store read is needed to tell a follower that
+    /// a chunk it got from this hub is durable. Known only while the session has followers or pending events.
+    /// </summary>
+    public long DurableSeq(string sessionId)
+    {
+        if (!_topics.TryGetValue(sessionId, out var topic))
+        {
+            return 0;
+        }
+
+        lock (topic)
+        {
+            return topic.Durable;
         }
     }
 
@@ -112,6 +139,9 @@ internal sealed class GenerationEventHub
         public List<Channel<GenerationLogEvent>> Subscribers { get; } = [];
 
         public bool Removed { get; set; }
+
+        /// <summary>Highest seq known committed (see <see cref="DurableSeq"/>).</summary>
+        public long Durable { get; set; }
     }
 
     /// <summary>A live follower's subscription: pending events at subscribe time, then everything published after.</summary>

@@ -32,13 +32,32 @@ internal sealed class GenerationFollower(
     /// </summary>
     public async Task<long> WaitDurableAsync(string id, long seq, CancellationToken cancellationToken = default)
     {
+        // The common case needs no store read and no subscription: this process's group commit already reported the
+        // seq (every live follower asks this for every chunk, so a read here would be thousands of reads a second).
+        var known = _hub.DurableSeq(id);
+        if (known >= seq)
+        {
+            return known;
+        }
+
         using var signals = _signals.Subscribe(id);
+        var read = true;
         while (true)
         {
-            var durable = await _store.ReadDurableSeqAsync(id, cancellationToken);
-            if (durable >= seq)
+            known = _hub.DurableSeq(id);
+            if (known >= seq)
             {
-                return durable;
+                return known;
+            }
+
+            if (read)
+            {
+                // A seq this process did not commit (a status change, another process's writer): ask the store.
+                var durable = await _store.ReadDurableSeqAsync(id, cancellationToken);
+                if (durable >= seq)
+                {
+                    return durable;
+                }
             }
 
             using var timer = new CancellationTokenSource(TimeSpan.FromSeconds(1), _time);
@@ -46,10 +65,14 @@ internal sealed class GenerationFollower(
             try
             {
                 await signals.WaitAsync(wait.Token);
+
+                // Woken by a commit: re-read the store only when this process's watermark does not cover it.
+                read = _hub.DurableSeq(id) < seq;
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 // Re-read: a writer in another process does not signal this one.
+                read = true;
             }
         }
     }

@@ -70,6 +70,9 @@ public sealed class StoreUnavailableException : HoldfastException
         : base(message, innerException)
     {
     }
+
+    /// <summary>When the condition is expected to pass by itself (a full disk): how long a client should wait before retrying.</summary>
+    public TimeSpan? RetryAfter { get; init; }
 }
 
 /// <summary>

@@ -69,6 +69,12 @@ public sealed class StorageOptions
             : null;
     }
 
+    /// <summary>
+    /// Longest time <c>holdfast serve</c> spends checking the database file at start (<c>PRAGMA quick_check</c>): a
+    /// damaged file refuses start-up; a check that takes longer is skipped with a warning. 0 skips it. Default 10 s.
+    /// </summary>
+    public TimeSpan StartupCheckTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Apply pending migrations at start-up (default), or refuse to start until <c>holdfast migrate</c> is run.</summary>
     public bool MigrateOnStart { get; set; } = true;
 

@@ -47,6 +47,13 @@ public sealed class StorageOptionsValidator : IValidateOptions<StorageOptions>
                 $"{section}:BusyTimeout is {options.BusyTimeout:c}; it must be more than 0 and at most {MaxBusyTimeout:c} (e.g. 00:00:10)."));
         }
 
+        if (options.StartupCheckTimeout < TimeSpan.Zero || options.StartupCheckTimeout > MaxBusyTimeout)
+        {
+            failures.Add(string.Create(
+                CultureInfo.InvariantCulture,
+                $"{section}:StartupCheckTimeout is {options.StartupCheckTimeout:c}; it must be between 0 (no check) and {MaxBusyTimeout:c} (e.g. 00:00:10)."));
+        }
+
         if (string.IsNullOrWhiteSpace(options.SqliteFile))
         {
             failures.Add($"{section}:SqliteFile is empty; name the database file (default holdfast.db), or remove the setting.");
