@@ -22,6 +22,7 @@ internal static class BotCommands
         bot.Subcommands.Add(Qr());
         bot.Subcommands.Add(End());
         bot.Subcommands.Add(Events());
+        bot.Subcommands.Add(Assign());
         root.Subcommands.Add(bot);
     }
 
@@ -236,6 +237,29 @@ internal static class BotCommands
             else
             {
                 Console.Out.WriteLine($"{bot.SessionId} {bot.Status.ToString().ToLowerInvariant()}");
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command Assign()
+    {
+        var id = IdArgument();
+        var owner = new Option<string>("--owner") { Description = "The user who owns the bot session from now on.", Required = true };
+        var json = GenerationCommands.JsonOption();
+        var command = new Command("assign", "Admins: give a bot session to a user (e.g. one created without an owner); audited.") { id, owner, json };
+        command.SetClientAction(async (parseResult, client, cancellationToken) =>
+        {
+            var bot = await client.AssignBotOwnerAsync(parseResult.GetValue(id)!, parseResult.GetValue(owner)!, cancellationToken);
+            if (parseResult.GetValue(json))
+            {
+                Terminal.WriteJson(bot);
+            }
+            else
+            {
+                Console.Out.WriteLine($"{bot.SessionId} owner {bot.Owner}");
             }
 
             return ExitCodes.Ok;

@@ -27,7 +27,7 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
                 Log.RequestFailedOnServer(logger, context.Request.Method, context.Request.Path, exception.Message);
             }
 
-            await ProblemResults.WriteAsync(context, problem.Status, problem.Title, problem.Detail, problem.Errors);
+            await ProblemResults.WriteAsync(context, problem.Status, problem.Title, problem.Detail, problem.Errors, ProblemResults.CodeOf(exception));
         }
         catch (Exception exception)
         {

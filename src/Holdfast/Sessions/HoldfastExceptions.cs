@@ -42,6 +42,25 @@ public sealed class SessionConflictException : HoldfastException
     public string? RequestedState { get; }
 }
 
+/// <summary>
+/// A new bot session cannot take this id: a session with it exists and is not the caller's (another user's, or one
+/// without an owner). The message is the same in both cases, so it tells a stranger nothing about whose it is.
+/// Nothing was changed. An operator gives an ownerless bot an owner explicitly (<c>holdfast bot assign</c>).
+/// </summary>
+public sealed class BotIdUnavailableException : HoldfastException
+{
+    /// <summary>The problem code of this error on the wire.</summary>
+    public const string Code = "bot_id_unavailable";
+
+    public BotIdUnavailableException(string sessionId)
+        : base("This bot id is not available: choose another id.")
+    {
+        SessionId = sessionId;
+    }
+
+    public string SessionId { get; }
+}
+
 /// <summary>Input failed validation (bad id, oversized payload, missing field). Nothing was changed.</summary>
 public sealed class InvalidSessionInputException : HoldfastException
 {

@@ -90,16 +90,48 @@ public abstract class BotStoreContractTests : IAsyncLifetime
     }
 
     [Fact(Timeout = 30_000)]
-    public async Task StartOrReactivateAsync_IdOwnedByAnotherUser_ThrowsConflict()
+    public async Task StartOrReactivateAsync_IdOwnedByAnotherUser_ThrowsBotIdUnavailable()
     {
         await Store.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "alice"), Alice);
         await Store.EndAsync("bot1", Alice);
 
-        await Should.ThrowAsync<SessionConflictException>(() => Store.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "bob"), new Actor("bob")));
+        await Should.ThrowAsync<BotIdUnavailableException>(() => Store.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "bob"), new Actor("bob")));
 
         var session = await Store.FindAsync("bot1");
         session!.Status.ShouldBe(BotSessionStatus.Inactive);
         session.Owner.ShouldBe("alice");
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task StartOrReactivateAsync_OwnerlessSessionWithAnOwner_ThrowsBotIdUnavailable_NotAdopted()
+    {
+        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Store.EndAsync("bot1", Alice);
+        var before = await Store.FindAsync("bot1");
+
+        await Should.ThrowAsync<BotIdUnavailableException>(() => Store.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "bob"), new Actor("bob")));
+
+        (await Store.FindAsync("bot1")).ShouldBe(before);
+        var reactivated = await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        reactivated.Session.Owner.ShouldBeNull("a start without an owner keeps the session as it is");
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task AssignOwnerAsync_SetsOwner_AuditsOnce_RepeatIsNoOp()
+    {
+        await Store.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+
+        var assigned = await Store.AssignOwnerAsync("bot1", "bob", new Actor("root"));
+        var again = await Store.AssignOwnerAsync("bot1", "bob", new Actor("root"));
+
+        assigned.Owner.ShouldBe("bob");
+        assigned.Version.ShouldBe(2);
+        again.ShouldBe(assigned);
+        var audit = await Audit.ReadAuditAsync(SessionKind.Bot, "bot1");
+        audit.Events.Count(e => e.Action == "bot.owner").ShouldBe(1);
+        audit.Events.ShouldContain(e => e.Action == "bot.owner" && e.Actor == "root" && e.Detail == "owner none -> bob");
+        (await Store.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "bob"), new Actor("bob"))).Outcome.ShouldBe(BotStartOutcome.AlreadyActive);
+        await Should.ThrowAsync<SessionNotFoundException>(() => Store.AssignOwnerAsync("nope", "bob", new Actor("root")));
     }
 
     [Fact(Timeout = 30_000)]
