@@ -64,8 +64,8 @@ public sealed class BotIdUnavailableException : HoldfastException
 /// <summary>Input failed validation (bad id, oversized payload, missing field). Nothing was changed.</summary>
 public sealed class InvalidSessionInputException : HoldfastException
 {
-    public InvalidSessionInputException(string field, string message)
-        : base(message)
+    public InvalidSessionInputException(string field, string message, Exception? innerException = null)
+        : base(message, innerException)
     {
         Field = field;
     }
