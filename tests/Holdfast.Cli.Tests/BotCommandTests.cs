@@ -74,6 +74,20 @@ public sealed class BotCommandTests(ServerFixture fixture) : IClassFixture<Serve
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task BotQr_TerminalDrawing_DecodesOnALightAndADarkTerminal()
+    {
+        (await fixture.RunAsync("bot", "start", "cli-qr-bot")).ExitCode.ShouldBe(0);
+        var link = JsonSerializer.Deserialize<Bot>((await fixture.RunAsync("bot", "show", "cli-qr-bot", "--json")).Stdout, HoldfastJson.Options)!.QrData;
+
+        var drawn = await fixture.RunAsync("bot", "qr", "cli-qr-bot");
+
+        drawn.ExitCode.ShouldBe(0, drawn.ToString());
+        link.ShouldNotBeNull();
+        Holdfast.TestHelpers.TerminalQr.Decode(drawn.Stdout, darkTheme: false).ShouldBe(link, "a phone scanning a light terminal");
+        Holdfast.TestHelpers.TerminalQr.Decode(drawn.Stdout, darkTheme: true).ShouldBe(link, "a phone scanning a dark terminal");
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task BotShow_Unknown_Exit3()
     {
         var result = await fixture.RunAsync("bot", "show", "no-such-bot");

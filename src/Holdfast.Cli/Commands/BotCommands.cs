@@ -149,8 +149,9 @@ internal static class BotCommands
         format.AcceptOnlyFromAmong("terminal", "text", "png", "svg");
         var output = new Option<FileInfo?>("--output", "-o") { Description = "Write the QR code to this file instead of stdout (png and svg)." };
         var wait = new Option<double>("--wait") { Description = "Seconds to wait for the bot to report a QR code.", DefaultValueFactory = _ => 10 };
+        var invert = new Option<bool>("--invert") { Description = "With NO_COLOR set: swap dark and light for a terminal with light text on a dark background." };
         var json = GenerationCommands.JsonOption();
-        var command = new Command("qr", "Draw the bot's current QR code in the terminal (or save it as PNG/SVG).") { id, format, output, wait, json };
+        var command = new Command("qr", "Draw the bot's current QR code in the terminal (or save it as PNG/SVG).") { id, format, output, wait, invert, json };
         command.SetClientAction(async (parseResult, client, cancellationToken) =>
         {
             var sessionId = parseResult.GetValue(id)!;
@@ -178,7 +179,12 @@ internal static class BotCommands
 
             byte[] content = chosen switch
             {
-                "terminal" => Encoding.UTF8.GetBytes(BotQrCodes.RenderText(bot.QrData)),
+                // Explicit colours (dark modules on a white field) decode on light and dark terminals alike;
+                // NO_COLOR asks for none: then the plain drawing, swapped with --invert for a dark terminal.
+                "terminal" => Encoding.UTF8.GetBytes(
+                    string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR")) ? BotQrCodes.RenderAnsi(bot.QrData)
+                    : parseResult.GetValue(invert) ? BotQrCodes.RenderText(bot.QrData, invert: true)
+                    : BotQrCodes.RenderText(bot.QrData)),
                 "text" => await client.GetBotQrAsync(sessionId, BotQrFormat.Text, cancellationToken),
                 "png" => await client.GetBotQrAsync(sessionId, BotQrFormat.Png, cancellationToken),
                 _ => await client.GetBotQrAsync(sessionId, BotQrFormat.Svg, cancellationToken),

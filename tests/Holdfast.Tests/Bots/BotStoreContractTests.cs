@@ -296,7 +296,7 @@ public abstract class BotStoreContractTests : IAsyncLifetime
             Store.SaveAuthStateAsync("bot1", new byte[BotLimits.MaxAuthStateBytes + BotLimits.AuthStateEnvelopeBytes + 1], Alice));
 
         message.Message.ShouldContain("65536 bytes");
-        qr.Message.ShouldContain("4096 bytes");
+        qr.Message.ShouldContain("2953 bytes");
         tooLongId.Message.ShouldContain("128");
         authState.Message.ShouldContain("the limit is 1048576 bytes (1 MiB)");
         (await Store.FindAsync("bot1")).ShouldBe(before);
