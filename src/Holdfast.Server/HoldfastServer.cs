@@ -170,11 +170,15 @@ public static class HoldfastServer
             if (context.HttpContext.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal))
             {
                 // OpenAI SDKs look for {"error": {...}}; the problem keeps its own fields too.
+                var code = context.ProblemDetails.Extensions.TryGetValue("code", out var own) ? own as string
+                    : status == StatusCodes.Status401Unauthorized ? "invalid_api_key"
+                    : null;
                 context.ProblemDetails.Extensions["error"] = new Dictionary<string, object?>(StringComparer.Ordinal)
                 {
                     ["message"] = context.ProblemDetails.Detail,
                     ["type"] = status >= 500 ? "server_error" : "invalid_request_error",
-                    ["code"] = null,
+                    ["param"] = code is Holdfast.Sessions.ModelNotFoundException.Code ? "model" : null,
+                    ["code"] = code,
                 };
             }
         });

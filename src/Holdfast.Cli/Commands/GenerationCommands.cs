@@ -153,7 +153,14 @@ internal static class GenerationCommands
             Terminal.Note($"[grey]{Markup.Escape(finished.Id)} {finished.Status.ToString().ToLowerInvariant()}[/]");
         }
 
-        return (done?.Status ?? finished.Status) == GenerationStatus.Failed ? ExitCodes.Error : ExitCodes.Ok;
+        var failed = (done?.Status ?? finished.Status) == GenerationStatus.Failed;
+        if (failed)
+        {
+            // Why it failed, always (also with --json and when stderr is not a terminal): the reason is the point.
+            Console.Error.WriteLine($"holdfast: generation {finished.Id} failed: {finished.Error ?? "no reason was recorded"}");
+        }
+
+        return failed ? ExitCodes.Error : ExitCodes.Ok;
     }
 
     private static Command List()

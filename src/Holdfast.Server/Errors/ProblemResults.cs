@@ -79,6 +79,7 @@ internal static partial class ProblemResults
         ApiKeyNotFoundException e => (404, "Not found", e.Message, null),
         SessionConflictException e => (409, "Conflict", e.Message, null),
         BotIdUnavailableException e => (409, "Bot id unavailable", e.Message, null),
+        ModelNotFoundException e => (404, "Model not found", e.Message, null),
         InvalidSessionInputException e => (400, "Invalid request", e.Message, new Dictionary<string, string[]>(StringComparer.Ordinal) { [e.Field] = [e.Message] }),
         StoreSchemaException e => (503, "Database schema problem", e.Message, null),
         StoreUnavailableException e => (503, "Store unavailable", e.Message, null),
@@ -94,6 +95,7 @@ internal static partial class ProblemResults
     public static string? CodeOf(Exception exception) => exception switch
     {
         BotIdUnavailableException => BotIdUnavailableException.Code,
+        ModelNotFoundException => ModelNotFoundException.Code,
         _ => null,
     };
 

@@ -41,6 +41,8 @@ internal static class OpenAiEndpoints
             ControlAsync(id, "pause", context, sessions, ct)).WithSummary("Holdfast extension: pauses a response.");
         v1.MapPost("/responses/{id}/resume", (string id, HttpContext context, GenerationSessions sessions, CancellationToken ct) =>
             ControlAsync(id, "resume", context, sessions, ct)).WithSummary("Holdfast extension: resumes a paused response; it continues its text.");
+        v1.MapDelete("/responses/{id}", DeleteResponseAsync).WithSummary("Deletes a response that is not queued or in progress (its generation and log).");
+        v1.MapGet("/models", ListModelsAsync).WithSummary("The models this server's backends serve, in OpenAI's list shape.");
         v1.MapPost("/chat/completions", ChatCompletionsAsync).WithSummary("Chat completion (streaming or not), as a durable generation.");
         return app;
     }
@@ -54,7 +56,8 @@ internal static class OpenAiEndpoints
         var background = body.Bool("background");
         var streaming = body.Bool("stream");
         var input = body.Messages("input", allowString: true);
-        if (body.String("instructions") is { } instructions)
+        var instructions = body.String("instructions");
+        if (instructions is not null)
         {
             input.Insert(0, new GenerationMessage("system", instructions));
         }
@@ -68,6 +71,12 @@ internal static class OpenAiEndpoints
 
         var metadata = body.Metadata() ?? [];
         metadata["holdfast.api"] = "responses";
+        if (instructions is not null)
+        {
+            // Echoed as sent: the instructions are the first input message of the generation.
+            metadata["holdfast.instructions"] = "input[0]";
+        }
+
         if (background)
         {
             metadata["holdfast.background"] = "true";
@@ -130,6 +139,35 @@ internal static class OpenAiEndpoints
         }
 
         await WriteJsonAsync(context, ResponseObject(session), cancellationToken);
+    }
+
+    private static async Task<ContentHttpResult> DeleteResponseAsync(string id, HttpContext context, GenerationSessions sessions, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var generationId = ParseResponseId(id, "response_id");
+        var scope = GenerationEndpoints.OwnerScope(caller);
+        var session = await sessions.GetAsync(generationId, scope, cancellationToken);
+        if (session.Status is GenerationStatus.Queued or GenerationStatus.Running or GenerationStatus.Paused)
+        {
+            throw new SessionConflictException(
+                $"Response '{ResponsePrefix}{generationId}' is {ResponseStatus(session).Status}; cancel it first (POST /v1/responses/{ResponsePrefix}{generationId}/cancel), then delete it.",
+                ResponseStatus(session).Status);
+        }
+
+        await sessions.DeleteAsync(generationId, EndpointHelpers.ActorOf(caller), scope, cancellationToken);
+        var deleted = new JsonObject { ["id"] = ResponsePrefix + generationId, ["object"] = "response.deleted", ["deleted"] = true };
+        return TypedResults.Text(deleted.ToJsonString(WireJson), "application/json");
+    }
+
+    private static async Task<ContentHttpResult> ListModelsAsync(Holdfast.Generation.Backends.GenerationBackends backends, CancellationToken cancellationToken)
+    {
+        var data = new JsonArray();
+        foreach (var (model, backend) in await backends.ListAllModelsAsync(cancellationToken))
+        {
+            data.Add(new JsonObject { ["id"] = model, ["object"] = "model", ["created"] = 0, ["owned_by"] = backend });
+        }
+
+        return TypedResults.Text(new JsonObject { ["object"] = "list", ["data"] = data }.ToJsonString(WireJson), "application/json");
     }
 
     private static async Task<ContentHttpResult> ControlAsync(string id, string command, HttpContext context, GenerationSessions sessions, CancellationToken cancellationToken)
@@ -303,7 +341,7 @@ internal static class OpenAiEndpoints
             ["background"] = background,
             ["error"] = s.Status == GenerationStatus.Failed ? new JsonObject { ["code"] = "server_error", ["message"] = s.Error ?? "The generation failed." } : null,
             ["incomplete_details"] = incomplete is null ? null : new JsonObject { ["reason"] = incomplete },
-            ["instructions"] = null,
+            ["instructions"] = s.Metadata?.GetValueOrDefault("holdfast.instructions") == "input[0]" && s.Input.Count > 0 ? s.Input[0].Content : null,
             ["max_output_tokens"] = s.Parameters.MaxTokens,
             ["model"] = s.Model,
             ["output"] = output,
@@ -332,6 +370,7 @@ internal static class OpenAiEndpoints
                 ["status"] = GenerationMapping.ToWire(s.Status).ToString().ToLowerInvariant(),
                 ["pause_reason"] = s.PauseReason,
                 ["last_seq"] = s.LastSeq,
+                ["continuation"] = s.Continuation,
             },
         };
     }

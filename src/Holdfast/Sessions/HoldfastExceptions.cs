@@ -61,6 +61,32 @@ public sealed class BotIdUnavailableException : HoldfastException
     public string SessionId { get; }
 }
 
+/// <summary>
+/// The backend a new generation would run on does not serve the requested model (it lists the ones it does).
+/// Nothing was stored.
+/// </summary>
+public sealed class ModelNotFoundException : HoldfastException
+{
+    /// <summary>The problem code of this error on the wire (as OpenAI's API answers).</summary>
+    public const string Code = "model_not_found";
+
+    public ModelNotFoundException(string model, string backend, IReadOnlyList<string> served)
+        : base(
+            $"The model '{(model.Length <= 80 ? model : model[..80] + "…")}' does not exist on backend '{backend}'; it serves: " +
+            $"{(served.Count == 0 ? "none" : string.Join(", ", served.Take(20)) + (served.Count > 20 ? ", …" : string.Empty))}.")
+    {
+        Model = model;
+        Backend = backend;
+        Served = served;
+    }
+
+    public string Model { get; }
+
+    public string Backend { get; }
+
+    public IReadOnlyList<string> Served { get; }
+}
+
 /// <summary>Input failed validation (bad id, oversized payload, missing field). Nothing was changed.</summary>
 public sealed class InvalidSessionInputException : HoldfastException
 {
