@@ -295,6 +295,8 @@ internal sealed class ServerStartup(
                 ex);
         }
 
+        EnsurePortsFree(serverOptions.Value.UrlList());
+
         if (!OperatingSystem.IsWindows()
             && (File.GetUnixFileMode(DataDirectory) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != UnixFileMode.None)
         {
@@ -326,6 +328,41 @@ internal sealed class ServerStartup(
             {
                 throw new ServerStartupException(
                     $"The database has {status.Pending.Count} pending migration(s) ({string.Join(", ", status.Pending.Select(m => m.Id))}) and Storage:MigrateOnStart is off; run 'holdfast migrate' first.");
+            }
+        }
+    }
+
+    /// <summary>
+    /// A port another program listens on is refused here with one sentence naming it, before the host starts (where
+    /// Kestrel's bind failure would be logged with its stack trace).
+    /// </summary>
+    private static void EnsurePortsFree(IEnumerable<string> urls)
+    {
+        foreach (var url in urls)
+        {
+            var (address, port) = HoldfastServer.ParseUrl(url);
+            if (port == 0)
+            {
+                continue;
+            }
+
+            using var probe = new System.Net.Sockets.Socket(address.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            try
+            {
+                probe.Bind(new IPEndPoint(address, port));
+                probe.Listen();
+            }
+            catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+            {
+                throw new ServerStartupException(
+                    $"Port {port} on {address} is already in use (another program, or another Holdfast server, listens there); pick another port with --urls (Server:Urls).",
+                    ex);
+            }
+            catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode is System.Net.Sockets.SocketError.AccessDenied or System.Net.Sockets.SocketError.AddressNotAvailable)
+            {
+                throw new ServerStartupException(
+                    $"Cannot listen on {address} port {port}: {ex.Message.TrimEnd('.')}; pick another address or port with --urls (Server:Urls).",
+                    ex);
             }
         }
     }
