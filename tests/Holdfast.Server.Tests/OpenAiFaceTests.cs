@@ -134,4 +134,98 @@ public sealed class OpenAiFaceTests
         withoutInstructions.GetProperty("instructions").ValueKind.ShouldBe(JsonValueKind.Null);
         finished.GetProperty("holdfast").GetProperty("continuation").GetString().ShouldBe("prefill");
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Stream_SequenceNumbersAreConsecutive_AndStartingAfterResumesExactly()
+    {
+        await using var server = await TestServer.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "100" });
+        using var client = server.Tcp(await server.CreateKeyAsync("alice"));
+        var created = await (await client.PostAsync("/v1/responses", Http.Json("""{"model":"scripted","input":"count","background":true,"max_output_tokens":40}"""))).ReadAsync<JsonElement>();
+        var id = created.GetProperty("id").GetString();
+        await Poll.UntilAsync(async () => (await (await client.GetAsync($"/v1/responses/{id}")).ReadAsync<JsonElement>()).GetProperty("output_text").GetString()!.Length > 0, "some output");
+        (await client.PostAsync($"/v1/responses/{id}/pause", null)).EnsureSuccessStatusCode();
+        (await client.PostAsync($"/v1/responses/{id}/resume", null)).EnsureSuccessStatusCode();
+        var final = await Poll.UntilAsync(
+            async () => await (await client.GetAsync($"/v1/responses/{id}")).ReadAsync<JsonElement>(),
+            r => r.GetProperty("status").GetString() is "completed" or "incomplete",
+            "the response finishes (incomplete: cut at max_output_tokens)");
+        var text = final.GetProperty("output_text").GetString()!;
+
+        var all = await ReadStreamAsync(client, $"/v1/responses/{id}?stream=true");
+
+        all.Select(e => e.Number).ShouldBe(Enumerable.Range(0, all.Count).Select(n => (long)n), "0, 1, 2, … with no gap (status events of the log are not numbered)");
+        string.Concat(all.Select(e => e.Delta)).ShouldBe(text);
+        all[^1].Type.ShouldBeOneOf("response.completed", "response.incomplete");
+        foreach (var after in new long[] { 2, 3, 5, all.Count / 2, all.Count - 3, all.Count - 1 })
+        {
+            var resumed = await ReadStreamAsync(client, $"/v1/responses/{id}?stream=true&starting_after={after}");
+            resumed.Select(e => e.Number).ShouldBe(all.Where(e => e.Number > after).Select(e => e.Number), $"after {after}");
+            string.Concat(resumed.Select(e => e.Delta)).ShouldBe(string.Concat(all.Where(e => e.Number > after).Select(e => e.Delta)), $"after {after}");
+        }
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Stream_GracefulShutdown_EndsWithServerShuttingDownError_ThenResumesExactly()
+    {
+        await using var server = await TestServer.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "20" });
+        var key = await server.CreateKeyAsync("alice");
+        string? id;
+        var before = new List<(long Number, string Type, string Delta, string? Code)>();
+        using (var client = server.Tcp(key))
+        {
+            var created = await (await client.PostAsync("/v1/responses", Http.Json("""{"model":"scripted","input":"a long one","background":true,"max_output_tokens":60}"""))).ReadAsync<JsonElement>();
+            id = created.GetProperty("id").GetString();
+            using var response = await client.GetAsync($"/v1/responses/{id}?stream=true", HttpCompletionOption.ResponseHeadersRead);
+            await using var body = await response.Content.ReadAsStreamAsync();
+            Task? stopping = null;
+            await foreach (var e in SseFollower.ReadEventsAsync(body))
+            {
+                before.Add(Parse(e));
+                if (stopping is null && before.Count(x => x.Type == "response.output_text.delta") >= 3)
+                {
+                    stopping = server.App.StopAsync();
+                }
+            }
+
+            await stopping.ShouldNotBeNull();
+        }
+
+        var error = before[^1];
+        error.Type.ShouldBe("error");
+        error.Code.ShouldBe("server_shutting_down");
+        error.Number.ShouldBe(before[^2].Number, "the error carries the last number sent");
+        await server.RestartAsync();
+        using var again = server.Tcp(key);
+        var after = await ReadStreamAsync(again, $"/v1/responses/{id}?stream=true&starting_after={error.Number}");
+        var final = await (await again.GetAsync($"/v1/responses/{id}")).ReadAsync<JsonElement>();
+
+        after[0].Number.ShouldBe(error.Number + 1);
+        after[^1].Type.ShouldBeOneOf("response.completed", "response.incomplete");
+        (string.Concat(before.Select(e => e.Delta)) + string.Concat(after.Select(e => e.Delta))).ShouldBe(final.GetProperty("output_text").GetString());
+    }
+
+    private static async Task<List<(long Number, string Type, string Delta, string? Code)>> ReadStreamAsync(HttpClient client, string path)
+    {
+        using var response = await client.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        await using var body = await response.Content.ReadAsStreamAsync();
+        var events = new List<(long, string, string, string?)>();
+        await foreach (var e in SseFollower.ReadEventsAsync(body))
+        {
+            events.Add(Parse(e));
+        }
+
+        return events;
+    }
+
+    private static (long Number, string Type, string Delta, string? Code) Parse(SseEvent e)
+    {
+        using var json = JsonDocument.Parse(e.Data);
+        var root = json.RootElement;
+        return (
+            root.GetProperty("sequence_number").GetInt64(),
+            root.GetProperty("type").GetString()!,
+            root.TryGetProperty("delta", out var delta) ? delta.GetString() ?? string.Empty : string.Empty,
+            root.TryGetProperty("code", out var code) ? code.GetString() : null);
+    }
 }

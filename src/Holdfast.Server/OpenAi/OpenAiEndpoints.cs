@@ -198,9 +198,12 @@ internal static class OpenAiEndpoints
     }
 
     /// <summary>
-    /// Streams a response's events. Numbering: 0–3 are <c>response.created</c>, <c>response.in_progress</c>,
-    /// <c>output_item.added</c>, <c>content_part.added</c>; log event <c>s</c> is <c>4·s</c> (a delta for a chunk); the
-    /// terminal status at log seq <c>T</c> closes with <c>4T…4T+3</c>. Stable numbers make <c>starting_after</c> exact.
+    /// Streams a response's events, numbered consecutively: 0–3 are <c>response.created</c>, <c>response.in_progress</c>,
+    /// <c>output_item.added</c>, <c>content_part.added</c>; the n-th chunk of the durable log is delta <c>3+n</c>; the
+    /// terminal status closes with the next four. The numbers are a function of the log (counted from its start), so
+    /// <c>starting_after</c> resumes exactly, across restarts. When the server shuts down mid-stream, the stream ends
+    /// with an <c>error</c> event (code <c>server_shutting_down</c>, the last number sent) and the response stays
+    /// resumable from that number.
     /// </summary>
     private static async Task StreamResponseAsync(
         HttpContext context,
@@ -212,11 +215,14 @@ internal static class OpenAiEndpoints
         CancellationToken cancellationToken)
     {
         var scope = GenerationEndpoints.OwnerScope(caller);
-        await sessions.CheckFollowFromAsync(session.Id, Math.Max(0, (startingAfter / 4) - 1), cancellationToken);
+        var (afterLog, chunksBefore) = await LocateAsync(sessions, session.Id, scope, startingAfter, cancellationToken);
+        await sessions.CheckFollowFromAsync(session.Id, afterLog, cancellationToken);
         var sse = new SseWriter(context.Response);
         await sse.StartAsync(cancellationToken);
         var responseId = ResponsePrefix + session.Id;
         var itemId = "msg_" + session.Id;
+        var lastNumber = startingAfter;
+        var closed = false;
 
         async Task EmitAsync(string type, long number, JsonObject payload)
         {
@@ -228,6 +234,7 @@ internal static class OpenAiEndpoints
             payload["type"] = type;
             payload["sequence_number"] = number;
             await sse.WriteEventAsync(type, payload, null, cancellationToken, WireJson);
+            lastNumber = number;
         }
 
         var snapshot = ResponseObject(session with { Output = string.Empty }, includeOutput: false);
@@ -247,20 +254,15 @@ internal static class OpenAiEndpoints
         });
         await sse.FlushAsync(cancellationToken);
 
-        if (GenerationMapping.IsSettled(session) && (startingAfter / 4) - 1 >= session.LastSeq)
-        {
-            return;
-        }
-
-        var afterLog = Math.Max(0, (startingAfter / 4) - 1);
+        var chunks = chunksBefore;
         await relay.RelayAsync(
             session.Id,
             sessions.FollowAsync(session.Id, scope, afterLog, cancellationToken),
             async e =>
             {
-                var number = e.Seq * 4;
                 if (e.Type == GenerationLogEventType.Chunk)
                 {
+                    var number = 3 + ++chunks;
                     await EmitAsync("response.output_text.delta", number, new JsonObject
                     {
                         ["item_id"] = itemId,
@@ -272,6 +274,7 @@ internal static class OpenAiEndpoints
                 }
                 else if (e.IsTerminal)
                 {
+                    var number = 4 + chunks;
                     var final = await sessions.GetAsync(session.Id, scope, cancellationToken);
                     await EmitAsync("response.output_text.done", number, new JsonObject
                     {
@@ -302,6 +305,7 @@ internal static class OpenAiEndpoints
                     };
                     await EmitAsync(closing, number + 3, new JsonObject { ["response"] = response });
                     await sse.FlushAsync(cancellationToken);
+                    closed = true;
                     return false;
                 }
 
@@ -310,6 +314,61 @@ internal static class OpenAiEndpoints
             },
             () => sse.HeartbeatAsync(cancellationToken),
             cancellationToken);
+
+        var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        if (!closed && stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // Not a durable event: it carries the last number sent, so resuming from the highest number seen is exact.
+            var error = new JsonObject
+            {
+                ["type"] = "error",
+                ["code"] = "server_shutting_down",
+                ["message"] = $"The server is shutting down; the response is kept. Resume with GET /v1/responses/{responseId}?stream=true&starting_after={Math.Max(lastNumber, -1)} once it is back.",
+                ["param"] = null,
+                ["sequence_number"] = Math.Max(lastNumber, 0),
+            };
+            await sse.WriteEventAsync("error", error, null, cancellationToken, WireJson);
+            await sse.FlushAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Where a stream resumed after number <paramref name="startingAfter"/> picks up: the log seq of the chunk that
+    /// number was (delta <c>3+n</c> is the n-th chunk), and how many chunks came before. Reads the log from its start.
+    /// </summary>
+    private static async Task<(long AfterLog, long ChunksBefore)> LocateAsync(
+        GenerationSessions sessions, string id, string? scope, long startingAfter, CancellationToken cancellationToken)
+    {
+        var seen = startingAfter - 3;
+        if (seen <= 0)
+        {
+            return (0, 0);
+        }
+
+        long count = 0, lastChunk = 0, after = 0;
+        while (true)
+        {
+            var page = await sessions.ReadLogAsync(id, scope, after, 5000, cancellationToken);
+            if (page.Count == 0)
+            {
+                return (lastChunk, count);
+            }
+
+            foreach (var e in page)
+            {
+                if (e.Type == GenerationLogEventType.Chunk)
+                {
+                    count++;
+                    lastChunk = e.Seq;
+                    if (count == seen)
+                    {
+                        return (e.Seq, count);
+                    }
+                }
+            }
+
+            after = page[^1].Seq;
+        }
     }
 
     /// <summary>The Responses API object for a session.</summary>
