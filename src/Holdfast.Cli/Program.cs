@@ -14,12 +14,8 @@ StoreTransferCommands.AddTo(root);
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)
 {
-    foreach (var error in parseResult.Errors)
-    {
-        Console.Error.WriteLine($"holdfast: {error.Message}");
-    }
-
-    Console.Error.WriteLine("Run 'holdfast --help' (or 'holdfast COMMAND --help') for usage.");
+    // One line that names what is wrong (a mistyped flag by its name), as every other error.
+    Console.Error.WriteLine($"holdfast: {UsageErrors.Describe(parseResult)}");
     return ExitCodes.Usage;
 }
 

@@ -181,11 +181,15 @@ public static class HoldfastServer
             if (context.HttpContext.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal))
             {
                 // OpenAI SDKs look for {"error": {...}}; the problem keeps its own fields too.
+                var code = context.ProblemDetails.Extensions.TryGetValue("code", out var own) ? own as string
+                    : status == StatusCodes.Status401Unauthorized ? "invalid_api_key"
+                    : null;
                 context.ProblemDetails.Extensions["error"] = new Dictionary<string, object?>(StringComparer.Ordinal)
                 {
                     ["message"] = context.ProblemDetails.Detail,
                     ["type"] = status >= 500 ? "server_error" : "invalid_request_error",
-                    ["code"] = null,
+                    ["param"] = code is Holdfast.Sessions.ModelNotFoundException.Code ? "model" : null,
+                    ["code"] = code,
                 };
             }
         });
@@ -317,6 +321,8 @@ internal sealed class ServerStartup(
                 ex);
         }
 
+        EnsurePortsFree(serverOptions.Value.UrlList());
+
         if (!OperatingSystem.IsWindows()
             && (File.GetUnixFileMode(DataDirectory) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != UnixFileMode.None)
         {
@@ -404,6 +410,42 @@ internal sealed class ServerStartup(
                 "See the damage with `holdfast check`, then put a backup in its place with `holdfast restore FILE` (the damaged file is kept as a .bak).");
         }
     }
+
+    /// <summary>
+    /// A port another program listens on is refused here with one sentence naming it, before the host starts (where
+    /// Kestrel's bind failure would be logged with its stack trace).
+    /// </summary>
+    private static void EnsurePortsFree(IEnumerable<string> urls)
+    {
+        foreach (var url in urls)
+        {
+            var (address, port) = HoldfastServer.ParseUrl(url);
+            if (port == 0)
+            {
+                continue;
+            }
+
+            using var probe = new System.Net.Sockets.Socket(address.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            try
+            {
+                probe.Bind(new IPEndPoint(address, port));
+                probe.Listen();
+            }
+            catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+            {
+                throw new ServerStartupException(
+                    $"Port {port} on {address} is already in use (another program, or another Holdfast server, listens there); pick another port with --urls (Server:Urls).",
+                    ex);
+            }
+            catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode is System.Net.Sockets.SocketError.AccessDenied or System.Net.Sockets.SocketError.AddressNotAvailable)
+            {
+                throw new ServerStartupException(
+                    $"Cannot listen on {address} port {port}: {ex.Message.TrimEnd('.')}; pick another address or port with --urls (Server:Urls).",
+                    ex);
+            }
+        }
+    }
+
     public void OnListening(WebApplication app)
     {
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];

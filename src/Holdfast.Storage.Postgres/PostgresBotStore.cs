@@ -19,8 +19,14 @@ internal sealed class PostgresBotStore : IBotStore
 
     private const string ReactivateSql = $"""
         UPDATE bot_sessions
-        SET status = 'active', bot_type = @bot_type, owner = COALESCE(owner, @owner), connection_detail = NULL,
+        SET status = 'active', bot_type = @bot_type, connection_detail = NULL,
             updated_at = @now, version = version + 1
+        WHERE session_id = @id AND version = @version
+        RETURNING {Columns}
+        """;
+
+    private const string AssignOwnerSql = $"""
+        UPDATE bot_sessions SET owner = @owner, updated_at = @now, version = version + 1
         WHERE session_id = @id AND version = @version
         RETURNING {Columns}
         """;
@@ -101,9 +107,11 @@ internal sealed class PostgresBotStore : IBotStore
                         existing = (await ReadRowAsync(connection, transaction, request.SessionId, ct))!;
                     }
 
-                    if (existing.Owner is not null && request.Owner is not null && !string.Equals(existing.Owner, request.Owner, StringComparison.Ordinal))
+                    // A session owned by someone else, or by no one, is never adopted by whoever names its id (an owner is
+                    // given only by AssignOwnerAsync).
+                    if (request.Owner is not null && !string.Equals(existing.Owner, request.Owner, StringComparison.Ordinal))
                     {
-                        throw new SessionConflictException($"The bot session id '{request.SessionId}' is already taken; choose another id.");
+                        throw new BotIdUnavailableException(request.SessionId);
                     }
 
                     if (existing.Status == BotSessionStatus.Active)
@@ -124,11 +132,7 @@ internal sealed class PostgresBotStore : IBotStore
                         transaction,
                         existing,
                         ReactivateSql,
-                        command =>
-                        {
-                            command.Parameters.Add(Pg.Text("bot_type", request.BotType));
-                            command.Parameters.Add(Pg.Text("owner", request.Owner));
-                        },
+                        command => command.Parameters.Add(Pg.Text("bot_type", request.BotType)),
                         now,
                         ct);
                     var detail = string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal)
@@ -188,6 +192,23 @@ internal sealed class PostgresBotStore : IBotStore
             bind: command => command.Parameters.Add(Pg.Text("detail", connectionDetail)),
             action: AuditActions.BotConnection,
             detail: existing => $"{existing.ConnectionDetail ?? "none"} -> {connectionDetail ?? "none"}",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> AssignOwnerAsync(string sessionId, string owner, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        SessionIds.Validate(owner, "owner");
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing => string.Equals(existing.Owner, owner, StringComparison.Ordinal),
+            update: AssignOwnerSql,
+            bind: command => command.Parameters.Add(Pg.Text("owner", owner)),
+            action: AuditActions.BotOwner,
+            detail: existing => $"owner {existing.Owner ?? "none"} -> {owner}",
             toState: null,
             cancellationToken);
     }

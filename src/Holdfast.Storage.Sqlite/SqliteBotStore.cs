@@ -21,8 +21,14 @@ internal sealed class SqliteBotStore : IBotStore
     // stamping updated_at ($now); every value is a parameter. {Columns} is a compile-time constant.
     private const string ReactivateSql = $"""
         UPDATE bot_sessions
-        SET status = 'active', bot_type = $bot_type, owner = COALESCE(owner, $owner), connection_detail = NULL,
+        SET status = 'active', bot_type = $bot_type, connection_detail = NULL,
             updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string AssignOwnerSql = $"""
+        UPDATE bot_sessions SET owner = $owner, updated_at = $now, version = version + 1
         WHERE session_id = $id AND version = $version
         RETURNING {Columns}
         """;
@@ -98,9 +104,11 @@ internal sealed class SqliteBotStore : IBotStore
                     return new BotStartResult(created!, BotStartOutcome.Created);
                 }
 
-                if (existing.Owner is not null && request.Owner is not null && !string.Equals(existing.Owner, request.Owner, StringComparison.Ordinal))
+                // A start never changes a session's owner: another user's session, or one without an owner, is not
+                // adopted by whoever names its id (an owner is given only by AssignOwnerAsync).
+                if (request.Owner is not null && !string.Equals(existing.Owner, request.Owner, StringComparison.Ordinal))
                 {
-                    throw new SessionConflictException($"The bot session id '{request.SessionId}' is already taken; choose another id.");
+                    throw new BotIdUnavailableException(request.SessionId);
                 }
 
                 if (existing.Status == BotSessionStatus.Active)
@@ -121,11 +129,7 @@ internal sealed class SqliteBotStore : IBotStore
                     transaction,
                     existing,
                     ReactivateSql,
-                    command =>
-                    {
-                        command.Parameters.AddWithValue("$bot_type", request.BotType);
-                        command.Parameters.AddWithValue("$owner", (object?)request.Owner ?? DBNull.Value);
-                    },
+                    command => command.Parameters.AddWithValue("$bot_type", request.BotType),
                     now,
                     cancellationToken);
                 var detail = string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal)
@@ -135,6 +139,23 @@ internal sealed class SqliteBotStore : IBotStore
                     connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotReactivated, "inactive", "active", now, detail, cancellationToken);
                 return new BotStartResult(reactivated, BotStartOutcome.Reactivated);
             },
+            cancellationToken);
+    }
+
+    public Task<BotSession> AssignOwnerAsync(string sessionId, string owner, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        SessionIds.Validate(owner, "owner");
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing => string.Equals(existing.Owner, owner, StringComparison.Ordinal),
+            update: AssignOwnerSql,
+            bind: command => command.Parameters.AddWithValue("$owner", owner),
+            action: AuditActions.BotOwner,
+            detail: existing => $"owner {existing.Owner ?? "none"} -> {owner}",
+            toState: null,
             cancellationToken);
     }
 

@@ -107,16 +107,48 @@ public abstract class BotStoreContractTests(IStoreProvider provider) : StoreCont
     }
 
     [Fact(Timeout = 30_000)]
-    public async Task StartOrReactivateAsync_IdOwnedByAnotherUser_ThrowsConflict()
+    public async Task StartOrReactivateAsync_IdOwnedByAnotherUser_ThrowsBotIdUnavailable()
     {
         await Bots.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "alice"), Alice);
         await Bots.EndAsync("bot1", Alice);
 
-        await Should.ThrowAsync<SessionConflictException>(() => Bots.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "bob"), new Actor("bob")));
+        await Should.ThrowAsync<BotIdUnavailableException>(() => Bots.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "bob"), new Actor("bob")));
 
         var session = await Bots.FindAsync("bot1");
         session!.Status.ShouldBe(BotSessionStatus.Inactive);
         session.Owner.ShouldBe("alice");
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task StartOrReactivateAsync_OwnerlessSessionWithAnOwner_ThrowsBotIdUnavailable_NotAdopted()
+    {
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        await Bots.EndAsync("bot1", Alice);
+        var before = await Bots.FindAsync("bot1");
+
+        await Should.ThrowAsync<BotIdUnavailableException>(() => Bots.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "bob"), new Actor("bob")));
+
+        (await Bots.FindAsync("bot1")).ShouldBe(before);
+        var reactivated = await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+        reactivated.Session.Owner.ShouldBeNull("a start without an owner keeps the session as it is");
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task AssignOwnerAsync_SetsOwner_AuditsOnce_RepeatIsNoOp()
+    {
+        await Bots.StartOrReactivateAsync(new StartBotSession("bot1"), Alice);
+
+        var assigned = await Bots.AssignOwnerAsync("bot1", "bob", new Actor("root"));
+        var again = await Bots.AssignOwnerAsync("bot1", "bob", new Actor("root"));
+
+        assigned.Owner.ShouldBe("bob");
+        assigned.Version.ShouldBe(2);
+        again.ShouldBe(assigned);
+        var audit = await Audit.ReadAuditAsync(SessionKind.Bot, "bot1");
+        audit.Events.Count(e => e.Action == "bot.owner").ShouldBe(1);
+        audit.Events.ShouldContain(e => e.Action == "bot.owner" && e.Actor == "root" && e.Detail == "owner none -> bob");
+        (await Bots.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "bob"), new Actor("bob"))).Outcome.ShouldBe(BotStartOutcome.AlreadyActive);
+        await Should.ThrowAsync<SessionNotFoundException>(() => Bots.AssignOwnerAsync("nope", "bob", new Actor("root")));
     }
 
     [Fact(Timeout = 30_000)]
@@ -281,7 +313,7 @@ public abstract class BotStoreContractTests(IStoreProvider provider) : StoreCont
             Bots.SaveAuthStateAsync("bot1", new byte[BotLimits.MaxAuthStateBytes + BotLimits.AuthStateEnvelopeBytes + 1], Alice));
 
         message.Message.ShouldContain("65536 bytes");
-        qr.Message.ShouldContain("4096 bytes");
+        qr.Message.ShouldContain("2953 bytes");
         tooLongId.Message.ShouldContain("128");
         authState.Message.ShouldContain("the limit is 1048576 bytes (1 MiB)");
         (await Bots.FindAsync("bot1")).ShouldBe(before);

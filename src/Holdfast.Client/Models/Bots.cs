@@ -31,3 +31,6 @@ public sealed record BotMessage(string? Text);
 
 /// <summary>Bridge: body of <c>POST /api/v1/bots/{id}/connection</c>.</summary>
 public sealed record BotConnectionUpdate(string? State, string? Detail = null);
+
+/// <summary>Admins: body of <c>POST /api/v1/bots/{id}/owner</c>, the user the session is given to.</summary>
+public sealed record BotOwnerAssignment(string? Owner);

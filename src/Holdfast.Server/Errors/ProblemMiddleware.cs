@@ -35,7 +35,7 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
                 context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
             }
 
-            await ProblemResults.WriteAsync(context, problem.Status, problem.Title, problem.Detail, problem.Errors);
+            await ProblemResults.WriteAsync(context, problem.Status, problem.Title, problem.Detail, problem.Errors, ProblemResults.CodeOf(exception));
         }
         catch (Exception exception)
         {

@@ -21,6 +21,7 @@ public static class AuditActions
     public const string BotConnection = "bot.connection";
     public const string BotEnded = "bot.ended";
     public const string BotAuthState = "bot.auth_state";
+    public const string BotOwner = "bot.owner";
 
     /// <summary>The action recorded for a generation command: its verb (<c>pause</c>, <c>resume</c>, <c>cancel</c>, <c>claim</c>, <c>complete</c>, <c>stop</c>, <c>fail</c>, <c>interrupt</c>).</summary>
     public static string For(GenerationCommandKind kind) => kind switch

@@ -48,7 +48,9 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     /// and the connector has taken the session (for <c>web</c>: its QR pairing link is stored). Starting an active
     /// session changes nothing (it is reconnected if this process did not hold it yet). Throws
     /// <see cref="InvalidSessionInputException"/> for a bad id or an unknown bot type (nothing changed) and
-    /// <see cref="SessionConflictException"/> when the id is taken by another owner or bot type.
+    /// <see cref="SessionConflictException"/> when the id is active as another bot type, and
+    /// <see cref="BotIdUnavailableException"/> when <see cref="StartBotSession.Owner"/> is set and the session belongs
+    /// to another owner or to none.
     /// </summary>
     public async Task<BotStartResult> StartSessionAsync(StartBotSession request, Actor? actor = null, CancellationToken cancellationToken = default)
     {
@@ -108,6 +110,18 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         {
             gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Gives session <paramref name="sessionId"/> to user <paramref name="owner"/> (an operator's decision, audited as
+    /// <c>bot.owner</c>). Completes once committed. Throws <see cref="SessionNotFoundException"/> for an unknown session
+    /// and <see cref="InvalidSessionInputException"/> for an invalid user name.
+    /// </summary>
+    public Task<BotSession> AssignOwnerAsync(string sessionId, string owner, Actor? actor = null, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        SessionIds.Validate(owner, "owner");
+        return _store.AssignOwnerAsync(sessionId, owner, actor ?? DefaultActor, cancellationToken);
     }
 
     /// <summary>The session; throws <see cref="SessionNotFoundException"/> when there is none.</summary>

@@ -189,6 +189,12 @@ public sealed class GenerationBackendOptions
     /// <summary>Model used when a request's model is <c>default</c>.</summary>
     public string? Model { get; set; }
 
+    /// <summary>
+    /// Models this backend serves, besides those it lists at <c>GET {BaseUrl}/models</c>; a request for another model
+    /// is refused (404 <c>model_not_found</c>) when the backend lists its models.
+    /// </summary>
+    public string[]? Models { get; set; }
+
     /// <summary>Time allowed to open the TCP connection (default 5 s).</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
 

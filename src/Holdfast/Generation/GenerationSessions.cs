@@ -56,11 +56,13 @@ public sealed class GenerationSessions
     /// <see cref="SessionConflictException"/>. Completes once the session is durably stored.
     /// </summary>
     /// <exception cref="InvalidSessionInputException">The request is invalid (the message says which field and why).</exception>
+    /// <exception cref="ModelNotFoundException">The backend lists its models and the requested one is not among them.</exception>
     public async Task<GenerationStartResult> CreateAsync(CreateGenerationRequest request, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         GenerationRequestValidation.Validate(request, _options);
         var backend = _backends.ChooseName(request.Backend, request.Model);
+        await _backends.EnsureModelAsync(backend, request.Model, cancellationToken);
         var parameters = request.Parameters ?? GenerationParameters.Default;
         var row = new NewGeneration(
             NewId(),

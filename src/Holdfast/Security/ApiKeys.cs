@@ -19,8 +19,17 @@ public sealed class ApiKeyNotFoundException(string id) : HoldfastException($"No 
 /// <summary>Who a request is: a user name, whether that user is an admin, and the key it used (null on the Unix socket).</summary>
 public sealed record Principal(string User, bool IsAdmin, string? KeyId)
 {
+    /// <summary>The user name of <see cref="LocalAdmin"/>, reserved: no API key can be created for it.</summary>
+    public const string LocalUser = "local";
+
     /// <summary>The local admin: whoever can open the Unix socket (guarded by file permissions).</summary>
-    public static Principal LocalAdmin { get; } = new("local", IsAdmin: true, KeyId: null);
+    public static Principal LocalAdmin { get; } = new(LocalUser, IsAdmin: true, KeyId: null);
+
+    /// <summary>
+    /// True for the reserved local identity (any letter case): sessions made over the socket or by the CLI belong to
+    /// it, so a key acting as it would read and control all of them.
+    /// </summary>
+    public static bool IsLocalUser(string? user) => string.Equals(user, LocalUser, StringComparison.OrdinalIgnoreCase);
 }
 
 /// <summary>
@@ -36,10 +45,19 @@ public sealed class ApiKeys(IApiKeyStore store, TimeProvider timeProvider)
     /// <summary>
     /// Creates a key for <paramref name="user"/> (creating the user when new; <paramref name="admin"/> makes the user an
     /// admin, it never demotes one). Completes once the key is committed; the returned secret is not kept anywhere.
+    /// Throws <see cref="InvalidSessionInputException"/> for an invalid user name and for the reserved local identity
+    /// (<see cref="Principal.LocalUser"/>).
     /// </summary>
     public async Task<NewApiKey> CreateAsync(string user, bool admin = false, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(user, "user");
+        if (Principal.IsLocalUser(user))
+        {
+            throw new InvalidSessionInputException(
+                "user",
+                $"'{user}' is reserved: it is who the Unix socket and the CLI act as, so a key for it would control every local session. Choose another user name (add --admin for a key that sees every session).");
+        }
+
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
         var secret = $"{KeyPrefix}{id}_{Base64Url(RandomNumberGenerator.GetBytes(32))}";
         var key = await store.AddKeyAsync(id, user, admin, Hash(secret), timeProvider.GetUtcNow(), cancellationToken);
@@ -81,6 +99,13 @@ public sealed class ApiKeys(IApiKeyStore store, TimeProvider timeProvider)
         if (stored.Key.LastUsedAt is not { } lastUsed || now - lastUsed > LastUsedResolution)
         {
             await store.TouchKeyAsync(id, now, cancellationToken);
+        }
+
+        if (!stored.Key.IsAdmin && Principal.IsLocalUser(stored.Key.User))
+        {
+            // A key made for the reserved local identity before it was reserved: it would see every session made over
+            // the socket or by the CLI. Only an admin key (an explicit grant of everything) keeps working.
+            return null;
         }
 
         return new Principal(stored.Key.User, stored.Key.IsAdmin, id);
