@@ -21,6 +21,7 @@ public static class BotServiceCollectionExtensions
         services.TryAddSingleton<IBotStore, SqliteBotStore>();
         services.TryAddSingleton<IAuditLog, SqliteAuditLog>();
         services.TryAddSingleton<BotAuthStateProtector>();
+        services.TryAddSingleton<Sessions.SessionChanges>();
         services.TryAddSingleton<BotManager>();
         services.AddHoldfastBotConnector<WebBotConnector>(WebBotConnector.TypeName);
         services.AddHoldfastBotConnector<BridgeBotConnector>(BridgeBotConnector.TypeName);

@@ -37,6 +37,7 @@ public static class GenerationServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GenerationBackendsOptions>, GenerationBackendsOptionsValidator>());
 
         services.TryAddSingleton<GenerationBackends>();
+        services.TryAddSingleton<Sessions.SessionChanges>();
         services.TryAddSingleton<GenerationEventHub>();
         services.TryAddSingleton(sp => new SqliteGenerationStore(sp.GetRequiredService<SqliteDatabase>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<GenerationLogWriter>();
