@@ -9,6 +9,7 @@ GenerationCommands.AddTo(root);
 BotCommands.AddTo(root);
 TopCommand.AddTo(root);
 KeyCommands.AddTo(root);
+DashboardCommand.AddTo(root);
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)
