@@ -95,6 +95,32 @@ public static class Pages
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Sessions", Exact = true })).ToBeVisibleAsync();
     }
 
+    /// <summary>Runs <paramref name="body"/>; when it fails, keeps a screenshot of every window of the profile as an artifact.</summary>
+    public static async Task KeepScreenshotsOnFailureAsync(IBrowserContext profile, string name, Func<Task> body)
+    {
+        try
+        {
+            await body();
+        }
+        catch
+        {
+            var i = 0;
+            foreach (var page in profile.Pages)
+            {
+                try
+                {
+                    await page.ScreenshotAsync(new PageScreenshotOptions { Path = BrowserFixture.ArtifactPath($"failed-{name}-{i++}.png"), FullPage = true });
+                }
+                catch (PlaywrightException)
+                {
+                    // The page is gone; the failure itself is what matters.
+                }
+            }
+
+            throw;
+        }
+    }
+
     /// <summary>Runs axe-core (WCAG 2 A/AA rules) on the page; returns the serious and critical violations, described.</summary>
     public static async Task<IReadOnlyList<string>> SeriousAccessibilityProblemsAsync(IPage page)
     {

@@ -73,68 +73,72 @@ public sealed partial class DashboardBrowserTests(BrowserFixture browser)
         await using var server = await DashboardServer.StartAsync();
         var key = await server.CreateKeyAsync("alice");
         await using var profile = await browser.NewProfileAsync();
-        var a = await profile.NewPageAsync();
-        await Pages.SignInAsync(a, server, key);
-
-        // Start a scripted generation from the dashboard and watch its text appear.
-        await a.GetByText("Start a session").ClickAsync();
-        await a.GetByLabel("Prompt").FillAsync("Tell me about the holdfast of a kelp forest.");
-        await a.GetByRole(AriaRole.Button, new() { Name = "Start generation" }).ClickAsync();
-        await a.WaitForURLAsync(GenerationUrl());
-        var id = a.Url[(a.Url.LastIndexOf('/') + 1)..];
-        await Assertions.Expect(a.GetByRole(AriaRole.Heading, new() { Name = $"Generation {id}" })).ToBeVisibleAsync();
-        await Assertions.Expect(a.Locator("#status")).ToHaveTextAsync("running");
-        var early = await Poll.UntilAsync(() => a.Locator("#output").TextContentAsync(), t => t?.Length > 0, "text appears");
-        await Poll.UntilAsync(async () => (await a.Locator("#output").TextContentAsync())!.Length > early!.Length, "more text streams in");
-        await Assertions.Expect(a.Locator("#rate")).ToContainTextAsync("tokens/s");
-
-        // A second window on the same address.
-        var b = await profile.NewPageAsync();
-        await b.GotoAsync(a.Url);
-        await Assertions.Expect(b.Locator("#status")).ToHaveTextAsync("running");
-        await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = "Pause" })).ToBeEnabledAsync();
-        await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = "Resume" })).ToBeDisabledAsync();
-
-        // Pause in window A: window B shows it within a second of the server having it.
-        await a.GetByRole(AriaRole.Button, new() { Name = "Pause" }).ClickAsync();
-        var paused = await Poll.UntilAsync(() => server.GetGenerationAsync(key, id), g => g.Status == GenerationStatus.Paused, "the server has the pause", TimeSpan.FromSeconds(20));
-        var seen = Stopwatch.StartNew();
-        await Assertions.Expect(b.Locator("#status")).ToHaveTextAsync("paused", new() { Timeout = 1000 });
-        seen.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(1));
-        await Assertions.Expect(a.Locator("#status")).ToHaveTextAsync("paused");
-        await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = "Pause" })).ToBeDisabledAsync();
-        await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = "Resume" })).ToBeEnabledAsync();
-        await Assertions.Expect(b.Locator("#output")).ToHaveTextAsync(paused.Output!);
-        await Assertions.Expect(a.Locator("table.audit")).ToContainTextAsync("pause");
-
-        // Resume from window B: A streams on from exactly there.
-        await b.GetByRole(AriaRole.Button, new() { Name = "Resume" }).ClickAsync();
-        await Assertions.Expect(a.Locator("#status")).ToHaveTextAsync("running");
-        await Poll.UntilAsync(async () => (await a.Locator("#output").TextContentAsync())!.Length > paused.Output!.Length, "text continues after resume");
-        (await a.Locator("#output").TextContentAsync())!.ShouldStartWith(paused.Output!);
-
-        // Fork from window A: it opens the new session, which starts from the parent's text.
-        await a.GetByRole(AriaRole.Button, new() { Name = "Fork" }).ClickAsync();
-        await a.WaitForURLAsync(GenerationUrl());
-        var forkId = a.Url[(a.Url.LastIndexOf('/') + 1)..];
-        forkId.ShouldNotBe(id);
-        await Assertions.Expect(a.GetByRole(AriaRole.Heading, new() { Name = $"Generation {forkId}" })).ToBeVisibleAsync();
-        await Assertions.Expect(a.Locator(".details")).ToContainTextAsync(id);
-        (await server.GetGenerationAsync(key, forkId)).ForkedFrom.ShouldBe(id);
-
-        // Cancel the parent from window B: for good, only Fork stays enabled, the text is the stored text.
-        await b.GetByRole(AriaRole.Button, new() { Name = "Cancel" }).ClickAsync();
-        await Assertions.Expect(b.Locator("#status")).ToHaveTextAsync("cancelled");
-        foreach (var name in (string[])["Pause", "Resume", "Cancel"])
+        await Pages.KeepScreenshotsOnFailureAsync(profile, "generation", async () =>
         {
-            await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = name, Exact = true })).ToBeDisabledAsync();
-        }
+            var a = await profile.NewPageAsync();
+            await Pages.SignInAsync(a, server, key);
 
-        await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = "Fork" })).ToBeEnabledAsync();
-        var cancelled = await server.GetGenerationAsync(key, id);
-        cancelled.Status.ShouldBe(GenerationStatus.Cancelled);
-        await Assertions.Expect(b.Locator("#output")).ToHaveTextAsync(cancelled.Output!);
-        await Assertions.Expect(b.Locator("table.audit")).ToContainTextAsync("cancel");
+            // Start a scripted generation from the dashboard and watch its text appear.
+            await a.GetByText("Start a session").ClickAsync();
+            await a.GetByLabel("Prompt").FillAsync("Tell me about the holdfast of a kelp forest.");
+            await a.GetByRole(AriaRole.Button, new() { Name = "Start generation" }).ClickAsync();
+            await Assertions.Expect(a).ToHaveURLAsync(GenerationUrl());
+            var id = a.Url[(a.Url.LastIndexOf('/') + 1)..];
+            await Assertions.Expect(a.GetByRole(AriaRole.Heading, new() { Name = $"Generation {id}" })).ToBeVisibleAsync();
+            await Assertions.Expect(a.Locator("#status")).ToHaveTextAsync("running");
+            var early = await Poll.UntilAsync(() => a.Locator("#output").TextContentAsync(), t => t?.Length > 0, "text appears");
+            await Poll.UntilAsync(async () => (await a.Locator("#output").TextContentAsync())!.Length > early!.Length, "more text streams in");
+            await Assertions.Expect(a.Locator("#rate")).ToContainTextAsync("tokens/s");
+
+            // A second window on the same address.
+            var b = await profile.NewPageAsync();
+            await b.GotoAsync(a.Url);
+            await Assertions.Expect(b.Locator("#status")).ToHaveTextAsync("running");
+            await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = "Pause" })).ToBeEnabledAsync();
+            await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = "Resume" })).ToBeDisabledAsync();
+
+            // Pause in window A: window B shows it within a second of the server having it.
+            await a.GetByRole(AriaRole.Button, new() { Name = "Pause" }).ClickAsync();
+            var paused = await Poll.UntilAsync(() => server.GetGenerationAsync(key, id), g => g.Status == GenerationStatus.Paused, "the server has the pause", TimeSpan.FromSeconds(20));
+            var seen = Stopwatch.StartNew();
+            await Assertions.Expect(b.Locator("#status")).ToHaveTextAsync("paused", new() { Timeout = 1000 });
+            seen.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(1));
+            await Assertions.Expect(a.Locator("#status")).ToHaveTextAsync("paused");
+            await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = "Pause" })).ToBeDisabledAsync();
+            await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = "Resume" })).ToBeEnabledAsync();
+            await Assertions.Expect(b.Locator("#output")).ToHaveTextAsync(paused.Output!);
+            await Assertions.Expect(a.Locator("table.audit")).ToContainTextAsync("pause");
+
+            // Resume from window B: A streams on from exactly there.
+            await b.GetByRole(AriaRole.Button, new() { Name = "Resume" }).ClickAsync();
+            await Assertions.Expect(a.Locator("#status")).ToHaveTextAsync("running");
+            await Poll.UntilAsync(async () => (await a.Locator("#output").TextContentAsync())!.Length > paused.Output!.Length, "text continues after resume");
+            (await a.Locator("#output").TextContentAsync())!.ShouldStartWith(paused.Output!);
+
+            // Fork from window A: it opens the new session, which starts from the parent's text.
+            await a.GetByRole(AriaRole.Button, new() { Name = "Fork" }).ClickAsync();
+            await Assertions.Expect(a).Not.ToHaveURLAsync(server.Url($"/generations/{id}"));
+            await Assertions.Expect(a).ToHaveURLAsync(GenerationUrl());
+            var forkId = a.Url[(a.Url.LastIndexOf('/') + 1)..];
+            forkId.ShouldNotBe(id);
+            await Assertions.Expect(a.GetByRole(AriaRole.Heading, new() { Name = $"Generation {forkId}" })).ToBeVisibleAsync();
+            await Assertions.Expect(a.Locator(".details")).ToContainTextAsync(id);
+            (await server.GetGenerationAsync(key, forkId)).ForkedFrom.ShouldBe(id);
+
+            // Cancel the parent from window B: for good, only Fork stays enabled, the text is the stored text.
+            await b.GetByRole(AriaRole.Button, new() { Name = "Cancel" }).ClickAsync();
+            await Assertions.Expect(b.Locator("#status")).ToHaveTextAsync("cancelled");
+            foreach (var name in (string[])["Pause", "Resume", "Cancel"])
+            {
+                await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = name, Exact = true })).ToBeDisabledAsync();
+            }
+
+            await Assertions.Expect(b.GetByRole(AriaRole.Button, new() { Name = "Fork" })).ToBeEnabledAsync();
+            var cancelled = await server.GetGenerationAsync(key, id);
+            cancelled.Status.ShouldBe(GenerationStatus.Cancelled);
+            await Assertions.Expect(b.Locator("#output")).ToHaveTextAsync(cancelled.Output!);
+            await Assertions.Expect(b.Locator("table.audit")).ToContainTextAsync("cancel");
+        });
     }
 
     [Fact(Timeout = 120_000)]
@@ -274,7 +278,7 @@ public sealed partial class DashboardBrowserTests(BrowserFixture browser)
     [Fact(Timeout = 300_000)]
     public async Task List_With10000Sessions_PagesFiltersAndSearchesWithoutFreezing()
     {
-        await using var server = await DashboardServer.StartAsync(new Dictionary<string, string?> { ["Storage:SqliteSynchronous"] = "OFF" });
+        await using var server = await DashboardServer.StartAsync(new Dictionary<string, string?> { ["Storage:SqliteSynchronous"] = "NORMAL" });
         var key = await server.CreateKeyAsync("alice");
         var manager = server.Services.GetRequiredService<BotManager>();
         await Parallel.ForEachAsync(
@@ -295,11 +299,11 @@ public sealed partial class DashboardBrowserTests(BrowserFixture browser)
         loading.Stop();
         await Assertions.Expect(page.Locator("table.sessions tbody tr")).ToHaveCountAsync(50);
 
-        // Paging: the next page is drawn at once.
-        var click = Stopwatch.StartNew();
-        await page.GetByRole(AriaRole.Button, new() { Name = "Next page" }).ClickAsync();
+        // Paging: the next page is drawn at once (measured in the page: the click handler redraws synchronously).
+        var drawMs = await page.EvaluateAsync<double>(
+            "() => { const b = [...document.querySelectorAll('button')].find(x => x.textContent === 'Next page'); const t = performance.now(); b.click(); return performance.now() - t; }");
         await Assertions.Expect(summary).ToContainTextAsync("Showing 51–100 of 10,000");
-        click.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(1), "a page of 10,000 sessions is drawn within a second");
+        drawMs.ShouldBeLessThan(500, "a page of 10,000 sessions is filtered and drawn within half a second");
 
         // The main thread stays free: a timer set now fires on time while the list is live.
         var lag = await page.EvaluateAsync<double>("() => new Promise(r => { const t = performance.now(); setTimeout(() => r(performance.now() - t - 100), 100); })");
@@ -320,7 +324,7 @@ public sealed partial class DashboardBrowserTests(BrowserFixture browser)
         // The row opens the bot's own view, whose address opens directly.
         await page.GetByRole(AriaRole.Link, new() { Name = "bot-09989" }).ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Bot bot-09989" })).ToBeVisibleAsync();
-        Console.WriteLine($"dashboard: 10,000 sessions listed {loading.Elapsed.TotalSeconds:0.0} s after sign-in; next page in {click.Elapsed.TotalMilliseconds:0} ms; timer lag {lag:0} ms");
+        Console.WriteLine($"dashboard: 10,000 sessions listed {loading.Elapsed.TotalSeconds:0.0} s after sign-in; next page drawn in {drawMs:0} ms; timer lag {lag:0} ms");
     }
 
     [GeneratedRegex("/generations/gen_[0-9a-f]+$", RegexOptions.None, matchTimeoutMilliseconds: 1000)]

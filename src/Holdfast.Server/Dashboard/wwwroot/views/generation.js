@@ -199,13 +199,14 @@ export function mountGeneration(root, { id, navigate }) {
       const g = await get(path);
       if (disposed) return;
       historySeq = g.last_seq;
-      details.replaceChildren(
+      details.replaceChildren(...[
         h('dt', {}, 'Model'), h('dd', {}, g.model),
         h('dt', {}, 'Backend'), h('dd', {}, g.backend),
         h('dt', {}, 'Owner'), h('dd', {}, g.owner),
         h('dt', {}, 'Created'), h('dd', {}, h('time', { datetime: g.created_at }, dateTime(g.created_at))),
         g.forked_from ? [h('dt', {}, 'Forked from'), h('dd', {}, h('a', { href: `/generations/${enc(g.forked_from)}` }, g.forked_from), ` at seq ${g.forked_at_seq}`)] : null,
-        g.previous_session_id ? [h('dt', {}, 'Follows'), h('dd', {}, h('a', { href: `/generations/${enc(g.previous_session_id)}` }, g.previous_session_id))] : null);
+        g.previous_session_id ? [h('dt', {}, 'Follows'), h('dd', {}, h('a', { href: `/generations/${enc(g.previous_session_id)}` }, g.previous_session_id))] : null,
+      ].flat().filter(Boolean));
       input.replaceChildren(...g.input.map((m) => h('div', { class: 'message' }, h('span', { class: 'role' }, m.role), h('p', {}, m.content))));
       openStream();
     } catch (err) {
