@@ -92,6 +92,20 @@ public sealed class DashboardLookTests(BrowserFixture browser)
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Sessions", Exact = true })).ToBeFocusedAsync();
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task AccessibilityScan_FindsWhatItLooksFor()
+    {
+        // The scan above must be able to fail: the same scan on a page with an unlabelled field and poor contrast.
+        await using var profile = await browser.NewProfileAsync();
+        var page = await profile.NewPageAsync();
+        await page.SetContentAsync("<!doctype html><html lang=en><title>t</title><main><input type=text><p style='color:#bbb;background:#fff'>faint</p></main></html>");
+
+        var problems = await Pages.SeriousAccessibilityProblemsAsync(page);
+
+        problems.ShouldContain(p => p.StartsWith("label", StringComparison.Ordinal));
+        problems.ShouldContain(p => p.StartsWith("color-contrast", StringComparison.Ordinal));
+    }
+
     private static async Task CheckAsync(IPage page, string name, List<string> problems)
     {
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = BrowserFixture.ArtifactPath(name + ".png"), FullPage = true });

@@ -157,7 +157,7 @@ internal static class DashboardCookieAuthentication
 /// Looks up the API key a dashboard sign-in was made with, from a list of keys read at most once per
 /// <see cref="CacheFor"/>, so a revoked key's sign-ins stop working that soon without a store read per request.
 /// </summary>
-internal sealed class DashboardKeyCheck(ApiKeyStore keys, TimeProvider time)
+internal sealed class DashboardKeyCheck(ApiKeyStore keys, TimeProvider time) : IDisposable
 {
     public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(1);
 
@@ -189,4 +189,6 @@ internal sealed class DashboardKeyCheck(ApiKeyStore keys, TimeProvider time)
 
         return current.GetValueOrDefault(keyId);
     }
+
+    public void Dispose() => _gate.Dispose();
 }

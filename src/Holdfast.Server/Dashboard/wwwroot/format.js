@@ -37,7 +37,7 @@ export const chip = (status) => h('span', { class: `chip chip-${status}` }, stat
 
 /** Connection detail "state: reason" as [state, reason]. */
 export function splitConnection(detail) {
-  if (!detail) return ['unknown', null];
+  if (!detail) return ['not reported yet', null];
   const i = detail.indexOf(': ');
   return i < 0 ? [detail, null] : [detail.slice(0, i), detail.slice(i + 2)];
 }

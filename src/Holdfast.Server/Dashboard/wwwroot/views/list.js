@@ -50,7 +50,7 @@ export function mountList(root, { navigate }) {
   const table = h('table', { class: 'sessions' },
     h('caption', { class: 'visually-hidden' }, 'Sessions, newest first'),
     h('thead', {}, h('tr', {},
-      ['Session', 'Kind', 'Status', 'Owner', 'Model or bot type', 'Age', 'Tokens'].map((t) => h('th', { scope: 'col' }, t)))),
+      ['Session', 'Kind', 'Status', 'Owner', 'Model or bot type', 'Age', 'Tokens'].map((t) => h('th', { scope: 'col', class: t === 'Tokens' ? 'num' : null }, t)))),
     tbody);
   const empty = h('p', { class: 'empty', hidden: true });
   const prev = h('button', { type: 'button', class: 'secondary' }, 'Previous page');
