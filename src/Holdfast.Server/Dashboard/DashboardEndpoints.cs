@@ -41,7 +41,7 @@ internal static class DashboardEndpoints
         services.TryAddSingleton<DashboardAssets>();
         services.TryAddSingleton<DashboardLoginLinks>();
         services.TryAddSingleton<DashboardSessionFeed>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, DashboardSessionFeed>(sp => sp.GetRequiredService<DashboardSessionFeed>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, DashboardSessionFeedService>());
         return services;
     }
 

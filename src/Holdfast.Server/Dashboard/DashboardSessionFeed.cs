@@ -21,7 +21,7 @@ internal sealed class DashboardSessionFeed(
     GenerationSessions generations,
     BotManager bots,
     TimeProvider time,
-    ILogger<DashboardSessionFeed> logger) : BackgroundService
+    ILogger<DashboardSessionFeed> logger)
 {
     /// <summary>How often changed sessions are read back and sent.</summary>
     public static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
@@ -55,7 +55,8 @@ internal sealed class DashboardSessionFeed(
         return subscriber;
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>Observes changes and sends them every <see cref="Tick"/> until <paramref name="stoppingToken"/> is cancelled (<see cref="DashboardSessionFeedService"/>).</summary>
+    internal async Task RunAsync(CancellationToken stoppingToken)
     {
         using var observation = changes.Subscribe(OnChange);
         using var timer = new PeriodicTimer(Tick, time);
@@ -248,4 +249,10 @@ internal sealed class DashboardSessionFeed(
             (Kind is null || string.Equals(Kind.Value.ToWire(), kind, StringComparison.Ordinal))
             && (Id is null || string.Equals(Id, id, StringComparison.Ordinal));
     }
+}
+
+/// <summary>Runs the <see cref="DashboardSessionFeed"/> for the life of the server.</summary>
+internal sealed class DashboardSessionFeedService(DashboardSessionFeed feed) : BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => feed.RunAsync(stoppingToken);
 }
