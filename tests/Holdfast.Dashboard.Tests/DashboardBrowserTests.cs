@@ -141,6 +141,48 @@ public sealed partial class DashboardBrowserTests(BrowserFixture browser)
         });
     }
 
+    [Fact(Timeout = 180_000)]
+    public async Task FiveWindows_StayConsistent_APauseAndAResumeShowInEveryOtherWithinASecond()
+    {
+        // Five windows of one profile: the list and four views of one running generation. A browser gives one address
+        // six HTTP/1.1 connections in all, so each window may hold only one live stream.
+        await using var server = await DashboardServer.StartAsync();
+        var key = await server.CreateKeyAsync("alice");
+        var generation = await server.StartGenerationAsync(key, "Tell me about tides.");
+        await using var profile = await browser.NewProfileAsync();
+        await Pages.KeepScreenshotsOnFailureAsync(profile, "five-windows", async () =>
+        {
+            var list = await profile.NewPageAsync();
+            await Pages.SignInAsync(list, server, key);
+            var chip = list.Locator($"tr[data-id='{generation.Id}'] .chip");
+            await Assertions.Expect(chip).ToHaveTextAsync("running");
+            var views = new List<IPage>();
+            for (var i = 0; i < 4; i++)
+            {
+                var view = await profile.NewPageAsync();
+                await view.GotoAsync(server.Url($"/generations/{generation.Id}"));
+                await Assertions.Expect(view.Locator("#status")).ToHaveTextAsync("running");
+                views.Add(view);
+            }
+
+            await views[0].GetByRole(AriaRole.Button, new() { Name = "Pause" }).ClickAsync();
+            await Poll.UntilAsync(() => server.GetGenerationAsync(key, generation.Id), g => g.Status == GenerationStatus.Paused, "paused on the server", TimeSpan.FromSeconds(20));
+            await Assertions.Expect(chip).ToHaveTextAsync("paused", new() { Timeout = 1000 });
+            foreach (var view in views)
+            {
+                await Assertions.Expect(view.Locator("#status")).ToHaveTextAsync("paused", new() { Timeout = 1000 });
+            }
+
+            await views[3].GetByRole(AriaRole.Button, new() { Name = "Resume" }).ClickAsync();
+            await Poll.UntilAsync(() => server.GetGenerationAsync(key, generation.Id), g => g.Status == GenerationStatus.Running, "running again on the server", TimeSpan.FromSeconds(20));
+            await Assertions.Expect(chip).ToHaveTextAsync("running", new() { Timeout = 1000 });
+            foreach (var view in views)
+            {
+                await Assertions.Expect(view.Locator("#status")).ToHaveTextAsync("running", new() { Timeout = 1000 });
+            }
+        });
+    }
+
     [Fact(Timeout = 120_000)]
     public async Task FailedGeneration_ShowsTheErrorAndHowToResume()
     {

@@ -5,18 +5,23 @@ import { auditSection } from './audit.js';
 /**
  * One generation: its text as it streams (the session's SSE stream, resumed from the last seq after a reconnect or
  * a resume), its status as text, Pause/Resume/Cancel/Fork enabled as the state machine allows, token count, rate and
- * progress while it runs, the error and how to resume when it failed, and the audit trail. State changes come from
- * the sessions feed, so a pause made in another window shows here within a fraction of a second.
+ * progress while it runs, the error and how to resume when it failed, and the audit trail.
+ *
+ * One live connection per window (browsers allow six per address over HTTP/1.1): while the session can still change,
+ * its SSE stream brings text and status changes (a pause made in another window shows here within a fraction of a
+ * second); once it has ended, the sessions feed for this one id watches for a resume or a delete instead.
  */
 export function mountGeneration(root, { id, navigate }) {
   document.title = `${id} · Holdfast`;
   const path = `/api/v1/generations/${enc(id)}`;
-  let row = null; // latest feed row
+  let row = null; // the session's state, in the sessions feed's row shape
   let text = '';
   let lastSeq = 0;
   let historySeq = 0; // chunks up to here were written before this page opened: not part of the rate
   let stream = null;
   let streamDone = false;
+  let feed = null; // sessions feed for this id, open only while the text stream is not
+  let statusSeq = 0; // seq of the last status event applied from the stream
   let drawQueued = false;
   const arrivals = []; // [time, tokens] of recent chunks, for the rate
   let disposed = false;
@@ -63,7 +68,12 @@ export function mountGeneration(root, { id, navigate }) {
     try {
       const result = name === 'fork' ? await post(`${path}/fork`, {}) : await post(`${path}/${name}`, {});
       if (done) done(result);
-      else actionMessage.textContent = `${button.textContent} requested.`;
+      else {
+        // The answer may be older than a status event the stream already brought (a pause answers "running,
+        // desired paused" while the runner stops): only a record that has seen that event replaces the state.
+        if (result.last_seq >= statusSeq) apply([fromGeneration(result)]);
+        actionMessage.textContent = `${button.textContent} requested.`;
+      }
     } catch (err) {
       actionMessage.textContent = err.message;
     } finally {
@@ -112,7 +122,7 @@ export function mountGeneration(root, { id, navigate }) {
       failure.hidden = true;
       failure.replaceChildren();
     }
-    if ((status === 'queued' || status === 'running') && streamDone) openStream();
+    if ((status === 'queued' || status === 'running' || status === 'paused') && streamDone) openStream();
   }
 
   let arrivalsTotal = 0;
@@ -132,16 +142,19 @@ export function mountGeneration(root, { id, navigate }) {
   function drawText() {
     if (drawQueued) return;
     drawQueued = true;
-    requestAnimationFrame(() => {
+    // A timer, not an animation frame: a window in the background keeps its text current too.
+    setTimeout(() => {
       drawQueued = false;
       const atBottom = output.scrollHeight - output.scrollTop - output.clientHeight < 40;
       output.textContent = text;
       if (atBottom) output.scrollTop = output.scrollHeight;
       tokens.textContent = number(Math.max(row?.output_tokens ?? 0, arrivalsTotal));
-    });
+    }, 50);
   }
 
   function openStream() {
+    feed?.close();
+    feed = null;
     stream?.close();
     streamDone = false;
     stream = subscribe(`${path}/stream?after=${lastSeq}`, {
@@ -155,33 +168,48 @@ export function mountGeneration(root, { id, navigate }) {
       },
       status: (d) => {
         lastSeq = Math.max(lastSeq, d.seq);
-        if (row && d.status !== row.status) {
-          // The feed brings the full row right after; show the new status at once.
-          row = { ...row, status: d.status, error: d.error ?? row.error };
-          drawState();
-        }
+        statusSeq = Math.max(statusSeq, d.seq);
+        if (!row) return;
+        const desired = d.status === 'paused' ? 'paused' : d.status === 'cancelled' ? 'cancelled' : d.status === 'queued' || d.status === 'running' ? 'running' : row.desired_state;
+        row = {
+          ...row,
+          status: d.status,
+          desired_state: desired,
+          pause_reason: d.status === 'paused' ? d.reason ?? row.pause_reason : null,
+          finish_reason: d.status === 'completed' ? d.reason ?? row.finish_reason : row.finish_reason,
+          error: d.error ?? row.error,
+          output_tokens: Math.max(row.output_tokens ?? 0, arrivalsTotal),
+        };
+        drawState();
+        drawRate();
         audit.refresh();
       },
       done: () => {
         streamDone = true;
         stream?.close();
         stream = null;
+        watchEnded();
       },
-    }, (s) => { if (s === 'signed-out') stream?.close(); });
+    }, (s) => showLive(s));
   }
 
-  const feed = subscribe(`/api/v1/dashboard/sessions/stream?kind=generation&id=${enc(id)}`, {
-    snapshot: (d) => apply(d.items),
-    upsert: (d) => apply(d.items),
-    remove: () => {
-      row = null;
-      statusText.textContent = 'deleted';
-      Object.values(buttons).forEach((b) => { b.disabled = true; });
-    },
-  }, (s) => {
+  /** After the end: only a resume (of a failed session) or a delete can change it; the sessions feed tells. */
+  function watchEnded() {
+    feed = subscribe(`/api/v1/dashboard/sessions/stream?kind=generation&id=${enc(id)}`, {
+      snapshot: (d) => apply(d.items),
+      upsert: (d) => apply(d.items),
+      remove: () => {
+        row = null;
+        statusText.textContent = 'deleted';
+        Object.values(buttons).forEach((b) => { b.disabled = true; });
+      },
+    }, (s) => showLive(s));
+  }
+
+  function showLive(s) {
     live.textContent = s === 'live' ? 'Live' : s === 'signed-out' ? 'Signed out' : 'Reconnecting…';
     live.dataset.state = s;
-  });
+  }
 
   function apply(items) {
     for (const r of items) {
@@ -194,11 +222,32 @@ export function mountGeneration(root, { id, navigate }) {
     drawRate();
   }
 
+  function fromGeneration(g) {
+    return {
+      kind: 'generation',
+      id: g.id,
+      status: g.status,
+      owner: g.owner,
+      created_at: g.created_at,
+      updated_at: g.updated_at,
+      version: g.version,
+      model: g.model,
+      desired_state: g.desired_state,
+      pause_reason: g.pause_reason,
+      error: g.error,
+      output_tokens: g.usage?.output_tokens ?? 0,
+      max_tokens: g.parameters?.max_tokens ?? null,
+      finish_reason: g.finish_reason,
+      forked_from: g.forked_from,
+    };
+  }
+
   (async () => {
     try {
       const g = await get(path);
       if (disposed) return;
       historySeq = g.last_seq;
+      apply([fromGeneration(g)]);
       details.replaceChildren(...[
         h('dt', {}, 'Model'), h('dd', {}, g.model),
         h('dt', {}, 'Backend'), h('dd', {}, g.backend),
@@ -215,7 +264,6 @@ export function mountGeneration(root, { id, navigate }) {
           h('p', { class: 'breadcrumb' }, h('a', { href: '/' }, '← All sessions')),
           h('h1', {}, 'Generation not found'),
           h('p', {}, `There is no generation ${id} that you can see.`));
-        feed.close();
       } else {
         actionMessage.textContent = err.message;
       }
@@ -226,7 +274,7 @@ export function mountGeneration(root, { id, navigate }) {
   return {
     dispose() {
       disposed = true;
-      feed.close();
+      feed?.close();
       stream?.close();
       clearInterval(rateTimer);
     },

@@ -26,7 +26,8 @@ export function mountList(root, { navigate }) {
   let pending = null; // snapshot being received
   let ready = false;
   let sorted = null; // cached, newest first
-  let scheduled = false;
+  let scheduled = null;
+  let drawnAt = 0;
 
   // --- controls
   const kindSelect = h('select', { id: 'filter-kind' },
@@ -100,11 +101,12 @@ export function mountList(root, { navigate }) {
   };
   const changed = () => {
     sorted = null;
-    if (!scheduled) {
-      scheduled = true;
-      // At most one redraw per frame, however many changes arrive.
-      requestAnimationFrame(() => { scheduled = false; draw(); });
-    }
+    // At most one redraw per 100 ms, however many changes arrive; at once when the last one is older. Not tied to
+    // animation frames, which a window in the background does not get: it stays current for when it is looked at.
+    if (scheduled) return;
+    const wait = 100 - (performance.now() - drawnAt);
+    if (wait <= 0) draw();
+    else scheduled = setTimeout(() => { scheduled = null; draw(); }, wait);
   };
   const feed = subscribe('/api/v1/dashboard/sessions/stream', {
     begin: () => { pending = new Map(); },
@@ -136,6 +138,7 @@ export function mountList(root, { navigate }) {
   }
 
   function draw() {
+    drawnAt = performance.now();
     if (!ready) {
       summary.textContent = 'Loading sessions…';
       return;
@@ -171,6 +174,7 @@ export function mountList(root, { navigate }) {
     dispose() {
       feed.close();
       clearInterval(ticker);
+      clearTimeout(scheduled);
     },
   };
 }
