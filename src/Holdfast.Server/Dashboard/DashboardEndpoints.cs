@@ -171,7 +171,7 @@ internal static class DashboardEndpoints
         }
 
         var baseUrl = options.Value.PublicUrl
-            ?? server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault(a => !a.StartsWith("http://unix:", StringComparison.Ordinal) && !a.Contains("unix:", StringComparison.Ordinal));
+            ?? server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault(a => !a.Contains("unix:", StringComparison.Ordinal));
         if (baseUrl is null)
         {
             return ProblemResults.Problem(

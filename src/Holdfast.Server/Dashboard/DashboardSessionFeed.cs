@@ -38,6 +38,7 @@ internal sealed class DashboardSessionFeed(
     private readonly Lock _gate = new();
     private readonly List<Subscriber> _subscribers = [];
     private int _subscriberCount;
+    private long _failureLoggedAt;
 
     /// <summary>
     /// Opens a feed of rows that <paramref name="ownerScope"/> may see (null: every owner), optionally only of one
@@ -124,28 +125,38 @@ internal sealed class DashboardSessionFeed(
 
         var rows = new List<DashboardSession>(due.Count);
         var removed = new List<DashboardSessionRef>();
+        Exception? failure = null;
         foreach (var (kind, id) in due)
         {
-            if (kind == SessionKind.Generation)
+            try
             {
-                _outputReadAt[id] = now;
-                try
+                if (kind == SessionKind.Generation)
                 {
-                    rows.Add(DashboardSession.From(await generations.GetAsync(id, ownerScope: null, cancellationToken)));
+                    _outputReadAt[id] = now;
+                    try
+                    {
+                        rows.Add(DashboardSession.From(await generations.GetAsync(id, ownerScope: null, cancellationToken)));
+                    }
+                    catch (SessionNotFoundException)
+                    {
+                        removed.Add(new DashboardSessionRef(kind.ToWire(), id));
+                        _outputReadAt.Remove(id);
+                    }
                 }
-                catch (SessionNotFoundException)
+                else if (await bots.FindAsync(id, cancellationToken) is { } bot)
+                {
+                    rows.Add(DashboardSession.From(bot));
+                }
+                else
                 {
                     removed.Add(new DashboardSessionRef(kind.ToWire(), id));
-                    _outputReadAt.Remove(id);
                 }
             }
-            else if (await bots.FindAsync(id, cancellationToken) is { } bot)
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                rows.Add(DashboardSession.From(bot));
-            }
-            else
-            {
-                removed.Add(new DashboardSessionRef(kind.ToWire(), id));
+                // The store did not answer for this one (busy, failing): read it again on the next tick.
+                _dirty.AddOrUpdate((kind, id), true, (_, _) => true);
+                failure ??= ex;
             }
         }
 
@@ -166,6 +177,13 @@ internal sealed class DashboardSessionFeed(
         foreach (var subscriber in subscribers)
         {
             subscriber.Deliver(rows, removed);
+        }
+
+        if (failure is not null && (_failureLoggedAt == 0 || time.GetElapsedTime(_failureLoggedAt) > TimeSpan.FromSeconds(30)))
+        {
+            // Once per half minute while the store keeps failing, not every tick.
+            _failureLoggedAt = time.GetTimestamp();
+            Log.DashboardFeedFailed(logger, failure);
         }
     }
 
