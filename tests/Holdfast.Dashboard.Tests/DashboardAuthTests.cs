@@ -82,6 +82,49 @@ public sealed class DashboardAuthTests
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task RevokedKey_EndsTheLiveStreamsItsSignInHasOpen()
+    {
+        await using var server = await DashboardServer.StartAsync();
+        var key = await server.CreateKeyAsync("alice");
+        using var browser = server.Tcp(cookies: new CookieContainer());
+        (await SignInAsync(browser, new { api_key = key })).EnsureSuccessStatusCode();
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/dashboard/sessions/stream");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        using var response = await browser.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        response.EnsureSuccessStatusCode();
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        while (await reader.ReadLineAsync() is { } line && line != "event: ready")
+        {
+        }
+
+        using var socket = server.Socket();
+        var keys = await socket.GetFromJsonAsync<ItemPage<ApiKeyInfo>>("/api/v1/keys", HoldfastJson.Options);
+        (await socket.DeleteAsync($"/api/v1/keys/{keys!.Items.Single(k => k.User == "alice").Id}")).EnsureSuccessStatusCode();
+
+        // The open stream ends (EventSource then reconnects, gets 401 and the page shows the sign-in form).
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var ended = false;
+        try
+        {
+            while (await reader.ReadLineAsync(timeout.Token) is not null)
+            {
+            }
+
+            ended = true;
+        }
+        catch (IOException)
+        {
+            ended = true;
+        }
+        catch (HttpRequestException)
+        {
+            ended = true;
+        }
+
+        ended.ShouldBeTrue("the stream of a revoked sign-in ends within seconds");
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task SignIn_SurvivesAServerRestart()
     {
         await using var server = await DashboardServer.StartAsync();

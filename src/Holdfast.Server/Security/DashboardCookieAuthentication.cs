@@ -104,10 +104,30 @@ internal static class DashboardCookieAuthentication
 
     /// <summary>
     /// Refuses (403 problem) a request authenticated by the cookie that changes something without
-    /// <see cref="DashboardHeader"/>. Runs after authentication.
+    /// <see cref="DashboardHeader"/>, and ends a live stream (Server-Sent Events) opened with the cookie once the key
+    /// it was signed in with is revoked, so a revoked sign-in stops seeing updates too. Runs after authentication.
     /// </summary>
     public static async Task RequireDashboardHeaderAsync(HttpContext context, Func<Task> next)
     {
+        if (IsCookieRequest(context)
+            && context.User.FindFirstValue(ApiKeyAuthenticationHandler.KeyIdClaim) is { } keyId
+            && context.Request.Headers.Accept.Any(a => a?.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase) == true))
+        {
+            using var watch = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+            var watcher = EndWhenRevokedAsync(context, keyId, watch.Token);
+            try
+            {
+                await next();
+            }
+            finally
+            {
+                await watch.CancelAsync();
+                await watcher;
+            }
+
+            return;
+        }
+
         if (IsCookieRequest(context)
             && !HttpMethods.IsGet(context.Request.Method)
             && !HttpMethods.IsHead(context.Request.Method)
@@ -123,6 +143,29 @@ internal static class DashboardCookieAuthentication
         }
 
         await next();
+    }
+
+    private static async Task EndWhenRevokedAsync(HttpContext context, string keyId, CancellationToken cancellationToken)
+    {
+        var check = context.RequestServices.GetRequiredService<DashboardKeyCheck>();
+        var time = context.RequestServices.GetRequiredService<TimeProvider>();
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(DashboardKeyCheck.CacheFor, time, cancellationToken);
+                var key = await check.FindAsync(keyId, cancellationToken);
+                if (key is null || key.RevokedAt is not null)
+                {
+                    context.Abort();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The stream ended first.
+        }
     }
 
     private static async Task ValidateAsync(CookieValidatePrincipalContext context)
