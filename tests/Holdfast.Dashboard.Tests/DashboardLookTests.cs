@@ -69,7 +69,7 @@ public sealed class DashboardLookTests(BrowserFixture browser)
     }
 
     [Fact(Timeout = 60_000)]
-    public async Task Keyboard_ReachesTheSignInFieldAndTheControls_WithAVisibleFocus()
+    public async Task Keyboard_SignsInAndStartsAGeneration_WithAVisibleFocus()
     {
         await using var server = await DashboardServer.StartAsync();
         var key = await server.CreateKeyAsync("alice");
@@ -90,6 +90,23 @@ public sealed class DashboardLookTests(BrowserFixture browser)
         await page.Keyboard.TypeAsync(key);
         await page.Keyboard.PressAsync("Enter");
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Sessions", Exact = true })).ToBeFocusedAsync();
+
+        // From the heading: Tab to "Start a session", open it with Enter, fill the form, start with Enter on the button.
+        await page.Keyboard.PressAsync("Tab");
+        await Assertions.Expect(page.GetByText("Start a session")).ToBeFocusedAsync();
+        await page.Keyboard.PressAsync("Enter");
+        await page.Keyboard.PressAsync("Tab");
+        await Assertions.Expect(page.GetByLabel("Model")).ToBeFocusedAsync();
+        await page.Keyboard.PressAsync("Tab");
+        await page.Keyboard.TypeAsync("Hello from the keyboard");
+        await page.Keyboard.PressAsync("Tab");
+        await page.Keyboard.PressAsync("Tab");
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Start generation" })).ToBeFocusedAsync();
+        await page.Keyboard.PressAsync("Enter");
+        await Poll.UntilAsync(
+            async () => (await page.Locator("#status").TextContentAsync()) is "queued" or "running" or "completed",
+            "the new generation's status shows");
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Generation", Exact = false })).ToBeFocusedAsync();
     }
 
     [Fact(Timeout = 60_000)]
