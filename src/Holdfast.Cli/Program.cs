@@ -10,6 +10,7 @@ BotCommands.AddTo(root);
 TopCommand.AddTo(root);
 KeyCommands.AddTo(root);
 StoreTransferCommands.AddTo(root);
+DashboardCommand.AddTo(root);
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)

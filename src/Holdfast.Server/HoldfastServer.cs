@@ -3,6 +3,7 @@ using System.Threading.RateLimiting;
 using Holdfast.Client.Models;
 using Holdfast.Hosting;
 using Holdfast.Security;
+using Holdfast.Server.Dashboard;
 using Holdfast.Server.Endpoints;
 using Holdfast.Sessions;
 using Holdfast.Storage.Sqlite;
@@ -46,6 +47,10 @@ public static class HoldfastServer
         }
 
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+
+        // Data Protection warns that the dashboard's cookie keys are stored unencrypted: they are, in the owner-only
+        // data directory, like the database itself (see DashboardCookieAuthentication).
+        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
         builder.Services.AddHoldfastServer(builder.Configuration);
 
         // The Unix socket is made 0600 between bind and listen (see UnixSocketBinding).
@@ -106,6 +111,7 @@ public static class HoldfastServer
         app.UseMiddleware<ProblemMiddleware>();
         app.UseStatusCodePages();
         app.UseAuthentication();
+        app.Use((context, next) => DashboardCookieAuthentication.RequireDashboardHeaderAsync(context, () => next(context)));
         app.UseRateLimiter();
         app.UseAuthorization();
 
@@ -117,6 +123,7 @@ public static class HoldfastServer
         api.MapBotApi();
         app.MapPairingPages();
         app.MapOpenAiApi();
+        app.MapDashboard();
 
         app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<ServerStartup>().OnListening(app));
         return app;
@@ -194,8 +201,8 @@ public static class HoldfastServer
             }
         });
         services.AddOpenApi();
-        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
-            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddHoldfastAuthentication();
+        services.AddHoldfastDashboard();
         services.AddAuthorizationBuilder()
             .SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build())
             .AddPolicy(AdminPolicy, policy => policy.RequireAuthenticatedUser().RequireRole("admin"));

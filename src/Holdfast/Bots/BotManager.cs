@@ -18,14 +18,21 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     private readonly BotAuthStateProtector _protector;
     private readonly Dictionary<string, IBotConnector> _connectors;
     private readonly ILogger _logger;
+    private readonly SessionChanges? _changes;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _connected = new(StringComparer.Ordinal);
 
     // Start, end and restore of one session are serialised (striped by id) so a session is never connected twice.
     private readonly SemaphoreSlim[] _sessionLocks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
 
-    public BotManager(IBotStore store, IEnumerable<IBotConnector> connectors, BotAuthStateProtector protector, ILogger<BotManager>? logger = null)
+    public BotManager(
+        IBotStore store,
+        IEnumerable<IBotConnector> connectors,
+        BotAuthStateProtector protector,
+        ILogger<BotManager>? logger = null,
+        SessionChanges? changes = null)
     {
         _store = store;
+        _changes = changes;
         _protector = protector;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _connectors = new Dictionary<string, IBotConnector>(StringComparer.Ordinal);
@@ -67,7 +74,15 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
                 return result;
             }
 
-            await ConnectAsync(connector, result.Session, cancellationToken);
+            try
+            {
+                await ConnectAsync(connector, result.Session, cancellationToken);
+            }
+            finally
+            {
+                Changed(request.SessionId);
+            }
+
             var current = await _store.FindAsync(request.SessionId, cancellationToken) ?? result.Session;
             return result with { Session = current };
         }
@@ -90,6 +105,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         try
         {
             var ended = await _store.EndAsync(sessionId, actor ?? DefaultActor, cancellationToken);
+            Changed(sessionId);
             Log.BotSessionEnded(_logger, sessionId);
             _connected.TryRemove(sessionId, out _);
             if (_connectors.TryGetValue(ended.BotType, out var connector))
@@ -117,11 +133,11 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     /// <c>bot.owner</c>). Completes once committed. Throws <see cref="SessionNotFoundException"/> for an unknown session
     /// and <see cref="InvalidSessionInputException"/> for an invalid user name.
     /// </summary>
-    public Task<BotSession> AssignOwnerAsync(string sessionId, string owner, Actor? actor = null, CancellationToken cancellationToken = default)
+    public async Task<BotSession> AssignOwnerAsync(string sessionId, string owner, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         SessionIds.Validate(owner, "owner");
-        return _store.AssignOwnerAsync(sessionId, owner, actor ?? DefaultActor, cancellationToken);
+        return Changed(await _store.AssignOwnerAsync(sessionId, owner, actor ?? DefaultActor, cancellationToken));
     }
 
     /// <summary>The session; throws <see cref="SessionNotFoundException"/> when there is none.</summary>
@@ -146,29 +162,29 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     public bool IsConnected(string sessionId) => _connected.ContainsKey(sessionId);
 
     /// <inheritdoc />
-    public Task<BotSession> UpdateQrAsync(string sessionId, string? qrData, Actor? actor = null, CancellationToken cancellationToken = default)
+    public async Task<BotSession> UpdateQrAsync(string sessionId, string? qrData, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateQr(qrData);
-        return _store.SetQrAsync(sessionId, qrData, actor ?? DefaultActor, cancellationToken);
+        return Changed(await _store.SetQrAsync(sessionId, qrData, actor ?? DefaultActor, cancellationToken));
     }
 
     /// <inheritdoc />
-    public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor? actor = null, CancellationToken cancellationToken = default)
+    public async Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateMessage(text);
-        return _store.RecordMessageAsync(sessionId, text, actor ?? DefaultActor, cancellationToken);
+        return Changed(await _store.RecordMessageAsync(sessionId, text, actor ?? DefaultActor, cancellationToken));
     }
 
     /// <inheritdoc />
-    public Task<BotSession> ReportConnectionAsync(string sessionId, string state, string? detail = null, Actor? actor = null, CancellationToken cancellationToken = default)
+    public async Task<BotSession> ReportConnectionAsync(string sessionId, string state, string? detail = null, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         SessionIds.Validate(state, "state");
         var connectionDetail = string.IsNullOrEmpty(detail) ? state : $"{state}: {detail}";
         BotLimits.ValidateConnectionDetail(connectionDetail);
-        return _store.SetConnectionAsync(sessionId, connectionDetail, actor ?? DefaultActor, cancellationToken);
+        return Changed(await _store.SetConnectionAsync(sessionId, connectionDetail, actor ?? DefaultActor, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -278,6 +294,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
                 }
 
                 await ConnectAsync(connector, current, cancellationToken);
+                Changed(session.SessionId);
                 Log.BotRestored(_logger, session.SessionId, session.BotType);
                 restored++;
             }
@@ -318,6 +335,15 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
             throw;
         }
     }
+
+    /// <summary>Signals live views (the dashboard) that the session changed.</summary>
+    private BotSession Changed(BotSession session)
+    {
+        Changed(session.SessionId);
+        return session;
+    }
+
+    private void Changed(string sessionId) => _changes?.Notify(new SessionChange(SessionKind.Bot, sessionId));
 
     private IBotConnector GetConnector(string botType) =>
         _connectors.TryGetValue(botType, out var connector)

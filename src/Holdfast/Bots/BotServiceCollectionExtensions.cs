@@ -19,6 +19,7 @@ public static class BotServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BotOptions>, BotOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<BotAuthStateProtector>();
+        services.TryAddSingleton<Sessions.SessionChanges>();
         services.TryAddSingleton<BotManager>();
         services.AddHoldfastBotConnector<WebBotConnector>(WebBotConnector.TypeName);
         services.AddHoldfastBotConnector<BridgeBotConnector>(BridgeBotConnector.TypeName);

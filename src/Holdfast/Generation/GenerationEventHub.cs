@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Holdfast.Sessions;
 
 namespace Holdfast.Generation;
 
@@ -8,13 +9,18 @@ namespace Holdfast.Generation;
 /// before their group commit; the hub keeps them until the commit is done, so a follower that subscribes in
 /// between gets them from the hub (<see cref="Subscription.Pending"/>) rather than missing them.
 /// </summary>
-internal sealed class GenerationEventHub
+internal sealed class GenerationEventHub(SessionChanges changes)
 {
     private readonly ConcurrentDictionary<string, Topic> _topics = new(StringComparer.Ordinal);
 
     /// <summary>Publishes an event to the session's followers; <paramref name="persisted"/> false keeps it until <see cref="MarkPersisted"/>.</summary>
     public void Publish(GenerationLogEvent logEvent, bool persisted)
     {
+        if (changes.HasObservers)
+        {
+            changes.Notify(new SessionChange(SessionKind.Generation, logEvent.SessionId, logEvent.Type == GenerationLogEventType.Chunk));
+        }
+
         var topic = persisted ? _topics.GetValueOrDefault(logEvent.SessionId) : _topics.GetOrAdd(logEvent.SessionId, _ => new Topic());
         if (topic is null)
         {
@@ -38,6 +44,9 @@ internal sealed class GenerationEventHub
             }
         }
     }
+
+    /// <summary>Signals a change of the session that has no log event (a control that only set the desired state, a delete).</summary>
+    public void NotifyChanged(string sessionId) => changes.Notify(new SessionChange(SessionKind.Generation, sessionId));
 
     /// <summary>Forgets pending events up to <paramref name="seq"/> (they are now readable from the store).</summary>
     public void MarkPersisted(string sessionId, long seq)

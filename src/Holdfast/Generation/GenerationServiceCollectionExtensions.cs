@@ -39,6 +39,7 @@ public static class GenerationServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GenerationBackendsOptions>, GenerationBackendsOptionsValidator>());
 
         services.TryAddSingleton<GenerationBackends>();
+        services.TryAddSingleton<Sessions.SessionChanges>();
         services.TryAddSingleton<GenerationEventHub>();
         services.TryAddSingleton<GenerationLogWriter>();
         services.TryAddSingleton<GenerationFollower>();

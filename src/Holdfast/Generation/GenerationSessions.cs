@@ -154,6 +154,7 @@ public sealed class GenerationSessions
     {
         ArgumentNullException.ThrowIfNull(actor);
         await _store.DeleteAsync(id, ownerScope, actor, cancellationToken);
+        _hub.NotifyChanged(id);
     }
 
     /// <summary>Stored log events after <paramref name="afterSeq"/>, in order, at most <paramref name="limit"/> (1–5000).</summary>
@@ -255,6 +256,10 @@ public sealed class GenerationSessions
         if (change.StatusEvent is { } statusEvent)
         {
             _hub.Publish(statusEvent, persisted: true);
+        }
+        else
+        {
+            _hub.NotifyChanged(change.Session.Id);
         }
 
         await GenerationSignals.PublishAsync(_signals, change);
