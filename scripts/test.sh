@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 log="$(mktemp)"
 holdfast_test_deps_stop_all() {
   local fn
-  for fn in $(declare -F | awk '{print $3}' | grep '^holdfast_test_deps_stop_' || true); do
+  # Not this function itself (its name has the same prefix): calling it would recurse until bash crashes (exit 139).
+  for fn in $(declare -F | awk '{print $3}' | grep '^holdfast_test_deps_stop_' | grep -vx 'holdfast_test_deps_stop_all' || true); do
     "$fn" || true
   done
 }

@@ -1,6 +1,16 @@
--- Holdfast foundation (PostgreSQL / Supabase): bot sessions exactly as the design record, plus additive nullable
--- columns, and the append-only audit trail shared by every kind of session. Safe to run more than once, so it also
--- applies cleanly after create_bot_sessions.sql was pasted into the Supabase SQL editor.
+-- Holdfast foundation (PostgreSQL / Supabase): the migrations record, bot sessions exactly as the design record (plus
+-- additive nullable columns), and the append-only audit trail shared by every kind of session. Every statement is
+-- safe to run again (IF NOT EXISTS, OR REPLACE), so the printed script (`holdfast migrate --print --provider
+-- postgres`) can be pasted twice, and this applies cleanly after create_bot_sessions.sql was pasted into the Supabase
+-- SQL editor.
+
+-- Which migrations are applied, with the SHA-256 of their text (Holdfast refuses a database whose record differs).
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
 
 CREATE TABLE IF NOT EXISTS bot_sessions (
     session_id        text PRIMARY KEY,
@@ -43,15 +53,15 @@ BEGIN
 END;
 $$;
 
-DROP TRIGGER IF EXISTS session_events_no_change ON session_events;
-CREATE TRIGGER session_events_no_change BEFORE UPDATE OR DELETE ON session_events
+CREATE OR REPLACE TRIGGER session_events_no_change BEFORE UPDATE OR DELETE ON session_events
     FOR EACH ROW EXECUTE FUNCTION holdfast_session_events_append_only();
 
-DROP TRIGGER IF EXISTS session_events_no_truncate ON session_events;
-CREATE TRIGGER session_events_no_truncate BEFORE TRUNCATE ON session_events
+CREATE OR REPLACE TRIGGER session_events_no_truncate BEFORE TRUNCATE ON session_events
     FOR EACH STATEMENT EXECUTE FUNCTION holdfast_session_events_append_only();
 
--- Supabase exposes the public schema over its REST API: with row level security on and no policy, only the table
--- owner (the role Holdfast connects as) can read or write these tables, never the anon or authenticated keys.
+-- Supabase serves the public schema over its REST API with a public anon key: with row-level security on and no
+-- policy, only the table owner (the role Holdfast connects as) can read or write these tables, never the anon or
+-- authenticated roles.
+ALTER TABLE schema_migrations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE bot_sessions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE session_events ENABLE ROW LEVEL SECURITY;

@@ -9,16 +9,14 @@ GenerationCommands.AddTo(root);
 BotCommands.AddTo(root);
 TopCommand.AddTo(root);
 KeyCommands.AddTo(root);
+StoreTransferCommands.AddTo(root);
+DashboardCommand.AddTo(root);
 
 var parseResult = root.Parse(args);
 if (parseResult.Errors.Count > 0)
 {
-    foreach (var error in parseResult.Errors)
-    {
-        Console.Error.WriteLine($"holdfast: {error.Message}");
-    }
-
-    Console.Error.WriteLine("Run 'holdfast --help' (or 'holdfast COMMAND --help') for usage.");
+    // One line that names what is wrong (a mistyped flag by its name), as every other error.
+    Console.Error.WriteLine($"holdfast: {UsageErrors.Describe(parseResult)}");
     return ExitCodes.Usage;
 }
 
@@ -26,7 +24,8 @@ if (parseResult.Errors.Count > 0)
 // still running. `serve` shuts down through its host instead, which handles those signals itself and gives running
 // generations its own shutdown timeout (20 s) to be persisted; cutting that short would make a slow shutdown a crash.
 var invocation = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
-if (parseResult.CommandResult.Command is { Name: "serve" } serve && root.Subcommands.Contains(serve))
+// The same for `backup` and `restore`: cut short, they would leave a half-written copy behind.
+if (parseResult.CommandResult.Command is { Name: "serve" or "backup" or "restore" } command && root.Subcommands.Contains(command))
 {
     invocation.ProcessTerminationTimeout = null;
 }

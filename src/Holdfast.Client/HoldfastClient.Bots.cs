@@ -65,6 +65,18 @@ public sealed partial class HoldfastClient
     public Task<Bot> EndBotAsync(string sessionId, CancellationToken cancellationToken = default) =>
         SendAsync<Bot>(HttpMethod.Post, $"api/v1/bots/{Escape(sessionId)}/end", cancellationToken: cancellationToken);
 
+    /// <summary>
+    /// Admins: gives bot session <paramref name="sessionId"/> to user <paramref name="owner"/> (for example a session
+    /// created through the library, which has no owner and which no user can claim by starting it). Completes once
+    /// the change and its audit event (<c>bot.owner</c>) are stored; throws <see cref="HoldfastApiException"/> (403)
+    /// for a caller that is not an admin and (404) for an unknown session.
+    /// </summary>
+    /// <param name="sessionId">The bot's id.</param>
+    /// <param name="owner">The user who owns the session from now on.</param>
+    /// <param name="cancellationToken">Abandons the request.</param>
+    public Task<Bot> AssignBotOwnerAsync(string sessionId, string owner, CancellationToken cancellationToken = default) =>
+        SendAsync<Bot>(HttpMethod.Post, $"api/v1/bots/{Escape(sessionId)}/owner", new BotOwnerAssignment(owner), cancellationToken: cancellationToken);
+
     /// <summary>Reads the bot's audit trail, newest first. Completes with one page.</summary>
     /// <param name="sessionId">The bot's id.</param>
     /// <param name="before">Only events with a smaller seq; null for the newest.</param>

@@ -3,14 +3,16 @@ using System.Threading.RateLimiting;
 using Holdfast.Client.Models;
 using Holdfast.Hosting;
 using Holdfast.Security;
+using Holdfast.Server.Dashboard;
 using Holdfast.Server.Endpoints;
+using Holdfast.Sessions;
+using Holdfast.Storage.Sqlite;
 using Holdfast.Server.Errors;
 using Holdfast.Server.Hosting;
 using Holdfast.Server.Metrics;
 using Holdfast.Server.OpenAi;
 using Holdfast.Server.Security;
 using Holdfast.Storage;
-using Holdfast.Storage.Sqlite;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -45,7 +47,11 @@ public static class HoldfastServer
         }
 
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.Services.AddHoldfastServer();
+
+        // Data Protection warns that the dashboard's cookie keys are stored unencrypted: they are, in the owner-only
+        // data directory, like the database itself (see DashboardCookieAuthentication).
+        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
+        builder.Services.AddHoldfastServer(builder.Configuration);
 
         // The Unix socket is made 0600 between bind and listen (see UnixSocketBinding).
         builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = UnixSocketBinding.CreateBoundListenSocket);
@@ -84,7 +90,16 @@ public static class HoldfastServer
         {
             // Every setting validated at start-up (ValidateOnStart) is checked now, before a file is touched or a
             // listener opened: a bad one is an OptionsValidationException naming it, not a host that fails half-way.
-            app.Services.GetService<IStartupValidator>()?.Validate();
+            try
+            {
+                app.Services.GetService<IStartupValidator>()?.Validate();
+            }
+            catch (InvalidOperationException ex) when (ex.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+            {
+                // A value of the wrong type (Generation:FlushInterval=bogus): a bad setting like any other.
+                throw new ServerStartupException($"{ex.Message.TrimEnd('.')}: fix or remove that setting{(ex.InnerException is { } inner ? $" ({inner.Message.TrimEnd('.')})" : string.Empty)}.", ex);
+            }
+
             await app.Services.GetRequiredService<ServerStartup>().PrepareAsync(cancellationToken);
         }
         catch
@@ -96,6 +111,7 @@ public static class HoldfastServer
         app.UseMiddleware<ProblemMiddleware>();
         app.UseStatusCodePages();
         app.UseAuthentication();
+        app.Use((context, next) => DashboardCookieAuthentication.RequireDashboardHeaderAsync(context, () => next(context)));
         app.UseRateLimiter();
         app.UseAuthorization();
 
@@ -107,6 +123,7 @@ public static class HoldfastServer
         api.MapBotApi();
         app.MapPairingPages();
         app.MapOpenAiApi();
+        app.MapDashboard();
 
         app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<ServerStartup>().OnListening(app));
         return app;
@@ -127,7 +144,7 @@ public static class HoldfastServer
     /// authentication scheme, options callbacks and rate limiter would otherwise be added twice, and a second
     /// <c>AddScheme</c> throws when the options are first read).
     /// </summary>
-    public static IServiceCollection AddHoldfastServer(this IServiceCollection services)
+    public static IServiceCollection AddHoldfastServer(this IServiceCollection services, IConfiguration? configuration = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         if (services.Any(d => d.ServiceType == typeof(HoldfastServerMarker)))
@@ -136,9 +153,10 @@ public static class HoldfastServer
         }
 
         services.AddSingleton<HoldfastServerMarker>();
+        services.AddHoldfastStorage(configuration);
         services.AddHoldfastCore();
         services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.SectionName);
-        services.TryAddSingleton<ApiKeyStore>();
+        services.TryAddSingleton<ApiKeys>();
         services.TryAddSingleton<ServerStartup>();
         services.TryAddSingleton<PrometheusMetrics>();
         services.TryAddSingleton<ServerMetrics>();
@@ -170,17 +188,21 @@ public static class HoldfastServer
             if (context.HttpContext.Request.Path.StartsWithSegments("/v1", StringComparison.Ordinal))
             {
                 // OpenAI SDKs look for {"error": {...}}; the problem keeps its own fields too.
+                var code = context.ProblemDetails.Extensions.TryGetValue("code", out var own) ? own as string
+                    : status == StatusCodes.Status401Unauthorized ? "invalid_api_key"
+                    : null;
                 context.ProblemDetails.Extensions["error"] = new Dictionary<string, object?>(StringComparer.Ordinal)
                 {
                     ["message"] = context.ProblemDetails.Detail,
                     ["type"] = status >= 500 ? "server_error" : "invalid_request_error",
-                    ["code"] = null,
+                    ["param"] = code is Holdfast.Sessions.ModelNotFoundException.Code ? "model" : null,
+                    ["code"] = code,
                 };
             }
         });
         services.AddOpenApi();
-        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
-            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddHoldfastAuthentication();
+        services.AddHoldfastDashboard();
         services.AddAuthorizationBuilder()
             .SetFallbackPolicy(new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build())
             .AddPolicy(AdminPolicy, policy => policy.RequireAuthenticatedUser().RequireRole("admin"));
@@ -259,10 +281,13 @@ internal sealed class ServerStartup(
     IOptions<ServerOptions> serverOptions,
     IOptions<StorageOptions> storageOptions,
     IConfiguration configuration,
-    SqliteDatabase database,
-    ILogger<ServerStartup> logger) : IDisposable
+    StoreSchema schema,
+    IStoreAdministration store,
+    ILogger<ServerStartup> logger,
+    SqliteDatabase? database = null) : IDisposable
 {
     private DataDirectoryLock? _lock;
+    private DataDirectoryLock? _databaseLock;
 
     public string DataDirectory => storageOptions.Value.ResolveDataDirectory();
 
@@ -279,7 +304,6 @@ internal sealed class ServerStartup(
             }
         }
 
-        HoldfastPaths.EnsureDirectory(DataDirectory);
         try
         {
             _lock = DataDirectoryLock.Acquire(DataDirectory, "holdfast serve");
@@ -290,6 +314,21 @@ internal sealed class ServerStartup(
                 $"Another Holdfast server is already running on this data directory: {ex.Message} Stop it first, or point this one at another directory with HOLDFAST_DATA.",
                 ex);
         }
+
+        // The SQLite file can live outside the data directory (Storage:SqliteFile): its own lock keeps two servers with
+        // different data directories off the same file.
+        try
+        {
+            _databaseLock = database is null ? null : DataDirectoryLock.AcquireDatabase(database.Path, "holdfast serve");
+        }
+        catch (DatabaseInUseException ex)
+        {
+            throw new ServerStartupException(
+                $"Another Holdfast server is already using the database '{ex.DatabasePath}': it is held by {ex.Owner ?? "another process"}. Stop that server first, or give this one another Storage:SqliteFile.",
+                ex);
+        }
+
+        EnsurePortsFree(serverOptions.Value.UrlList());
 
         if (!OperatingSystem.IsWindows()
             && (File.GetUnixFileMode(DataDirectory) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != UnixFileMode.None)
@@ -306,22 +345,110 @@ internal sealed class ServerStartup(
             Log.StaleSocketRemoved(logger, socket);
         }
 
-        if (storageOptions.Value.MigrateOnStart)
+        if (schema.RetriesUnreachableStore)
         {
-            var applied = await database.MigrateAsync(cancellationToken);
+            try
+            {
+                await store.PingAsync(cancellationToken);
+            }
+            catch (Holdfast.Sessions.StoreUnavailableException ex)
+            {
+                // A database that is down now may be up in a moment: serve (/readyz 503) and keep trying (StoreSchema).
+                // A wrong password or a missing database is not retried: PingAsync throws StoreConfigurationException.
+                Log.StoreUnreachableAtStart(logger, store.Location, ex.Message);
+                return;
+            }
+        }
+
+        await CheckIntegrityAsync(cancellationToken);
+        try
+        {
+            // The schema is brought up to date once per start (StoreSchema); the hosted storage service awaits the same run.
+            var applied = await schema.EnsureAsync(cancellationToken);
             if (applied.Count > 0)
             {
                 Log.MigrationsApplied(logger, applied.Count, string.Join(", ", applied.Select(m => m.Id)));
             }
+
+            // A write at start: a disk that is already full refuses start-up here, in one line, rather than failing
+            // the first request (or the restore of running sessions) later.
+            if (database is not null && await database.CheckWritableAsync(cancellationToken) is { } failure)
+            {
+                throw new StoreUnavailableException(failure);
+            }
         }
-        else
+        catch (StoreUnavailableException ex) when (database?.WriteFailure is not null)
         {
-            var status = await database.GetMigrationStatusAsync(cancellationToken);
-            SqliteDatabase.ThrowOnProblems(status);
-            if (status.Pending.Count > 0)
+            var failure = database.WriteFailure.Replace(" Nothing was changed; retry once there is space.", " Free some space, then start again.", StringComparison.Ordinal);
+            throw new ServerStartupException($"Cannot start: {char.ToLowerInvariant(failure[0])}{failure[1..]}", ex);
+        }
+    }
+
+    /// <summary>
+    /// SQLite: <c>PRAGMA quick_check</c> within <see cref="StorageOptions.StartupCheckTimeout"/>. A damaged file refuses
+    /// start-up with one line naming it and <c>holdfast restore</c>; a check that takes longer is skipped with a warning.
+    /// </summary>
+    private async Task CheckIntegrityAsync(CancellationToken cancellationToken)
+    {
+        var limit = storageOptions.Value.StartupCheckTimeout;
+        if (database is null || limit <= TimeSpan.Zero || !File.Exists(database.Path) || new FileInfo(database.Path).Length == 0)
+        {
+            return;
+        }
+
+        IReadOnlyList<string>? problems;
+        try
+        {
+            problems = await database.QuickCheckAsync(limit, cancellationToken);
+        }
+        catch (StoreUnavailableException ex)
+        {
+            problems = [ex.Message];
+        }
+
+        if (problems is null)
+        {
+            Log.StartupCheckSkipped(logger, database.Path, limit.TotalMilliseconds);
+        }
+        else if (problems.Count > 0)
+        {
+            throw new ServerStartupException(
+                $"The database '{database.Path}' is damaged ({string.Join(' ', problems[0].Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))}); refusing to start. " +
+                "See the damage with `holdfast check`, then put a backup in its place with `holdfast restore FILE` (the damaged file is kept as a .bak).");
+        }
+    }
+
+    /// <summary>
+    /// A port another program listens on is refused here with one sentence naming it, before the host starts (where
+    /// Kestrel's bind failure would be logged with its stack trace).
+    /// </summary>
+    private static void EnsurePortsFree(IEnumerable<string> urls)
+    {
+        foreach (var url in urls)
+        {
+            var (address, port) = HoldfastServer.ParseUrl(url);
+            if (port == 0)
+            {
+                continue;
+            }
+
+            using var probe = new System.Net.Sockets.Socket(address.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            try
+            {
+                probe.Bind(new IPEndPoint(address, port));
+                probe.Listen();
+            }
+            catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
             {
                 throw new ServerStartupException(
-                    $"The database has {status.Pending.Count} pending migration(s) ({string.Join(", ", status.Pending.Select(m => m.Id))}) and Storage:MigrateOnStart is off; run 'holdfast migrate' first.");
+                    $"Port {port} on {address} is already in use (another program, or another Holdfast server, listens there); pick another port with --urls (Server:Urls).",
+                    ex);
+            }
+            catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode is System.Net.Sockets.SocketError.AccessDenied or System.Net.Sockets.SocketError.AddressNotAvailable)
+            {
+                throw new ServerStartupException(
+                    $"Cannot listen on {address} port {port}: {ex.Message.TrimEnd('.')}; pick another address or port with --urls (Server:Urls).",
+                    ex);
             }
         }
     }
@@ -332,5 +459,9 @@ internal sealed class ServerStartup(
         Log.Listening(logger, string.Join(", ", addresses), DataDirectory);
     }
 
-    public void Dispose() => _lock?.Dispose();
+    public void Dispose()
+    {
+        _databaseLock?.Dispose();
+        _lock?.Dispose();
+    }
 }

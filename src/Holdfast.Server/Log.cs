@@ -34,4 +34,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "The data directory {Directory} has mode {Mode}: other users may read the files in it, such as the database (a data directory Holdfast creates is 0700; chmod 700 it)")]
     public static partial void DataDirectoryShared(ILogger logger, string directory, string mode);
+
+    [LoggerMessage(EventId = 4013, Level = LogLevel.Warning, Message = "The store {Store} cannot be reached at start ({Reason}); serving with /readyz 503 and retrying with backoff until it answers")]
+    public static partial void StoreUnreachableAtStart(ILogger logger, string store, string reason);
+
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Warning, Message = "The start-up integrity check (PRAGMA quick_check) of {Path} did not finish within {LimitMs} ms (Storage:StartupCheckTimeout) and was skipped; run `holdfast check` to check the whole file")]
+    public static partial void StartupCheckSkipped(ILogger logger, string path, double limitMs);
+
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Warning, Message = "Not ready: {Reason}")]
+    public static partial void NotReady(ILogger logger, string reason);
 }

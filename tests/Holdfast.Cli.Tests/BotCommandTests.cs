@@ -57,6 +57,37 @@ public sealed class BotCommandTests(ServerFixture fixture) : IClassFixture<Serve
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task BotAssign_GivesTheBotToAUser_Audited()
+    {
+        (await fixture.RunAsync("bot", "start", "cli-assign-bot", "--type", "bridge")).ExitCode.ShouldBe(0);
+
+        var assigned = await fixture.RunAsync("bot", "assign", "cli-assign-bot", "--owner", "carol");
+
+        assigned.ExitCode.ShouldBe(0, assigned.ToString());
+        assigned.Stdout.ShouldContain("cli-assign-bot owner carol");
+        var shown = await fixture.RunAsync("bot", "show", "cli-assign-bot", "--json");
+        JsonSerializer.Deserialize<Bot>(shown.Stdout, HoldfastJson.Options)!.Owner.ShouldBe("carol");
+        var events = await fixture.RunAsync("bot", "events", "cli-assign-bot", "--json");
+        JsonSerializer.Deserialize<AuditPage>(events.Stdout, HoldfastJson.Options)!.Items.ShouldContain(e => e.Action == "bot.owner" && e.Detail == "owner local -> carol");
+        var unknown = await fixture.RunAsync("bot", "assign", "no-such-bot", "--owner", "carol");
+        unknown.ExitCode.ShouldBe(3, unknown.ToString());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task BotQr_TerminalDrawing_DecodesOnALightAndADarkTerminal()
+    {
+        (await fixture.RunAsync("bot", "start", "cli-qr-bot")).ExitCode.ShouldBe(0);
+        var link = JsonSerializer.Deserialize<Bot>((await fixture.RunAsync("bot", "show", "cli-qr-bot", "--json")).Stdout, HoldfastJson.Options)!.QrData;
+
+        var drawn = await fixture.RunAsync("bot", "qr", "cli-qr-bot");
+
+        drawn.ExitCode.ShouldBe(0, drawn.ToString());
+        link.ShouldNotBeNull();
+        Holdfast.TestHelpers.TerminalQr.Decode(drawn.Stdout, darkTheme: false).ShouldBe(link, "a phone scanning a light terminal");
+        Holdfast.TestHelpers.TerminalQr.Decode(drawn.Stdout, darkTheme: true).ShouldBe(link, "a phone scanning a dark terminal");
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task BotShow_Unknown_Exit3()
     {
         var result = await fixture.RunAsync("bot", "show", "no-such-bot");

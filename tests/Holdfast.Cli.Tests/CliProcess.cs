@@ -19,10 +19,15 @@ public static class CliProcess
 
     public static string DllPath => Dll.Value;
 
-    /// <summary>Starts <c>dotnet holdfast.dll args</c> with <paramref name="environment"/> added to this process's environment.</summary>
-    public static Process Start(IEnumerable<string> args, IReadOnlyDictionary<string, string?> environment, bool redirectInput = false)
+    /// <summary>
+    /// Starts <c>dotnet holdfast.dll args</c> with <paramref name="environment"/> added to this process's environment.
+    /// With <paramref name="wrapper"/> (a command and its arguments, e.g. <see cref="WithUmask"/>) that command is
+    /// started instead, with <c>dotnet holdfast.dll args</c> appended: it is expected to exec them in the end, so the
+    /// process id stays the server's.
+    /// </summary>
+    public static Process Start(IEnumerable<string> args, IReadOnlyDictionary<string, string?> environment, bool redirectInput = false, IReadOnlyList<string>? wrapper = null)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(wrapper is { Count: > 0 } ? wrapper[0] : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -31,6 +36,16 @@ public static class CliProcess
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        if (wrapper is { Count: > 0 })
+        {
+            foreach (var part in wrapper.Skip(1))
+            {
+                info.ArgumentList.Add(part);
+            }
+
+            info.ArgumentList.Add("dotnet");
+        }
+
         info.ArgumentList.Add(DllPath);
         foreach (var arg in args)
         {
@@ -51,10 +66,20 @@ public static class CliProcess
         return Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start");
     }
 
+    /// <summary>A wrapper (see <see cref="Start"/>) that runs the command under <c>umask <paramref name="umask"/></c>.</summary>
+    public static IReadOnlyList<string> WithUmask(string umask) => ["sh", "-c", $"umask {umask} && exec \"$@\"", "sh"];
+
+    /// <summary>
+    /// A wrapper (see <see cref="Start"/>) that runs the command in a mount namespace of its own (<c>unshare -Urm</c>)
+    /// where <paramref name="setup"/> (shell, e.g. mounting a small tmpfs over a test folder) ran first. Only that
+    /// process sees those mounts, and they vanish with it; the test reaches them through <c>/proc/PID/root</c>.
+    /// </summary>
+    public static IReadOnlyList<string> InMountNamespace(string setup) => ["unshare", "-Urm", "sh", "-c", $"{setup} && exec \"$@\"", "sh"];
+
     /// <summary>Runs the CLI to completion (killed after <paramref name="timeout"/>, default 60 s) and returns what it printed.</summary>
-    public static async Task<CliResult> RunAsync(IEnumerable<string> args, IReadOnlyDictionary<string, string?> environment, string? stdin = null, TimeSpan? timeout = null)
+    public static async Task<CliResult> RunAsync(IEnumerable<string> args, IReadOnlyDictionary<string, string?> environment, string? stdin = null, TimeSpan? timeout = null, IReadOnlyList<string>? wrapper = null)
     {
-        using var process = Start(args, environment, redirectInput: stdin is not null);
+        using var process = Start(args, environment, redirectInput: stdin is not null, wrapper);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (stdin is not null)

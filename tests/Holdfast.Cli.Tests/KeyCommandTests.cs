@@ -36,6 +36,25 @@ public sealed class KeyCommandTests
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task KeysCreate_ForTheLocalUser_RefusedWithOneLine_WithAndWithoutAServer()
+    {
+        using var data = new TempDirectory("hf-cli-local");
+        var offline = new Dictionary<string, string?>(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = data.Path };
+
+        var withoutServer = await CliProcess.RunAsync(["keys", "create", "--user", "local"], offline);
+        await using var server = await ServerProcess.StartNewAsync();
+        var throughServer = await CliProcess.RunAsync(["keys", "create", "--user", "local", "--admin"], server.Environment);
+
+        foreach (var result in new[] { withoutServer, throughServer })
+        {
+            result.ExitCode.ShouldBe(2, result.ToString());
+            OneLine(result.Stderr).ShouldStartWith("holdfast: ");
+            result.Stderr.ShouldContain("'local' is reserved");
+            result.Stdout.ShouldNotContain("hf_");
+        }
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task Keys_OverTcpWithUrlAndKey_AdminManagesKeys_NonAdminIsRefusedExit1()
     {
         await using var server = await ServerProcess.StartNewAsync();

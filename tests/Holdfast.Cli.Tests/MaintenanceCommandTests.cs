@@ -68,7 +68,7 @@ public sealed class MaintenanceCommandTests : IDisposable
 
         printed.ExitCode.ShouldBe(0, printed.ToString());
         var stdout = printed.Stdout.Replace("\r\n", "\n", StringComparison.Ordinal);
-        var migrations = MigrationCatalog.Load("sqlite");
+        var migrations = SqliteDatabase.KnownMigrations;
         migrations.Count.ShouldBeGreaterThanOrEqualTo(3);
         foreach (var migration in migrations)
         {
@@ -88,10 +88,15 @@ public sealed class MaintenanceCommandTests : IDisposable
         printed.ExitCode.ShouldBe(0, printed.ToString());
         printed.Stdout.ShouldContain("CREATE TABLE IF NOT EXISTS bot_sessions");
         printed.Stdout.ShouldContain("session_id        text PRIMARY KEY");
-        foreach (var migration in MigrationCatalog.Load("postgres"))
+        printed.Stdout.ShouldContain("ENABLE ROW LEVEL SECURITY");
+        foreach (var file in Directory.GetFiles(Path.Combine(CliProcess.RepositoryRoot, "migrations", "postgres"), "????_*.sql"))
         {
-            printed.Stdout.ShouldContain(migration.Id);
+            var id = Path.GetFileNameWithoutExtension(file);
+            printed.Stdout.ShouldContain($"-- {id} (sha256 ");
+            printed.Stdout.ShouldContain($"'{id[5..]}'");
         }
+
+        printed.Stdout.TrimEnd().ShouldEndWith("COMMIT;");
     }
 
     [Fact(Timeout = 120_000)]
@@ -179,7 +184,7 @@ public sealed class MaintenanceCommandTests : IDisposable
     public async Task CheckJson_HealthyThenTampered_ReportsPathIntegrityMigrationsAndOk()
     {
         (await CliProcess.RunAsync(["migrate"], Environment)).ExitCode.ShouldBe(0);
-        var expected = MigrationCatalog.Load("sqlite").Count;
+        var expected = SqliteDatabase.KnownMigrations.Count;
 
         var healthy = await CliProcess.RunAsync(["check", "--json"], Environment);
         await ExecuteAsync(_data.File("holdfast.db"), "UPDATE schema_migrations SET checksum = 'deadbeefdeadbeefdeadbeef' WHERE version = 1");
@@ -241,20 +246,42 @@ public sealed class MaintenanceCommandTests : IDisposable
     }
 
     [Fact(Timeout = 120_000)]
-    public async Task ServeAndBackup_StorageProviderPostgres_RefusedWithTheReasonAndNothingCreated()
+    public async Task ServeAndBackup_StoreNotPostgres_RefusedWithoutEchoingItAndNothingCreated()
     {
-        var postgres = Environment;
-        postgres["Storage__Provider"] = "postgres";
+        var wrong = Environment;
+        wrong["HOLDFAST_STORE"] = "mysql://root:s3cret@localhost/db";
 
-        var serve = await CliProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0", "--socket", "none"], postgres);
-        var backup = await CliProcess.RunAsync(["backup", _backups.File("never.db")], postgres);
+        var serve = await CliProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0", "--socket", "none"], wrong);
+        var backup = await CliProcess.RunAsync(["backup", _backups.File("never.db")], wrong);
 
         serve.ExitCode.ShouldBe(2, serve.ToString());
-        serve.Stderr.ShouldContain("holdfast serve: Storage:Provider is 'postgres', but the PostgreSQL adapter is not available");
-        serve.Stderr.ShouldContain("holdfast migrate --print --provider postgres");
-        backup.ExitCode.ShouldBe(1, backup.ToString());
-        OneLine(backup.Stderr).ShouldContain("PostgreSQL adapter is not available");
+        serve.Stderr.ShouldContain("is set but is not a PostgreSQL connection string");
+        backup.ExitCode.ShouldBe(2, backup.ToString());
+        OneLine(backup.Stderr).ShouldContain("is not a PostgreSQL connection string");
+        (serve.Stderr + backup.Stderr).ShouldNotContain("s3cret");
         Directory.GetFiles(_data.Path).ShouldBeEmpty();
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task BackupAndRestore_OnPostgres_RefusedInOneLinePointingToExportAndPgDump()
+    {
+        var postgres = Environment;
+        postgres["HOLDFAST_STORE"] = "postgres://holdfast:s3cret@127.0.0.1:1/holdfast";
+
+        var backup = await CliProcess.RunAsync(["backup", _backups.File("never.db")], postgres);
+        var restore = await CliProcess.RunAsync(["restore", _backups.File("never.db")], postgres);
+
+        foreach (var result in new[] { backup, restore })
+        {
+            result.ExitCode.ShouldBe(2, result.ToString());
+            result.Stderr.Trim().Split('\n').Length.ShouldBe(1, result.ToString());
+            result.Stderr.ShouldContain("holdfast export");
+            result.Stderr.ShouldContain("pg_dump");
+            result.Stderr.ShouldContain("postgres://holdfast:***@127.0.0.1:1/holdfast");
+            result.Stderr.ShouldNotContain("s3cret");
+        }
+
+        File.Exists(_backups.File("never.db")).ShouldBeFalse();
     }
 
     [Fact(Timeout = 180_000)]

@@ -10,11 +10,12 @@ using Holdfast.TestHelpers.OpenAi;
 namespace Holdfast.Cli.Tests;
 
 /// <summary>
-/// Runs the README's tour as written: every <c>```bash</c> block of the Tour section, in order, with the built
-/// <c>holdfast</c> on PATH. "# terminal 1" blocks are the server (the previous one gets Ctrl-C first), "# terminal 3"
-/// blocks run in the background (a second window), the others run to completion and must exit 0. Shell variables
-/// carry from block to block, as they would in one terminal. The only substitution: the "real model" URL points at an
-/// OpenAI-compatible emulator started here instead of a local Ollama.
+/// Runs the README's Quick start and tour as written: every <c>```bash</c> block of both sections, in order, from the
+/// repository root (the Quick start's build and PATH line included). "# terminal 1" blocks are the server (the previous
+/// one gets Ctrl-C first), "# terminal 3" blocks run in the background (another window), the others run to completion
+/// and must exit 0. Each terminal is its own shell: variables carry from block to block of the same terminal only, so
+/// a block that uses a variable another terminal set fails here as it would for a reader. The only substitution: the
+/// "real model" URL points at an OpenAI-compatible emulator started here instead of a local Ollama.
 /// </summary>
 public sealed class ReadmeTourTests
 {
@@ -24,12 +25,14 @@ public sealed class ReadmeTourTests
     public async Task ReadmeTour_EveryBashBlockInOrder_DoesWhatTheReadmeSays()
     {
         var blocks = ParseTour(await File.ReadAllTextAsync(Path.Combine(CliProcess.RepositoryRoot, "README.md")));
-        blocks.Count.ShouldBeGreaterThanOrEqualTo(8);
+        blocks.Count.ShouldBeGreaterThanOrEqualTo(9);
+        blocks[0].Body.ShouldContain("dotnet build -c Release src/Holdfast.Cli", customMessage: "the Quick start's build is the only one");
+        blocks.Count(b => b.Body.Contains("dotnet build", StringComparison.Ordinal)).ShouldBe(1, "one build, not two");
         blocks.ShouldContain(b => b.Body.Contains(OllamaUrl, StringComparison.Ordinal));
         await using var emulator = await OpenAiEmulator.StartAsync();
         using var data = new TempDirectory("holdfast-tour");
         using var shell = new TempDirectory("holdfast-tour-shell");
-        var statePath = shell.File("state.sh");
+        string StatePath(int terminal) => shell.File($"terminal-{terminal}.sh");
         var socket = data.File("holdfast.sock");
         var environment = new Dictionary<string, string?>(StringComparer.Ordinal)
         {
@@ -55,13 +58,13 @@ public sealed class ReadmeTourTests
                             server.ExitCode.ShouldBe(0, $"Ctrl-C should stop the server cleanly.\n{server.Output}");
                         }
 
-                        server = BashProcess.Start(ServerScript(body, statePath), environment);
+                        server = BashProcess.Start(ServerScript(body, StatePath(1)), environment);
                         await WaitUntilServingAsync(socket, server);
                         break;
                     case 3:
                         // The next step acts on what this window watches, so it goes on once the window's stream is open.
                         var opened = await StreamsOpenedAsync(socket);
-                        var window3 = BashProcess.Start(WindowScript(body, statePath, saveState: false), environment);
+                        var window3 = BashProcess.Start(WindowScript(body, StatePath(3), saveState: false), environment);
                         windows.Add(window3);
                         await Poll.UntilAsync(
                             async () => window3.HasExited
@@ -72,7 +75,7 @@ public sealed class ReadmeTourTests
                             TimeSpan.FromMilliseconds(50));
                         break;
                     default:
-                        using (var window = BashProcess.Start(WindowScript(body, statePath, saveState: true), environment))
+                        using (var window = BashProcess.Start(WindowScript(body, StatePath(block.Terminal), saveState: true), environment))
                         {
                             var result = await window.WaitAsync(TimeSpan.FromSeconds(90));
                             result.ExitCode.ShouldBe(0, $"README block failed:\n{body}\n{result}\nserver log:\n{server?.Output}");
@@ -83,7 +86,7 @@ public sealed class ReadmeTourTests
                 }
             }
 
-            var id = Regex.Match(await File.ReadAllTextAsync(statePath), "declare -x id=\"(?<id>[^\"]+)\"", RegexOptions.None, TimeSpan.FromSeconds(1)).Groups["id"].Value;
+            var id = Regex.Match(await File.ReadAllTextAsync(StatePath(2)), "declare -x id=\"(?<id>[^\"]+)\"", RegexOptions.None, TimeSpan.FromSeconds(1)).Groups["id"].Value;
             id.ShouldNotBeNullOrEmpty();
             var attach = windows.ShouldHaveSingleItem();
             var attached = await attach.WaitAsync(TimeSpan.FromSeconds(120));
@@ -132,12 +135,14 @@ public sealed class ReadmeTourTests
 
     internal sealed record TourBlock(int Terminal, string Body);
 
-    /// <summary>The Tour section's bash blocks, each with the terminal its first line names.</summary>
+    /// <summary>The bash blocks of the Quick start and Tour sections, each with the terminal its first line names.</summary>
     internal static List<TourBlock> ParseTour(string readme)
     {
-        var start = readme.IndexOf("\n## Tour", StringComparison.Ordinal);
-        start.ShouldBeGreaterThan(0, "README has a Tour section");
-        var end = readme.IndexOf("\n## ", start + 5, StringComparison.Ordinal);
+        var start = readme.IndexOf("\n## Quick start", StringComparison.Ordinal);
+        start.ShouldBeGreaterThan(0, "README has a Quick start section");
+        var tour = readme.IndexOf("\n## Tour", start, StringComparison.Ordinal);
+        tour.ShouldBeGreaterThan(0, "README has a Tour section after the Quick start");
+        var end = readme.IndexOf("\n## ", tour + 5, StringComparison.Ordinal);
         var section = readme[start..(end < 0 ? readme.Length : end)];
         var blocks = new List<TourBlock>();
         foreach (Match match in Regex.Matches(section, "```bash\n(?<body>.*?)```", RegexOptions.Singleline, TimeSpan.FromSeconds(1)))
@@ -183,6 +188,7 @@ public sealed class ReadmeTourTests
             script.AppendLine(line);
         }
 
+        script.AppendLine($"declare -px | grep -E '^declare -x [a-z_][a-z0-9_]*=' > '{statePath}' || true");
         script.AppendLine("exec " + lines[^1]);
         return script.ToString();
     }
@@ -269,6 +275,7 @@ public sealed class ReadmeTourTests
         {
             var info = new ProcessStartInfo("bash")
             {
+                WorkingDirectory = CliProcess.RepositoryRoot,
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
                 UseShellExecute = false,

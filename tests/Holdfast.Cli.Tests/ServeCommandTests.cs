@@ -44,6 +44,10 @@ public sealed class ServeCommandTests
     [InlineData("Backends__ollama__BaseUrl", "ftp://no", "Backends:ollama:BaseUrl is 'ftp://no'")]
     [InlineData("Scripted__MaxTokens", "0", "Scripted:MaxTokens must be between")]
     [InlineData("Storage__BusyTimeout", "-00:00:01", "Storage:BusyTimeout")]
+    [InlineData("Generation__FlushInterval", "bogus", "Failed to convert configuration value 'bogus' at 'Generation:FlushInterval'")]
+    [InlineData("Bots__AuthStateKey", "not-base64!", "Bots:AuthStateKey is not valid base64")]
+    [InlineData("Bots__AuthStateKey", "c2hvcnQ=", "Bots:AuthStateKey decodes to 5 bytes")]
+    [InlineData("Storage__StartupCheckTimeout", "-00:00:01", "Storage:StartupCheckTimeout")]
     public async Task Serve_InvalidSetting_Exit2WithOneLineNamingItBeforeAnythingIsCreated(string variable, string value, string message)
     {
         using var data = new TempDirectory("holdfast-cli-serve");

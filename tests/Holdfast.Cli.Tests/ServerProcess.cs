@@ -16,12 +16,19 @@ public sealed class ServerProcess : IAsyncDisposable
     private readonly StringBuilder _log = new();
     private Process? _process;
 
-    public ServerProcess(string? backend = "scripted", IReadOnlyDictionary<string, string?>? settings = null)
+    public ServerProcess(string? backend = "scripted", IReadOnlyDictionary<string, string?>? settings = null, IReadOnlyList<string>? wrapper = null)
     {
         Backend = backend;
         Settings = settings ?? new Dictionary<string, string?>(StringComparer.Ordinal);
+        Wrapper = wrapper;
         Port = FreePort();
     }
+
+    /// <summary>A command the server is started under (see <see cref="CliProcess.Start"/>), e.g. a umask or a mount namespace.</summary>
+    public IReadOnlyList<string>? Wrapper { get; }
+
+    /// <summary>The server's process id (the wrapper execs it, so the id is the server's).</summary>
+    public int ProcessId => _process?.Id ?? throw new InvalidOperationException("The server was never started.");
 
     /// <summary>Extra environment of the server process (configuration such as <c>Scripted__TokensPerSecond</c>).</summary>
     public IReadOnlyDictionary<string, string?> Settings { get; }
@@ -50,9 +57,9 @@ public sealed class ServerProcess : IAsyncDisposable
     /// <summary>The environment a CLI process needs to reach this server over its socket.</summary>
     public Dictionary<string, string?> Environment => new(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = Data.Path };
 
-    public static async Task<ServerProcess> StartNewAsync(string? backend = "scripted", IReadOnlyDictionary<string, string?>? settings = null)
+    public static async Task<ServerProcess> StartNewAsync(string? backend = "scripted", IReadOnlyDictionary<string, string?>? settings = null, IReadOnlyList<string>? wrapper = null)
     {
-        var server = new ServerProcess(backend, settings);
+        var server = new ServerProcess(backend, settings, wrapper);
         try
         {
             await server.StartAsync();
@@ -80,7 +87,7 @@ public sealed class ServerProcess : IAsyncDisposable
             environment[name] = value;
         }
 
-        _process = CliProcess.Start(args, environment);
+        _process = CliProcess.Start(args, environment, wrapper: Wrapper);
         var process = _process;
         process.OutputDataReceived += (_, e) => Append(e.Data);
         process.ErrorDataReceived += (_, e) => Append(e.Data);

@@ -114,4 +114,32 @@ public sealed class BotApiTests
         bot.QrData.ShouldBe("qr-1");
         bot.LastMessage.ShouldBe("last");
     }
+
+    [Theory(Timeout = 60_000)]
+    [InlineData(2332)]
+    [InlineData(2953)]
+    [InlineData(2954)]
+    [InlineData(4096)]
+    public async Task BridgeQr_AnyStoredPayloadRenders_TooLongIs400NamingTheLimit(int bytes)
+    {
+        await using var server = await TestServer.StartAsync();
+        using var runtime = server.Tcp(await server.CreateKeyAsync("alice"));
+        (await runtime.PostJsonAsync("/api/v1/bots", new StartBotRequest("wa-1", "bridge"))).StatusCode.ShouldBe(HttpStatusCode.Created);
+
+        using var stored = await runtime.PostJsonAsync("/api/v1/bots/wa-1/qr", new BotQrUpdate(new string('q', bytes)));
+
+        if (bytes > 2953)
+        {
+            (await stored.ShouldBeProblemAsync(HttpStatusCode.BadRequest)).Detail.ShouldNotBeNull().ShouldContain("2953 bytes");
+            (await (await runtime.GetAsync("/api/v1/bots/wa-1")).ReadAsync<Bot>()).QrData.ShouldBeNull();
+            return;
+        }
+
+        stored.StatusCode.ShouldBe(HttpStatusCode.OK, await stored.Content.ReadAsStringAsync());
+        foreach (var format in new[] { "png", "svg", "text" })
+        {
+            using var drawn = await runtime.GetAsync($"/api/v1/bots/wa-1/qr?format={format}");
+            drawn.StatusCode.ShouldBe(HttpStatusCode.OK, $"{format}: {await drawn.Content.ReadAsStringAsync()}");
+        }
+    }
 }

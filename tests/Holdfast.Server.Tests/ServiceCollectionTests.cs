@@ -29,7 +29,8 @@ public sealed class ServiceCollectionTests
         services.Where(d => d.ServiceType == typeof(IHostedService)).Select(d => d.ImplementationType).ShouldBeUnique();
         await using var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true });
         var schemes = await provider.GetRequiredService<IAuthenticationSchemeProvider>().GetAllSchemesAsync();
-        schemes.Select(s => s.Name).ShouldBe([ApiKeyAuthenticationHandler.SchemeName]);
+        schemes.Select(s => s.Name).Order(StringComparer.Ordinal).ShouldBe(
+            new[] { DashboardCookieAuthentication.SelectorScheme, ApiKeyAuthenticationHandler.SchemeName, DashboardCookieAuthentication.CookieScheme }.Order(StringComparer.Ordinal));
         provider.GetRequiredService<IOptions<AuthorizationOptions>>().Value.GetPolicy(HoldfastServer.AdminPolicy).ShouldNotBeNull();
         provider.GetRequiredService<IOptions<Hosting.ServerOptions>>().Value.Urls.ShouldBe(Hosting.ServerOptions.DefaultUrl);
     }

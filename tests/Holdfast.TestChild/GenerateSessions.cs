@@ -27,6 +27,7 @@ internal static class GenerateSessions
             ["Scripted:TokensPerSecond"] = tokensPerSecond,
             ["Scripted:MaxTokens"] = maxTokens,
         });
+        builder.Services.AddHoldfastSqliteStorage();
         builder.Services.AddHoldfastCore();
         using var host = builder.Build();
 

@@ -10,7 +10,7 @@ namespace Holdfast.TestHelpers;
 public static class TestHosts
 {
     /// <summary>
-    /// A host with <c>AddHoldfastCore</c> whose data directory is <paramref name="dataDirectory"/>;
+    /// A host with <c>AddHoldfastSqliteStorage</c> and <c>AddHoldfastCore</c> whose data directory is <paramref name="dataDirectory"/>;
     /// <paramref name="settings"/> add or override configuration keys (e.g. <c>Bots:PublicBaseUrl</c>).
     /// </summary>
     public static IHost BuildCoreHost(string dataDirectory, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? configure = null)
@@ -28,6 +28,7 @@ public static class TestHosts
         builder.Configuration.AddInMemoryCollection(values);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         configure?.Invoke(builder.Services);
+        builder.Services.AddHoldfastSqliteStorage();
         builder.Services.AddHoldfastCore();
         return builder.Build();
     }

@@ -1,5 +1,6 @@
 using Holdfast.Generation;
 using Holdfast.Hosting;
+using Holdfast.Server.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -52,6 +53,9 @@ internal sealed class BenchHost : IAsyncDisposable
         }
 
         builder.Configuration.AddInMemoryCollection(config);
+        // The store the configuration names, like `holdfast serve`: SQLite in the data directory by default, PostgreSQL
+        // with --set Storage:ConnectionString=postgres://… (use an empty database for each run).
+        builder.Services.AddHoldfastStorage(builder.Configuration);
         builder.Services.AddHoldfastCore();
         var host = builder.Build();
         await host.StartAsync();

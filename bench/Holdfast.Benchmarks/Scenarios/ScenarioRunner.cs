@@ -18,6 +18,7 @@ internal static class ScenarioRunner
         ("memory", GenerationScenarios.MemoryPerSessionAsync),
         ("restart", GenerationScenarios.RestartAsync),
         ("fan-out", ServerScenarios.FanOutAsync),
+        ("control-load", ServerScenarios.ControlUnderLoadAsync),
         ("first-token", ServerScenarios.FirstTokenAsync),
         ("bots", ServerScenarios.BotMessagesAsync),
     ];
@@ -51,7 +52,7 @@ internal static class ScenarioRunner
 
         var scale = new ScenarioScale(quick);
         var table = new StringBuilder();
-        table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}{(quick ? ", --quick" : string.Empty)}{string.Concat(BenchHost.Overrides.Select(o => $", {o.Key}={o.Value}"))}.");
+        table.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}{(quick ? ", --quick" : string.Empty)}{string.Concat(BenchHost.Overrides.Select(o => $", {o.Key}={Shown(o.Key, o.Value)}"))}.");
         table.AppendLine();
         table.AppendLine("| scenario | measure | value | unit |");
         table.AppendLine("|---|---|---:|---|");
@@ -85,4 +86,8 @@ internal static class ScenarioRunner
 
         return failed ? 1 : 0;
     }
+
+    /// <summary>A setting as the table shows it: a store connection string with its password hidden.</summary>
+    private static string? Shown(string key, string? value) =>
+        key.EndsWith("ConnectionString", StringComparison.OrdinalIgnoreCase) ? Holdfast.Storage.Postgres.PostgresConnectionString.Redact(value) : value;
 }

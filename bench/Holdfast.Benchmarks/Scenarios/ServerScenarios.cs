@@ -91,6 +91,128 @@ internal static class ServerScenarios
         }
     }
 
+    /// <summary>
+    /// Control under load: many SSE followers attached (several per session) and one pause per session sent all at
+    /// once over the socket, each waiting until its runner stopped. Pause-to-stopped is measured server-side (the
+    /// control endpoint's own histogram, request received to answer) and client-side (the HTTP round trip); then every
+    /// session is resumed to completion and every follower's text is compared with the stored output.
+    /// </summary>
+    public static async Task<IEnumerable<Measurement>> ControlUnderLoadAsync(ScenarioScale scale)
+    {
+        var sessionCount = scale.Pick(200, 50);
+        const int FollowersPerSession = 5;
+        var followerCount = sessionCount * FollowersPerSession;
+        var name = $"{followerCount:#,0} SSE followers, {sessionCount} pauses at once (wait), Unix socket";
+        using var directory = new ScratchDirectory("control-load");
+        await using var app = await StartServerAsync(directory.Path, new Dictionary<string, string?>
+        {
+            ["Scripted:TokensPerSecond"] = "20",
+            ["Scripted:MaxTokens"] = "100000",
+        });
+        using var meters = new HoldfastMeters();
+        var socket = Path.Combine(directory.Path, "holdfast.sock");
+        var clients = Enumerable.Range(0, 20).Select(_ => HoldfastClient.ForUnixSocket(socket)).ToList();
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        try
+        {
+            var sessions = app.Services.GetRequiredService<GenerationSessions>();
+            var ids = new List<string>();
+            for (var i = 0; i < sessionCount; i++)
+            {
+                var (session, _) = await sessions.CreateAsync(new CreateGenerationRequest
+                {
+                    Owner = "local",
+                    Model = "scripted",
+                    Input = [new GenerationMessage("user", $"Control under load {i}")],
+                    Parameters = new GenerationParameters { Seed = i },
+                });
+                ids.Add(session.Id);
+            }
+
+            var attached = new CountdownEvent(followerCount);
+            var followers = Enumerable.Range(0, followerCount).Select(f => Task.Run(async () =>
+            {
+                var text = new System.Text.StringBuilder();
+                var first = true;
+                await foreach (var e in clients[f % clients.Count].FollowAsync(ids[f % sessionCount], cancellationToken: stop.Token))
+                {
+                    if (e is GenerationChunkEvent chunk)
+                    {
+                        text.Append(chunk.Text);
+                        if (first)
+                        {
+                            first = false;
+                            attached.Signal();
+                        }
+                    }
+                }
+
+                return (Id: ids[f % sessionCount], Text: text.ToString());
+            })).ToList();
+            if (!attached.Wait(TimeSpan.FromMinutes(2), stop.Token))
+            {
+                throw new InvalidOperationException($"only {followerCount - attached.CurrentCount} of {followerCount} followers got a first chunk");
+            }
+
+            // All pauses at once, each waiting until its runner stopped.
+            var clientSide = new ConcurrentQueue<double>();
+            using var start = new SemaphoreSlim(0);
+            var pauses = ids.Select((id, i) => Task.Run(async () =>
+            {
+                await start.WaitAsync(stop.Token);
+                var watch = Stopwatch.StartNew();
+                var paused = await clients[i % clients.Count].PauseGenerationAsync(id, wait: TimeSpan.FromSeconds(60), cancellationToken: stop.Token);
+                clientSide.Enqueue(watch.Elapsed.TotalMilliseconds);
+                return paused;
+            })).ToList();
+            start.Release(ids.Count);
+            var results = await Task.WhenAll(pauses);
+            if (results.FirstOrDefault(r => r.Status != ClientModels.GenerationStatus.Paused) is { } notPaused)
+            {
+                throw new InvalidOperationException($"{notPaused.Id} is {notPaused.Status} after its pause returned");
+            }
+
+            var serverSide = meters.Find("control.duration").ToList();
+
+            // Resumed, a little more text, then cancelled: every follower's stream ends, with the whole text.
+            foreach (var (id, i) in ids.Select((id, i) => (id, i)))
+            {
+                await clients[i % clients.Count].ResumeGenerationAsync(id, cancellationToken: stop.Token);
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(2), stop.Token);
+            foreach (var (id, i) in ids.Select((id, i) => (id, i)))
+            {
+                await clients[i % clients.Count].CancelGenerationAsync(id, wait: TimeSpan.FromSeconds(60), cancellationToken: stop.Token);
+            }
+
+            var texts = await Task.WhenAll(followers);
+            var exact = 0;
+            foreach (var (id, text) in texts)
+            {
+                var stored = await sessions.GetAsync(id, null, stop.Token);
+                if (stored.Status == GenerationStatus.Cancelled && string.Equals(text, stored.Output, StringComparison.Ordinal))
+                {
+                    exact++;
+                }
+            }
+
+            return
+            [
+                new(name, "followers that got the exact stored text", exact, $"of {followerCount}"),
+                .. Percentiles.Describe(name, "pause until stopped, server-side", serverSide, "ms"),
+                .. Percentiles.Describe(name, "pause until stopped, client-side", clientSide, "ms"),
+            ];
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
     /// <summary>Create-and-follow round trips through HTTP: time to the first token a client sees.</summary>
     public static async Task<IEnumerable<Measurement>> FirstTokenAsync(ScenarioScale scale)
     {

@@ -22,6 +22,7 @@ internal static class BotCommands
         bot.Subcommands.Add(Qr());
         bot.Subcommands.Add(End());
         bot.Subcommands.Add(Events());
+        bot.Subcommands.Add(Assign());
         root.Subcommands.Add(bot);
     }
 
@@ -148,8 +149,9 @@ internal static class BotCommands
         format.AcceptOnlyFromAmong("terminal", "text", "png", "svg");
         var output = new Option<FileInfo?>("--output", "-o") { Description = "Write the QR code to this file instead of stdout (png and svg)." };
         var wait = new Option<double>("--wait") { Description = "Seconds to wait for the bot to report a QR code.", DefaultValueFactory = _ => 10 };
+        var invert = new Option<bool>("--invert") { Description = "With NO_COLOR set: swap dark and light for a terminal with light text on a dark background." };
         var json = GenerationCommands.JsonOption();
-        var command = new Command("qr", "Draw the bot's current QR code in the terminal (or save it as PNG/SVG).") { id, format, output, wait, json };
+        var command = new Command("qr", "Draw the bot's current QR code in the terminal (or save it as PNG/SVG).") { id, format, output, wait, invert, json };
         command.SetClientAction(async (parseResult, client, cancellationToken) =>
         {
             var sessionId = parseResult.GetValue(id)!;
@@ -177,7 +179,12 @@ internal static class BotCommands
 
             byte[] content = chosen switch
             {
-                "terminal" => Encoding.UTF8.GetBytes(BotQrCodes.RenderText(bot.QrData)),
+                // Explicit colours (dark modules on a white field) decode on light and dark terminals alike;
+                // NO_COLOR asks for none: then the plain drawing, swapped with --invert for a dark terminal.
+                "terminal" => Encoding.UTF8.GetBytes(
+                    string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR")) ? BotQrCodes.RenderAnsi(bot.QrData)
+                    : parseResult.GetValue(invert) ? BotQrCodes.RenderText(bot.QrData, invert: true)
+                    : BotQrCodes.RenderText(bot.QrData)),
                 "text" => await client.GetBotQrAsync(sessionId, BotQrFormat.Text, cancellationToken),
                 "png" => await client.GetBotQrAsync(sessionId, BotQrFormat.Png, cancellationToken),
                 _ => await client.GetBotQrAsync(sessionId, BotQrFormat.Svg, cancellationToken),
@@ -236,6 +243,29 @@ internal static class BotCommands
             else
             {
                 Console.Out.WriteLine($"{bot.SessionId} {bot.Status.ToString().ToLowerInvariant()}");
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command Assign()
+    {
+        var id = IdArgument();
+        var owner = new Option<string>("--owner") { Description = "The user who owns the bot session from now on.", Required = true };
+        var json = GenerationCommands.JsonOption();
+        var command = new Command("assign", "Admins: give a bot session to a user (e.g. one created without an owner); audited.") { id, owner, json };
+        command.SetClientAction(async (parseResult, client, cancellationToken) =>
+        {
+            var bot = await client.AssignBotOwnerAsync(parseResult.GetValue(id)!, parseResult.GetValue(owner)!, cancellationToken);
+            if (parseResult.GetValue(json))
+            {
+                Terminal.WriteJson(bot);
+            }
+            else
+            {
+                Console.Out.WriteLine($"{bot.SessionId} owner {bot.Owner}");
             }
 
             return ExitCodes.Ok;

@@ -153,15 +153,23 @@ internal static class GenerationCommands
             Terminal.Note($"[grey]{Markup.Escape(finished.Id)} {finished.Status.ToString().ToLowerInvariant()}[/]");
         }
 
-        return (done?.Status ?? finished.Status) == GenerationStatus.Failed ? ExitCodes.Error : ExitCodes.Ok;
+        var failed = (done?.Status ?? finished.Status) == GenerationStatus.Failed;
+        if (failed)
+        {
+            // Why it failed, always (also with --json and when stderr is not a terminal): the reason is the point.
+            Console.Error.WriteLine($"holdfast: generation {finished.Id} failed: {finished.Error ?? "no reason was recorded"}");
+        }
+
+        return failed ? ExitCodes.Error : ExitCodes.Ok;
     }
 
     private static Command List()
     {
         var status = new Option<GenerationStatus?>("--status", "-s") { Description = "Only sessions in this status (queued, running, paused, completed, cancelled, failed)." };
         var limit = new Option<int>("--limit", "-n") { Description = "How many to show.", DefaultValueFactory = _ => 50 };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the ids, one per line (e.g. id=$(holdfast gen ls -n 1 -q) for the newest)." };
         var json = JsonOption();
-        var command = new Command("ls", "List generation sessions, newest first.") { status, limit, json };
+        var command = new Command("ls", "List generation sessions, newest first.") { status, limit, quiet, json };
         command.SetClientAction(async (parseResult, client, cancellationToken) =>
         {
             var items = await ReadAllAsync(
@@ -171,6 +179,16 @@ internal static class GenerationCommands
             if (parseResult.GetValue(json))
             {
                 Terminal.WriteJson(new { items });
+                return ExitCodes.Ok;
+            }
+
+            if (parseResult.GetValue(quiet))
+            {
+                foreach (var item in items)
+                {
+                    Console.Out.WriteLine(item.Id);
+                }
+
                 return ExitCodes.Ok;
             }
 

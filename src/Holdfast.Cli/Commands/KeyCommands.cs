@@ -4,10 +4,7 @@ using System.Net.Sockets;
 using Holdfast.Cli.Output;
 using Holdfast.Client;
 using Holdfast.Client.Models;
-using Holdfast.Hosting;
 using Holdfast.Security;
-using Holdfast.Storage;
-using Holdfast.Storage.Sqlite;
 using Spectre.Console;
 
 namespace Holdfast.Cli.Commands;
@@ -15,15 +12,24 @@ namespace Holdfast.Cli.Commands;
 /// <summary>
 /// <c>holdfast keys …</c>: API keys for TCP clients, through the server's <c>/api/v1/keys</c> like every other client
 /// command (the Unix socket by default, or <c>--url</c>/<c>--key</c> with an admin key). Only when nothing listens on
-/// the socket (a fresh data directory before the first <c>serve</c>, or a server that is stopped) do they work on the
-/// database in the data directory directly, so the first admin key can be made before anything is listening.
+/// the socket (a fresh data directory before the first <c>serve</c>, or a server that is stopped) do they open the
+/// store themselves (<see cref="StoreAccess"/>, through its key port), so the first admin key can be made before
+/// anything is listening.
 /// </summary>
 internal static class KeyCommands
 {
+    /// <summary><c>--store</c>: work on that store directly (no server), e.g. the first admin key of a new PostgreSQL database.</summary>
+    private static readonly Option<string?> DirectStore = new("--store")
+    {
+        Description = "Work on this store directly instead of through a server: postgres://user:password@host:5432/db (also postgresql:// or Host=…).",
+        Recursive = true,
+    };
+
     public static void AddTo(RootCommand root)
     {
         var keys = new Command("keys", "API keys for clients that connect over TCP (the Unix socket needs none).");
         ServerConnection.AddTo(keys);
+        keys.Options.Add(DirectStore);
         keys.Subcommands.Add(Create());
         keys.Subcommands.Add(List());
         keys.Subcommands.Add(Revoke());
@@ -113,7 +119,7 @@ internal static class KeyCommands
             string? target = null;
             try
             {
-                using var keys = await KeyAccess.ConnectAsync(parseResult, cancellationToken);
+                await using var keys = await KeyAccess.ConnectAsync(parseResult, cancellationToken);
                 target = keys.Target;
                 return await run(parseResult, keys, cancellationToken);
             }
@@ -124,38 +130,22 @@ internal static class KeyCommands
         });
     }
 
-    /// <summary>Opens the database in the data directory, applying pending migrations (a fresh directory gets its schema).</summary>
-    private static async Task<SqliteDatabase> OpenAsync(CancellationToken cancellationToken)
-    {
-        var database = SqliteDatabase.FromOptions(HoldfastConfiguration.LoadStorageOptions());
-        try
-        {
-            await database.MigrateAsync(cancellationToken);
-            return database;
-        }
-        catch
-        {
-            database.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>The API keys, either through a server (<see cref="HoldfastClient"/>) or, with none listening, in the database.</summary>
-    private sealed class KeyAccess : IDisposable
+    /// <summary>The API keys, either through a server (<see cref="HoldfastClient"/>) or, with none listening, in the store.</summary>
+    private sealed class KeyAccess : IAsyncDisposable
     {
         public const string TargetKey = "holdfast.target";
 
         private readonly HoldfastClient? _client;
-        private readonly SqliteDatabase? _database;
+        private readonly StoreAccess? _store;
 
-        private KeyAccess(HoldfastClient? client, SqliteDatabase? database, string target)
+        private KeyAccess(HoldfastClient? client, StoreAccess? store, string target)
         {
             _client = client;
-            _database = database;
+            _store = store;
             Target = target;
         }
 
-        /// <summary>Where the keys are: the server's address, or the database file.</summary>
+        /// <summary>Where the keys are: the server's address, or the store (the database file).</summary>
         public string Target { get; }
 
         /// <summary>
@@ -164,6 +154,12 @@ internal static class KeyCommands
         /// </summary>
         public static async Task<KeyAccess> ConnectAsync(ParseResult parseResult, CancellationToken cancellationToken)
         {
+            if (parseResult.GetValue(DirectStore) is { Length: > 0 } storeValue)
+            {
+                var direct = await StoreAccess.OpenAsync(migrate: true, storeValue, cancellationToken);
+                return new KeyAccess(null, direct, direct.Administration.Location);
+            }
+
             var (client, target) = ServerConnection.Connect(parseResult);
             if (!target.StartsWith("unix:", StringComparison.Ordinal))
             {
@@ -190,8 +186,8 @@ internal static class KeyCommands
             }
 
             client.Dispose();
-            var database = await OpenAsync(cancellationToken);
-            return new KeyAccess(null, database, database.Path);
+            var store = await StoreAccess.OpenAsync(migrate: true, cancellationToken);
+            return new KeyAccess(null, store, store.Administration.Location);
         }
 
         public async Task<CreatedApiKey> CreateAsync(string user, bool admin, CancellationToken cancellationToken)
@@ -215,13 +211,16 @@ internal static class KeyCommands
                 ? await _client.RevokeKeyAsync(id, cancellationToken)
                 : ToWire(await Store().RevokeAsync(id, cancellationToken));
 
-        public void Dispose()
+        public async ValueTask DisposeAsync()
         {
             _client?.Dispose();
-            _database?.Dispose();
+            if (_store is not null)
+            {
+                await _store.DisposeAsync();
+            }
         }
 
-        private ApiKeyStore Store() => new(_database!, TimeProvider.System);
+        private ApiKeys Store() => _store!.Keys;
 
         private static ApiKeyInfo ToWire(ApiKey k) => new(k.Id, k.User, k.IsAdmin, k.CreatedAt, k.RevokedAt, k.LastUsedAt);
 

@@ -6,8 +6,8 @@ using Holdfast.Hosting;
 using Holdfast.Sessions;
 using Holdfast.Storage;
 using Holdfast.Storage.Migrations;
+using Holdfast.Storage.Postgres;
 using Holdfast.Storage.Sqlite;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -17,8 +17,9 @@ namespace Holdfast.Cli.Commands;
 /// <c>holdfast migrate | backup | restore | check</c>: commands that work on the database file directly. They read the
 /// same configuration as <c>holdfast serve</c> (<see cref="HoldfastConfiguration"/>: <c>appsettings.json</c>,
 /// environment variables such as <c>Storage__SqliteFile</c>, <c>HOLDFAST_DATA</c>), so they work on the file the
-/// service uses. Exit 0 on success; on failure a one-line reason on stderr and exit 1. The work is done by
-/// <see cref="SqliteDatabase"/> and <see cref="SqliteMaintenance"/>.
+/// service uses. Exit 0 on success; on failure a one-line reason on stderr and exit 1. <c>migrate</c> goes through the
+/// store's administration port (<see cref="StoreAccess"/>); <c>backup</c>, <c>restore</c> and <c>check</c> are the SQLite
+/// file's own (<see cref="SqliteMaintenance"/>).
 /// </summary>
 internal static class MaintenanceCommands
 {
@@ -38,12 +39,21 @@ internal static class MaintenanceCommands
         var print = new Option<bool>("--print") { Description = "Print the SQL of every migration instead of applying it (paste into the Supabase SQL editor)." };
         var provider = new Option<string>("--provider") { Description = "With --print: sqlite (default) or postgres.", DefaultValueFactory = _ => "sqlite" };
         provider.AcceptOnlyFromAmong("sqlite", "postgres");
-        var migrate = new Command("migrate", "Apply pending database migrations (or print them).") { print, provider };
+        var store = StoreOption.Create();
+        var migrate = new Command("migrate", "Apply pending database migrations (or print them).") { print, provider, store };
         migrate.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
         {
             if (parseResult.GetValue(print))
             {
-                foreach (var migration in MigrationCatalog.Load(parseResult.GetValue(provider)!))
+                var chosen = parseResult.GetValue(provider)!;
+                if (chosen == StorageOptions.PostgresProvider)
+                {
+                    // One script for the Supabase SQL editor (or psql): idempotent, and it records every migration.
+                    Console.Out.Write(PostgresSchemaScript.Build());
+                    return 0;
+                }
+
+                foreach (var migration in SqliteDatabase.KnownMigrations)
                 {
                     Console.Out.WriteLine($"-- {migration.Id} (sha256 {migration.Checksum})");
                     Console.Out.WriteLine(migration.Sql);
@@ -52,11 +62,11 @@ internal static class MaintenanceCommands
                 return 0;
             }
 
-            using var database = SqliteDatabase.FromOptions(HoldfastConfiguration.LoadStorageOptions(), TimeProvider.System);
-            var applied = await database.MigrateAsync(cancellationToken);
+            await using var access = await StoreAccess.OpenAsync(migrate: false, parseResult.GetValue(store), cancellationToken);
+            var applied = await access.Administration.MigrateAsync(cancellationToken);
             Console.Out.WriteLine(applied.Count == 0
-                ? $"Schema is current ({database.Path})."
-                : $"Applied {applied.Count} migration(s) to {database.Path}: {string.Join(", ", applied.Select(m => m.Id))}");
+                ? $"Schema is current ({access.Administration.Location})."
+                : $"Applied {applied.Count} migration(s) to {access.Administration.Location}: {string.Join(", ", applied.Select(m => m.Id))}");
             return 0;
         }));
         return migrate;
@@ -71,6 +81,7 @@ internal static class MaintenanceCommands
         {
             var configuration = HoldfastConfiguration.Build();
             var storage = HoldfastConfiguration.GetStorageOptions(configuration);
+            RefuseOnPostgres(storage, "backup");
             var source = storage.ResolveSqlitePath();
             var destination = Path.GetFullPath(parseResult.GetValue(file)!);
             var check = await SqliteMaintenance.BackupAsync(source, destination, parseResult.GetValue(force), new StderrProgress(), cancellationToken);
@@ -88,11 +99,13 @@ internal static class MaintenanceCommands
     private static Command Restore()
     {
         var file = new Argument<string>("FILE") { Description = "A backup made by `holdfast backup`." };
-        var force = new Option<bool>("--force") { Description = "Restore even while a service uses the data directory." };
+        var force = new Option<bool>("--force") { Description = "Restore even while a service uses the data directory (one on another database file). Never while a server holds the database itself: stop it first." };
         var restore = new Command("restore", "Replace the database with FILE (verified first; the replaced database is kept as a .bak file).") { file, force };
         restore.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
         {
-            var target = HoldfastConfiguration.LoadStorageOptions().ResolveSqlitePath();
+            var storage = HoldfastConfiguration.LoadStorageOptions();
+            RefuseOnPostgres(storage, "restore");
+            var target = storage.ResolveSqlitePath();
             HoldfastPaths.EnsureDirectory(Path.GetDirectoryName(target)!);
             var result = await SqliteMaintenance.RestoreAsync(
                 parseResult.GetValue(file)!, target, parseResult.GetValue(force), new StderrProgress(), TimeProvider.System, cancellationToken);
@@ -112,10 +125,17 @@ internal static class MaintenanceCommands
     private static Command Check()
     {
         var json = new Option<bool>("--json") { Description = "Print {\"path\", \"integrity\", \"integrity_errors\", \"migrations\", \"ok\"} as JSON." };
-        var check = new Command("check", "Verify the database: PRAGMA integrity_check and the applied migrations.") { json };
+        var store = StoreOption.Create();
+        var check = new Command("check", "Verify the database: PRAGMA integrity_check (SQLite) and the applied migrations.") { json, store };
         check.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
         {
-            var path = HoldfastConfiguration.LoadStorageOptions().ResolveSqlitePath();
+            var storage = HoldfastConfiguration.GetStorageOptions(StoreOption.Configuration(parseResult.GetValue(store)));
+            if (storage.Provider == StorageOptions.PostgresProvider)
+            {
+                return await CheckPostgresAsync(parseResult.GetValue(store), parseResult.GetValue(json), cancellationToken);
+            }
+
+            var path = storage.ResolveSqlitePath();
             var size = File.Exists(path) ? new FileInfo(path).Length : 0;
             var result = size >= LargeFileBytes
                 ? await Terminal.WithStderrStatusAsync(
@@ -131,7 +151,7 @@ internal static class MaintenanceCommands
                     result.IntegrityErrors,
                     new CheckMigrations(
                         migrations.Applied.Count,
-                        MigrationCatalog.Load(StorageOptions.SqliteProvider).Count,
+                        SqliteDatabase.KnownMigrations.Count,
                         migrations.Pending.Select(m => m.Id).ToList(),
                         migrations.Problems),
                     result.IsHealthy));
@@ -154,6 +174,45 @@ internal static class MaintenanceCommands
             return Fail(reason);
         }));
         return check;
+    }
+
+    /// <summary>
+    /// <c>check</c> on PostgreSQL: the server answers and the migrations match (the database's own integrity is the
+    /// server's business: <c>amcheck</c>, <c>pg_dump</c>).
+    /// </summary>
+    private static async Task<int> CheckPostgresAsync(string? storeValue, bool json, CancellationToken cancellationToken)
+    {
+        await using var access = await StoreAccess.OpenAsync(migrate: false, storeValue, cancellationToken);
+        var migrations = await access.Administration.GetSchemaStatusAsync(cancellationToken);
+        var expected = migrations.Applied.Count + migrations.Pending.Count;
+        if (json)
+        {
+            Terminal.WriteJson(new CheckReport(
+                access.Administration.Location,
+                "not_checked",
+                [],
+                new CheckMigrations(migrations.Applied.Count, PostgresMigrations.Load().Count, migrations.Pending.Select(m => m.Id).ToList(), migrations.Problems),
+                migrations.Problems.Count == 0));
+        }
+        else
+        {
+            Console.Out.WriteLine($"database:   {access.Administration.Location}");
+            Console.Out.WriteLine("integrity:  not checked (PostgreSQL: the server's own tools, e.g. amcheck)");
+            Console.Out.WriteLine($"migrations: {migrations.Applied.Count} applied, {migrations.Pending.Count} pending of {expected}{(migrations.Problems.Count == 0 ? string.Empty : $", {migrations.Problems.Count} problem(s)")}");
+        }
+
+        return migrations.Problems.Count == 0 ? 0 : Fail(migrations.Problems[0]);
+    }
+
+    /// <summary><c>backup</c> and <c>restore</c> are SQLite's online backup: on PostgreSQL one line says what to use instead.</summary>
+    private static void RefuseOnPostgres(StorageOptions storage, string command)
+    {
+        if (storage.Provider == StorageOptions.PostgresProvider)
+        {
+            throw new StoreConfigurationException(
+                $"`holdfast {command}` is SQLite's online backup and the store is PostgreSQL ({PostgresConnectionString.Redact(storage.ConnectionString)}): " +
+                "use `holdfast export FILE` / `holdfast import FILE --store …`, or pg_dump / pg_restore.");
+        }
     }
 
     /// <summary>
@@ -180,17 +239,25 @@ internal static class MaintenanceCommands
         {
             return await work();
         }
+        catch (StoreUnavailableException ex)
+        {
+            return Fail(ex.Message, ExitCodes.CannotConnect);
+        }
+        catch (Exception ex) when (ex is StoreConfigurationException or StoreSchemaException)
+        {
+            return Fail(ex.Message, ExitCodes.Usage);
+        }
         catch (HoldfastException ex)
         {
             return Fail(ex.Message);
         }
         catch (OptionsValidationException ex)
         {
-            return Fail(ex.Message);
+            return Fail(ex.Message, ExitCodes.Usage);
         }
-        catch (SqliteException ex)
+        catch (System.Data.Common.DbException ex)
         {
-            return Fail($"SQLite error: {ex.Message}");
+            return Fail($"Database error: {ex.Message}");
         }
         catch (IOException ex)
         {
@@ -202,10 +269,10 @@ internal static class MaintenanceCommands
         }
     }
 
-    private static int Fail(string reason)
+    private static int Fail(string reason, int exitCode = ExitCodes.Error)
     {
         Console.Error.WriteLine("holdfast: " + string.Join(' ', reason.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)));
-        return 1;
+        return exitCode;
     }
 
     /// <summary>What <c>holdfast check --json</c> prints (snake_case).</summary>

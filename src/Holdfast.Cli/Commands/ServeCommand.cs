@@ -24,7 +24,8 @@ internal static class ServeCommand
         {
             Description = "Unix socket path (default $HOLDFAST_DATA/holdfast.sock); 'none' to listen on TCP only.",
         };
-        var serve = new Command("serve", "Run the Holdfast server (TCP on loopback and the Unix socket in the data directory).") { urls, backend, socket };
+        var store = StoreOption.Create();
+        var serve = new Command("serve", "Run the Holdfast server (TCP on loopback and the Unix socket in the data directory).") { urls, backend, socket, store };
         serve.SetAction(async (parseResult, cancellationToken) =>
         {
             var settings = new Dictionary<string, string?>(StringComparer.Ordinal);
@@ -36,6 +37,11 @@ internal static class ServeCommand
             if (parseResult.GetValue(backend) is { } backendName)
             {
                 settings[HoldfastServer.DefaultBackendKey] = backendName;
+            }
+
+            foreach (var (key, value) in StoreOption.Settings(parseResult.GetValue(store)))
+            {
+                settings[key] = value;
             }
 
             if (parseResult.GetValue(socket) is { } socketPath)

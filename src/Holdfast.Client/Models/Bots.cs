@@ -53,3 +53,6 @@ public sealed record BotConnectionUpdate(string? State, string? Detail = null, s
 /// ended, disconnect). <see cref="Version"/> is the session's version after the change and the event's id.
 /// </summary>
 public sealed record BotCommand(string Command, string SessionId, long Version);
+
+/// <summary>Admins: body of <c>POST /api/v1/bots/{id}/owner</c>, the user the session is given to.</summary>
+public sealed record BotOwnerAssignment(string? Owner);

@@ -30,6 +30,8 @@ internal static class BotEndpoints
         bots.MapGet("/{id}/qr", QrAsync).WithSummary("The current QR code as PNG, SVG or terminal text; ?after_seq=N&wait=S waits for a newer one (204: none came); 410 when it expired.");
         bots.MapPost("/{id}/end", EndAsync).WithSummary("Ends the session: inactive, QR cleared.");
         bots.MapGet("/{id}/events", EventsAsync).WithSummary("Audit trail, newest first.");
+        bots.MapPost("/{id}/owner", AssignOwnerAsync).RequireAuthorization(HoldfastServer.AdminPolicy)
+            .WithSummary("Admins: gives the session to a user (e.g. one created through the library without an owner); audited.");
 
         // Bridge: a bot runtime elsewhere reports what happens to the session.
         bots.MapPost("/{id}/qr", ReportQrAsync).WithSummary("Bridge: the runtime has a new QR payload.");
@@ -57,16 +59,19 @@ internal static class BotEndpoints
             throw new InvalidSessionInputException("bot_type", $"Unknown bot type '{Shorten(botType)}'; this server knows: {string.Join(", ", manager.BotTypes.Order(StringComparer.Ordinal))}.");
         }
 
-        var owner = caller.User;
+        // Create cannot hide that an id is taken (it is the primary key), but it tells nothing more: another user's
+        // session and one without an owner answer the same 409, and neither is adopted. Admins start any session as
+        // it is (its owner unchanged); an owner is given only by POST /api/v1/bots/{id}/owner.
+        string? owner = caller.User;
         var existing = await manager.FindAsync(id, cancellationToken);
-        if (existing is not null && existing.Owner is { } existingOwner && existingOwner != caller.User)
+        if (existing is not null && !string.Equals(existing.Owner, caller.User, StringComparison.Ordinal))
         {
             if (!caller.IsAdmin)
             {
-                throw new SessionConflictException($"The bot session id '{id}' is taken; choose another id.");
+                throw new BotIdUnavailableException(id);
             }
 
-            owner = existingOwner;
+            owner = null;
         }
 
         var result = await manager.StartSessionAsync(new StartBotSession(id, botType, owner), ActorOf(caller), cancellationToken);
@@ -174,6 +179,14 @@ internal static class BotEndpoints
         var caller = context.Caller();
         var bot = await FindOwnedAsync(id, caller, manager, cancellationToken);
         return TypedResults.Ok(ToWire(await manager.EndSessionAsync(bot.SessionId, ActorOf(caller), cancellationToken)));
+    }
+
+    private static async Task<Ok<Bot>> AssignOwnerAsync(string id, BotOwnerAssignment request, HttpContext context, BotManager manager, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        ValidId(id);
+        var owner = ValidId(request.Owner, "owner");
+        return TypedResults.Ok(ToWire(await manager.AssignOwnerAsync(id, owner, ActorOf(caller), cancellationToken)));
     }
 
     private static async Task<Ok<Client.Models.AuditPage>> EventsAsync(

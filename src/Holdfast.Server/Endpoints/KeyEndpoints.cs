@@ -23,7 +23,7 @@ internal static class KeyEndpoints
         return keys;
     }
 
-    private static async Task<Ok<ItemPage<ApiKeyInfo>>> ListAsync(ApiKeyStore store, CancellationToken cancellationToken)
+    private static async Task<Ok<ItemPage<ApiKeyInfo>>> ListAsync(ApiKeys store, CancellationToken cancellationToken)
     {
         var all = await store.ListAsync(cancellationToken);
         return TypedResults.Ok(new ItemPage<ApiKeyInfo>(all.Select(ToWire).ToList(), null));
@@ -31,8 +31,8 @@ internal static class KeyEndpoints
 
     private static async Task<Created<CreatedApiKey>> CreateAsync(
         CreateApiKeyRequest request,
-        ApiKeyStore store,
-        ILogger<ApiKeyStore> logger,
+        ApiKeys store,
+        ILogger<ApiKeys> logger,
         CancellationToken cancellationToken)
     {
         var created = await store.CreateAsync(SessionIds.Validate(request.User, "user"), request.Admin, cancellationToken);
@@ -45,8 +45,8 @@ internal static class KeyEndpoints
     private static async Task<Results<Ok<ApiKeyInfo>, ProblemHttpResult>> RevokeAsync(
         string id,
         HttpContext context,
-        ApiKeyStore store,
-        ILogger<ApiKeyStore> logger,
+        ApiKeys store,
+        ILogger<ApiKeys> logger,
         CancellationToken cancellationToken)
     {
         if (!SessionIds.IsValid(id))

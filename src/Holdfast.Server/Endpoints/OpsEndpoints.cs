@@ -1,7 +1,6 @@
 using System.Text;
 using Holdfast.Server.Metrics;
-using Holdfast.Storage.Migrations;
-using Holdfast.Storage.Sqlite;
+using Holdfast.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -21,7 +20,7 @@ internal static class OpsEndpoints
         app.MapGet("/readyz", ReadyAsync)
             .AllowAnonymous()
             .DisableRateLimiting()
-            .WithSummary("Readiness: the store answers and its schema is current.");
+            .WithSummary("Readiness: the store answers, accepts writes, has no damaged page found, and its schema is current.");
         app.MapGet("/metrics", MetricsAsync)
             .AllowAnonymous()
             .DisableRateLimiting()
@@ -29,21 +28,35 @@ internal static class OpsEndpoints
         return app;
     }
 
-    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ReadyAsync(SqliteDatabase database, CancellationToken cancellationToken)
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ReadyAsync(HttpContext context, IStoreAdministration store, CancellationToken cancellationToken)
     {
         try
         {
-            // Read-only on purpose: a probe must not take the writer lock (GetMigrationStatusAsync bootstraps the
-            // table in a write transaction), and sees what another process did to the schema underneath.
-            var applied = await database.ReadAsync(connection => SqliteDatabase.ReadAppliedMigrationsAsync(connection, cancellationToken), cancellationToken);
-            var status = MigrationPlanner.Compare("sqlite", database.Migrations, applied);
+            // The store answers, accepts writes (a full disk is not ready until a write commits again, which the ping
+            // tries each time), and no damaged page was found.
+            await store.PingAsync(cancellationToken);
+        }
+        catch (Sessions.StoreUnavailableException ex)
+        {
+            if (ex.RetryAfter is { } retryAfter)
+            {
+                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            return Errors.ProblemResults.Problem(StatusCodes.Status503ServiceUnavailable, "Not ready", ex.Message);
+        }
+
+        try
+        {
+            // Read-only on purpose: a probe never takes a write lock, and sees what another process did to the schema.
+            var status = await store.GetSchemaStatusAsync(cancellationToken);
             if (!status.IsCurrent)
             {
                 var why = status.Problems.Count > 0 ? string.Join(" ", status.Problems) : $"{status.Pending.Count} migration(s) are pending; run 'holdfast migrate'.";
                 return Errors.ProblemResults.Problem(StatusCodes.Status503ServiceUnavailable, "Not ready", why);
             }
         }
-        catch (Exception ex) when (ex is Sessions.HoldfastException or Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is Sessions.HoldfastException or System.Data.Common.DbException or IOException or UnauthorizedAccessException)
         {
             return Errors.ProblemResults.Problem(StatusCodes.Status503ServiceUnavailable, "Not ready", "The store does not answer: " + ex.Message);
         }

@@ -13,6 +13,8 @@ namespace Holdfast.Server.Endpoints;
 /// The web bot's pairing page: the QR code of a <c>web</c> session encodes <c>/pair/{id}?token=…</c>; opening it
 /// shows a small chat page that pairs this browser as the bot's device (the token is the proof), then sends what
 /// the user types as the bot's received messages. No API key: the pairing token and then the device key guard it.
+/// Every failure (unknown id, not a web bot, ended, wrong or old token, wrong device key) is the same 404, so these
+/// pages tell a stranger nothing about which bot ids exist.
 /// </summary>
 internal static class PairingEndpoints
 {
@@ -22,7 +24,7 @@ internal static class PairingEndpoints
     public static IEndpointRouteBuilder MapPairingPages(this IEndpointRouteBuilder app)
     {
         var pair = app.MapGroup("/pair").AllowAnonymous().WithTags("Web bot pairing");
-        pair.MapGet("/{id}", Page).WithSummary("The chat page a web bot's QR code opens.");
+        pair.MapGet("/{id}", PageAsync).WithSummary("The chat page a web bot's QR code opens (needs the link's token, or the cookie of the browser paired with it; else 404).");
         pair.MapPost("/{id}/device", PairAsync).WithSummary("Pairs this browser with the session (token from the QR link); answers the device key.");
         pair.MapPost("/{id}/messages", SendAsync).WithSummary("A message from the paired browser: the bot's received message.");
         return app;
@@ -37,28 +39,65 @@ internal static class PairingEndpoints
     /// <summary>Body of <c>POST /pair/{id}/messages</c>.</summary>
     public sealed record PageMessage(string? Text);
 
-    private static ContentHttpResult Page(string id, HttpContext context)
+    /// <summary>Cookie (scoped to the session's own <c>/pair/{id}</c> path) that lets a paired browser open its page again.</summary>
+    public const string DeviceCookie = "holdfast_device";
+
+    /// <summary>
+    /// The one answer for every pairing link that does not work: unknown id, another bot type, an ended session, a
+    /// wrong, old or missing token. A stranger learns nothing about which ids exist.
+    /// </summary>
+    internal const string LinkNotValid = "This pairing link is not valid (any more): scan the QR code the bot shows now.";
+
+    private static async Task<ContentHttpResult> PageAsync(string id, string? token, HttpContext context, BotManager manager, CancellationToken cancellationToken)
     {
         EndpointHelpers.ValidId(id);
-        context.Response.Headers.ContentSecurityPolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
         context.Response.Headers.CacheControl = "no-store";
         context.Response.Headers["Referrer-Policy"] = "no-referrer";
+        var session = await manager.FindAsync(id, cancellationToken);
+        var allowed = session is not null
+            && (WebBotConnector.VerifyPairingToken(session, token)
+                || await manager.VerifyWebDeviceAsync(id, context.Request.Cookies[DeviceCookie], cancellationToken));
+        if (!allowed)
+        {
+            context.Response.Headers.ContentSecurityPolicy = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+            return TypedResults.Text(NotValidPage, "text/html; charset=utf-8", statusCode: StatusCodes.Status404NotFound);
+        }
+
+        context.Response.Headers.ContentSecurityPolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
         var html = PageTemplate
             .Replace("{{TITLE}}", HtmlEncoder.Default.Encode(id), StringComparison.Ordinal)
             .Replace("{{ID_JSON}}", JsonSerializer.Serialize(id, PageJson), StringComparison.Ordinal);
         return TypedResults.Text(html, "text/html; charset=utf-8");
     }
 
-    private static async Task<Ok<PairResponse>> PairAsync(string id, PairRequest request, BotManager manager, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<PairResponse>, ProblemHttpResult>> PairAsync(string id, PairRequest request, HttpContext context, BotManager manager, CancellationToken cancellationToken)
     {
         EndpointHelpers.ValidId(id);
         var session = await manager.FindAsync(id, cancellationToken);
-        if (session is null || session.BotType != WebBotConnector.TypeName)
+        if (session is null || !WebBotConnector.VerifyPairingToken(session, request.Token))
         {
-            throw new SessionNotFoundException(SessionKind.Bot, id);
+            return Errors.ProblemResults.NotFound(LinkNotValid);
         }
 
-        var key = await manager.PairWebDeviceAsync(id, request.Token, Actor.System("connector:web", "paired from the pairing page"), cancellationToken);
+        string key;
+        try
+        {
+            key = await manager.PairWebDeviceAsync(id, request.Token, Actor.System("connector:web", "paired from the pairing page"), cancellationToken);
+        }
+        catch (InvalidSessionInputException)
+        {
+            // The QR changed between the check above and the pairing: the same answer as any other stale link.
+            return Errors.ProblemResults.NotFound(LinkNotValid);
+        }
+
+        context.Response.Cookies.Append(DeviceCookie, key, new CookieOptions
+        {
+            Path = "/pair/" + Uri.EscapeDataString(id),
+            HttpOnly = true,
+            SameSite = SameSiteMode.Strict,
+            Secure = context.Request.IsHttps,
+            MaxAge = TimeSpan.FromDays(400),
+        });
         return TypedResults.Ok(new PairResponse(key));
     }
 
@@ -84,6 +123,14 @@ internal static class PairingEndpoints
         await manager.RecordMessageAsync(id, message.Text, Actor.System("connector:web", "message from the paired browser"), cancellationToken);
         return TypedResults.NoContent();
     }
+
+    private const string NotValidPage = $"""
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>Pairing link not valid</title></head>
+        <body style="font-family: system-ui, sans-serif; max-width: 36rem; margin: 0 auto; padding: 1rem;">
+        <h1>Pairing link not valid</h1><p>{LinkNotValid}</p></body></html>
+        """;
 
     private static readonly JsonSerializerOptions PageJson = new() { Encoder = JavaScriptEncoder.Default };
 

@@ -1,4 +1,6 @@
+using System.Globalization;
 using Holdfast.Server.Hosting;
+using Holdfast.Sessions;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -27,7 +29,13 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
                 Log.RequestFailedOnServer(logger, context.Request.Method, context.Request.Path, exception.Message);
             }
 
-            await ProblemResults.WriteAsync(context, problem.Status, problem.Title, problem.Detail, problem.Errors);
+            if (exception is StoreUnavailableException { RetryAfter: { } retryAfter } && !context.Response.HasStarted)
+            {
+                // A full disk passes by itself once space is freed: tell clients when to try again.
+                context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+            }
+
+            await ProblemResults.WriteAsync(context, problem.Status, problem.Title, problem.Detail, problem.Errors, ProblemResults.CodeOf(exception));
         }
         catch (Exception exception)
         {

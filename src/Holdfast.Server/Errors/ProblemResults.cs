@@ -6,6 +6,8 @@ using Holdfast.Sessions;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace Holdfast.Server.Errors;
 
@@ -17,14 +19,26 @@ internal static partial class ProblemResults
 {
     public const string ContentType = "application/problem+json";
 
-    /// <summary>A problem result for an endpoint to return.</summary>
-    public static ProblemHttpResult Problem(int status, string title, string detail, IDictionary<string, string[]>? errors = null)
+    /// <summary>Prefix of the <c>type</c> of a problem that has its own <c>code</c> (e.g. <c>bot_id_unavailable</c>).</summary>
+    public const string CodeTypePrefix = "tag:holdfast,2026:problem:";
+
+    /// <summary>
+    /// A problem result for an endpoint to return. A <paramref name="code"/> (a stable, machine-readable name such
+    /// as <c>bot_id_unavailable</c>) is sent as the extension member <c>code</c> and makes the <c>type</c>
+    /// <c>tag:holdfast,2026:problem:{code}</c>.
+    /// </summary>
+    public static ProblemHttpResult Problem(int status, string title, string detail, IDictionary<string, string[]>? errors = null, string? code = null)
     {
         var problem = errors is null ? new ProblemDetails() : new HttpValidationProblemDetails(errors);
         problem.Status = status;
         problem.Title = title;
         problem.Detail = detail;
-        problem.Type = TypeFor(status);
+        problem.Type = code is null ? TypeFor(status) : CodeTypePrefix + code;
+        if (code is not null)
+        {
+            problem.Extensions["code"] = code;
+        }
+
         return TypedResults.Problem(problem);
     }
 
@@ -34,7 +48,7 @@ internal static partial class ProblemResults
         Problem(StatusCodes.Status400BadRequest, "Invalid request", detail, new Dictionary<string, string[]>(StringComparer.Ordinal) { [field] = [detail] });
 
     /// <summary>Writes a problem straight to the response (middleware, auth handler, rate limiter).</summary>
-    public static async Task WriteAsync(HttpContext context, int status, string title, string detail, IDictionary<string, string[]>? errors = null)
+    public static async Task WriteAsync(HttpContext context, int status, string title, string detail, IDictionary<string, string[]>? errors = null, string? code = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         if (context.Response.HasStarted)
@@ -43,7 +57,19 @@ internal static partial class ProblemResults
         }
 
         context.Response.StatusCode = status;
-        await Problem(status, title, detail, errors).ExecuteAsync(context);
+        if (code is BotIdUnavailableException.Code)
+        {
+            // The one answer for "another user's id" and "an id without an owner" is the same to the byte, so it is
+            // written without the per-request trace id the problem details service adds (a 409 is never looked up in
+            // the server's log).
+            var problem = new ProblemDetails { Status = status, Title = title, Detail = detail, Type = CodeTypePrefix + code };
+            problem.Extensions["code"] = code;
+            var json = context.RequestServices.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+            await context.Response.WriteAsJsonAsync(problem, json, ContentType, context.RequestAborted);
+            return;
+        }
+
+        await Problem(status, title, detail, errors, code).ExecuteAsync(context);
     }
 
     /// <summary>Maps an exception to (status, title, detail, errors), or null when it is not one we report as such.</summary>
@@ -52,6 +78,8 @@ internal static partial class ProblemResults
         SessionNotFoundException e => (404, "Not found", e.Message, null),
         ApiKeyNotFoundException e => (404, "Not found", e.Message, null),
         SessionConflictException e => (409, "Conflict", e.Message, null),
+        BotIdUnavailableException e => (409, "Bot id unavailable", e.Message, null),
+        ModelNotFoundException e => (404, "Model not found", e.Message, null),
         InvalidSessionInputException e => (400, "Invalid request", e.Message, new Dictionary<string, string[]>(StringComparer.Ordinal) { [e.Field] = [e.Message] }),
         StoreSchemaException e => (503, "Database schema problem", e.Message, null),
         StoreUnavailableException e => (503, "Store unavailable", e.Message, null),
@@ -60,6 +88,14 @@ internal static partial class ProblemResults
         OpenAi.ServerStoppingException e => (503, "Server shutting down", e.Message, null),
         BadHttpRequestException e => MapBadRequest(e),
         JsonException e => (400, "Invalid request body", DescribeJson(e), null),
+        _ => null,
+    };
+
+    /// <summary>The problem <c>code</c> of an exception that has one (sent with the problem), else null.</summary>
+    public static string? CodeOf(Exception exception) => exception switch
+    {
+        BotIdUnavailableException => BotIdUnavailableException.Code,
+        ModelNotFoundException => ModelNotFoundException.Code,
         _ => null,
     };
 

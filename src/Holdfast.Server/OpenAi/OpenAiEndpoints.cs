@@ -41,6 +41,8 @@ internal static class OpenAiEndpoints
             ControlAsync(id, "pause", context, sessions, ct)).WithSummary("Holdfast extension: pauses a response.");
         v1.MapPost("/responses/{id}/resume", (string id, HttpContext context, GenerationSessions sessions, CancellationToken ct) =>
             ControlAsync(id, "resume", context, sessions, ct)).WithSummary("Holdfast extension: resumes a paused response; it continues its text.");
+        v1.MapDelete("/responses/{id}", DeleteResponseAsync).WithSummary("Deletes a response that is not queued or in progress (its generation and log).");
+        v1.MapGet("/models", ListModelsAsync).WithSummary("The models this server's backends serve, in OpenAI's list shape.");
         v1.MapPost("/chat/completions", ChatCompletionsAsync).WithSummary("Chat completion (streaming or not), as a durable generation.");
         return app;
     }
@@ -54,7 +56,8 @@ internal static class OpenAiEndpoints
         var background = body.Bool("background");
         var streaming = body.Bool("stream");
         var input = body.Messages("input", allowString: true);
-        if (body.String("instructions") is { } instructions)
+        var instructions = body.String("instructions");
+        if (instructions is not null)
         {
             input.Insert(0, new GenerationMessage("system", instructions));
         }
@@ -68,6 +71,12 @@ internal static class OpenAiEndpoints
 
         var metadata = body.Metadata() ?? [];
         metadata["holdfast.api"] = "responses";
+        if (instructions is not null)
+        {
+            // Echoed as sent: the instructions are the first input message of the generation.
+            metadata["holdfast.instructions"] = "input[0]";
+        }
+
         if (background)
         {
             metadata["holdfast.background"] = "true";
@@ -132,6 +141,35 @@ internal static class OpenAiEndpoints
         await WriteJsonAsync(context, ResponseObject(session), cancellationToken);
     }
 
+    private static async Task<ContentHttpResult> DeleteResponseAsync(string id, HttpContext context, GenerationSessions sessions, CancellationToken cancellationToken)
+    {
+        var caller = context.Caller();
+        var generationId = ParseResponseId(id, "response_id");
+        var scope = GenerationEndpoints.OwnerScope(caller);
+        var session = await sessions.GetAsync(generationId, scope, cancellationToken);
+        if (session.Status is GenerationStatus.Queued or GenerationStatus.Running or GenerationStatus.Paused)
+        {
+            throw new SessionConflictException(
+                $"Response '{ResponsePrefix}{generationId}' is {ResponseStatus(session).Status}; cancel it first (POST /v1/responses/{ResponsePrefix}{generationId}/cancel), then delete it.",
+                ResponseStatus(session).Status);
+        }
+
+        await sessions.DeleteAsync(generationId, EndpointHelpers.ActorOf(caller), scope, cancellationToken);
+        var deleted = new JsonObject { ["id"] = ResponsePrefix + generationId, ["object"] = "response.deleted", ["deleted"] = true };
+        return TypedResults.Text(deleted.ToJsonString(WireJson), "application/json");
+    }
+
+    private static async Task<ContentHttpResult> ListModelsAsync(Holdfast.Generation.Backends.GenerationBackends backends, CancellationToken cancellationToken)
+    {
+        var data = new JsonArray();
+        foreach (var (model, backend) in await backends.ListAllModelsAsync(cancellationToken))
+        {
+            data.Add(new JsonObject { ["id"] = model, ["object"] = "model", ["created"] = 0, ["owned_by"] = backend });
+        }
+
+        return TypedResults.Text(new JsonObject { ["object"] = "list", ["data"] = data }.ToJsonString(WireJson), "application/json");
+    }
+
     private static async Task<ContentHttpResult> ControlAsync(string id, string command, HttpContext context, GenerationSessions sessions, CancellationToken cancellationToken)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -160,9 +198,12 @@ internal static class OpenAiEndpoints
     }
 
     /// <summary>
-    /// Streams a response's events. Numbering: 0–3 are <c>response.created</c>, <c>response.in_progress</c>,
-    /// <c>output_item.added</c>, <c>content_part.added</c>; log event <c>s</c> is <c>4·s</c> (a delta for a chunk); the
-    /// terminal status at log seq <c>T</c> closes with <c>4T…4T+3</c>. Stable numbers make <c>starting_after</c> exact.
+    /// Streams a response's events, numbered consecutively: 0–3 are <c>response.created</c>, <c>response.in_progress</c>,
+    /// <c>output_item.added</c>, <c>content_part.added</c>; the n-th chunk of the durable log is delta <c>3+n</c>; the
+    /// terminal status closes with the next four. The numbers are a function of the log (counted from its start), so
+    /// <c>starting_after</c> resumes exactly, across restarts. When the server shuts down mid-stream, the stream ends
+    /// with an <c>error</c> event (code <c>server_shutting_down</c>, the last number sent) and the response stays
+    /// resumable from that number.
     /// </summary>
     private static async Task StreamResponseAsync(
         HttpContext context,
@@ -174,11 +215,14 @@ internal static class OpenAiEndpoints
         CancellationToken cancellationToken)
     {
         var scope = GenerationEndpoints.OwnerScope(caller);
-        await sessions.CheckFollowFromAsync(session.Id, Math.Max(0, (startingAfter / 4) - 1), cancellationToken);
+        var (afterLog, chunksBefore) = await LocateAsync(sessions, session.Id, scope, startingAfter, cancellationToken);
+        await sessions.CheckFollowFromAsync(session.Id, afterLog, cancellationToken);
         var sse = new SseWriter(context.Response);
         await sse.StartAsync(cancellationToken);
         var responseId = ResponsePrefix + session.Id;
         var itemId = "msg_" + session.Id;
+        var lastNumber = startingAfter;
+        var closed = false;
 
         async Task EmitAsync(string type, long number, JsonObject payload)
         {
@@ -190,6 +234,7 @@ internal static class OpenAiEndpoints
             payload["type"] = type;
             payload["sequence_number"] = number;
             await sse.WriteEventAsync(type, payload, null, cancellationToken, WireJson);
+            lastNumber = number;
         }
 
         var snapshot = ResponseObject(session with { Output = string.Empty }, includeOutput: false);
@@ -209,20 +254,15 @@ internal static class OpenAiEndpoints
         });
         await sse.FlushAsync(cancellationToken);
 
-        if (GenerationMapping.IsSettled(session) && (startingAfter / 4) - 1 >= session.LastSeq)
-        {
-            return;
-        }
-
-        var afterLog = Math.Max(0, (startingAfter / 4) - 1);
+        var chunks = chunksBefore;
         await relay.RelayAsync(
             session.Id,
             sessions.FollowAsync(session.Id, scope, afterLog, cancellationToken),
             async e =>
             {
-                var number = e.Seq * 4;
                 if (e.Type == GenerationLogEventType.Chunk)
                 {
+                    var number = 3 + ++chunks;
                     await EmitAsync("response.output_text.delta", number, new JsonObject
                     {
                         ["item_id"] = itemId,
@@ -234,6 +274,7 @@ internal static class OpenAiEndpoints
                 }
                 else if (e.IsTerminal)
                 {
+                    var number = 4 + chunks;
                     var final = await sessions.GetAsync(session.Id, scope, cancellationToken);
                     await EmitAsync("response.output_text.done", number, new JsonObject
                     {
@@ -264,6 +305,7 @@ internal static class OpenAiEndpoints
                     };
                     await EmitAsync(closing, number + 3, new JsonObject { ["response"] = response });
                     await sse.FlushAsync(cancellationToken);
+                    closed = true;
                     return false;
                 }
 
@@ -272,6 +314,61 @@ internal static class OpenAiEndpoints
             },
             () => sse.HeartbeatAsync(cancellationToken),
             cancellationToken);
+
+        var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        if (!closed && stopping.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // Not a durable event: it carries the last number sent, so resuming from the highest number seen is exact.
+            var error = new JsonObject
+            {
+                ["type"] = "error",
+                ["code"] = "server_shutting_down",
+                ["message"] = $"The server is shutting down; the response is kept. Resume with GET /v1/responses/{responseId}?stream=true&starting_after={Math.Max(lastNumber, -1)} once it is back.",
+                ["param"] = null,
+                ["sequence_number"] = Math.Max(lastNumber, 0),
+            };
+            await sse.WriteEventAsync("error", error, null, cancellationToken, WireJson);
+            await sse.FlushAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Where a stream resumed after number <paramref name="startingAfter"/> picks up: the log seq of the chunk that
+    /// number was (delta <c>3+n</c> is the n-th chunk), and how many chunks came before. Reads the log from its start.
+    /// </summary>
+    private static async Task<(long AfterLog, long ChunksBefore)> LocateAsync(
+        GenerationSessions sessions, string id, string? scope, long startingAfter, CancellationToken cancellationToken)
+    {
+        var seen = startingAfter - 3;
+        if (seen <= 0)
+        {
+            return (0, 0);
+        }
+
+        long count = 0, lastChunk = 0, after = 0;
+        while (true)
+        {
+            var page = await sessions.ReadLogAsync(id, scope, after, 5000, cancellationToken);
+            if (page.Count == 0)
+            {
+                return (lastChunk, count);
+            }
+
+            foreach (var e in page)
+            {
+                if (e.Type == GenerationLogEventType.Chunk)
+                {
+                    count++;
+                    lastChunk = e.Seq;
+                    if (count == seen)
+                    {
+                        return (e.Seq, count);
+                    }
+                }
+            }
+
+            after = page[^1].Seq;
+        }
     }
 
     /// <summary>The Responses API object for a session.</summary>
@@ -303,7 +400,7 @@ internal static class OpenAiEndpoints
             ["background"] = background,
             ["error"] = s.Status == GenerationStatus.Failed ? new JsonObject { ["code"] = "server_error", ["message"] = s.Error ?? "The generation failed." } : null,
             ["incomplete_details"] = incomplete is null ? null : new JsonObject { ["reason"] = incomplete },
-            ["instructions"] = null,
+            ["instructions"] = s.Metadata?.GetValueOrDefault("holdfast.instructions") == "input[0]" && s.Input.Count > 0 ? s.Input[0].Content : null,
             ["max_output_tokens"] = s.Parameters.MaxTokens,
             ["model"] = s.Model,
             ["output"] = output,
@@ -332,6 +429,7 @@ internal static class OpenAiEndpoints
                 ["status"] = GenerationMapping.ToWire(s.Status).ToString().ToLowerInvariant(),
                 ["pause_reason"] = s.PauseReason,
                 ["last_seq"] = s.LastSeq,
+                ["continuation"] = s.Continuation,
             },
         };
     }

@@ -44,6 +44,8 @@ internal sealed class OpenAiRequest(JsonElement root)
             throw new InvalidSessionInputException("body", "The request body must be a JSON object.");
         }
 
+        EnsureText(document.RootElement);
+
         foreach (var property in document.RootElement.EnumerateObject())
         {
             if (!knownFields.Contains(property.Name))
@@ -56,6 +58,50 @@ internal sealed class OpenAiRequest(JsonElement root)
         }
 
         return new OpenAiRequest(document.RootElement.Clone());
+    }
+
+    /// <summary>
+    /// The parser checks JSON's structure, not the text inside strings: a name or value that is not valid UTF-8 (or an
+    /// unpaired <c>\u</c> surrogate escape) would throw only when read. Reads every one now, so it is a 400 up front.
+    /// </summary>
+    private static void EnsureText(JsonElement element)
+    {
+        try
+        {
+            Visit(element);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new InvalidSessionInputException(
+                "body",
+                "The request body has text that is not valid UTF-8 (or an unpaired \\u surrogate escape); send JSON encoded as UTF-8.",
+                ex);
+        }
+
+        static void Visit(JsonElement element)
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        _ = property.Name;
+                        Visit(property.Value);
+                    }
+
+                    break;
+                case JsonValueKind.Array:
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        Visit(item);
+                    }
+
+                    break;
+                case JsonValueKind.String:
+                    _ = element.GetString();
+                    break;
+            }
+        }
     }
 
     public string? String(string name)

@@ -17,13 +17,13 @@ internal sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    ApiKeyStore keys)
+    ApiKeys keys)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "HoldfastKey";
 
-    private const string AdminClaim = "holdfast:admin";
-    private const string KeyIdClaim = "holdfast:key";
+    internal const string AdminClaim = "holdfast:admin";
+    internal const string KeyIdClaim = "holdfast:key";
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -69,7 +69,11 @@ internal sealed class ApiKeyAuthenticationHandler(
     public static bool IsUnixSocket(HttpContext context) =>
         context.Connection.LocalIpAddress is null && context.Connection.RemoteIpAddress is null;
 
-    private AuthenticateResult Success(Principal principal)
+    private AuthenticateResult Success(Principal principal) =>
+        AuthenticateResult.Success(new AuthenticationTicket(ToClaimsPrincipal(principal, SchemeName), SchemeName));
+
+    /// <summary>The claims of <paramref name="principal"/> (user, admin, key id) under <paramref name="scheme"/>; <see cref="GetPrincipal"/> reads them back.</summary>
+    internal static ClaimsPrincipal ToClaimsPrincipal(Principal principal, string scheme)
     {
         var claims = new List<Claim>
         {
@@ -86,8 +90,7 @@ internal sealed class ApiKeyAuthenticationHandler(
             claims.Add(new Claim(ClaimTypes.Role, "admin"));
         }
 
-        var identity = new ClaimsIdentity(claims, SchemeName);
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+        return new ClaimsPrincipal(new ClaimsIdentity(claims, scheme));
     }
 
     /// <summary>The <see cref="Principal"/> of an authenticated request.</summary>

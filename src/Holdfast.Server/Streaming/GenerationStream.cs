@@ -4,7 +4,6 @@ using Holdfast.Generation;
 using Holdfast.Server.Endpoints;
 using Holdfast.Server.Hosting;
 using Holdfast.Server.Metrics;
-using Holdfast.Storage.Sqlite;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -22,13 +21,10 @@ namespace Holdfast.Server.Streaming;
 /// </summary>
 internal sealed class GenerationStream(
     GenerationSessions sessions,
-    SqliteDatabase database,
     IOptions<ServerOptions> options,
     IHostApplicationLifetime lifetime,
     ServerMetrics metrics)
 {
-    private static readonly TimeSpan DurablePoll = TimeSpan.FromMilliseconds(10);
-
     /// <summary>
     /// A generic follow of session <paramref name="sessionId"/>: events relayed (once durable) with heartbeats;
     /// used by the OpenAI face too. <paramref name="onEvent"/> returns false to end the stream.
@@ -74,7 +70,8 @@ internal sealed class GenerationStream(
                 {
                     if (e.Seq > durable)
                     {
-                        durable = await WaitDurableAsync(sessionId, e.Seq, token);
+                        // Woken by the group commit's change signal (no polling on the hot path).
+                        durable = await sessions.WaitDurableAsync(sessionId, e.Seq, token);
                     }
 
                     if (!await onEvent(e))
@@ -140,29 +137,6 @@ internal sealed class GenerationStream(
             },
             () => sse.HeartbeatAsync(cancellationToken),
             cancellationToken);
-    }
-
-    /// <summary>Waits until the log holds <paramref name="seq"/> (its group commit is done); returns the durable seq.</summary>
-    private async Task<long> WaitDurableAsync(string sessionId, long seq, CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            var durable = await database.ReadAsync(
-                async connection =>
-                {
-                    await using var command = connection.CreateCommand();
-                    command.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM generation_log WHERE session_id = $id";
-                    command.Parameters.AddWithValue("$id", sessionId);
-                    return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
-                },
-                cancellationToken);
-            if (durable >= seq)
-            {
-                return durable;
-            }
-
-            await Task.Delay(DurablePoll, cancellationToken);
-        }
     }
 
     private static async Task PumpAsync(IAsyncEnumerable<GenerationLogEvent> source, ChannelWriter<GenerationLogEvent> writer, CancellationToken cancellationToken)

@@ -87,25 +87,42 @@ public sealed class BotAuthStateProtector : IDisposable
     {
         if (!string.IsNullOrWhiteSpace(options.AuthStateKey))
         {
-            byte[] key;
-            try
+            if (DescribeKeyProblem(options.AuthStateKey) is { } problem)
             {
-                key = Convert.FromBase64String(options.AuthStateKey.Trim());
-            }
-            catch (FormatException ex)
-            {
-                throw new InvalidOperationException($"{BotOptions.SectionName}:{nameof(BotOptions.AuthStateKey)} is not valid base64; it must be base64 of {KeySize} bytes.", ex);
+                throw new InvalidOperationException(problem);
             }
 
-            if (key.Length != KeySize)
-            {
-                throw new InvalidOperationException($"{BotOptions.SectionName}:{nameof(BotOptions.AuthStateKey)} decodes to {key.Length} bytes; it must be {KeySize} bytes (base64).");
-            }
-
-            return key;
+            return Convert.FromBase64String(options.AuthStateKey.Trim());
         }
 
         return ReadOrCreateKeyFile(ResolveKeyFilePath(options, storage), logger);
+    }
+
+    /// <summary>
+    /// Why <paramref name="configuredKey"/> (<see cref="BotOptions.AuthStateKey"/>) cannot be used, in one sentence
+    /// naming the setting; null when it is absent or usable (base64 of 32 bytes).
+    /// </summary>
+    public static string? DescribeKeyProblem(string? configuredKey)
+    {
+        if (string.IsNullOrWhiteSpace(configuredKey))
+        {
+            return null;
+        }
+
+        var setting = $"{BotOptions.SectionName}:{nameof(BotOptions.AuthStateKey)}";
+        byte[] key;
+        try
+        {
+            key = Convert.FromBase64String(configuredKey.Trim());
+        }
+        catch (FormatException)
+        {
+            return $"{setting} is not valid base64; it must be base64 of {KeySize} bytes (make one with `openssl rand -base64 {KeySize}`), or remove it to use the key file in the data directory.";
+        }
+
+        return key.Length == KeySize
+            ? null
+            : $"{setting} decodes to {key.Length} bytes; it must be base64 of {KeySize} bytes (make one with `openssl rand -base64 {KeySize}`).";
     }
 
     /// <summary>The key file used when no key is configured: <see cref="BotOptions.AuthStateKeyFile"/> in the data directory (or that absolute path).</summary>

@@ -13,8 +13,11 @@ public static class BotLimits
     /// <summary>Largest message text, in UTF-8 bytes (64 KiB).</summary>
     public const int MaxMessageBytes = 64 * 1024;
 
-    /// <summary>Largest QR payload, in UTF-8 bytes (4 KiB; a QR code holds at most about 3 KB anyway).</summary>
-    public const int MaxQrBytes = 4 * 1024;
+    /// <summary>
+    /// Largest QR payload, in UTF-8 bytes: the most one QR code holds (2,953 bytes: version 40, low error correction,
+    /// byte mode). Payloads up to 2,331 bytes are drawn with medium error correction, larger ones with low.
+    /// </summary>
+    public const int MaxQrBytes = 2953;
 
     /// <summary>Largest connection detail, in characters.</summary>
     public const int MaxConnectionDetailLength = 1024;
@@ -109,11 +112,12 @@ public static class BotLimits
         }
 
         var bytes = Encoding.UTF8.GetByteCount(qrData);
-        if (bytes > MaxQrBytes)
+        if (bytes > MaxQrBytes || (bytes > BotQrCodes.AlwaysFitsBytes && !BotQrCodes.Fits(qrData)))
         {
+            // Checked when the payload is stored, so a stored QR code can always be drawn.
             throw new InvalidSessionInputException(
                 "qr_data",
-                string.Create(CultureInfo.InvariantCulture, $"The QR payload is {bytes} bytes (UTF-8); the limit is {MaxQrBytes} bytes (4 KiB)."));
+                string.Create(CultureInfo.InvariantCulture, $"The QR payload is {bytes} bytes (UTF-8); a QR code holds at most {MaxQrBytes} bytes (less when the text is not plain ASCII), so that is the limit."));
         }
 
         return qrData;

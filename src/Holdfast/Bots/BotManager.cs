@@ -19,13 +19,19 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     private readonly BotAuthStateProtector _protector;
     private readonly Dictionary<string, IBotConnector> _connectors;
     private readonly ILogger _logger;
+    private readonly SessionChanges? _changes;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _connected = new(StringComparer.Ordinal);
 
     // Start, end and restore of one session are serialised (striped by id) so a session is never connected twice.
     private readonly SemaphoreSlim[] _sessionLocks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
 
-    public BotManager(IBotStore store, IEnumerable<IBotConnector> connectors, BotAuthStateProtector protector, ILogger<BotManager>? logger = null)
-        : this(store, connectors, protector, null, null, logger)
+    public BotManager(
+        IBotStore store,
+        IEnumerable<IBotConnector> connectors,
+        BotAuthStateProtector protector,
+        ILogger<BotManager>? logger = null,
+        SessionChanges? changes = null)
+        : this(store, connectors, protector, null, null, logger, changes)
     {
     }
 
@@ -35,12 +41,14 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         BotAuthStateProtector protector,
         IBotAuthKeyStore? authKeys,
         TimeProvider? time,
-        ILogger<BotManager>? logger = null)
+        ILogger<BotManager>? logger = null,
+        SessionChanges? changes = null)
     {
         Time = time ?? TimeProvider.System;
         StartedAt = Time.GetUtcNow();
         _store = store;
         _authKeys = authKeys;
+        _changes = changes;
         _protector = protector;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _connectors = new Dictionary<string, IBotConnector>(StringComparer.Ordinal);
@@ -69,7 +77,9 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     /// and the connector has taken the session (for <c>web</c>: its QR pairing link is stored). Starting an active
     /// session changes nothing (it is reconnected if this process did not hold it yet). Throws
     /// <see cref="InvalidSessionInputException"/> for a bad id or an unknown bot type (nothing changed) and
-    /// <see cref="SessionConflictException"/> when the id is taken by another owner or bot type.
+    /// <see cref="SessionConflictException"/> when the id is active as another bot type, and
+    /// <see cref="BotIdUnavailableException"/> when <see cref="StartBotSession.Owner"/> is set and the session belongs
+    /// to another owner or to none.
     /// </summary>
     public async Task<BotStartResult> StartSessionAsync(StartBotSession request, Actor? actor = null, CancellationToken cancellationToken = default)
     {
@@ -86,7 +96,15 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
                 return result;
             }
 
-            await ConnectAsync(connector, result.Session, cancellationToken);
+            try
+            {
+                await ConnectAsync(connector, result.Session, cancellationToken);
+            }
+            finally
+            {
+                Changed(request.SessionId);
+            }
+
             var current = await _store.FindAsync(request.SessionId, cancellationToken) ?? result.Session;
             return result with { Session = current };
         }
@@ -109,6 +127,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         try
         {
             var ended = await _store.EndAsync(sessionId, actor ?? DefaultActor, cancellationToken);
+            Changed(sessionId);
             Log.BotSessionEnded(_logger, sessionId);
             _connected.TryRemove(sessionId, out _);
             if (_connectors.TryGetValue(ended.BotType, out var connector))
@@ -129,6 +148,18 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         {
             gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Gives session <paramref name="sessionId"/> to user <paramref name="owner"/> (an operator's decision, audited as
+    /// <c>bot.owner</c>). Completes once committed. Throws <see cref="SessionNotFoundException"/> for an unknown session
+    /// and <see cref="InvalidSessionInputException"/> for an invalid user name.
+    /// </summary>
+    public async Task<BotSession> AssignOwnerAsync(string sessionId, string owner, Actor? actor = null, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        SessionIds.Validate(owner, "owner");
+        return Changed(await _store.AssignOwnerAsync(sessionId, owner, actor ?? DefaultActor, cancellationToken));
     }
 
     /// <summary>The session; throws <see cref="SessionNotFoundException"/> when there is none.</summary>
@@ -153,11 +184,11 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     public bool IsConnected(string sessionId) => _connected.ContainsKey(sessionId);
 
     /// <inheritdoc />
-    public Task<BotSession> UpdateQrAsync(string sessionId, string? qrData, Actor? actor = null, CancellationToken cancellationToken = default)
+    public async Task<BotSession> UpdateQrAsync(string sessionId, string? qrData, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateQr(qrData);
-        return _store.SetQrAsync(sessionId, qrData, actor ?? DefaultActor, cancellationToken);
+        return Changed(await _store.SetQrAsync(sessionId, qrData, actor ?? DefaultActor, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -168,11 +199,11 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     /// Records a message the runtime received at <paramref name="receivedAt"/> (null: now). Only forward: a message
     /// older than the stored last message changes nothing. Completes once committed with its audit event.
     /// </summary>
-    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor? actor = null, CancellationToken cancellationToken = default)
+    public async Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateMessage(text);
-        return _store.RecordMessageAsync(sessionId, text, receivedAt, actor ?? DefaultActor, cancellationToken);
+        return Changed(await _store.RecordMessageAsync(sessionId, text, receivedAt, actor ?? DefaultActor, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -186,11 +217,11 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     /// <see cref="SessionConflictException"/> for a refused move and <see cref="InvalidSessionInputException"/> for a
     /// reason over the limit; nothing changes then.
     /// </summary>
-    public Task<BotSession> ReportConnectionAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor? actor = null, CancellationToken cancellationToken = default)
+    public async Task<BotSession> ReportConnectionAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateConnectionDetail(BotLimits.ConnectionDetail(state.ToWire(), reason, code));
-        return _store.SetConnectionStateAsync(sessionId, state, string.IsNullOrEmpty(reason) ? null : reason, code, actor ?? DefaultActor, cancellationToken);
+        return Changed(await _store.SetConnectionStateAsync(sessionId, state, string.IsNullOrEmpty(reason) ? null : reason, code, actor ?? DefaultActor, cancellationToken));
     }
 
     /// <summary>A connection state from its wire name, or <see cref="InvalidSessionInputException"/> naming the valid ones.</summary>
@@ -401,6 +432,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
                     null,
                     Actor.System("bots"),
                     cancellationToken);
+                Changed(session.SessionId);
                 Log.BotParked(_logger, session.SessionId, attempts);
             }
             catch (HoldfastException ex)
@@ -442,6 +474,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
             }
 
             await ConnectAsync(connector, current, cancellationToken);
+            Changed(session.SessionId);
             Log.BotRestored(_logger, session.SessionId, session.BotType);
             return RestoreOutcome.Restored;
         }
@@ -486,6 +519,15 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
 
     private IBotAuthKeyStore AuthKeys =>
         _authKeys ?? throw new InvalidOperationException("No IBotAuthKeyStore is registered: per-key login state is not available.");
+
+    /// <summary>Signals live views (the dashboard) that the session changed.</summary>
+    private BotSession Changed(BotSession session)
+    {
+        Changed(session.SessionId);
+        return session;
+    }
+
+    private void Changed(string sessionId) => _changes?.Notify(new SessionChange(SessionKind.Bot, sessionId));
 
     private IBotConnector GetConnector(string botType) =>
         _connectors.TryGetValue(botType, out var connector)

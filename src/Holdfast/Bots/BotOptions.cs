@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+
 namespace Holdfast.Bots;
 
 /// <summary>Bot settings, bound from the <c>Bots</c> configuration section.</summary>

@@ -3,7 +3,9 @@ using Microsoft.Extensions.Options;
 namespace Holdfast.Bots;
 
 /// <summary>
-/// Checks the restore settings of <see cref="BotOptions"/> at start-up; each failure names the setting and its range.
+/// Refuses <see cref="BotOptions"/> this version cannot run on, at start-up and before any file is touched: a
+/// <see cref="BotOptions.AuthStateKey"/> that is not base64 of 32 bytes, and QR and restore settings out of range
+/// (each failure names the setting and its range).
 /// Registered with <c>ValidateOnStart</c> by <c>AddHoldfastBots</c>.
 /// </summary>
 public sealed class BotOptionsValidator : IValidateOptions<BotOptions>
@@ -13,6 +15,11 @@ public sealed class BotOptionsValidator : IValidateOptions<BotOptions>
         ArgumentNullException.ThrowIfNull(options);
         var failures = new List<string>();
         var section = BotOptions.SectionName;
+        if (BotAuthStateProtector.DescribeKeyProblem(options.AuthStateKey) is { } problem)
+        {
+            failures.Add(problem);
+        }
+
         if (options.QrLifetime < TimeSpan.FromSeconds(1) || options.QrLifetime > TimeSpan.FromHours(1))
         {
             failures.Add($"{section}:{nameof(BotOptions.QrLifetime)} must be from 00:00:01 to 01:00:00; it is {options.QrLifetime}.");

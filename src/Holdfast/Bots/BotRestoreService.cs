@@ -12,12 +12,14 @@ namespace Holdfast.Bots;
 internal sealed class BotRestoreService : BackgroundService
 {
     private readonly BotManager _manager;
+    private readonly Storage.StoreSchema _schema;
     private readonly BotOptions _options;
     private readonly ILogger<BotRestoreService> _logger;
 
-    public BotRestoreService(BotManager manager, IOptions<BotOptions> options, ILogger<BotRestoreService> logger)
+    public BotRestoreService(BotManager manager, Storage.StoreSchema schema, IOptions<BotOptions> options, ILogger<BotRestoreService> logger)
     {
         _manager = manager;
+        _schema = schema;
         _options = options.Value;
         _logger = logger;
     }
@@ -35,6 +37,8 @@ internal sealed class BotRestoreService : BackgroundService
         await Task.Yield();
         try
         {
+            // The schema is current first (it waits for a store that is not reachable yet).
+            await _schema.EnsureAsync(stoppingToken);
             await _manager.RestoreActiveSessionsAsync(_options, stoppingToken);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -1,5 +1,3 @@
-using Holdfast.Audit;
-using Holdfast.Storage.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -11,19 +9,17 @@ namespace Holdfast.Bots;
 public static class BotServiceCollectionExtensions
 {
     /// <summary>
-    /// Bot options (<c>Bots</c> section), the bot store (SQLite unless another <see cref="IBotStore"/> was registered
-    /// first), the auth state protector, <see cref="BotManager"/>, the <c>web</c> and <c>bridge</c> connectors and the
-    /// restore-on-start hosted service. Expects the storage services (<c>AddHoldfastStorage</c>).
+    /// Bot options (<c>Bots</c> section), the auth state protector, <see cref="BotManager"/>, the <c>web</c> and
+    /// <c>bridge</c> connectors and the restore-on-start hosted service. Expects a storage provider
+    /// (<see cref="IBotStore"/>, e.g. <c>AddHoldfastSqliteStorage</c>).
     /// </summary>
     public static IServiceCollection AddHoldfastBots(this IServiceCollection services)
     {
         services.AddOptions<BotOptions>().BindConfiguration(BotOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BotOptions>, BotOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<IBotStore, SqliteBotStore>();
-        services.TryAddSingleton<IBotAuthKeyStore, SqliteBotAuthKeyStore>();
-        services.TryAddSingleton<IAuditLog, SqliteAuditLog>();
         services.TryAddSingleton<BotAuthStateProtector>();
+        services.TryAddSingleton<Sessions.SessionChanges>();
         services.TryAddSingleton<BotManager>();
         services.AddHoldfastBotConnector<WebBotConnector>(WebBotConnector.TypeName);
         services.AddHoldfastBotConnector<BridgeBotConnector>(BridgeBotConnector.TypeName);

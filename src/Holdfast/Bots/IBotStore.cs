@@ -14,10 +14,18 @@ public interface IBotStore
     /// <summary>
     /// Looks the session up and reactivates it (status <c>active</c>, login state and last message kept) or creates
     /// it. Completes once the change and its audit event are committed. Throws
-    /// <see cref="SessionConflictException"/> when the session is active as another bot type or belongs to another
-    /// owner.
+    /// <see cref="SessionConflictException"/> when the session is active as another bot type, and
+    /// <see cref="BotIdUnavailableException"/> when <see cref="StartBotSession.Owner"/> is set and the stored session
+    /// belongs to another owner or to none (a start never changes the owner; see <see cref="AssignOwnerAsync"/>).
     /// </summary>
     Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Gives the session to <paramref name="owner"/> (an operator's explicit decision; audited as <c>bot.owner</c> with
+    /// the previous owner). Completes once committed; assigning the current owner changes nothing. Throws
+    /// <see cref="SessionNotFoundException"/> for an unknown session.
+    /// </summary>
+    Task<BotSession> AssignOwnerAsync(string sessionId, string owner, Actor actor, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Stores a new QR payload (null clears it) of an active session. Completes once committed. Throws

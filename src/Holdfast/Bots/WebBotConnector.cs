@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Holdfast.Sessions;
-using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 
 namespace Holdfast.Bots;
@@ -158,8 +157,13 @@ public sealed class WebBotConnector : IBotConnector, IDisposable
             return null;
         }
 
-        var query = QueryHelpers.ParseQuery(uri.Query);
-        return query.TryGetValue("token", out var token) && token.Count == 1 && !string.IsNullOrEmpty(token[0]) ? token[0] : null;
+        var tokens = uri.Query.TrimStart('?')
+            .Split('&', StringSplitOptions.RemoveEmptyEntries)
+            .Select(pair => pair.Split('=', 2))
+            .Where(pair => string.Equals(Uri.UnescapeDataString(pair[0].Replace('+', ' ')), "token", StringComparison.Ordinal))
+            .Select(pair => pair.Length == 2 ? Uri.UnescapeDataString(pair[1].Replace('+', ' ')) : string.Empty)
+            .ToList();
+        return tokens.Count == 1 && tokens[0].Length > 0 ? tokens[0] : null;
     }
 
     internal static string NewToken() => Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Holdfast.Sessions;
 
 namespace Holdfast.Generation;
 
@@ -8,13 +9,18 @@ namespace Holdfast.Generation;
 /// before their group commit; the hub keeps them until the commit is done, so a follower that subscribes in
 /// between gets them from the hub (<see cref="Subscription.Pending"/>) rather than missing them.
 /// </summary>
-internal sealed class GenerationEventHub
+internal sealed class GenerationEventHub(SessionChanges changes)
 {
     private readonly ConcurrentDictionary<string, Topic> _topics = new(StringComparer.Ordinal);
 
     /// <summary>Publishes an event to the session's followers; <paramref name="persisted"/> false keeps it until <see cref="MarkPersisted"/>.</summary>
     public void Publish(GenerationLogEvent logEvent, bool persisted)
     {
+        if (changes.HasObservers)
+        {
+            changes.Notify(new SessionChange(SessionKind.Generation, logEvent.SessionId, logEvent.Type == GenerationLogEventType.Chunk));
+        }
+
         var topic = persisted ? _topics.GetValueOrDefault(logEvent.SessionId) : _topics.GetOrAdd(logEvent.SessionId, _ => new Topic());
         if (topic is null)
         {
@@ -27,6 +33,10 @@ internal sealed class GenerationEventHub
             {
                 topic.Pending.Add(logEvent);
             }
+            else if (logEvent.Seq > topic.Durable)
+            {
+                topic.Durable = logEvent.Seq;
+            }
 
             foreach (var subscriber in topic.Subscribers)
             {
@@ -34,6 +44,9 @@ internal sealed class GenerationEventHub
             }
         }
     }
+
+    /// <summary>Signals a change of the session that has no log event (a control that only set the desired state, a delete).</summary>
+    public void NotifyChanged(string sessionId) => changes.Notify(new SessionChange(SessionKind.Generation, sessionId));
 
     /// <summary>Forgets pending events up to <paramref name="seq"/> (they are now readable from the store).</summary>
     public void MarkPersisted(string sessionId, long seq)
@@ -46,7 +59,30 @@ internal sealed class GenerationEventHub
         lock (topic)
         {
             topic.Pending.RemoveAll(e => e.Seq <= seq);
+            if (seq > topic.Durable)
+            {
+                topic.Durable = seq;
+            }
+
             RemoveIfIdle(sessionId, topic);
+        }
+    }
+
+    /// <summary>
+    /// The highest seq of <paramref name="sessionId"/> this process knows is committed (its group commit here reported
+    /// it, or it was published as persisted), or 0 when it knows none: no store read is needed to tell a follower that
+    /// a chunk it got from this hub is durable. Known only while the session has followers or pending events.
+    /// </summary>
+    public long DurableSeq(string sessionId)
+    {
+        if (!_topics.TryGetValue(sessionId, out var topic))
+        {
+            return 0;
+        }
+
+        lock (topic)
+        {
+            return topic.Durable;
         }
     }
 
@@ -112,6 +148,9 @@ internal sealed class GenerationEventHub
         public List<Channel<GenerationLogEvent>> Subscribers { get; } = [];
 
         public bool Removed { get; set; }
+
+        /// <summary>Highest seq known committed (see <see cref="DurableSeq"/>).</summary>
+        public long Durable { get; set; }
     }
 
     /// <summary>A live follower's subscription: pending events at subscribe time, then everything published after.</summary>

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
-using System.Threading.Channels;
 using Holdfast.Generation.Backends;
-using Holdfast.Storage.Sqlite;
-using Microsoft.Extensions.AI;
+using Holdfast.Sessions;
+using Holdfast.Storage;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -10,57 +9,66 @@ using Microsoft.Extensions.Options;
 namespace Holdfast.Generation;
 
 /// <summary>
-/// The hosted service that owns running generation sessions in this process. At start it runs the recovery sweep;
-/// then it claims queued sessions (up to each backend's concurrency limit), streams each from its backend with one
-/// cancellation source per session, fans chunks out to live followers at once and hands them to the
-/// <see cref="GenerationLogWriter"/> for group commit. Pause and cancel cancel the run's token, which closes the
-/// upstream stream; the run then commits its last chunks and its new status.
+/// The hosted service that dispatches generation sessions on this node. At start it takes its own leases back (the
+/// recovery sweep for <see cref="GenerationOptions.NodeId"/>); then it claims queued sessions under a lease (up to each
+/// backend's concurrency limit), starts one <see cref="GenerationRun"/> per claim, renews its leases every
+/// <see cref="GenerationOptions.LeaseRenewInterval"/>, recovers sessions whose lease expired elsewhere, stops runs
+/// whose desired state changed, and compacts old logs. It wakes on <see cref="IChangeSignals"/> (new work, stop
+/// requests), and every <see cref="GenerationOptions.PollInterval"/> for changes made by other processes.
 /// </summary>
 internal sealed class GenerationRunner : BackgroundService
 {
     /// <summary>Instruction of the declared fallback for backends that cannot prefill.</summary>
-    public const string FallbackInstruction =
-        "Continue your previous answer exactly where it stopped, without repeating or summarising anything. Output only the continuation.";
+    public const string FallbackInstruction = GenerationRun.FallbackInstruction;
 
     private const int ClaimBatch = 256;
-    private const int MaxPreviousSessions = 32;
     private const int FinishAttempts = 3;
     private const int CompactionBatch = 100;
 
-    private readonly SqliteGenerationStore _store;
+    private readonly IRunStore _runs;
+    private readonly IGenerationStore _store;
     private readonly GenerationLogWriter _writer;
     private readonly GenerationEventHub _hub;
+    private readonly IChangeSignals _signals;
     private readonly GenerationBackends _backends;
-    private readonly SqliteDatabase _database;
+    private readonly StoreSchema _schema;
     private readonly GenerationOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<string, RunHandle> _runs = new(StringComparer.Ordinal);
+    private readonly string _nodeId;
+    private readonly ConcurrentDictionary<string, RunHandle> _handles = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _runningPerBackend = new(StringComparer.OrdinalIgnoreCase);
-    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly TaskCompletionSource _recovered = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, RunFinish> _handedBack = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _shutdown = new();
+    private readonly InProcessWake _wake = new();
     private long _nextCompaction;
+    private long _nextRenewal;
+    private long _nextExpirySweep;
 
     public GenerationRunner(
-        SqliteGenerationStore store,
+        IRunStore runs,
+        IGenerationStore store,
         GenerationLogWriter writer,
         GenerationEventHub hub,
+        IChangeSignals signals,
         GenerationBackends backends,
-        SqliteDatabase database,
+        StoreSchema schema,
         IOptions<GenerationOptions> options,
         TimeProvider time,
         ILogger<GenerationRunner> logger)
     {
+        _runs = runs;
         _store = store;
         _writer = writer;
         _hub = hub;
+        _signals = signals;
         _backends = backends;
-        _database = database;
+        _schema = schema;
         _options = options.Value;
         _time = time;
         _logger = logger;
+        _nodeId = _options.ResolveNodeId();
     }
 
     /// <summary>Completes once the recovery sweep at start-up is done.</summary>
@@ -68,14 +76,20 @@ internal sealed class GenerationRunner : BackgroundService
     public Task Recovered => _recovered.Task;
 #pragma warning restore VSTHRD003
 
-    /// <summary>Sessions running in this process now.</summary>
-    public int RunningCount => _runs.Count;
+    /// <summary>This node's id (the lease holder of its runs).</summary>
+    public string NodeId => _nodeId;
 
-    /// <summary>Asks the dispatcher to look for queued sessions now.</summary>
-    public void Wake() => _wake.Writer.TryWrite(true);
+    /// <summary>Sessions running in this process now.</summary>
+    public int RunningCount => _handles.Count;
+
+    /// <summary>Sessions whose run ended but whose ending is not written yet (handed back after failed group commits).</summary>
+    public int HandedBackCount => _handedBack.Count;
+
+    /// <summary>Asks the dispatcher to look for queued sessions and stop requests now.</summary>
+    public void Wake() => _wake.Set();
 
     /// <summary>True when this process runs the session.</summary>
-    public bool IsRunning(string sessionId) => _runs.ContainsKey(sessionId);
+    public bool IsRunning(string sessionId) => _handles.ContainsKey(sessionId);
 
     /// <summary>
     /// Stops the session's run now (its desired state changed): the upstream request is cancelled, its chunks are
@@ -83,7 +97,7 @@ internal sealed class GenerationRunner : BackgroundService
     /// </summary>
     public bool RequestStop(string sessionId)
     {
-        if (_runs.TryGetValue(sessionId, out var handle))
+        if (_handles.TryGetValue(sessionId, out var handle))
         {
             handle.Stop(shutdown: false);
             return true;
@@ -94,15 +108,12 @@ internal sealed class GenerationRunner : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var signals = _signals.Subscribe(null);
         try
         {
-            await WaitForSchemaAsync(stoppingToken);
-            var recovered = await _store.RecoverInterruptedAsync(_options.RecoveryPolicy, stoppingToken);
-            foreach (var change in recovered)
-            {
-                PublishStatus(change);
-            }
-
+            await _schema.EnsureAsync(stoppingToken);
+            var recovered = await _runs.RecoverAbandonedAsync(new RecoveryRequest(_nodeId, TakeOwnLeasesBack: true, _options.RecoveryPolicy), stoppingToken);
+            await PublishAsync(recovered);
             if (recovered.Count > 0)
             {
                 Log.GenerationRecovered(_logger, recovered.Count, _options.RecoveryPolicy);
@@ -122,7 +133,7 @@ internal sealed class GenerationRunner : BackgroundService
         }
 
         // Each step fails on its own (and is retried on the next tick), so one cannot starve the others.
-        Func<CancellationToken, Task>[] steps = [WriteHandedBackAsync, DispatchAsync, ReconcileStopsAsync, CompactLogsAsync];
+        Func<CancellationToken, Task>[] steps = [RenewLeasesAsync, WriteHandedBackAsync, RecoverExpiredAsync, DispatchAsync, ReconcileStopsAsync, CompactLogsAsync];
         while (!stoppingToken.IsCancellationRequested)
         {
             foreach (var step in steps)
@@ -143,27 +154,24 @@ internal sealed class GenerationRunner : BackgroundService
                 }
             }
 
-            using var interval = new CancellationTokenSource(_options.PollInterval, _time);
+            // Sleep until a signal (new work, a stop request), the next lease renewal, or the poll interval (changes
+            // made by other processes on a shared file).
+            var untilRenewal = TimeSpan.FromSeconds(Math.Max(0, Interlocked.Read(ref _nextRenewal) - _time.GetTimestamp()) / (double)_time.TimestampFrequency);
+            var sleep = _handles.IsEmpty || untilRenewal > _options.PollInterval ? _options.PollInterval : untilRenewal;
+            using var interval = new CancellationTokenSource(sleep, _time);
             using var tick = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, interval.Token);
-            try
-            {
-                await _wake.Reader.ReadAsync(tick.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                // Poll interval elapsed (or stopping).
-            }
+            await Task.WhenAny(signals.WaitAsync(tick.Token), _wake.WaitAsync(tick.Token));
+
+            // Cancel the wait that did not finish, so it neither lingers nor takes the next wake-up.
+            await tick.CancelAsync();
         }
     }
-
-    /// <summary>Sessions whose run ended but whose ending is not written yet (handed back after failed group commits).</summary>
-    public int HandedBackCount => _handedBack.Count;
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await _shutdown.CancelAsync();
         await base.StopAsync(cancellationToken);
-        var runs = _runs.Values.ToList();
+        var runs = _handles.Values.ToList();
         foreach (var run in runs)
         {
             run.Stop(shutdown: true);
@@ -192,37 +200,16 @@ internal sealed class GenerationRunner : BackgroundService
         _shutdown.Dispose();
     }
 
-    private async Task WaitForSchemaAsync(CancellationToken cancellationToken)
-    {
-        var warned = false;
-        while (true)
-        {
-            var status = await _database.GetMigrationStatusAsync(cancellationToken);
-            SqliteDatabase.ThrowOnProblems(status);
-            if (status.Pending.Count == 0)
-            {
-                return;
-            }
-
-            if (!warned)
-            {
-                Log.GenerationWaitingForMigrations(_logger, status.Pending.Count);
-                warned = true;
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(200), _time, cancellationToken);
-        }
-    }
-
     private async Task DispatchAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
         {
             var chosen = new List<(string Id, RunHandle Handle)>();
-            IReadOnlyList<GenerationChange> claimed;
+            IReadOnlyList<RunClaim> claimed;
             try
             {
-                claimed = await _store.ClaimRunnableAsync(candidate => Reserve(candidate, chosen), ClaimBatch, stoppingToken);
+                claimed = await _runs.ClaimRunnableAsync(
+                    new RunClaimRequest(_nodeId, _options.LeaseDuration, ClaimBatch), candidate => Reserve(candidate, chosen), stoppingToken);
             }
             catch
             {
@@ -235,17 +222,24 @@ internal sealed class GenerationRunner : BackgroundService
                 throw;
             }
 
-            var claimedIds = claimed.Select(c => c.Session.Id).ToHashSet(StringComparer.Ordinal);
+            var claimedIds = claimed.Select(c => c.Lease.SessionId).ToHashSet(StringComparer.Ordinal);
             foreach (var (id, handle) in chosen.Where(c => !claimedIds.Contains(c.Id)))
             {
                 Release(id, handle);
             }
 
-            foreach (var change in claimed)
+            if (claimed.Count > 0)
             {
-                PublishStatus(change);
-                var handle = _runs[change.Session.Id];
-                handle.Completion = Task.Run(() => RunAsync(change.Session, handle), CancellationToken.None);
+                ScheduleRenewal();
+            }
+
+            foreach (var claim in claimed)
+            {
+                await PublishAsync(claim.Change);
+                var handle = _handles[claim.Lease.SessionId];
+                handle.Lease = claim.Lease;
+                var run = new GenerationRun(claim.Change.Session, claim.Lease.FencingToken, handle.Backend, _store, _writer, _hub, _logger);
+                handle.Completion = Task.Run(() => RunAsync(run, handle), CancellationToken.None);
             }
 
             if (claimed.Count == 0)
@@ -259,11 +253,11 @@ internal sealed class GenerationRunner : BackgroundService
     /// Inside the claim transaction: takes a backend slot and registers the run before the claim commits, so a
     /// cancel that follows the claim always finds it. Returns the continuation mode to record.
     /// </summary>
-    private (bool Take, string? Continuation) Reserve(ClaimCandidate candidate, List<(string Id, RunHandle Handle)> chosen)
+    private ClaimChoice Reserve(ClaimCandidate candidate, List<(string Id, RunHandle Handle)> chosen)
     {
-        if (_runs.ContainsKey(candidate.Id))
+        if (_handles.ContainsKey(candidate.Id))
         {
-            return (false, null);
+            return ClaimChoice.Skip;
         }
 
         var backend = _backends.Get(candidate.Backend);
@@ -272,110 +266,98 @@ internal sealed class GenerationRunner : BackgroundService
             var running = _runningPerBackend.GetValueOrDefault(backend.Name);
             if (running >= backend.MaxConcurrency)
             {
-                return (false, null);
+                return ClaimChoice.Skip;
             }
 
             _runningPerBackend[backend.Name] = running + 1;
         }
 
         var handle = new RunHandle(backend);
-        _runs[candidate.Id] = handle;
+        _handles[candidate.Id] = handle;
         chosen.Add((candidate.Id, handle));
-        return (true, candidate.HasOutput ? (backend.SupportsPrefill ? "prefill" : "fallback:instruction") : null);
+        return new ClaimChoice(true, ContinuationModes.For(candidate.HasOutput, backend.SupportsPrefill));
     }
 
     private async Task ReconcileStopsAsync(CancellationToken cancellationToken)
     {
-        if (_runs.IsEmpty)
+        if (_handles.IsEmpty)
         {
             return;
         }
 
-        foreach (var id in await _store.ListStopRequestedAsync(cancellationToken))
+        foreach (var id in await _runs.ListStopRequestedAsync(_nodeId, cancellationToken))
         {
             RequestStop(id);
         }
     }
 
-    private async Task RunAsync(GenerationSession session, RunHandle handle)
+    /// <summary>
+    /// Every <see cref="GenerationOptions.LeaseRenewInterval"/> (and right after a claim): renews this node's leases in
+    /// one statement; a run whose lease is gone (another node or the recovery sweep took the session) is stopped, and
+    /// its writes are refused by the fence.
+    /// </summary>
+    private async Task RenewLeasesAsync(CancellationToken cancellationToken)
     {
-        var backend = handle.Backend;
-        var seq = session.LastSeq;
-        var chunks = 0L;
-        string? finishReason = null;
-        long? inputTokens = null;
-        RunFinish finish;
-        try
+        if (_handles.IsEmpty || _time.GetTimestamp() < Interlocked.Read(ref _nextRenewal))
         {
-            var messages = await BuildConversationAsync(session, backend, handle.Token);
-            var remaining = session.Parameters.MaxTokens is { } max ? max - session.Usage.OutputTokens : (long?)null;
-            if (remaining <= 0)
+            return;
+        }
+
+        ScheduleRenewal();
+        var held = (await _runs.RenewLeasesAsync(_nodeId, _options.LeaseDuration, cancellationToken))
+            .Select(l => (l.SessionId, l.FencingToken))
+            .ToHashSet();
+        foreach (var (id, handle) in _handles)
+        {
+            if (handle.Lease is not { } lease || handle.IsFinishing)
             {
-                finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Complete, seq, FinishReason: "length");
+                continue; // Not claimed yet, or its ending (which releases the lease) is being written.
+            }
+
+            if (held.Contains((id, lease.FencingToken)))
+            {
+                handle.Lease = lease with { ExpiresAt = _time.GetUtcNow() + _options.LeaseDuration };
             }
             else
             {
-                var options = new ChatOptions
-                {
-                    ModelId = string.Equals(session.Model, "default", StringComparison.OrdinalIgnoreCase) ? backend.DefaultModel ?? session.Model : session.Model,
-                    Temperature = (float?)session.Parameters.Temperature,
-                    TopP = (float?)session.Parameters.TopP,
-                    MaxOutputTokens = remaining is { } r ? (int)Math.Min(r, int.MaxValue) : null,
-                    Seed = session.Parameters.Seed,
-                    StopSequences = session.Parameters.Stop?.ToList(),
-                };
-                await foreach (var update in backend.Client.GetStreamingResponseAsync(messages, options, handle.Token).WithCancellation(handle.Token))
-                {
-                    var text = update.Text;
-                    if (!string.IsNullOrEmpty(text))
-                    {
-                        seq++;
-                        chunks++;
-                        _hub.Publish(GenerationLogEvent.Chunk(session.Id, seq, text), persisted: false);
-                        _writer.Enqueue(new ChunkAppend(session.Id, session.Attempts, seq, text));
-                    }
-
-                    if (update.FinishReason is { } reason)
-                    {
-                        finishReason = reason.Value;
-                    }
-
-                    foreach (var usage in update.Contents.OfType<UsageContent>())
-                    {
-                        inputTokens = usage.Details.InputTokenCount ?? inputTokens;
-                    }
-                }
-
-                finish = new RunFinish(
-                    session.Id, session.Attempts, GenerationCommand.Complete, seq, FinishReason: finishReason ?? "stop", InputTokens: inputTokens, Recovery: _options.RecoveryPolicy);
+                Log.GenerationLeaseLost(_logger, id, lease.FencingToken);
+                handle.Stop(shutdown: false);
             }
         }
-        catch (Exception) when (handle.Token.IsCancellationRequested)
+    }
+
+    /// <summary>Every <see cref="GenerationOptions.LeaseDuration"/>: sessions whose lease expired (a node that died) are recovered.</summary>
+    private async Task RecoverExpiredAsync(CancellationToken cancellationToken)
+    {
+        if (_time.GetTimestamp() < Interlocked.Read(ref _nextExpirySweep))
         {
-            // Pause, cancel or shutdown cancelled the run's token. However the abort surfaces (an
-            // OperationCanceledException, or an IOException/HttpRequestException from a client whose stream was
-            // torn down), it is a stop, never a backend failure.
-            finish = new RunFinish(
-                session.Id, session.Attempts, handle.IsShutdown ? GenerationCommand.Interrupt(_options.RecoveryPolicy) : GenerationCommand.Stop, seq, InputTokens: inputTokens);
-        }
-#pragma warning disable CA1031 // Any backend failure ends the run as failed with its message; the session stays resumable.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            var message = ex is GenerationBackendException or Sessions.HoldfastException
-                ? ex.Message
-                : $"Backend '{backend.Name}' failed: {ex.GetType().Name}: {ex.Message}. The partial output is kept and the session can be resumed.";
-            Log.GenerationRunFailed(_logger, session.Id, backend.Name, chunks, message);
-            finish = new RunFinish(session.Id, session.Attempts, GenerationCommand.Fail, seq, Error: message, InputTokens: inputTokens);
+            return;
         }
 
+        Interlocked.Exchange(ref _nextExpirySweep, _time.GetTimestamp() + Ticks(_options.LeaseDuration));
+        var recovered = await _runs.RecoverAbandonedAsync(new RecoveryRequest(_nodeId, TakeOwnLeasesBack: false, _options.RecoveryPolicy), cancellationToken);
+        await PublishAsync(recovered);
+        if (recovered.Count > 0)
+        {
+            Log.GenerationRecovered(_logger, recovered.Count, _options.RecoveryPolicy);
+        }
+    }
+
+    private void ScheduleRenewal() => Interlocked.Exchange(ref _nextRenewal, _time.GetTimestamp() + Ticks(_options.LeaseRenewInterval));
+
+    private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+
+    private async Task RunAsync(GenerationRun run, RunHandle handle)
+    {
+        var finish = await run.ExecuteAsync(handle.Token, () => handle.IsShutdown, _options.RecoveryPolicy);
+        handle.IsFinishing = true;
         try
         {
             await WriteFinishAsync(finish);
         }
         finally
         {
-            Release(session.Id, handle);
+            Release(run.SessionId, handle);
             Wake();
         }
     }
@@ -384,7 +366,8 @@ internal sealed class GenerationRunner : BackgroundService
     /// Writes the end of a run through the group commit, retrying with backoff. When it still fails, the session is
     /// handed back: its slot is freed and the dispatcher writes the ending straight to the store on its next ticks,
     /// until the store answers (or, if the process stops first, the recovery sweep at the next start handles it). So
-    /// no session stays <c>running</c> without a runner or a pending ending in this process.
+    /// no session stays <c>running</c> without a runner or a pending ending in this process. A run that lost its lease
+    /// writes nothing: the session's new holder (or the recovery sweep) owns it.
     /// </summary>
     private async Task WriteFinishAsync(RunFinish finish)
     {
@@ -396,11 +379,13 @@ internal sealed class GenerationRunner : BackgroundService
                 // Not cancelled by shutdown: StopAsync flushes the writer, and the writer bounds a failing commit itself.
                 var change = await _writer.FinishAsync(finish, CancellationToken.None);
                 _hub.ClearPending(finish.SessionId);
-                if (change is not null)
-                {
-                    PublishStatus(change);
-                }
-
+                await PublishAsync(change);
+                return;
+            }
+            catch (LeaseLostException)
+            {
+                _hub.ClearPending(finish.SessionId);
+                Log.GenerationLeaseLost(_logger, finish.SessionId, finish.FencingToken);
                 return;
             }
 #pragma warning disable CA1031 // A failed ending is retried, then handed back; it must never escape the run.
@@ -437,24 +422,34 @@ internal sealed class GenerationRunner : BackgroundService
         }
     }
 
-    /// <summary>Writes the endings of handed-back runs straight to the store (fenced by attempt, so a stale one changes nothing).</summary>
+    /// <summary>Writes the endings of handed-back runs straight to the store (fenced: an ending whose lease is gone is dropped).</summary>
     private async Task WriteHandedBackAsync(CancellationToken cancellationToken)
     {
-        if (_handedBack.IsEmpty)
+        while (!_handedBack.IsEmpty)
         {
-            return;
-        }
-
-        var pending = _handedBack.ToArray();
-        var results = await _store.CommitAsync([], [.. pending.Select(p => p.Value)], cancellationToken);
-        for (var i = 0; i < pending.Length; i++)
-        {
-            _handedBack.TryRemove(pending[i]);
-            _hub.ClearPending(pending[i].Key);
-            if (results[i] is { } change)
+            var pending = _handedBack.ToArray();
+            IReadOnlyList<GenerationChange> results;
+            try
             {
-                PublishStatus(change);
-                Log.GenerationHandedBackWritten(_logger, pending[i].Key, change.Session.Status);
+                results = await _runs.CommitAsync([], [.. pending.Select(p => p.Value)], cancellationToken);
+            }
+            catch (LeaseLostException lost)
+            {
+                foreach (var id in lost.SessionIds)
+                {
+                    _handedBack.TryRemove(id, out _);
+                    _hub.ClearPending(id);
+                }
+
+                continue;
+            }
+
+            for (var i = 0; i < pending.Length; i++)
+            {
+                _handedBack.TryRemove(pending[i]);
+                _hub.ClearPending(pending[i].Key);
+                await PublishAsync(results[i]);
+                Log.GenerationHandedBackWritten(_logger, pending[i].Key, results[i].Session.Status);
             }
         }
     }
@@ -479,61 +474,31 @@ internal sealed class GenerationRunner : BackgroundService
         var every = compacted >= CompactionBatch
             ? TimeSpan.Zero
             : TimeSpan.FromTicks(Math.Max(_options.PollInterval.Ticks, Math.Min(retention.Ticks, TimeSpan.FromMinutes(1).Ticks)));
-        Interlocked.Exchange(ref _nextCompaction, _time.GetTimestamp() + (long)(every.TotalSeconds * _time.TimestampFrequency));
+        Interlocked.Exchange(ref _nextCompaction, _time.GetTimestamp() + Ticks(every));
     }
 
-    private async Task<List<ChatMessage>> BuildConversationAsync(GenerationSession session, GenerationBackend backend, CancellationToken cancellationToken)
+    private async Task PublishAsync(IReadOnlyList<GenerationChange> changes)
     {
-        var chain = new List<GenerationSession>();
-        var previousId = session.PreviousSessionId;
-        while (previousId is not null && chain.Count < MaxPreviousSessions)
+        foreach (var change in changes)
         {
-            var previous = await _store.FindAsync(previousId, session.Owner, cancellationToken);
-            if (previous is null)
-            {
-                break;
-            }
-
-            chain.Add(previous);
-            previousId = previous.PreviousSessionId;
+            await PublishAsync(change);
         }
-
-        var messages = new List<ChatMessage>();
-        for (var i = chain.Count - 1; i >= 0; i--)
-        {
-            messages.AddRange(chain[i].Input.Select(ToChatMessage));
-            if (chain[i].Output.Length > 0)
-            {
-                messages.Add(new ChatMessage(ChatRole.Assistant, chain[i].Output));
-            }
-        }
-
-        messages.AddRange(session.Input.Select(ToChatMessage));
-        if (session.Output.Length > 0)
-        {
-            messages.Add(new ChatMessage(ChatRole.Assistant, session.Output));
-            if (!backend.SupportsPrefill)
-            {
-                messages.Add(new ChatMessage(ChatRole.User, FallbackInstruction));
-            }
-        }
-
-        return messages;
     }
 
-    private static ChatMessage ToChatMessage(GenerationMessage message) => new(new ChatRole(message.Role), message.Content);
-
-    private void PublishStatus(GenerationChange change)
+    /// <summary>Fans a committed change out: the status event to live followers, and the change signals.</summary>
+    private async Task PublishAsync(GenerationChange change)
     {
         if (change.StatusEvent is { } statusEvent)
         {
             _hub.Publish(statusEvent, persisted: true);
         }
+
+        await GenerationSignals.PublishAsync(_signals, change);
     }
 
     private void Release(string id, RunHandle handle)
     {
-        if (_runs.TryRemove(new KeyValuePair<string, RunHandle>(id, handle)))
+        if (_handles.TryRemove(new KeyValuePair<string, RunHandle>(id, handle)))
         {
             lock (_runningPerBackend)
             {
@@ -544,7 +509,7 @@ internal sealed class GenerationRunner : BackgroundService
         handle.Dispose();
     }
 
-    /// <summary>One run: its backend, its cancellation source, and the task that ends when its status is written.</summary>
+    /// <summary>One run's slot: its backend, its cancellation source, its lease, and the task that ends when its status is written.</summary>
     private sealed class RunHandle : IDisposable
     {
         private readonly CancellationTokenSource _cancellation;
@@ -561,6 +526,11 @@ internal sealed class GenerationRunner : BackgroundService
         public CancellationToken Token => _cancellation.Token;
 
         public bool IsShutdown { get; private set; }
+
+        /// <summary>The run returned; its ending is being written (and will release the lease).</summary>
+        public bool IsFinishing { get; set; }
+
+        public RunLease? Lease { get; set; }
 
         public Task Completion { get; set; } = Task.CompletedTask;
 
@@ -589,5 +559,16 @@ internal sealed class GenerationRunner : BackgroundService
                 _cancellation.Dispose();
             }
         }
+    }
+
+    /// <summary>An in-process wake-up flag the dispatcher sleeps on (set by <see cref="Wake"/>).</summary>
+    private sealed class InProcessWake
+    {
+        private readonly System.Threading.Channels.Channel<bool> _channel =
+            System.Threading.Channels.Channel.CreateBounded<bool>(new System.Threading.Channels.BoundedChannelOptions(1) { FullMode = System.Threading.Channels.BoundedChannelFullMode.DropWrite });
+
+        public void Set() => _channel.Writer.TryWrite(true);
+
+        public async Task WaitAsync(CancellationToken cancellationToken) => await _channel.Reader.ReadAsync(cancellationToken);
     }
 }

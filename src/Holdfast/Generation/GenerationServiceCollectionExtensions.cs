@@ -1,5 +1,6 @@
 using Holdfast.Generation.Backends;
-using Holdfast.Storage.Sqlite;
+using Holdfast.Audit;
+using Holdfast.Storage;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -14,7 +15,8 @@ public static class GenerationServiceCollectionExtensions
 {
     /// <summary>
     /// Adds generation sessions (idempotent). Options come from the <c>Generation</c>, <c>Backends</c> and
-    /// <c>Scripted</c> configuration sections. Needs the SQLite database (<c>AddHoldfastStorage</c>) and
+    /// <c>Scripted</c> configuration sections. Needs a storage provider (<see cref="IGenerationStore"/>,
+    /// <see cref="IRunStore"/>, <see cref="IAuditLog"/>, <see cref="IChangeSignals"/>, <see cref="StoreSchema"/>) and
     /// <see cref="IConfiguration"/>; the runner is a hosted service.
     /// </summary>
     public static IServiceCollection AddHoldfastGeneration(this IServiceCollection services)
@@ -37,19 +39,21 @@ public static class GenerationServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GenerationBackendsOptions>, GenerationBackendsOptionsValidator>());
 
         services.TryAddSingleton<GenerationBackends>();
+        services.TryAddSingleton<Sessions.SessionChanges>();
         services.TryAddSingleton<GenerationEventHub>();
-        services.TryAddSingleton(sp => new SqliteGenerationStore(sp.GetRequiredService<SqliteDatabase>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<GenerationLogWriter>();
+        services.TryAddSingleton<GenerationFollower>();
         services.TryAddSingleton<GenerationRunner>();
         services.AddHostedService(sp => sp.GetRequiredService<GenerationRunner>());
         services.TryAddSingleton(sp => new GenerationSessions(
-            sp.GetRequiredService<SqliteGenerationStore>(),
+            sp.GetRequiredService<IGenerationStore>(),
+            sp.GetRequiredService<IAuditLog>(),
+            sp.GetRequiredService<IChangeSignals>(),
             sp.GetRequiredService<GenerationEventHub>(),
-            sp.GetRequiredService<GenerationRunner>(),
+            sp.GetRequiredService<GenerationFollower>(),
             sp.GetRequiredService<GenerationBackends>(),
             sp.GetRequiredService<IOptions<GenerationOptions>>(),
-            sp.GetRequiredService<TimeProvider>(),
-            sp));
+            sp.GetRequiredService<TimeProvider>()));
         return services;
     }
 

@@ -123,6 +123,9 @@ public sealed record GenerationSession
 
     public required long Version { get; init; }
 
+    /// <summary>True once the retention sweep merged the log's chunks into one (<see cref="GenerationOptions.LogRetention"/>).</summary>
+    public bool LogCompacted { get; init; }
+
     /// <summary>True for <c>completed</c> and <c>cancelled</c>: nothing will change any more (except deletion).</summary>
     public bool IsFinal => Status is GenerationStatus.Completed or GenerationStatus.Cancelled;
 }

@@ -1,12 +1,9 @@
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
-using System.Text;
 using Holdfast.Audit;
 using Holdfast.Generation.Backends;
 using Holdfast.Sessions;
-using Holdfast.Storage.Sqlite;
-using Microsoft.Extensions.DependencyInjection;
+using Holdfast.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Holdfast.Generation;
@@ -23,33 +20,33 @@ public sealed record GenerationStartResult(GenerationSession Session, bool Creat
 /// </summary>
 public sealed class GenerationSessions
 {
-    private const int MaxMessages = 1_000;
-    private const int MaxMetadataEntries = 16;
-
-    private readonly SqliteGenerationStore _store;
+    private readonly IGenerationStore _store;
+    private readonly IAuditLog _audit;
+    private readonly IChangeSignals _signals;
     private readonly GenerationEventHub _hub;
-    private readonly GenerationRunner _runner;
+    private readonly GenerationFollower _follower;
     private readonly GenerationBackends _backends;
     private readonly GenerationOptions _options;
     private readonly TimeProvider _time;
-    private readonly IServiceProvider _services;
 
     internal GenerationSessions(
-        SqliteGenerationStore store,
+        IGenerationStore store,
+        IAuditLog audit,
+        IChangeSignals signals,
         GenerationEventHub hub,
-        GenerationRunner runner,
+        GenerationFollower follower,
         GenerationBackends backends,
         IOptions<GenerationOptions> options,
-        TimeProvider time,
-        IServiceProvider services)
+        TimeProvider time)
     {
         _store = store;
+        _audit = audit;
+        _signals = signals;
         _hub = hub;
-        _runner = runner;
+        _follower = follower;
         _backends = backends;
         _options = options.Value;
         _time = time;
-        _services = services;
     }
 
     /// <summary>
@@ -59,13 +56,15 @@ public sealed class GenerationSessions
     /// <see cref="SessionConflictException"/>. Completes once the session is durably stored.
     /// </summary>
     /// <exception cref="InvalidSessionInputException">The request is invalid (the message says which field and why).</exception>
+    /// <exception cref="ModelNotFoundException">The backend lists its models and the requested one is not among them.</exception>
     public async Task<GenerationStartResult> CreateAsync(CreateGenerationRequest request, Actor? actor = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        Validate(request);
+        GenerationRequestValidation.Validate(request, _options);
         var backend = _backends.ChooseName(request.Backend, request.Model);
+        await _backends.EnsureModelAsync(backend, request.Model, cancellationToken);
         var parameters = request.Parameters ?? GenerationParameters.Default;
-        var row = new NewGenerationRow(
+        var row = new NewGeneration(
             NewId(),
             request.Owner,
             backend,
@@ -75,12 +74,11 @@ public sealed class GenerationSessions
             request.Metadata,
             request.PreviousSessionId,
             request.IdempotencyKey,
-            request.IdempotencyKey is null ? null : RequestHash(request, backend, parameters));
+            request.IdempotencyKey is null ? null : GenerationRules.RequestHash(request, backend, parameters));
         var (change, created) = await _store.CreateAsync(row, actor ?? new Actor(request.Owner), cancellationToken);
         if (created)
         {
-            Publish(change);
-            _runner.Wake();
+            await PublishAsync(change);
         }
 
         return new GenerationStartResult(change.Session, created);
@@ -146,8 +144,7 @@ public sealed class GenerationSessions
     {
         ArgumentNullException.ThrowIfNull(actor);
         var change = await _store.ForkAsync(id, ownerScope, atSeq, NewId(), actor, cancellationToken);
-        Publish(change);
-        _runner.Wake();
+        await PublishAsync(change);
         return change.Session;
     }
 
@@ -157,6 +154,7 @@ public sealed class GenerationSessions
     {
         ArgumentNullException.ThrowIfNull(actor);
         await _store.DeleteAsync(id, ownerScope, actor, cancellationToken);
+        _hub.NotifyChanged(id);
     }
 
     /// <summary>Stored log events after <paramref name="afterSeq"/>, in order, at most <paramref name="limit"/> (1–5000).</summary>
@@ -173,19 +171,12 @@ public sealed class GenerationSessions
 
     /// <summary>
     /// Every log event after <paramref name="afterSeq"/>: the stored part, then the live tail as it is produced, in
-    /// order with no gap and no duplicate. The sequence ends after the session's terminal status event (completed,
-    /// cancelled or failed) or when <paramref name="cancellationToken"/> is cancelled; detaching never stops the run.
-    /// Works for any number of followers, and across processes (a session run by another process is followed from
-    /// the store). The first <c>MoveNextAsync</c> throws <see cref="SessionNotFoundException"/> for a missing session.
-    /// <para>
-    /// Chunks are relayed the moment the backend produces them, before their group commit; if the process then
-    /// crashes, the last flush interval is regenerated after the restart under new sequence numbers, so a reader that
-    /// resumes with <c>afterSeq</c> from before the crash can see that text twice. <see cref="FollowCommittedAsync"/>
-    /// relays only committed events, for readers that must resume exactly across crashes.
-    /// </para>
+    /// order with no gap and no duplicate (see <see cref="GenerationFollower.FollowAsync"/>). The sequence ends after
+    /// the session's terminal status event or when <paramref name="cancellationToken"/> is cancelled; detaching never
+    /// stops the run. The first <c>MoveNextAsync</c> throws <see cref="SessionNotFoundException"/> for a missing session.
     /// </summary>
     public IAsyncEnumerable<GenerationLogEvent> FollowAsync(string id, string? ownerScope, long afterSeq = 0, CancellationToken cancellationToken = default) =>
-        FollowCoreAsync(id, ownerScope, afterSeq, committedOnly: false, cancellationToken);
+        _follower.FollowAsync(id, ownerScope, afterSeq, committedOnly: false, cancellationToken);
 
     /// <summary>
     /// Like <see cref="FollowAsync"/>, but every event is relayed only once it is committed (at most one
@@ -193,202 +184,22 @@ public sealed class GenerationSessions
     /// <c>Last-Event-ID</c>) stays valid across a crash of the service: no text is ever seen twice.
     /// </summary>
     public IAsyncEnumerable<GenerationLogEvent> FollowCommittedAsync(string id, string? ownerScope, long afterSeq = 0, CancellationToken cancellationToken = default) =>
-        FollowCoreAsync(id, ownerScope, afterSeq, committedOnly: true, cancellationToken);
+        _follower.FollowAsync(id, ownerScope, afterSeq, committedOnly: true, cancellationToken);
 
-    /// <summary>
-    /// Refuses to follow from a seq inside a compacted log (<see cref="GenerationOptions.LogRetention"/>): its text up to
-    /// the merged chunk is one event, so a reader that already has part of it would get that part again. Following
-    /// from 0, or from the merged chunk's seq on, stays exact. Callers that start a response before following (SSE)
-    /// call it first, so the refusal is a 400 problem rather than a broken stream.
-    /// </summary>
+    /// <summary>Refuses to follow from a seq inside a compacted log; see <see cref="GenerationFollower.CheckFollowFromAsync"/>.</summary>
     /// <exception cref="InvalidSessionInputException">The seq falls inside the compacted part.</exception>
-    internal async Task CheckFollowFromAsync(string id, long afterSeq, CancellationToken cancellationToken = default)
-    {
-        if (afterSeq > 0 && await _store.ReadCompactedChunkSeqAsync(id, cancellationToken) is { } merged && afterSeq < merged)
-        {
-            throw new InvalidSessionInputException(
-                "after",
-                string.Create(
-                    CultureInfo.InvariantCulture,
-                    $"The event log of session '{id}' was compacted (Generation:LogRetention): its text up to seq {merged} is one event now, so it cannot be resumed after seq {afterSeq} without repeating text. Follow it from 0 (the whole text) or after seq {merged}, or read the session's output."));
-        }
-    }
+    internal Task CheckFollowFromAsync(string id, long afterSeq, CancellationToken cancellationToken = default) =>
+        _follower.CheckFollowFromAsync(id, afterSeq, cancellationToken);
 
-    private async IAsyncEnumerable<GenerationLogEvent> FollowCoreAsync(
-        string id,
-        string? ownerScope,
-        long afterSeq,
-        bool committedOnly,
-        [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        _ = await GetAsync(id, ownerScope, cancellationToken);
-        await CheckFollowFromAsync(id, afterSeq, cancellationToken);
-        using var subscription = _hub.Subscribe(id);
-        var last = Math.Max(0, afterSeq);
-        var held = new SortedDictionary<long, GenerationLogEvent>();
-
-        // Stored part, then the events not yet committed when we subscribed.
-        GenerationLogEvent? lastEvent = null;
-        while (true)
-        {
-            var page = await _store.ReadLogUncheckedAsync(id, last, 1000, cancellationToken);
-            foreach (var e in page)
-            {
-                last = e.Seq;
-                lastEvent = e;
-                yield return e;
-            }
-
-            if (page.Count < 1000)
-            {
-                break;
-            }
-        }
-
-        if (committedOnly)
-        {
-            await foreach (var e in CommittedTailAsync(id, subscription, last, lastEvent, cancellationToken))
-            {
-                yield return e;
-            }
-
-            yield break;
-        }
-
-        foreach (var e in subscription.Pending.Where(e => e.Seq > last).OrderBy(e => e.Seq))
-        {
-            held[e.Seq] = e;
-        }
-
-        while (held.Remove(last + 1, out var next))
-        {
-            last = next.Seq;
-            lastEvent = next;
-            yield return next;
-        }
-
-        if (lastEvent?.IsTerminal == true)
-        {
-            yield break;
-        }
-
-        // Live tail; any gap (events published out of order, or produced by another process) is filled from the store.
-        var poll = TimeSpan.FromMilliseconds(Math.Clamp(_options.PollInterval.TotalMilliseconds / 2, 50, 500));
-        while (true)
-        {
-            var gotLive = false;
-            using (var timer = new CancellationTokenSource(poll, _time))
-            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token))
-            {
-                try
-                {
-                    gotLive = await subscription.Reader.WaitToReadAsync(wait.Token);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    gotLive = false;
-                }
-            }
-
-            while (subscription.Reader.TryRead(out var live))
-            {
-                if (live.Seq > last)
-                {
-                    held[live.Seq] = live;
-                }
-            }
-
-            var fill = !gotLive || (held.Count > 0 && !held.ContainsKey(last + 1));
-            if (fill)
-            {
-                foreach (var e in await _store.ReadLogUncheckedAsync(id, last, 1000, cancellationToken))
-                {
-                    held.TryAdd(e.Seq, e);
-                }
-            }
-
-            while (held.Remove(last + 1, out var next))
-            {
-                last = next.Seq;
-                yield return next;
-                if (next.IsTerminal && !held.ContainsKey(last + 1))
-                {
-                    yield break;
-                }
-            }
-
-            if (!gotLive && await _store.FindAsync(id, null, cancellationToken) is null)
-            {
-                yield break;
-            }
-        }
-    }
-
-    /// <summary>
-    /// The committed-only live tail: live events are used only as a signal that the store will have more within a
-    /// flush interval; everything yielded is read back from the store.
-    /// </summary>
-    private async IAsyncEnumerable<GenerationLogEvent> CommittedTailAsync(
-        string id,
-        GenerationEventHub.Subscription subscription,
-        long last,
-        GenerationLogEvent? lastEvent,
-        [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        if (lastEvent?.IsTerminal == true)
-        {
-            yield break;
-        }
-
-        var idle = TimeSpan.FromMilliseconds(Math.Clamp(_options.PollInterval.TotalMilliseconds / 2, 50, 500));
-        var busy = _options.FlushInterval + _options.FlushInterval;
-        var signalled = true;
-        while (true)
-        {
-            using (var timer = new CancellationTokenSource(signalled ? busy : idle, _time))
-            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token))
-            {
-                try
-                {
-                    signalled = await subscription.Reader.WaitToReadAsync(wait.Token);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    signalled = false;
-                }
-            }
-
-            while (subscription.Reader.TryRead(out _))
-            {
-                // A signal only: the event itself is read back from the store once committed.
-            }
-
-            var page = await _store.ReadLogUncheckedAsync(id, last, 1000, cancellationToken);
-            for (var i = 0; i < page.Count; i++)
-            {
-                last = page[i].Seq;
-                yield return page[i];
-                if (page[i].IsTerminal && i == page.Count - 1 && page.Count < 1000)
-                {
-                    yield break;
-                }
-            }
-
-            signalled |= page.Count > 0;
-            if (page.Count == 0 && !signalled && await _store.FindAsync(id, null, cancellationToken) is null)
-            {
-                yield break;
-            }
-        }
-    }
+    /// <summary>Waits until the log of <paramref name="id"/> holds <paramref name="seq"/> (its group commit is done); returns the durable seq.</summary>
+    internal Task<long> WaitDurableAsync(string id, long seq, CancellationToken cancellationToken = default) =>
+        _follower.WaitDurableAsync(id, seq, cancellationToken);
 
     /// <summary>The session's audit trail, newest first (see <see cref="IAuditLog.ReadAuditAsync"/>).</summary>
     public async Task<AuditPage> ReadAuditAsync(string id, string? ownerScope, long? beforeSeq = null, int limit = 100, CancellationToken cancellationToken = default)
     {
         _ = await GetAsync(id, ownerScope, cancellationToken);
-        var audit = _services.GetService<IAuditLog>()
-            ?? throw new InvalidOperationException("No IAuditLog is registered; call AddHoldfastCore().");
-        return await audit.ReadAuditAsync(SessionKind.Generation, id, beforeSeq, limit, cancellationToken);
+        return await _audit.ReadAuditAsync(SessionKind.Generation, id, beforeSeq, limit, cancellationToken);
     }
 
     private async Task<GenerationSession> ControlAsync(
@@ -406,15 +217,7 @@ public sealed class GenerationSessions
         var session = change.Session;
         if (change.Changed)
         {
-            Publish(change);
-            if (session.Status == GenerationStatus.Running && session.DesiredState != GenerationDesiredState.Running)
-            {
-                _runner.RequestStop(id);
-            }
-            else if (session.Status == GenerationStatus.Queued)
-            {
-                _runner.Wake();
-            }
+            await PublishAsync(change);
         }
 
         if (wait is not { } limit || limit <= TimeSpan.Zero || settled(session))
@@ -422,7 +225,8 @@ public sealed class GenerationSessions
             return session;
         }
 
-        using var subscription = _hub.Subscribe(id);
+        // Woken by the runner's status signal; the re-read every second covers a runner in another process.
+        using var subscription = _signals.Subscribe(id);
         var deadline = _time.GetTimestamp();
         while (true)
         {
@@ -433,17 +237,11 @@ public sealed class GenerationSessions
                 return session;
             }
 
-            using var timer = new CancellationTokenSource(left < TimeSpan.FromMilliseconds(100) ? left : TimeSpan.FromMilliseconds(100), _time);
+            using var timer = new CancellationTokenSource(left < TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1), _time);
             using var tick = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
             try
             {
-                while (await subscription.Reader.WaitToReadAsync(tick.Token))
-                {
-                    if (subscription.Reader.TryRead(out var e) && e.Type == GenerationLogEventType.Status)
-                    {
-                        break;
-                    }
-                }
+                await subscription.WaitAsync(tick.Token);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -452,92 +250,19 @@ public sealed class GenerationSessions
         }
     }
 
-    private void Publish(GenerationChange change)
+    /// <summary>Fans a committed change out: its status event to live followers, and the change signals (runners, followers).</summary>
+    private async Task PublishAsync(GenerationChange change)
     {
         if (change.StatusEvent is { } statusEvent)
         {
             _hub.Publish(statusEvent, persisted: true);
         }
-    }
-
-    private void Validate(CreateGenerationRequest request)
-    {
-        SessionIds.Validate(request.Owner, "owner");
-        if (string.IsNullOrWhiteSpace(request.Model) || request.Model.Length > 200)
+        else
         {
-            throw new InvalidSessionInputException("model", "'model' is required (at most 200 characters), e.g. 'llama3.2', or 'scripted' for the deterministic test backend.");
+            _hub.NotifyChanged(change.Session.Id);
         }
 
-        if (request.Input is null || request.Input.Count == 0)
-        {
-            throw new InvalidSessionInputException("input", "'input' needs at least one message.");
-        }
-
-        if (request.Input.Count > MaxMessages)
-        {
-            throw new InvalidSessionInputException("input", $"'input' has {request.Input.Count.ToString(CultureInfo.InvariantCulture)} messages; the limit is {MaxMessages.ToString(CultureInfo.InvariantCulture)}.");
-        }
-
-        long characters = 0;
-        for (var i = 0; i < request.Input.Count; i++)
-        {
-            var message = request.Input[i];
-            if (message is null || message.Role is not ("system" or "developer" or "user" or "assistant"))
-            {
-                throw new InvalidSessionInputException($"input[{i}].role", $"'input[{i}].role' must be system, developer, user or assistant.");
-            }
-
-            if (message.Content is null)
-            {
-                throw new InvalidSessionInputException($"input[{i}].content", $"'input[{i}].content' is required.");
-            }
-
-            characters += message.Content.Length;
-        }
-
-        if (characters > _options.MaxInputCharacters)
-        {
-            throw new InvalidSessionInputException("input", $"'input' has {characters.ToString(CultureInfo.InvariantCulture)} characters; the limit is {_options.MaxInputCharacters.ToString(CultureInfo.InvariantCulture)} (Generation:MaxInputCharacters).");
-        }
-
-        var p = request.Parameters;
-        if (p is not null)
-        {
-            if (p.Temperature is < 0 or > 2 || (p.Temperature is { } t && double.IsNaN(t)))
-            {
-                throw new InvalidSessionInputException("parameters.temperature", "'temperature' must be between 0 and 2.");
-            }
-
-            if (p.TopP is < 0 or > 1 || (p.TopP is { } tp && double.IsNaN(tp)))
-            {
-                throw new InvalidSessionInputException("parameters.top_p", "'top_p' must be between 0 and 1.");
-            }
-
-            if (p.MaxTokens is < 1 or > 1_000_000)
-            {
-                throw new InvalidSessionInputException("parameters.max_tokens", "'max_tokens' must be between 1 and 1000000.");
-            }
-
-            if (p.Stop is { } stop && (stop.Count > 8 || stop.Any(s => string.IsNullOrEmpty(s) || s.Length > 100)))
-            {
-                throw new InvalidSessionInputException("parameters.stop", "'stop' takes at most 8 non-empty strings of at most 100 characters.");
-            }
-        }
-
-        if (request.Metadata is { } metadata && (metadata.Count > MaxMetadataEntries || metadata.Any(kv => kv.Key.Length is 0 or > 64 || kv.Value is null || kv.Value.Length > 512)))
-        {
-            throw new InvalidSessionInputException("metadata", $"'metadata' takes at most {MaxMetadataEntries} entries, keys of 1–64 and values of at most 512 characters.");
-        }
-
-        if (request.IdempotencyKey is not null)
-        {
-            SessionIds.Validate(request.IdempotencyKey, "idempotency_key");
-        }
-
-        if (request.PreviousSessionId is not null)
-        {
-            SessionIds.Validate(request.PreviousSessionId, "previous_session_id");
-        }
+        await GenerationSignals.PublishAsync(_signals, change);
     }
 
     private string NewId()
@@ -545,19 +270,5 @@ public sealed class GenerationSessions
         Span<byte> random = stackalloc byte[6];
         RandomNumberGenerator.Fill(random);
         return string.Create(CultureInfo.InvariantCulture, $"gen_{_time.GetUtcNow().ToUnixTimeMilliseconds():x12}{Convert.ToHexStringLower(random)}");
-    }
-
-    private static string RequestHash(CreateGenerationRequest request, string backend, GenerationParameters parameters)
-    {
-        var canonical = GenerationJson.Serialize(new
-        {
-            request.Model,
-            Backend = backend,
-            request.Input,
-            Parameters = parameters,
-            request.PreviousSessionId,
-            Metadata = request.Metadata?.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList(),
-        });
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
     }
 }

@@ -18,8 +18,8 @@ internal static partial class Log
     [LoggerMessage(3004, LogLevel.Error, "The end of the run of generation session {SessionId} could not be written while stopping; the recovery sweep restores it at the next start")]
     public static partial void GenerationFinishFailed(ILogger logger, Exception exception, string sessionId);
 
-    [LoggerMessage(3005, LogLevel.Warning, "Generation runner waits for {Count} pending migration(s) (applied at start, or run `holdfast migrate`)")]
-    public static partial void GenerationWaitingForMigrations(ILogger logger, int count);
+    [LoggerMessage(3005, LogLevel.Warning, "The lease on generation session {SessionId} (fencing token {FencingToken}) was lost: another node or the recovery sweep took it over; this node's run stops and writes nothing more")]
+    public static partial void GenerationLeaseLost(ILogger logger, string sessionId, long fencingToken);
 
     [LoggerMessage(3006, LogLevel.Warning, "The end of the run of generation session {SessionId} could not be written (attempt {Attempt}); retrying in {DelayMs} ms")]
     public static partial void GenerationFinishRetry(ILogger logger, Exception exception, string sessionId, int attempt, double delayMs);

@@ -61,6 +61,22 @@ public static class HoldfastConfiguration
             Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
     }
 
+    /// <summary>Configuration key of the store (<c>--store</c> sets it).</summary>
+    public const string StoreKey = StorageOptions.SectionName + ":" + nameof(StorageOptions.ConnectionString);
+
+    /// <summary>
+    /// The store <paramref name="configuration"/> names: <c>Storage:ConnectionString</c> from any source (<c>--store</c>,
+    /// <c>Storage__ConnectionString</c>, <c>appsettings.json</c>), else <c>HOLDFAST_STORE</c>; null for the embedded
+    /// SQLite file. The value may hold a password: never log or show it.
+    /// </summary>
+    public static string? ResolveStore(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return configuration[StoreKey] is { Length: > 0 } configured && !string.IsNullOrWhiteSpace(configured) ? configured
+            : configuration[StorageOptions.StoreEnvironmentVariable] is { Length: > 0 } environment && !string.IsNullOrWhiteSpace(environment) ? environment
+            : null;
+    }
+
     /// <summary>
     /// <see cref="StorageOptions"/> bound from <paramref name="configuration"/> with the data directory resolved, and
     /// validated like at service start-up: throws <see cref="OptionsValidationException"/> naming every bad setting.
@@ -71,6 +87,7 @@ public static class HoldfastConfiguration
         var options = new StorageOptions();
         configuration.GetSection(StorageOptions.SectionName).Bind(options);
         options.DataDirectory = ResolveDataDirectory(configuration);
+        options.ConnectionString = ResolveStore(configuration);
         var failures = StorageOptionsValidator.Failures(options);
         if (failures.Count > 0)
         {

@@ -33,7 +33,16 @@ public static class HoldfastPaths
         return Path.GetFullPath(Path.Combine(baseDirectory, "holdfast"));
     }
 
-    /// <summary>Creates the directory (owner-only on Unix) when it does not exist yet.</summary>
+    /// <summary>Owner read and write: the mode of every file Holdfast creates (0600).</summary>
+    public const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>Owner read, write and search: the mode of a data directory Holdfast creates (0700).</summary>
+    public const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>
+    /// Creates the directory when it does not exist yet, owner-only (0700) on Unix whatever the umask (it is set
+    /// explicitly after creation). An existing directory is left as it is.
+    /// </summary>
     public static string EnsureDirectory(string path)
     {
         if (!Directory.Exists(path))
@@ -44,10 +53,66 @@ public static class HoldfastPaths
             }
             else
             {
-                Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                Directory.CreateDirectory(path, OwnerOnlyDirectory);
+                File.SetUnixFileMode(path, OwnerOnlyDirectory);
             }
         }
 
         return path;
+    }
+
+    /// <summary>
+    /// Creates <paramref name="path"/> empty and owner-only (0600, whatever the umask) when it does not exist, so a
+    /// file that a library creates on first open (SQLite's database, which its <c>-wal</c>/<c>-shm</c> files copy
+    /// their mode from) starts private. An existing file is left as it is. Returns whether it was created.
+    /// </summary>
+    public static bool EnsureOwnerOnlyFile(string path)
+    {
+        try
+        {
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.ReadWrite };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = OwnerOnlyFile;
+            }
+
+            using (new FileStream(path, options))
+            {
+            }
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            return false;
+        }
+
+        SetOwnerOnly(path);
+        return true;
+    }
+
+    /// <summary>Writes <paramref name="text"/> to <paramref name="path"/> (replacing it), owner-only (0600) whatever the umask.</summary>
+    public static void WriteOwnerOnly(string path, string text)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.ReadWrite };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = OwnerOnlyFile;
+        }
+
+        using (var stream = new FileStream(path, options))
+        using (var writer = new StreamWriter(stream))
+        {
+            writer.Write(text);
+        }
+
+        SetOwnerOnly(path);
+    }
+
+    /// <summary>Sets <paramref name="path"/> to 0600 on Unix (the umask only ever removes bits from a create mode; this also undoes a lax umask on files made by others).</summary>
+    public static void SetOwnerOnly(string path)
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, OwnerOnlyFile);
+        }
     }
 }

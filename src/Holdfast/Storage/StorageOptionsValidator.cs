@@ -27,16 +27,12 @@ public sealed class StorageOptionsValidator : IValidateOptions<StorageOptions>
         ArgumentNullException.ThrowIfNull(options);
         var failures = new List<string>();
         var section = StorageOptions.SectionName;
-        var provider = options.Provider?.Trim() ?? string.Empty;
-        if (string.Equals(provider, StorageOptions.PostgresProvider, StringComparison.OrdinalIgnoreCase))
+        if (options.Provider is null)
         {
+            // The value is not echoed: it may hold a password.
             failures.Add(
-                $"{section}:Provider is 'postgres', but the PostgreSQL adapter is not available in this version yet: Holdfast stores its state in SQLite only. " +
-                $"Remove {section}:Provider (or set it to 'sqlite'). The PostgreSQL schema can already be printed with `holdfast migrate --print --provider postgres`.");
-        }
-        else if (!string.Equals(provider, StorageOptions.SqliteProvider, StringComparison.OrdinalIgnoreCase))
-        {
-            failures.Add($"{section}:Provider '{options.Provider}' is not a storage provider Holdfast knows; use 'sqlite' (the default).");
+                $"{section}:ConnectionString (or --store, {StorageOptions.StoreEnvironmentVariable}) is set but is not a PostgreSQL connection string; " +
+                "use postgres://user:password@host:5432/database (or postgresql://…, or Host=…;Username=…;Password=…;Database=…), or leave it empty for the embedded SQLite file.");
         }
 
         if (!SynchronousModes.Contains(options.SqliteSynchronous?.Trim() ?? string.Empty, StringComparer.OrdinalIgnoreCase))
@@ -49,6 +45,13 @@ public sealed class StorageOptionsValidator : IValidateOptions<StorageOptions>
             failures.Add(string.Create(
                 CultureInfo.InvariantCulture,
                 $"{section}:BusyTimeout is {options.BusyTimeout:c}; it must be more than 0 and at most {MaxBusyTimeout:c} (e.g. 00:00:10)."));
+        }
+
+        if (options.StartupCheckTimeout < TimeSpan.Zero || options.StartupCheckTimeout > MaxBusyTimeout)
+        {
+            failures.Add(string.Create(
+                CultureInfo.InvariantCulture,
+                $"{section}:StartupCheckTimeout is {options.StartupCheckTimeout:c}; it must be between 0 (no check) and {MaxBusyTimeout:c} (e.g. 00:00:10)."));
         }
 
         if (string.IsNullOrWhiteSpace(options.SqliteFile))

@@ -1,45 +1,22 @@
-using Holdfast.Sessions;
-using Holdfast.Storage.Sqlite;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Options;
 
 namespace Holdfast.Storage;
 
 /// <summary>
-/// Brings the database schema up to date before anything else starts: applies pending migrations when
-/// <see cref="StorageOptions.MigrateOnStart"/> is on, else refuses to start while migrations are pending. Either way a
-/// tampered or newer-than-code database refuses start-up with <see cref="StoreSchemaException"/>. Registered first
-/// (in <c>AddHoldfastStorage</c>), so services that read the store at start (bot restore, generation restore) run
-/// after it. The options were validated before (<see cref="StorageOptionsValidator"/>, on start), so the provider is
-/// SQLite here: any other is refused with a clear message instead of being skipped.
+/// Brings the schema up to date before anything else starts (<see cref="StoreSchema"/>, once per process). Registered
+/// first (in <c>AddHoldfastStorageOptions</c>), so services that read the store at start (bot restore, generation
+/// recovery) run after it. On a networked store that is not reachable yet it does not hold the start up (see
+/// <see cref="StoreSchema"/>).
 /// </summary>
-internal sealed class StorageStartupService : IHostedService
+internal sealed class StorageStartupService(StoreSchema schema) : IHostedService
 {
-    private readonly SqliteDatabase _database;
-    private readonly StorageOptions _options;
-
-    public StorageStartupService(SqliteDatabase database, IOptions<StorageOptions> options)
+    public Task StartAsync(CancellationToken cancellationToken)
     {
-        _database = database;
-        _options = options.Value;
-    }
+        var ensure = schema.EnsureAsync(cancellationToken);
 
-    public async Task StartAsync(CancellationToken cancellationToken)
-    {
-        if (_options.MigrateOnStart)
-        {
-            await _database.MigrateAsync(cancellationToken);
-            return;
-        }
-
-        var status = await _database.GetMigrationStatusAsync(cancellationToken);
-        SqliteDatabase.ThrowOnProblems(status);
-        if (status.Pending.Count > 0)
-        {
-            throw new StoreSchemaException(
-                $"The database has {status.Pending.Count} pending migration(s) ({string.Join(", ", status.Pending.Select(m => m.Id))}) " +
-                "and Storage:MigrateOnStart is off: run `holdfast migrate` first.");
-        }
+        // A networked store that is down keeps being retried in the background (StoreSchema); the host starts meanwhile,
+        // so /readyz answers 503, and the runner and the bot restore wait for the same run before they read the store.
+        return schema.RetriesUnreachableStore && !ensure.IsCompleted ? Task.CompletedTask : ensure;
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -173,6 +173,22 @@ public sealed class ClientEndToEndTests
         events.Items.Count.ShouldBeGreaterThanOrEqualTo(2);
         noQr.IsNotFound.ShouldBeTrue();
     }
+    [Fact(Timeout = 120_000)]
+    public async Task AssignBotOwner_AdminGivesTheBotToAUser_NonAdminIsRefused()
+    {
+        await using var host = await HoldfastHost.StartAsync();
+        using var local = host.Socket();
+        using var dave = await host.TcpAsAsync("dave");
+        await local.StartBotAsync("assign-bot", "bridge");
+
+        var refused = await Should.ThrowAsync<HoldfastApiException>(() => dave.AssignBotOwnerAsync("assign-bot", "dave"));
+        var assigned = await local.AssignBotOwnerAsync("assign-bot", "dave");
+
+        refused.Status.ShouldBe(HttpStatusCode.Forbidden);
+        assigned.Owner.ShouldBe("dave");
+        (await dave.GetBotAsync("assign-bot")).Owner.ShouldBe("dave");
+    }
+
 
     private static int Count<T>(List<T> items)
     {

@@ -51,6 +51,9 @@ public sealed record EmulatorBehavior
 
     /// <summary>Tokens of an uninterrupted answer (the request's <c>max_tokens</c> wins when smaller). Default 40.</summary>
     public int MaxTokens { get; init; } = 40;
+
+    /// <summary>Model ids <c>GET /v1/models</c> lists; null: that endpoint answers 404, as on servers without it.</summary>
+    public IReadOnlyList<string>? Models { get; init; }
 }
 
 /// <summary>One request the emulator received: its body, and when it ended and how.</summary>
@@ -148,6 +151,9 @@ public sealed class OpenAiEmulator : IAsyncDisposable
         var app = builder.Build();
         var emulator = new OpenAiEmulator(app) { Behavior = behavior ?? new EmulatorBehavior() };
         app.MapPost("/v1/chat/completions", emulator.HandleAsync);
+        app.MapGet("/v1/models", () => emulator.Behavior.Models is { } models
+            ? Results.Json(new { @object = "list", data = models.Select(id => new { id, @object = "model", created = 0, owned_by = "emulator" }) })
+            : Results.NotFound());
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         emulator.BaseUrl = address.TrimEnd('/') + "/v1";

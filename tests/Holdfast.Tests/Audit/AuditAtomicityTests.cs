@@ -69,9 +69,12 @@ public sealed class AuditAtomicityTests
         var eventsBefore = (await audit.ReadAuditAsync(SessionKind.Generation, created.Id)).Events;
         await ExecuteAsync(database, FailAuditTrigger);
 
-        var ex = await Should.ThrowAsync<SqliteException>(() => host.Sessions.PauseAsync(created.Id, GenerationTestHost.Alice));
+        // Translated at the store boundary, like the bot store's: the project's exception, the provider's as its cause.
+        var ex = await Should.ThrowAsync<StoreUnavailableException>(() => host.Sessions.PauseAsync(created.Id, GenerationTestHost.Alice));
 
         ex.Message.ShouldContain("test: audit write refused");
+        ex.Message.ShouldContain("nothing was changed");
+        ex.InnerException.ShouldBeOfType<SqliteException>();
         var after = await host.Sessions.GetAsync(created.Id, null);
         after.Status.ShouldBe(created.Status);
         after.DesiredState.ShouldBe(created.DesiredState);

@@ -48,14 +48,14 @@ public sealed class SqliteAuditLogTests
     [Fact]
     public void CombineDetail_ReasonAndDetail_KeepsBoth()
     {
-        SqliteAudit.CombineDetail("2 characters", "testing").ShouldBe("testing (2 characters)");
-        SqliteAudit.CombineDetail(null, "why").ShouldBe("why");
-        SqliteAudit.CombineDetail("what", null).ShouldBe("what");
+        AuditActions.CombineDetail("2 characters", "testing").ShouldBe("testing (2 characters)");
+        AuditActions.CombineDetail(null, "why").ShouldBe("why");
+        AuditActions.CombineDetail("what", null).ShouldBe("what");
     }
 
     [Fact]
     public void CombineDetail_DetailIsTheReason_WrittenOnce()
     {
-        SqliteAudit.CombineDetail("coffee", "coffee").ShouldBe("coffee");
+        AuditActions.CombineDetail("coffee", "coffee").ShouldBe("coffee");
     }
 }

@@ -1,5 +1,6 @@
 using Holdfast.Bots;
 using Holdfast.Sessions;
+using Holdfast.TestHelpers;
 
 namespace Holdfast.Tests.Bots;
 
@@ -40,6 +41,52 @@ public sealed class BotQrCodesTests
     {
         var ex = Should.Throw<InvalidSessionInputException>(() => BotQrCodes.RenderPng(new string('a', BotLimits.MaxQrBytes + 1)));
 
-        ex.Message.ShouldContain("4096 bytes");
+        ex.Message.ShouldContain("2953 bytes");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void RenderAnsi_DecodesOnALightAndADarkTerminal(bool darkTheme)
+    {
+        var text = BotQrCodes.RenderAnsi(Link);
+
+        TerminalQr.Decode(text, darkTheme).ShouldBe(Link, darkTheme ? "dark terminal" : "light terminal");
+    }
+
+    [Fact]
+    public void RenderText_PlainDrawing_DecodesOnADarkTerminal_InvertedOnALightOne()
+    {
+        TerminalQr.Decode(BotQrCodes.RenderText(Link), darkTheme: true).ShouldBe(Link);
+        TerminalQr.Decode(BotQrCodes.RenderText(Link, invert: true), darkTheme: false).ShouldBe(Link);
+        TerminalQr.Decode(BotQrCodes.RenderText(Link), darkTheme: false).ShouldBeNull("the plain drawing depends on the theme: why the CLI draws with colours");
+    }
+
+    [Theory]
+    [InlineData(2331)]
+    [InlineData(2332)]
+    [InlineData(2600)]
+    [InlineData(2953)]
+    public void Render_PayloadsUpToTheLimit_DrawInEveryFormat(int bytes)
+    {
+        var payload = new string('p', bytes);
+
+        BotQrCodes.RenderPng(payload, 1).Length.ShouldBeGreaterThan(100);
+        BotQrCodes.RenderSvg(payload, 1).ShouldContain("<svg");
+        BotQrCodes.RenderText(payload).ShouldContain("█");
+        TerminalQr.Decode(BotQrCodes.RenderAnsi(payload), darkTheme: false).ShouldBe(payload);
+    }
+
+    [Theory]
+    [InlineData(2954, "p")]
+    [InlineData(4096, "p")]
+    [InlineData(1000, "€")]
+    public void Render_PayloadsNoQrHolds_RejectedNamingTheLimit(int count, string unit)
+    {
+        var payload = string.Concat(Enumerable.Repeat(unit, count));
+
+        var ex = Should.Throw<InvalidSessionInputException>(() => BotQrCodes.RenderPng(payload));
+
+        ex.Message.ShouldContain("2953 bytes");
     }
 }

@@ -15,7 +15,9 @@ public sealed class BotServiceCollectionExtensionsTests
     {
         var services = new ServiceCollection();
 
+        services.AddHoldfastSqliteStorage();
         services.AddHoldfastCore();
+        services.AddHoldfastSqliteStorage();
         services.AddHoldfastCore();
         services.AddHoldfastBots();
 
@@ -35,6 +37,7 @@ public sealed class BotServiceCollectionExtensionsTests
         using var temp = new TempDirectory();
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Storage:DataDirectory"] = temp.Path }).Build();
         var services = new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddLogging();
+        services.AddHoldfastSqliteStorage();
         services.AddHoldfastCore();
         await using var provider = services.BuildServiceProvider();
 

@@ -20,7 +20,8 @@ public sealed class ReadmeBotSampleTests
 
         // README bot sample: begin
         var builder = Host.CreateApplicationBuilder(args);
-        builder.Services.AddHoldfastCore();   // SQLite in $HOLDFAST_DATA, migrations, bots, restore on start
+        builder.Services.AddHoldfastSqliteStorage();   // the store: SQLite in $HOLDFAST_DATA, migrated on start
+        builder.Services.AddHoldfastCore();            // bots (and generations), restore on start
         using var host = builder.Build();
         await host.StartAsync();
 

@@ -14,10 +14,12 @@ public sealed class GenerationRecoveryTests
         await using var dead = await GenerationTestHost.StartAsync(dataDirectory: dataDirectory, startRunner: false);
         var (session, _) = await dead.Sessions.CreateAsync(request);
         var store = dead.Services.GetRequiredService<SqliteGenerationStore>();
-        var claimed = await store.ClaimRunnableAsync(_ => (true, null), 10);
-        var running = claimed.Single().Session;
+        // Claimed under this machine's node id (the default of every runner here), as a process that then died would.
+        var claimed = await store.ClaimRunnableAsync(new RunClaimRequest(new GenerationOptions().ResolveNodeId(), TimeSpan.FromSeconds(10), 10), _ => new ClaimChoice(true));
+        var running = claimed.Single().Change.Session;
+        var token = claimed.Single().Lease.FencingToken;
         var chunks = GenerationTestHost.ExpectedChunks(request).Take(5).ToList();
-        await store.CommitAsync([.. chunks.Select((text, i) => new ChunkAppend(running.Id, running.Attempts, running.LastSeq + 1 + i, text))], []);
+        await store.CommitAsync([.. chunks.Select((text, i) => new ChunkAppend(running.Id, token, running.LastSeq + 1 + i, text))], []);
         if (pauseRequested)
         {
             await store.ApplyControlAsync(running.Id, null, GenerationCommand.Pause(), new Actor("alice"), null);

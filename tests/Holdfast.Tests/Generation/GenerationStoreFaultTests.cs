@@ -22,6 +22,11 @@ public sealed class GenerationStoreFaultTests
             ["Generation:CommitRetryLimit"] = "00:00:00.300",
             ["Scripted:TokensPerSecond"] = "15", // 60 tokens in 4 s: the run is surely still going when the lock is taken
             ["Scripted:MaxTokens"] = "60",
+
+            // The lock outlasts the default 10 s lease (renewals fail too); this test is about the hand-back, not about
+            // the expired-lease recovery that would otherwise take the session first.
+            ["Generation:LeaseDuration"] = "00:02:00",
+            ["Generation:LeaseRenewInterval"] = "00:00:30",
         });
         var request = GenerationTestHost.ScriptedRequest(seed: 41);
         var (session, _) = await host.Sessions.CreateAsync(request);

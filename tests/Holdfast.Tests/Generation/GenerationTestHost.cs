@@ -1,6 +1,7 @@
 using Holdfast.Generation;
 using Holdfast.Hosting;
 using Holdfast.Sessions;
+using Holdfast.Storage;
 using Holdfast.Storage.Sqlite;
 using Holdfast.TestHelpers;
 using Microsoft.Extensions.Configuration;
@@ -82,10 +83,11 @@ internal sealed class GenerationTestHost : IAsyncDisposable
         configuration?.Invoke(builder.Configuration);
         var logs = new CapturedLogs();
         builder.Logging.AddProvider(logs);
+        builder.Services.AddHoldfastSqliteStorage();
         builder.Services.AddHoldfastCore();
         configure?.Invoke(builder.Services);
         var host = builder.Build();
-        await host.Services.GetRequiredService<SqliteDatabase>().MigrateAsync();
+        await host.Services.GetRequiredService<StoreSchema>().EnsureAsync();
         var testHost = new GenerationTestHost(host, owned, directory, logs);
         if (startRunner)
         {

@@ -22,7 +22,8 @@ public sealed class ReadmeGenerationSampleTests
 
         // README generation sample: begin
         var builder = Host.CreateApplicationBuilder(args);
-        builder.Services.AddHoldfastCore();   // SQLite, migrations, the generation runner, recovery on start
+        builder.Services.AddHoldfastSqliteStorage();   // the store: SQLite in $HOLDFAST_DATA, migrated on start
+        builder.Services.AddHoldfastCore();            // the generation runner, recovery on start
         using var host = builder.Build();
         await host.StartAsync();
 

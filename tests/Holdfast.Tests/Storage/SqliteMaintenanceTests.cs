@@ -135,7 +135,8 @@ public sealed class SqliteMaintenanceTests
 
         var ex = await Should.ThrowAsync<DataDirectoryInUseException>(() => SqliteMaintenance.RestoreAsync(backupPath, databasePath));
 
-        ex.Message.ShouldContain("test-child serve");
+        ex.Message.ShouldStartWith($"Refusing to restore: the data directory '{dataDirectory}' is locked by test-child serve (pid ");
+        ex.Message.ShouldNotContain("in use by the data directory");
         ex.Message.ShouldContain("--force");
         (await CountBotsAsync(databasePath)).ShouldBe(2);
         Directory.GetFiles(dataDirectory, "*.bak").ShouldBeEmpty();
@@ -147,6 +148,77 @@ public sealed class SqliteMaintenanceTests
         (await CountBotsAsync(forced.PreviousCopy)).ShouldBe(2);
         await server.KillAsync();
         (await DataDirectoryLock.ProbeAsync(dataDirectory)).ShouldBeNull();
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task RestoreAsync_DatabaseHeldByAServer_RefusedEvenWhenForcedSayingHowToStopIt()
+    {
+        using var temp = new TempDirectory();
+        var dataDirectory = temp.File("data");
+        var databasePath = await CreateDatabaseWithBotsAsync(Path.Combine(dataDirectory, "holdfast.db"), 2);
+        var backupPath = await CreateDatabaseWithBotsAsync(temp.File("other.db"), 5);
+        using var server = TestChildProcess.Start("hold-lock", dataDirectory, databasePath);
+        await server.WaitForLinesAsync(1);
+
+        var ex = await Should.ThrowAsync<DatabaseInUseException>(() => SqliteMaintenance.RestoreAsync(backupPath, databasePath, force: true));
+
+        ex.Message.ShouldStartWith($"Refusing to restore: the database '{databasePath}' is in use by test-child serve (pid ");
+        ex.Message.ShouldContain("even with --force");
+        ex.Message.ShouldMatch(@"kill -TERM \d+");
+        (await CountBotsAsync(databasePath)).ShouldBe(2);
+        Directory.GetFiles(dataDirectory, "*.bak").ShouldBeEmpty();
+        await server.KillAsync();
+
+        var afterStop = await SqliteMaintenance.RestoreAsync(backupPath, databasePath);
+
+        (await CountBotsAsync(databasePath)).ShouldBe(5);
+        afterStop.PreviousCopy.ShouldNotBeNull();
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task AcquireDatabase_SameFileFromTwoDataDirectories_SecondThrowsNamingTheHolder()
+    {
+        await Task.Yield();
+        using var temp = new TempDirectory();
+        var databasePath = temp.File("shared/holdfast.db");
+        using var first = DataDirectoryLock.Acquire(temp.File("a"), "serve");
+        using var firstDatabase = DataDirectoryLock.AcquireDatabase(databasePath, "serve", new FixedTime(new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero)));
+        using var second = DataDirectoryLock.Acquire(temp.File("b"), "serve");
+
+        var ex = Should.Throw<DatabaseInUseException>(() => DataDirectoryLock.AcquireDatabase(databasePath, "serve"));
+
+        ex.DatabasePath.ShouldBe(databasePath);
+        ex.Owner.ShouldBe($"serve (pid {Environment.ProcessId}, since 2030-01-02T03:04:05Z)");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task BackupAsync_CopiesAbandonedByKilledBackups_RemovedAndOneInProgressKept()
+    {
+        using var temp = new TempDirectory();
+        var databasePath = await CreateDatabaseWithBotsAsync(temp.File("holdfast.db"), 3);
+        var destination = temp.File("backups/nightly.db");
+        Directory.CreateDirectory(temp.File("backups"));
+        int deadPid;
+        using (var gone = System.Diagnostics.Process.Start("true"))
+        {
+            await gone.WaitForExitAsync();
+            deadPid = gone.Id;
+        }
+
+        var abandoned = $"{destination}.partial-{deadPid}-0badc0de";
+        await File.WriteAllTextAsync(abandoned, "half a copy");
+        await File.WriteAllTextAsync(abandoned + "-journal", "its journal");
+        var inProgress = $"{destination}.partial-{Environment.ProcessId}-0000beef";
+        await File.WriteAllTextAsync(inProgress, "a copy still being written");
+
+        await SqliteMaintenance.BackupAsync(databasePath, destination);
+
+        (await CountBotsAsync(destination)).ShouldBe(3);
+        File.Exists(abandoned).ShouldBeFalse("a copy whose backup process is gone is removed");
+        File.Exists(abandoned + "-journal").ShouldBeFalse();
+        File.Exists(inProgress).ShouldBeTrue("a copy whose process still runs is left alone");
+        Directory.GetFiles(temp.File("backups")).Select(Path.GetFileName).Order(StringComparer.Ordinal)
+            .ShouldBe(new[] { "nightly.db", Path.GetFileName(inProgress) }.Order(StringComparer.Ordinal));
     }
 
     [Fact(Timeout = 60_000)]

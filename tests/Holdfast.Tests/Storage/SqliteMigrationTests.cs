@@ -8,7 +8,7 @@ namespace Holdfast.Tests.Storage;
 
 public sealed class SqliteMigrationTests
 {
-    private static readonly IReadOnlyList<Migration> Code = MigrationCatalog.Load("sqlite");
+    private static readonly IReadOnlyList<Migration> Code = SqliteDatabase.KnownMigrations;
 
     private static readonly Migration NextVersion = MigrationCatalog.Parse(
         "9001_test_add_bot_label.sql",
@@ -171,12 +171,11 @@ public sealed class SqliteMigrationTests
     }
 
     [Fact]
-    public void MigrationCatalog_BothProviders_LoadInVersionOrderWithChecksums()
+    public void MigrationCatalog_Sqlite_LoadsInVersionOrderWithChecksums()
     {
-        foreach (var provider in new[] { "sqlite", "postgres" })
+        // PostgreSQL's catalog: tests/Holdfast.Storage.Postgres.Tests (PostgresMigrationTests, PostgresScriptTests).
+        foreach (var migrations in new[] { SqliteDatabase.KnownMigrations })
         {
-            var migrations = MigrationCatalog.Load(provider);
-
             migrations[0].Id.ShouldBe("0001_foundation");
             migrations.Select(m => m.Version).ShouldBeInOrder(SortDirection.Ascending);
             migrations.ShouldAllBe(m => m.Checksum.Length == 64);

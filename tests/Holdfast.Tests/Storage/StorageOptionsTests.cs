@@ -12,31 +12,49 @@ namespace Holdfast.Tests.Storage;
 /// <summary>Storage settings are validated at start-up, and every process resolves the data directory the same way.</summary>
 public sealed class StorageOptionsTests
 {
-    [Fact(Timeout = 30_000)]
-    public async Task HostStart_ProviderPostgres_RefusedNamingTheMissingAdapterAndNothingOpened()
+    [Theory(Timeout = 30_000)]
+    [InlineData("Data Source=holdfast.db")]
+    [InlineData("mysql://root:s3cret@localhost/db")]
+    public async Task HostStart_ConnectionStringNotPostgres_RefusedWithoutEchoingItAndNothingOpened(string value)
     {
         using var temp = new TempDirectory();
-        using var host = TestHosts.BuildCoreHost(temp.Path, new Dictionary<string, string?> { ["Storage:Provider"] = "postgres" });
+        using var host = TestHosts.BuildCoreHost(temp.Path, new Dictionary<string, string?> { ["Storage:ConnectionString"] = value });
 
         var ex = await Should.ThrowAsync<OptionsValidationException>(() => host.StartAsync());
 
-        ex.Message.ShouldContain("Storage:Provider is 'postgres'");
-        ex.Message.ShouldContain("PostgreSQL adapter is not available");
-        ex.Message.ShouldContain("holdfast migrate --print --provider postgres");
+        ex.Message.ShouldContain("Storage:ConnectionString (or --store, HOLDFAST_STORE) is set but is not a PostgreSQL connection string");
+        ex.Message.ShouldNotContain("s3cret");
         Directory.GetFiles(temp.Path).ShouldBeEmpty();
     }
 
-    [Fact(Timeout = 30_000)]
-    public async Task HostStart_UnknownProvider_RefusedNamingTheValueAndNothingOpened()
+    [Theory]
+    [InlineData(null, "sqlite")]
+    [InlineData("  ", "sqlite")]
+    [InlineData("postgres://u:p@h:5432/d", "postgres")]
+    [InlineData("POSTGRESQL://u@h/d", "postgres")]
+    [InlineData("Host=h;Username=u;Password=p", "postgres")]
+    [InlineData("server=h;user id=u", "postgres")]
+    [InlineData("Data Source=x.db", null)]
+    public void InferProvider_FromTheStoreValue(string? value, string? expected) =>
+        StorageOptions.InferProvider(value).ShouldBe(expected);
+
+    [Fact]
+    public void GetStorageOptions_HoldfastStore_FillsConnectionStringUnlessConfigured()
     {
-        using var temp = new TempDirectory();
-        using var host = TestHosts.BuildCoreHost(temp.Path, new Dictionary<string, string?> { ["Storage:Provider"] = "mysql" });
+        var fromVariable = HoldfastConfiguration.GetStorageOptions(Configuration(new() { ["Storage:DataDirectory"] = "/srv/x", ["HOLDFAST_STORE"] = "postgres://u@env/d" }));
+        var configured = HoldfastConfiguration.GetStorageOptions(Configuration(new()
+        {
+            ["Storage:DataDirectory"] = "/srv/x",
+            ["HOLDFAST_STORE"] = "postgres://u@env/d",
+            ["Storage:ConnectionString"] = "postgres://u@configured/d",
+        }));
+        var none = HoldfastConfiguration.GetStorageOptions(Configuration(new() { ["Storage:DataDirectory"] = "/srv/x" }));
 
-        var ex = await Should.ThrowAsync<OptionsValidationException>(() => host.StartAsync());
-
-        ex.Message.ShouldContain("Storage:Provider 'mysql' is not a storage provider Holdfast knows");
-        ex.Message.ShouldContain("'sqlite'");
-        Directory.GetFiles(temp.Path).ShouldBeEmpty();
+        fromVariable.ConnectionString.ShouldBe("postgres://u@env/d");
+        fromVariable.Provider.ShouldBe(StorageOptions.PostgresProvider);
+        configured.ConnectionString.ShouldBe("postgres://u@configured/d");
+        none.ConnectionString.ShouldBeNull();
+        none.Provider.ShouldBe(StorageOptions.SqliteProvider);
     }
 
     [Theory(Timeout = 30_000)]
@@ -57,12 +75,11 @@ public sealed class StorageOptionsTests
     }
 
     [Fact(Timeout = 30_000)]
-    public async Task HostStart_ProviderSqliteInAnyCaseAndNormalSync_Starts()
+    public async Task HostStart_NoConnectionStringAndNormalSync_StartsOnSqlite()
     {
         using var temp = new TempDirectory();
         using var host = TestHosts.BuildCoreHost(temp.Path, new Dictionary<string, string?>
         {
-            ["Storage:Provider"] = "SQLite",
             ["Storage:SqliteSynchronous"] = "normal",
             ["Storage:BusyTimeout"] = "00:00:02",
         });
@@ -104,6 +121,7 @@ public sealed class StorageOptionsTests
         var services = new ServiceCollection()
             .AddSingleton<IConfiguration>(Configuration(new() { ["HOLDFAST_DATA"] = temp.Path, ["XDG_DATA_HOME"] = "/nonexistent-xdg" }))
             .AddLogging();
+        services.AddHoldfastSqliteStorage();
         services.AddHoldfastCore();
         await using var provider = services.BuildServiceProvider();
 
@@ -132,16 +150,6 @@ public sealed class StorageOptionsTests
         fromFile.ResolveSqlitePath().ShouldBe("/srv/from-appsettings/from-appsettings.db");
         fromFile.BusyTimeout.ShouldBe(TimeSpan.FromSeconds(3));
         overridden.ResolveSqlitePath().ShouldBe("/abs/override.db");
-    }
-
-    [Fact]
-    public void GetStorageOptions_ProviderPostgres_ThrowsTheStartUpMessage()
-    {
-        var configuration = Configuration(new() { ["Storage:DataDirectory"] = "/srv/x", ["Storage:Provider"] = "postgres" });
-
-        var ex = Should.Throw<OptionsValidationException>(() => HoldfastConfiguration.GetStorageOptions(configuration));
-
-        ex.Message.ShouldContain("PostgreSQL adapter is not available");
     }
 
     private static IConfigurationRoot Configuration(Dictionary<string, string?> values) =>

@@ -93,6 +93,10 @@ internal sealed class GenerationBackends : IDisposable
     private readonly ScriptedBackendOptions _scripted;
     private readonly GenerationOptions _generation;
     private readonly IServiceProvider _services;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<string, (DateTimeOffset At, IReadOnlyList<string>? Models)> _listed = new(StringComparer.OrdinalIgnoreCase);
+
+    private static readonly TimeSpan ModelListLifetime = TimeSpan.FromSeconds(30);
 
     public GenerationBackends(
         IOptions<GenerationBackendsOptions> configured,
@@ -106,6 +110,7 @@ internal sealed class GenerationBackends : IDisposable
         _generation = generation.Value;
         _registrations = registrations.GroupBy(r => r.Name, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.Last(), StringComparer.OrdinalIgnoreCase);
         _services = services;
+        _time = services.GetService<TimeProvider>() ?? TimeProvider.System;
     }
 
     /// <summary>
@@ -127,6 +132,106 @@ internal sealed class GenerationBackends : IDisposable
 
         return name.ToLowerInvariant();
     }
+
+    /// <summary>
+    /// Checks that backend <paramref name="name"/> serves <paramref name="model"/>, before a session is stored. A model
+    /// is known when the backend's configuration names it (<c>Model</c>, <c>Models</c>) or the backend lists it at
+    /// <c>GET {BaseUrl}/models</c> (asked at most every 30 s). Throws <see cref="ModelNotFoundException"/> naming the
+    /// models it does serve. Scripted and code-registered backends take any model; a backend that does not answer, or
+    /// lists nothing, is not second-guessed (its sessions fail later with the reason).
+    /// </summary>
+    public async Task EnsureModelAsync(string name, string model, CancellationToken cancellationToken = default)
+    {
+        var known = await ListModelsAsync(name, cancellationToken);
+        if (known is not null && !known.Contains(model, StringComparer.Ordinal))
+        {
+            throw new ModelNotFoundException(model, name, known);
+        }
+    }
+
+    /// <summary>
+    /// The models backend <paramref name="name"/> is known to serve (configured, and listed by the backend when it
+    /// answers), or null when any model goes (scripted, code-registered, or a backend that lists nothing).
+    /// </summary>
+    public async Task<IReadOnlyList<string>?> ListModelsAsync(string name, CancellationToken cancellationToken = default)
+    {
+        if (!IsKnown(name) || _registrations.ContainsKey(name) || IsScripted(name))
+        {
+            return null;
+        }
+
+        var configured = _configured.Backends.TryGetValue(name, out var options) ? options : new GenerationBackendOptions();
+        var names = new List<string>(configured.Models ?? []);
+        if (!string.IsNullOrEmpty(configured.Model))
+        {
+            names.Add(configured.Model);
+            names.Add("default");
+        }
+
+        if (Get(name).Client is not OpenAICompatibleChatClient client)
+        {
+            return null;
+        }
+
+        var now = _time.GetUtcNow();
+        IReadOnlyList<string>? listed;
+        if (_listed.TryGetValue(name, out var cached) && now - cached.At < ModelListLifetime)
+        {
+            listed = cached.Models;
+        }
+        else
+        {
+            try
+            {
+                listed = await client.ListModelsAsync(cancellationToken);
+                _listed[name] = (now, listed);
+            }
+            catch (GenerationBackendException)
+            {
+                listed = null; // does not answer now: its sessions say why when they run
+            }
+        }
+
+        if (listed is null)
+        {
+            return configured.Models is { Length: > 0 } ? [.. names.Distinct(StringComparer.Ordinal)] : null;
+        }
+
+        return [.. names.Concat(listed).Distinct(StringComparer.Ordinal)];
+    }
+
+    /// <summary>
+    /// Every model the server knows, with its backend: <c>scripted</c>, and for each other backend the models it is
+    /// configured with and those it lists (backends that do not answer contribute their configured ones only).
+    /// </summary>
+    public async Task<IReadOnlyList<(string Model, string Backend)>> ListAllModelsAsync(CancellationToken cancellationToken = default)
+    {
+        var models = new List<(string, string)>();
+        foreach (var name in KnownNames())
+        {
+            if (IsScripted(name) || (_registrations.ContainsKey(name) && !_configured.Backends.ContainsKey(name)))
+            {
+                if (IsScripted(name))
+                {
+                    models.Add((Scripted, name));
+                }
+
+                continue;
+            }
+
+            var listed = await ListModelsAsync(name, cancellationToken);
+            var configured = _configured.Backends.TryGetValue(name, out var options) ? options : null;
+            var names = listed ?? [.. (configured?.Models ?? []).Concat(configured?.Model is { Length: > 0 } m ? [m] : [])];
+            models.AddRange(names.Where(n => n != "default").Distinct(StringComparer.Ordinal).Select(n => (n, name)));
+        }
+
+        return models;
+    }
+
+    private bool IsScripted(string name) =>
+        _configured.Backends.TryGetValue(name, out var options)
+            ? string.Equals(options.Type, Scripted, StringComparison.OrdinalIgnoreCase)
+            : string.Equals(name, Scripted, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Names that <see cref="Get"/> resolves.</summary>
     public IReadOnlyList<string> KnownNames() =>

@@ -137,6 +137,51 @@ public sealed class OpenAICompatibleChatClient : IChatClient
         }
     }
 
+    /// <summary>
+    /// The model ids the server lists at <c>GET {BaseUrl}/models</c> (OpenAI's <c>{"data":[{"id":…}]}</c>). Completes
+    /// with the list; with null when the server answers but lists none (no such endpoint, or another shape). Throws
+    /// <see cref="GenerationBackendException"/> when the server cannot be reached within the connect timeout (at most 2 s).
+    /// </summary>
+    public async Task<IReadOnlyList<string>?> ListModelsAsync(CancellationToken cancellationToken = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_options.BaseUrl.TrimEnd('/') + "/models"));
+        if (!string.IsNullOrEmpty(_options.ApiKey))
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", _options.ApiKey);
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(Math.Min(2, Math.Max(0.1, _options.ConnectTimeout.TotalSeconds))), _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        try
+        {
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, linked.Token);
+            if (!response.IsSuccessStatusCode)
+            {
+                return null;
+            }
+
+            using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(linked.Token));
+            if (document.RootElement.ValueKind != JsonValueKind.Object
+                || !document.RootElement.TryGetProperty("data", out var data)
+                || data.ValueKind != JsonValueKind.Array)
+            {
+                return null;
+            }
+
+            return [.. data.EnumerateArray()
+                .Where(m => m.ValueKind == JsonValueKind.Object && m.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String)
+                .Select(m => m.GetProperty("id").GetString()!)];
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TimeoutException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw new GenerationBackendException($"backend '{_name}' at {_options.BaseUrl} does not answer ({ex.GetType().Name})", ex);
+        }
+    }
+
     /// <inheritdoc />
     public object? GetService(Type serviceType, object? serviceKey = null) =>
         serviceKey is null && serviceType?.IsInstanceOfType(this) == true ? this : null;

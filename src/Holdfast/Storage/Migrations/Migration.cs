@@ -20,10 +20,14 @@ public static class MigrationCatalog
 {
     private const string ResourcePrefix = "Holdfast.Migrations.";
 
-    /// <summary>All migrations of <paramref name="provider"/> (<c>sqlite</c> or <c>postgres</c>), in version order.</summary>
-    public static IReadOnlyList<Migration> Load(string provider)
+    /// <summary>
+    /// All migrations of <paramref name="provider"/> (<c>sqlite</c> or <c>postgres</c>) embedded in
+    /// <paramref name="assembly"/> (its provider's assembly; default: the core, which still embeds the PostgreSQL
+    /// ones), in version order.
+    /// </summary>
+    public static IReadOnlyList<Migration> Load(string provider, Assembly? assembly = null)
     {
-        var assembly = typeof(MigrationCatalog).Assembly;
+        assembly ??= typeof(MigrationCatalog).Assembly;
         var prefix = ResourcePrefix + provider + ".";
         var migrations = new List<Migration>();
         foreach (var resource in assembly.GetManifestResourceNames().Where(n => n.StartsWith(prefix, StringComparison.Ordinal)))

@@ -1,0 +1,491 @@
+using System.Globalization;
+using Holdfast.Audit;
+using Holdfast.Bots;
+using Holdfast.Sessions;
+using Npgsql;
+
+namespace Holdfast.Storage.Postgres;
+
+/// <summary>
+/// <see cref="IBotStore"/> over the design record's <c>bot_sessions</c> table in PostgreSQL. Each change is one
+/// transaction: lock the row (<c>FOR UPDATE</c>), check the request, update it with <c>version = version + 1</c>
+/// guarded by the version read, append the audit event, commit. Concurrent changes of one session wait for each
+/// other, so none is lost.
+/// </summary>
+internal sealed class PostgresBotStore : IBotStore
+{
+    private const string Columns =
+        "session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version, last_message_at, " +
+        "connection_state, connection_reason, connection_code, connection_changed_at, qr_seq, qr_set_at, qr_attempts";
+
+    private const string ReactivateSql = $"""
+        UPDATE bot_sessions
+        SET status = 'active', bot_type = @bot_type, connection_detail = NULL,
+            connection_state = 'starting', connection_reason = NULL, connection_code = NULL, connection_changed_at = @now,
+            updated_at = @now, version = version + 1
+        WHERE session_id = @id AND version = @version
+        RETURNING {Columns}
+        """;
+
+    private const string AssignOwnerSql = $"""
+        UPDATE bot_sessions SET owner = @owner, updated_at = @now, version = version + 1
+        WHERE session_id = @id AND version = @version
+        RETURNING {Columns}
+        """;
+
+    private const string SetQrSql = $"""
+        UPDATE bot_sessions
+        SET qr_data = @qr, updated_at = @now, version = version + 1,
+            qr_seq = CASE WHEN @qr::text IS NULL THEN qr_seq ELSE qr_seq + 1 END,
+            qr_set_at = CASE WHEN @qr::text IS NULL THEN qr_set_at ELSE @now END,
+            qr_attempts = CASE WHEN @qr::text IS NULL THEN qr_attempts ELSE qr_attempts + 1 END
+        WHERE session_id = @id AND version = @version
+        RETURNING {Columns}
+        """;
+
+    private const string RecordMessageSql = $"""
+        UPDATE bot_sessions SET last_message = @text, last_message_at = COALESCE(@at, @now), updated_at = @now, version = version + 1
+        WHERE session_id = @id AND version = @version
+        RETURNING {Columns}
+        """;
+
+    private const string SetConnectionSql = $"""
+        UPDATE bot_sessions SET connection_detail = @detail, updated_at = @now, version = version + 1
+        WHERE session_id = @id AND version = @version
+        RETURNING {Columns}
+        """;
+
+    private const string SetConnectionStateSql = $"""
+        UPDATE bot_sessions
+        SET connection_state = @state, connection_reason = @reason, connection_code = @code, connection_changed_at = @now,
+            connection_detail = @detail, qr_data = CASE WHEN @state = 'connected' THEN NULL ELSE qr_data END,
+            qr_attempts = CASE WHEN @state = 'connected' THEN 0 ELSE qr_attempts END,
+            updated_at = @now, version = version + 1
+        WHERE session_id = @id AND version = @version
+        RETURNING {Columns}
+        """;
+
+    private const string EndSql = $"""
+        UPDATE bot_sessions SET status = 'inactive', qr_data = NULL, connection_detail = NULL,
+            connection_state = CASE WHEN connection_state IN ('logged_out', 'failed') THEN connection_state ELSE 'disconnected' END,
+            connection_reason = CASE WHEN connection_state IN ('logged_out', 'failed') THEN connection_reason ELSE 'ended' END,
+            connection_changed_at = @now, updated_at = @now, version = version + 1
+        WHERE session_id = @id AND version = @version
+        RETURNING {Columns}
+        """;
+
+    private const string SaveAuthStateSql = $"""
+        UPDATE bot_sessions SET auth_state = @state, updated_at = @now, version = version + 1
+        WHERE session_id = @id AND version = @version
+        RETURNING {Columns}
+        """;
+
+    private readonly PostgresDatabase _database;
+    private readonly TimeProvider _time;
+
+    public PostgresBotStore(PostgresDatabase database, TimeProvider time)
+    {
+        _database = database;
+        _time = time;
+    }
+
+    public async Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, CancellationToken cancellationToken = default)
+    {
+        BotLimits.ValidateStart(request);
+        ArgumentNullException.ThrowIfNull(actor);
+        return await _database.WriteAsync(
+                async (connection, transaction, ct) =>
+                {
+                    var now = _time.GetUtcNow();
+                    var existing = await ReadRowAsync(connection, transaction, request.SessionId, ct);
+                    if (existing is null)
+                    {
+                        // ON CONFLICT: a concurrent start of the same new id waits for the other insert; when that
+                        // one won, the row is read (now visible) and this start goes on as for an existing session.
+                        await using var insert = new NpgsqlCommand(
+                            $"""
+                            INSERT INTO bot_sessions (session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version,
+                                                      connection_state, connection_changed_at)
+                            VALUES (@id, @now, NULL, 'active', NULL, @now, @bot_type, @owner, NULL, 1, 'starting', @now)
+                            ON CONFLICT (session_id) DO NOTHING
+                            RETURNING {Columns}
+                            """,
+                            connection,
+                            transaction);
+                        insert.Parameters.Add(Pg.Text("id", request.SessionId));
+                        insert.Parameters.Add(Pg.Time("now", now));
+                        insert.Parameters.Add(Pg.Text("bot_type", request.BotType));
+                        insert.Parameters.Add(Pg.Text("owner", request.Owner));
+                        if (await ReadSingleAsync(insert, ct) is { } created)
+                        {
+                            await PostgresAudit.AppendAsync(
+                                connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotCreated, null, "active", now,
+                                $"bot_type={request.BotType}", ct);
+                            return new BotStartResult(created, BotStartOutcome.Created);
+                        }
+
+                        existing = (await ReadRowAsync(connection, transaction, request.SessionId, ct))!;
+                    }
+
+                    // A session owned by someone else, or by no one, is never adopted by whoever names its id (an owner is
+                    // given only by AssignOwnerAsync).
+                    if (request.Owner is not null && !string.Equals(existing.Owner, request.Owner, StringComparison.Ordinal))
+                    {
+                        throw new BotIdUnavailableException(request.SessionId);
+                    }
+
+                    if (existing.Status == BotSessionStatus.Active)
+                    {
+                        if (!string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal))
+                        {
+                            throw new SessionConflictException(
+                                $"Bot session '{request.SessionId}' is active as a '{existing.BotType}' bot; end it before starting it as '{request.BotType}'.",
+                                "active",
+                                "active");
+                        }
+
+                        return new BotStartResult(existing, BotStartOutcome.AlreadyActive);
+                    }
+
+                    var reactivated = await UpdateAsync(
+                        connection,
+                        transaction,
+                        existing,
+                        ReactivateSql,
+                        command => command.Parameters.Add(Pg.Text("bot_type", request.BotType)),
+                        now,
+                        ct);
+                    var detail = string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal)
+                        ? $"bot_type={request.BotType}"
+                        : $"bot_type={existing.BotType}->{request.BotType}";
+                    await PostgresAudit.AppendAsync(
+                        connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotReactivated, "inactive", "active", now, detail, ct);
+                    return new BotStartResult(reactivated, BotStartOutcome.Reactivated);
+                },
+                cancellationToken);
+    }
+
+    public Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateQr(qrData);
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: "update the QR code of",
+            isNoOp: existing =>
+            {
+                // A connected session never keeps a QR.
+                if (qrData is not null && existing.Connection?.State == BotConnectionState.Connected)
+                {
+                    throw new SessionConflictException(
+                        $"Bot session '{sessionId}' is connected; report 'reconnecting' or 'disconnected' before a new QR code.", "connected");
+                }
+
+                return string.Equals(existing.QrData, qrData, StringComparison.Ordinal);
+            },
+            update: SetQrSql,
+            bind: command => command.Parameters.Add(Pg.Text("qr", qrData)),
+            action: AuditActions.BotQr,
+            detail: _ => qrData is null ? "qr cleared" : "qr updated",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor actor, CancellationToken cancellationToken = default) =>
+        RecordMessageAsync(sessionId, text, null, actor, cancellationToken);
+
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateMessage(text);
+
+        // Decided inside the write transaction (row locked), so concurrent messages cannot overtake each other: only
+        // forward. A message without a runtime time is stamped when it commits, so it is never older than the stored one.
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: "record a message for",
+            isNoOp: existing => receivedAt is { } at && existing.LastMessageAt is { } last && last > at,
+            update: RecordMessageSql,
+            bind: command =>
+            {
+                command.Parameters.Add(Pg.Text("text", text));
+                command.Parameters.Add(Pg.Time("at", receivedAt));
+            },
+            action: AuditActions.BotMessage,
+            detail: _ => string.Create(CultureInfo.InvariantCulture, $"{text.Length} characters"),
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        var wire = state.ToWire();
+        var detail = BotLimits.ValidateConnectionDetail(BotLimits.ConnectionDetail(wire, reason, code));
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing =>
+            {
+                // The state machine decides inside the write transaction, on the state as it is now (row locked).
+                if (BotConnectionStates.CheckTransition(existing.Connection?.State, state) is { } refused)
+                {
+                    throw new SessionConflictException(refused, existing.Connection?.State.ToWire(), wire);
+                }
+
+                // The same report again changes nothing.
+                return existing.Connection is { } current && current.State == state
+                    && string.Equals(current.Reason, reason, StringComparison.Ordinal) && current.Code == code;
+            },
+            update: SetConnectionStateSql,
+            bind: command =>
+            {
+                command.Parameters.Add(Pg.Text("state", wire));
+                command.Parameters.Add(Pg.Text("reason", reason));
+                command.Parameters.Add(Pg.Integer("code", code));
+                command.Parameters.Add(Pg.Text("detail", detail));
+            },
+            action: AuditActions.BotConnection,
+            detail: existing => $"{existing.Connection?.State.ToWire() ?? "none"} -> {detail}",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateConnectionDetail(connectionDetail);
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing => string.Equals(existing.ConnectionDetail, connectionDetail, StringComparison.Ordinal),
+            update: SetConnectionSql,
+            bind: command => command.Parameters.Add(Pg.Text("detail", connectionDetail)),
+            action: AuditActions.BotConnection,
+            detail: existing => $"{existing.ConnectionDetail ?? "none"} -> {connectionDetail ?? "none"}",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> AssignOwnerAsync(string sessionId, string owner, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        SessionIds.Validate(owner, "owner");
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing => string.Equals(existing.Owner, owner, StringComparison.Ordinal),
+            update: AssignOwnerSql,
+            bind: command => command.Parameters.Add(Pg.Text("owner", owner)),
+            action: AuditActions.BotOwner,
+            detail: existing => $"owner {existing.Owner ?? "none"} -> {owner}",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> EndAsync(string sessionId, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing => existing.Status == BotSessionStatus.Inactive,
+            update: EndSql,
+            bind: _ => { },
+            action: AuditActions.BotEnded,
+            detail: _ => null,
+            toState: "inactive",
+            cancellationToken);
+    }
+
+    public async Task<BotSession?> FindAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return await _database.ReadAsync((connection, ct) => ReadRowAsync(connection, null, sessionId, ct), cancellationToken);
+    }
+
+    public async Task<BotPage> ListAsync(BotListQuery query, CancellationToken cancellationToken = default)
+    {
+        query = BotLimits.ValidateList(query);
+        return await _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand(
+                    $"""
+                    SELECT {Columns} FROM bot_sessions
+                    WHERE (@status::text IS NULL OR status = @status)
+                      AND (@owner::text IS NULL OR owner = @owner)
+                      AND (@after::text IS NULL OR session_id > @after)
+                    ORDER BY session_id
+                    LIMIT @limit
+                    """,
+                    connection);
+                command.Parameters.Add(Pg.Text("status", query.Status?.ToWire()));
+                command.Parameters.Add(Pg.Text("owner", query.Owner));
+                command.Parameters.Add(Pg.Text("after", query.After));
+                command.Parameters.Add(Pg.Integer("limit", query.Limit + 1));
+                var items = new List<BotSession>();
+                await using (var reader = await command.ExecuteReaderAsync(ct))
+                {
+                    while (await reader.ReadAsync(ct))
+                    {
+                        items.Add(Map(reader));
+                    }
+                }
+
+                if (items.Count > query.Limit)
+                {
+                    items.RemoveAt(items.Count - 1);
+                    return new BotPage(items, items[^1].SessionId);
+                }
+
+                return new BotPage(items, null);
+            },
+            cancellationToken);
+    }
+
+    public Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        if (protectedState is { } blob)
+        {
+            BotLimits.ValidateAuthState(blob.Length, BotLimits.AuthStateEnvelopeBytes);
+        }
+
+        var bytes = protectedState?.ToArray();
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: _ => false,
+            update: SaveAuthStateSql,
+            bind: command => command.Parameters.Add(Pg.Bytea("state", bytes)),
+            action: AuditActions.BotAuthState,
+            detail: _ => bytes is null ? "auth state cleared" : string.Create(CultureInfo.InvariantCulture, $"auth state stored ({bytes.Length} bytes, encrypted)"),
+            toState: null,
+            cancellationToken);
+    }
+
+    public async Task<byte[]?> LoadAuthStateAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return await _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand("SELECT auth_state FROM bot_sessions WHERE session_id = @id", connection);
+                command.Parameters.Add(Pg.Text("id", sessionId));
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                if (!await reader.ReadAsync(ct))
+                {
+                    throw new SessionNotFoundException(SessionKind.Bot, sessionId);
+                }
+
+                return await reader.IsDBNullAsync(0, ct) ? null : await reader.GetFieldValueAsync<byte[]>(0, ct);
+            },
+            cancellationToken);
+    }
+
+    private async Task<BotSession> ChangeAsync(
+        string sessionId,
+        Actor actor,
+        string? requireActive,
+        Func<BotSession, bool> isNoOp,
+        string update,
+        Action<NpgsqlCommand> bind,
+        string action,
+        Func<BotSession, string?> detail,
+        string? toState,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(actor);
+        return await _database.WriteAsync(
+            async (connection, transaction, ct) =>
+            {
+                var existing = await ReadRowAsync(connection, transaction, sessionId, ct)
+                    ?? throw new SessionNotFoundException(SessionKind.Bot, sessionId);
+                if (requireActive is not null && existing.Status != BotSessionStatus.Active)
+                {
+                    throw new SessionConflictException(
+                        $"Cannot {requireActive} bot session '{sessionId}': it is inactive. Start it again first.", "inactive");
+                }
+
+                if (isNoOp(existing))
+                {
+                    return existing;
+                }
+
+                var now = _time.GetUtcNow();
+                var eventDetail = detail(existing);
+                var updated = await UpdateAsync(connection, transaction, existing, update, bind, now, ct);
+                await PostgresAudit.AppendAsync(
+                    connection, transaction, SessionKind.Bot, sessionId, actor, action,
+                    existing.Status.ToWire(), toState ?? updated.Status.ToWire(), now, eventDetail, ct);
+                return updated;
+            },
+            cancellationToken);
+    }
+
+    private static async Task<BotSession> UpdateAsync(
+        NpgsqlConnection connection,
+        NpgsqlTransaction transaction,
+        BotSession existing,
+        string update,
+        Action<NpgsqlCommand> bind,
+        DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        // `update` is one of this class's constant UPDATE statements (…Sql above).
+        await using var command = new NpgsqlCommand(update, connection, transaction);
+        command.Parameters.Add(Pg.Text("id", existing.SessionId));
+        command.Parameters.Add(Pg.Bigint("version", existing.Version));
+        command.Parameters.Add(Pg.Time("now", now));
+        bind(command);
+        return await ReadSingleAsync(command, cancellationToken)
+            ?? throw new SessionConflictException($"Bot session '{existing.SessionId}' was changed concurrently; retry the request.");
+    }
+
+    private static async Task<BotSession?> ReadRowAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sessionId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            transaction is null ? $"SELECT {Columns} FROM bot_sessions WHERE session_id = @id" : $"SELECT {Columns} FROM bot_sessions WHERE session_id = @id FOR UPDATE",
+            connection,
+            transaction);
+        command.Parameters.Add(Pg.Text("id", sessionId));
+        return await ReadSingleAsync(command, cancellationToken);
+    }
+
+    private static async Task<BotSession?> ReadSingleAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Map(reader) : null;
+    }
+
+    private static BotSession Map(NpgsqlDataReader reader) => new(
+        SessionId: reader.GetString(0),
+        CreatedAt: reader.Time(1),
+        LastMessage: reader.NullableString(2),
+        Status: BotSessionStatusNames.Parse(reader.GetString(3)),
+        QrData: reader.NullableString(4),
+        UpdatedAt: reader.Time(5),
+        BotType: reader.NullableString(6) ?? WebBotConnector.TypeName,
+        Owner: reader.NullableString(7),
+        ConnectionDetail: reader.NullableString(8),
+        Version: reader.NullableInt64(9) ?? 1,
+        LastMessageAt: reader.NullableTime(10),
+        Connection: reader.IsDBNull(11)
+            ? null
+            : new BotConnection(
+                BotConnectionStates.Parse(reader.GetString(11)),
+                reader.NullableString(12),
+                reader.IsDBNull(13) ? null : reader.GetInt32(13),
+                reader.NullableTime(14) ?? reader.Time(5)),
+        QrSeq: reader.NullableInt64(15) ?? 0,
+        QrSetAt: reader.NullableTime(16),
+        QrAttempts: reader.IsDBNull(17) ? 0 : reader.GetInt32(17));
+}

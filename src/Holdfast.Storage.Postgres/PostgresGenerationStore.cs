@@ -1,0 +1,895 @@
+using System.Globalization;
+using System.Text;
+using Holdfast.Audit;
+using Holdfast.Generation;
+using Holdfast.Sessions;
+using Npgsql;
+
+namespace Holdfast.Storage.Postgres;
+
+/// <summary>
+/// Generation sessions and their runs in PostgreSQL (<see cref="IGenerationStore"/>, <see cref="IRunStore"/>). Every
+/// change is one transaction that locks the session row (<c>FOR UPDATE</c>), asks the core's rules
+/// (<see cref="GenerationStateMachine"/>, <see cref="GenerationRules"/>), and writes the row (compare-and-swap on
+/// status and version), its status event and its audit event. Claims take rows with <c>FOR UPDATE SKIP LOCKED</c>, so
+/// two nodes never claim one session; every run write is fenced by the row's <c>lease_epoch</c>. A group commit writes
+/// the chunks of every session in one statement (arrays through <c>unnest</c>).
+/// </summary>
+internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
+{
+    internal const string Columns = """
+        id, owner, backend, model, input::text, parameters::text, metadata::text, status, desired_state, pause_reason, error, finish_reason,
+        input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, output, last_seq,
+        attempts, idempotency_key, created_at, updated_at, completed_at, version, log_compacted_at IS NOT NULL,
+        lease_holder, lease_expires_at, lease_epoch, request_hash
+        """;
+
+    private const string UniqueViolation = "23505";
+
+    private readonly PostgresDatabase _database;
+    private readonly TimeProvider _time;
+
+    public PostgresGenerationStore(PostgresDatabase database, TimeProvider time)
+    {
+        _database = database;
+        _time = time;
+    }
+
+    private enum LeaseChange
+    {
+        Keep,
+        Claim,
+        Release,
+        Revoke,
+    }
+
+    public async Task<GenerationCreateResult> CreateAsync(NewGeneration session, Actor actor, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(actor);
+        return await _database.WriteAsync(
+            (connection, transaction, ct) => CreateInTransactionAsync(connection, transaction, session, actor, ct),
+            cancellationToken);
+    }
+
+    public Task<GenerationChange> ForkAsync(string parentId, string? ownerScope, long? atSeq, string newId, Actor actor, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync(
+            async (connection, transaction, ct) =>
+            {
+                var parent = (await ReadRowAsync(connection, transaction, parentId, ownerScope, "FOR SHARE", ct))?.Session
+                    ?? throw new SessionNotFoundException(SessionKind.Generation, parentId);
+                var at = GenerationRules.CheckFork(parent, atSeq);
+                var prefix = new StringBuilder();
+                long chunks = 0;
+                await using (var read = new NpgsqlCommand(
+                    "SELECT payload FROM generation_log WHERE session_id = @id AND type = 'chunk' AND seq <= @at ORDER BY seq", connection, transaction))
+                {
+                    read.Parameters.Add(Pg.Text("id", parentId));
+                    read.Parameters.Add(Pg.Bigint("at", at));
+                    await using var reader = await read.ExecuteReaderAsync(ct);
+                    while (await reader.ReadAsync(ct))
+                    {
+                        prefix.Append(reader.GetString(0));
+                        chunks++;
+                    }
+                }
+
+                var fork = new NewGeneration(
+                    newId, parent.Owner, parent.Backend, parent.Model, parent.Input, parent.Parameters, parent.Metadata,
+                    parent.PreviousSessionId, IdempotencyKey: null, RequestHash: null, ForkedFrom: parent.Id, ForkedAtSeq: at,
+                    InitialOutput: prefix.ToString(), InitialOutputTokens: GenerationRules.ForkOutputTokens(parent, at, chunks));
+                return (await CreateInTransactionAsync(connection, transaction, fork, actor, ct)).Change;
+            },
+            cancellationToken);
+
+    public Task<GenerationSession?> FindAsync(string id, string? ownerScope, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(async (connection, ct) => (await ReadRowAsync(connection, null, id, ownerScope, string.Empty, ct))?.Session, cancellationToken);
+
+    public Task<GenerationPage> ListAsync(GenerationListQuery query, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        return _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand(
+                    $"""
+                    SELECT {Columns} FROM generation_sessions
+                    WHERE (@owner::text IS NULL OR owner = @owner)
+                      AND (@status::text IS NULL OR status = @status)
+                      AND (@cursor::text IS NULL OR id < @cursor)
+                    ORDER BY id DESC
+                    LIMIT @limit
+                    """,
+                    connection);
+                command.Parameters.Add(Pg.Text("owner", query.Owner));
+                command.Parameters.Add(Pg.Text("status", query.Status?.ToWire()));
+                command.Parameters.Add(Pg.Text("cursor", query.Cursor));
+                command.Parameters.Add(Pg.Integer("limit", query.Limit + 1));
+                var items = new List<GenerationSession>();
+                await using (var reader = await command.ExecuteReaderAsync(ct))
+                {
+                    while (await reader.ReadAsync(ct))
+                    {
+                        items.Add(Map(reader).Session);
+                    }
+                }
+
+                string? next = null;
+                if (items.Count > query.Limit)
+                {
+                    items.RemoveAt(items.Count - 1);
+                    next = items[^1].Id;
+                }
+
+                return new GenerationPage(items, next);
+            },
+            cancellationToken);
+    }
+
+    public Task<GenerationChange> ApplyControlAsync(
+        string id, string? ownerScope, GenerationCommand command, Actor actor, long? expectedVersion, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync(
+            async (connection, transaction, ct) =>
+            {
+                var session = (await ReadRowAsync(connection, transaction, id, ownerScope, "FOR UPDATE", ct))?.Session
+                    ?? throw new SessionNotFoundException(SessionKind.Generation, id);
+                var transition = GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command);
+                if (!transition.Changed)
+                {
+                    return new GenerationChange(session, null, false);
+                }
+
+                if (expectedVersion is { } expected && expected != session.Version)
+                {
+                    throw new SessionConflictException(
+                        string.Create(CultureInfo.InvariantCulture, $"The session changed since version {expected} (it is now version {session.Version}, {GenerationRules.StateOf(session)}); reload it and retry."),
+                        session.Status.ToWire(),
+                        transition.To.Status.ToWire());
+                }
+
+                return await WriteTransitionAsync(connection, transaction, session, transition, actor, new TransitionFacts(), ct);
+            },
+            cancellationToken);
+
+    public Task DeleteAsync(string id, string? ownerScope, Actor actor, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync(
+            async (connection, transaction, ct) =>
+            {
+                var session = (await ReadRowAsync(connection, transaction, id, ownerScope, "FOR UPDATE", ct))?.Session
+                    ?? throw new SessionNotFoundException(SessionKind.Generation, id);
+                GenerationRules.CheckDelete(session);
+                await using (var delete = new NpgsqlCommand("DELETE FROM generation_sessions WHERE id = @id AND version = @version", connection, transaction))
+                {
+                    delete.Parameters.Add(Pg.Text("id", id));
+                    delete.Parameters.Add(Pg.Bigint("version", session.Version));
+                    await delete.ExecuteNonQueryAsync(ct);
+                }
+
+                await PostgresAudit.AppendAsync(
+                    connection, transaction, SessionKind.Generation, id, actor, AuditActions.Delete, session.Status.ToWire(), null, _time.GetUtcNow(), null, ct);
+                return 0;
+            },
+            cancellationToken);
+
+    public Task<IReadOnlyList<GenerationLogEvent>?> ReadLogAsync(string id, string? ownerScope, long afterSeq, int limit, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync<IReadOnlyList<GenerationLogEvent>?>(
+            async (connection, ct) =>
+            {
+                await using (var exists = new NpgsqlCommand("SELECT 1 FROM generation_sessions WHERE id = @id AND (@owner::text IS NULL OR owner = @owner)", connection))
+                {
+                    exists.Parameters.Add(Pg.Text("id", id));
+                    exists.Parameters.Add(Pg.Text("owner", ownerScope));
+                    if (await exists.ExecuteScalarAsync(ct) is null)
+                    {
+                        return null;
+                    }
+                }
+
+                return await ReadLogRowsAsync(connection, id, afterSeq, limit, ct);
+            },
+            cancellationToken);
+
+    public Task<IReadOnlyList<GenerationLogEvent>> ReadLogAfterAsync(string id, long afterSeq, int limit, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync<IReadOnlyList<GenerationLogEvent>>(
+            async (connection, ct) => await ReadLogRowsAsync(connection, id, afterSeq, limit, ct),
+            cancellationToken);
+
+    public Task<long> ReadDurableSeqAsync(string id, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand("SELECT COALESCE((SELECT last_seq FROM generation_sessions WHERE id = @id), 0)", connection);
+                command.Parameters.Add(Pg.Text("id", id));
+                return (long)(await command.ExecuteScalarAsync(ct))!;
+            },
+            cancellationToken);
+
+    public Task<long?> ReadCompactedChunkSeqAsync(string id, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand(
+                    """
+                    SELECT (SELECT max(seq) FROM generation_log WHERE session_id = s.id AND type = 'chunk')
+                    FROM generation_sessions s WHERE s.id = @id AND s.log_compacted_at IS NOT NULL
+                    """,
+                    connection);
+                command.Parameters.Add(Pg.Text("id", id));
+                return await command.ExecuteScalarAsync(ct) is long seq ? seq : (long?)null;
+            },
+            cancellationToken);
+
+    public Task<int> CompactFinishedLogsAsync(DateTimeOffset finishedBefore, int limit, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync(
+            async (connection, transaction, ct) =>
+            {
+                var due = new List<(string Id, string Status, string Output)>();
+                await using (var select = new NpgsqlCommand(
+                    """
+                    SELECT id, status, output FROM generation_sessions
+                    WHERE completed_at IS NOT NULL AND log_compacted_at IS NULL AND completed_at < @before
+                      AND status IN ('completed', 'cancelled')
+                    ORDER BY completed_at
+                    LIMIT @limit
+                    FOR UPDATE SKIP LOCKED
+                    """,
+                    connection,
+                    transaction))
+                {
+                    select.Parameters.Add(Pg.Time("before", finishedBefore));
+                    select.Parameters.Add(Pg.Integer("limit", limit));
+                    await using var reader = await select.ExecuteReaderAsync(ct);
+                    while (await reader.ReadAsync(ct))
+                    {
+                        due.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+                    }
+                }
+
+                var now = _time.GetUtcNow();
+                var actor = Actor.System("retention", "Generation:LogRetention");
+                foreach (var (id, status, output) in due)
+                {
+                    long chunks;
+                    long? lastChunk;
+                    await using (var count = new NpgsqlCommand("SELECT count(*), max(seq) FROM generation_log WHERE session_id = @id AND type = 'chunk'", connection, transaction))
+                    {
+                        count.Parameters.Add(Pg.Text("id", id));
+                        await using var reader = await count.ExecuteReaderAsync(ct);
+                        await reader.ReadAsync(ct);
+                        chunks = reader.GetInt64(0);
+                        lastChunk = reader.NullableInt64(1);
+                    }
+
+                    if (chunks > 1 && lastChunk is { } last)
+                    {
+                        await using var merge = new NpgsqlCommand(
+                            """
+                            DELETE FROM generation_log WHERE session_id = @id AND type = 'chunk';
+                            INSERT INTO generation_log (session_id, seq, type, payload) VALUES (@id, @seq, 'chunk', @output);
+                            """,
+                            connection,
+                            transaction);
+                        merge.Parameters.Add(Pg.Text("id", id));
+                        merge.Parameters.Add(Pg.Bigint("seq", last));
+                        merge.Parameters.Add(Pg.Text("output", output));
+                        await merge.ExecuteNonQueryAsync(ct);
+                    }
+
+                    await using (var mark = new NpgsqlCommand("UPDATE generation_sessions SET log_compacted_at = @now WHERE id = @id", connection, transaction))
+                    {
+                        mark.Parameters.Add(Pg.Time("now", now));
+                        mark.Parameters.Add(Pg.Text("id", id));
+                        await mark.ExecuteNonQueryAsync(ct);
+                    }
+
+                    await PostgresAudit.AppendAsync(
+                        connection, transaction, SessionKind.Generation, id, actor, AuditActions.CompactLog, status, status, now,
+                        string.Create(CultureInfo.InvariantCulture, $"{chunks} chunk events merged into one"), ct);
+                }
+
+                return due.Count;
+            },
+            cancellationToken);
+
+    public Task<IReadOnlyList<RunClaim>> ClaimRunnableAsync(RunClaimRequest request, Func<ClaimCandidate, ClaimChoice> choose, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(choose);
+        return _database.WriteAsync<IReadOnlyList<RunClaim>>(
+            async (connection, transaction, ct) =>
+            {
+                var rows = new List<GenerationSession>();
+                await using (var select = new NpgsqlCommand(
+                    $"""
+                    SELECT {Columns} FROM generation_sessions
+                    WHERE status = 'queued' AND desired_state = 'running'
+                    ORDER BY id
+                    LIMIT @limit
+                    FOR UPDATE SKIP LOCKED
+                    """,
+                    connection,
+                    transaction))
+                {
+                    select.Parameters.Add(Pg.Integer("limit", request.Limit));
+                    await using var reader = await select.ExecuteReaderAsync(ct);
+                    while (await reader.ReadAsync(ct))
+                    {
+                        rows.Add(Map(reader).Session);
+                    }
+                }
+
+                var claims = new List<RunClaim>();
+                foreach (var session in rows)
+                {
+                    var choice = choose(new ClaimCandidate(session.Id, session.Backend, session.Output.Length > 0));
+                    if (!choice.Take)
+                    {
+                        continue;
+                    }
+
+                    if (GenerationStateMachine.Apply(GenerationRules.StateOf(session), GenerationCommand.Claim).Transition is not { } transition)
+                    {
+                        continue;
+                    }
+
+                    var facts = new TransitionFacts
+                    {
+                        NewAttempt = true,
+                        Continuation = choice.Continuation,
+                        Lease = LeaseChange.Claim,
+                        NodeId = request.NodeId,
+                        LeaseExpiresAt = _time.GetUtcNow() + request.LeaseDuration,
+                    };
+                    var (change, row) = await WriteTransitionRowAsync(connection, transaction, session, transition, GenerationRules.RunnerActor, facts, ct);
+                    claims.Add(new RunClaim(change, new RunLease(session.Id, request.NodeId, row.LeaseEpoch, row.LeaseExpiresAt!.Value)));
+                }
+
+                return claims;
+            },
+            cancellationToken);
+    }
+
+    public Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync<IReadOnlyList<RunLease>>(
+            async (connection, transaction, ct) =>
+            {
+                await using var command = new NpgsqlCommand(
+                    """
+                    UPDATE generation_sessions SET lease_expires_at = @expires
+                    WHERE lease_holder = @node AND status = 'running'
+                    RETURNING id, lease_epoch, lease_expires_at
+                    """,
+                    connection,
+                    transaction);
+                command.Parameters.Add(Pg.Time("expires", _time.GetUtcNow() + leaseDuration));
+                command.Parameters.Add(Pg.Text("node", nodeId));
+                var leases = new List<RunLease>();
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    leases.Add(new RunLease(reader.GetString(0), nodeId, reader.GetInt64(1), reader.Time(2)));
+                }
+
+                return leases;
+            },
+            cancellationToken);
+
+    public async Task<IReadOnlyList<GenerationChange>> CommitAsync(IReadOnlyList<ChunkAppend> chunks, IReadOnlyList<RunFinish> finishes, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(chunks);
+        ArgumentNullException.ThrowIfNull(finishes);
+        if (chunks.Count == 0 && finishes.Count == 0)
+        {
+            return [];
+        }
+
+        var runs = ChunkRuns.From(chunks);
+        return await _database.WriteAsync<IReadOnlyList<GenerationChange>>(
+            async (connection, transaction, ct) =>
+            {
+                await CheckFencesAsync(connection, transaction, chunks, finishes, ct);
+                if (runs.Count > 0)
+                {
+                    await AppendChunksAsync(connection, transaction, runs, ct);
+                }
+
+                var changes = new List<GenerationChange>(finishes.Count);
+                var rows = finishes.Count == 0 ? [] : await ReadRowsAsync(connection, transaction, finishes.Select(f => f.SessionId), ct);
+                foreach (var finish in finishes)
+                {
+                    // The row as it stands after this commit's chunks (already locked by the fence check).
+                    var session = rows[finish.SessionId].Session;
+                    var (command, actor) = GenerationRules.DecideRunEnd(session, finish);
+                    var transition = GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command);
+                    var facts = new TransitionFacts
+                    {
+                        Error = finish.Error,
+                        FinishReason = finish.FinishReason,
+                        InputTokens = finish.InputTokens,
+                        Lease = LeaseChange.Release,
+                    };
+                    var (change, row) = await WriteTransitionRowAsync(connection, transaction, session, transition, actor, facts, ct);
+                    rows[finish.SessionId] = row;
+                    changes.Add(change);
+                }
+
+                return changes;
+            },
+            cancellationToken);
+    }
+
+    public Task<IReadOnlyList<GenerationChange>> RecoverAbandonedAsync(RecoveryRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return _database.WriteAsync<IReadOnlyList<GenerationChange>>(
+            async (connection, transaction, ct) =>
+            {
+                var rows = new List<GenerationSession>();
+                await using (var select = new NpgsqlCommand(
+                    $"""
+                    SELECT {Columns} FROM generation_sessions
+                    WHERE status = 'running'
+                      AND (lease_expires_at IS NULL OR lease_expires_at < @now OR (@own AND lease_holder = @node))
+                    ORDER BY id
+                    FOR UPDATE SKIP LOCKED
+                    """,
+                    connection,
+                    transaction))
+                {
+                    select.Parameters.Add(Pg.Time("now", _time.GetUtcNow()));
+                    select.Parameters.Add(Pg.Bool("own", request.TakeOwnLeasesBack));
+                    select.Parameters.Add(Pg.Text("node", request.NodeId));
+                    await using var reader = await select.ExecuteReaderAsync(ct);
+                    while (await reader.ReadAsync(ct))
+                    {
+                        rows.Add(Map(reader).Session);
+                    }
+                }
+
+                var (command, actor) = GenerationRules.Recovery(request.Policy);
+                var changes = new List<GenerationChange>(rows.Count);
+                foreach (var session in rows)
+                {
+                    var transition = GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command);
+                    changes.Add(await WriteTransitionAsync(connection, transaction, session, transition, actor, new TransitionFacts { Lease = LeaseChange.Revoke }, ct));
+                }
+
+                return changes;
+            },
+            cancellationToken);
+    }
+
+    public Task<IReadOnlyList<string>> ListStopRequestedAsync(string nodeId, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync<IReadOnlyList<string>>(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand(
+                    "SELECT id FROM generation_sessions WHERE status = 'running' AND desired_state <> 'running' AND lease_holder = @node ORDER BY id", connection);
+                command.Parameters.Add(Pg.Text("node", nodeId));
+                var ids = new List<string>();
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    ids.Add(reader.GetString(0));
+                }
+
+                return ids;
+            },
+            cancellationToken);
+
+    /// <summary>The row of a session as read (with its lease and request hash), or null.</summary>
+    internal sealed record Row(GenerationSession Session, string? LeaseHolder, DateTimeOffset? LeaseExpiresAt, long LeaseEpoch, string? RequestHash);
+
+    internal static Row Map(NpgsqlDataReader reader) => new(
+        new GenerationSession
+        {
+            Id = reader.GetString(0),
+            Owner = reader.GetString(1),
+            Backend = reader.GetString(2),
+            Model = reader.GetString(3),
+            Input = GenerationJson.Deserialize<List<GenerationMessage>>(reader.GetString(4)),
+            Parameters = GenerationJson.Deserialize<GenerationParameters>(reader.GetString(5)),
+            Metadata = reader.IsDBNull(6) ? null : GenerationJson.Deserialize<Dictionary<string, string>>(reader.GetString(6)),
+            Status = GenerationNames.ParseStatus(reader.GetString(7)),
+            DesiredState = GenerationNames.ParseDesired(reader.GetString(8)),
+            PauseReason = reader.NullableString(9),
+            Error = reader.NullableString(10),
+            FinishReason = reader.NullableString(11),
+            Usage = new GenerationUsage(reader.NullableInt64(12), reader.GetInt64(13)),
+            PreviousSessionId = reader.NullableString(14),
+            ForkedFrom = reader.NullableString(15),
+            ForkedAtSeq = reader.NullableInt64(16),
+            Continuation = reader.NullableString(17),
+            Output = reader.GetString(18),
+            LastSeq = reader.GetInt64(19),
+            Attempts = reader.GetInt32(20),
+            IdempotencyKey = reader.NullableString(21),
+            CreatedAt = reader.Time(22),
+            UpdatedAt = reader.Time(23),
+            CompletedAt = reader.NullableTime(24),
+            Version = reader.GetInt64(25),
+            LogCompacted = reader.GetBoolean(26),
+        },
+        reader.NullableString(27),
+        reader.NullableTime(28),
+        reader.GetInt64(29),
+        reader.NullableString(30));
+
+    private static async Task<Row?> ReadRowAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction, string id, string? ownerScope, string lockClause, CancellationToken cancellationToken)
+    {
+        // lockClause is one of this class's constants: "", "FOR SHARE", "FOR UPDATE".
+        await using var command = new NpgsqlCommand(
+            $"SELECT {Columns} FROM generation_sessions WHERE id = @id AND (@owner::text IS NULL OR owner = @owner) {lockClause}", connection, transaction);
+        command.Parameters.Add(Pg.Text("id", id));
+        command.Parameters.Add(Pg.Text("owner", ownerScope));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Map(reader) : null;
+    }
+
+    /// <summary>Several sessions' rows in one round trip, by id (all exist: the fence check locked them).</summary>
+    private static async Task<Dictionary<string, Row>> ReadRowsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<string> ids, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SELECT {Columns} FROM generation_sessions WHERE id = ANY(@ids)", connection, transaction);
+        command.Parameters.Add(Pg.TextArray("ids", ids.Distinct(StringComparer.Ordinal).ToArray()));
+        var rows = new Dictionary<string, Row>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var row = Map(reader);
+            rows[row.Session.Id] = row;
+        }
+
+        return rows;
+    }
+
+    private static async Task<IReadOnlyList<GenerationLogEvent>> ReadLogRowsAsync(NpgsqlConnection connection, string id, long afterSeq, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "SELECT seq, type, payload FROM generation_log WHERE session_id = @id AND seq > @after ORDER BY seq LIMIT @limit", connection);
+        command.Parameters.Add(Pg.Text("id", id));
+        command.Parameters.Add(Pg.Bigint("after", afterSeq));
+        command.Parameters.Add(Pg.Integer("limit", limit));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var events = new List<GenerationLogEvent>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var seq = reader.GetInt64(0);
+            var payload = reader.GetString(2);
+            events.Add(string.Equals(reader.GetString(1), "chunk", StringComparison.Ordinal)
+                ? GenerationLogEvent.Chunk(id, seq, payload)
+                : GenerationLogEvent.Status(id, seq, GenerationJson.Deserialize<GenerationStatusChange>(payload)));
+        }
+
+        return events;
+    }
+
+    private async Task<GenerationCreateResult> CreateInTransactionAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, NewGeneration row, Actor actor, CancellationToken cancellationToken)
+    {
+        if (row.IdempotencyKey is not null && await ReadByIdempotencyKeyAsync(connection, transaction, row.Owner, row.IdempotencyKey, cancellationToken) is { } existing)
+        {
+            GenerationRules.CheckIdempotentRetry(row.IdempotencyKey, existing.Session, existing.RequestHash, row.RequestHash);
+            return new GenerationCreateResult(new GenerationChange(existing.Session, null, false), false);
+        }
+
+        if (row.PreviousSessionId is not null && row.ForkedFrom is null)
+        {
+            await using var previous = new NpgsqlCommand("SELECT 1 FROM generation_sessions WHERE id = @id AND owner = @owner", connection, transaction);
+            previous.Parameters.Add(Pg.Text("id", row.PreviousSessionId));
+            previous.Parameters.Add(Pg.Text("owner", row.Owner));
+            if (await previous.ExecuteScalarAsync(cancellationToken) is null)
+            {
+                throw new InvalidSessionInputException("previous_session_id", $"'previous_session_id' names session '{row.PreviousSessionId}', which was not found.");
+            }
+        }
+
+        var now = _time.GetUtcNow();
+        var hasPrefix = row.InitialOutput.Length > 0;
+        var queuedSeq = hasPrefix ? 2 : 1;
+        var queued = new GenerationStatusChange(GenerationStatus.Queued);
+        await using (var insert = new NpgsqlCommand(
+            """
+            INSERT INTO generation_sessions (
+                id, owner, backend, model, input, parameters, metadata, status, desired_state, output, output_tokens, last_seq,
+                previous_session_id, forked_from, forked_at_seq, idempotency_key, request_hash, created_at, updated_at, version)
+            VALUES (@id, @owner, @backend, @model, @input, @parameters, @metadata, 'queued', 'running', @output, @output_tokens, @last_seq,
+                @previous, @forked_from, @forked_at_seq, @key, @hash, @now, @now, 1)
+            ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            """,
+            connection,
+            transaction))
+        {
+            insert.Parameters.Add(Pg.Text("id", row.Id));
+            insert.Parameters.Add(Pg.Text("owner", row.Owner));
+            insert.Parameters.Add(Pg.Text("backend", row.Backend));
+            insert.Parameters.Add(Pg.Text("model", row.Model));
+            insert.Parameters.Add(Pg.Jsonb("input", GenerationJson.Serialize(row.Input)));
+            insert.Parameters.Add(Pg.Jsonb("parameters", GenerationJson.Serialize(row.Parameters)));
+            insert.Parameters.Add(Pg.Jsonb("metadata", row.Metadata is null ? null : GenerationJson.Serialize(row.Metadata)));
+            insert.Parameters.Add(Pg.Text("output", row.InitialOutput));
+            insert.Parameters.Add(Pg.Bigint("output_tokens", row.InitialOutputTokens));
+            insert.Parameters.Add(Pg.Bigint("last_seq", queuedSeq));
+            insert.Parameters.Add(Pg.Text("previous", row.PreviousSessionId));
+            insert.Parameters.Add(Pg.Text("forked_from", row.ForkedFrom));
+            insert.Parameters.Add(Pg.Bigint("forked_at_seq", row.ForkedAtSeq));
+            insert.Parameters.Add(Pg.Text("key", row.IdempotencyKey));
+            insert.Parameters.Add(Pg.Text("hash", row.RequestHash));
+            insert.Parameters.Add(Pg.Time("now", now));
+            try
+            {
+                if (await insert.ExecuteNonQueryAsync(cancellationToken) == 0)
+                {
+                    // Another transaction inserted the same (owner, key) first and has committed: return its session.
+                    var winner = await ReadByIdempotencyKeyAsync(connection, transaction, row.Owner, row.IdempotencyKey!, cancellationToken)
+                        ?? throw new SessionConflictException("A session with this Idempotency-Key is being created; retry the request.");
+                    GenerationRules.CheckIdempotentRetry(row.IdempotencyKey!, winner.Session, winner.RequestHash, row.RequestHash);
+                    return new GenerationCreateResult(new GenerationChange(winner.Session, null, false), false);
+                }
+            }
+            catch (PostgresException ex) when (ex.SqlState == UniqueViolation)
+            {
+                throw new SessionConflictException($"A generation session with id '{row.Id}' already exists.");
+            }
+        }
+
+        await using (var log = new NpgsqlCommand(
+            """
+            INSERT INTO generation_log (session_id, seq, type, payload)
+            SELECT @id, 1, 'chunk', @prefix WHERE @has_prefix;
+            INSERT INTO generation_log (session_id, seq, type, payload) VALUES (@id, @queued_seq, 'status', @queued);
+            """,
+            connection,
+            transaction))
+        {
+            log.Parameters.Add(Pg.Text("id", row.Id));
+            log.Parameters.Add(Pg.Text("prefix", row.InitialOutput));
+            log.Parameters.Add(Pg.Bool("has_prefix", hasPrefix));
+            log.Parameters.Add(Pg.Bigint("queued_seq", queuedSeq));
+            log.Parameters.Add(Pg.Text("queued", GenerationJson.Serialize(queued)));
+            await log.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await PostgresAudit.AppendAsync(
+            connection, transaction, SessionKind.Generation, row.Id, actor, row.ForkedFrom is null ? AuditActions.Create : AuditActions.Fork, null, "queued",
+            now, GenerationRules.CreateDetail(row, actor), cancellationToken);
+        var session = (await ReadRowAsync(connection, transaction, row.Id, null, string.Empty, cancellationToken))!.Session;
+        return new GenerationCreateResult(new GenerationChange(session, GenerationLogEvent.Status(row.Id, queuedSeq, queued), true), true);
+    }
+
+    private static async Task<Row?> ReadByIdempotencyKeyAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, string owner, string key, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SELECT {Columns} FROM generation_sessions WHERE owner = @owner AND idempotency_key = @key", connection, transaction);
+        command.Parameters.Add(Pg.Text("owner", owner));
+        command.Parameters.Add(Pg.Text("key", key));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Map(reader) : null;
+    }
+
+    private sealed record TransitionFacts
+    {
+        public bool NewAttempt { get; init; }
+
+        public string? Continuation { get; init; }
+
+        public string? Error { get; init; }
+
+        public string? FinishReason { get; init; }
+
+        public long? InputTokens { get; init; }
+
+        public LeaseChange Lease { get; init; }
+
+        public string? NodeId { get; init; }
+
+        public DateTimeOffset? LeaseExpiresAt { get; init; }
+    }
+
+    private async Task<GenerationChange> WriteTransitionAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, GenerationSession session, GenerationTransition transition, Actor actor, TransitionFacts facts, CancellationToken cancellationToken) =>
+        (await WriteTransitionRowAsync(connection, transaction, session, transition, actor, facts, cancellationToken)).Change;
+
+    private async Task<(GenerationChange Change, Row Row)> WriteTransitionRowAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, GenerationSession session, GenerationTransition transition, Actor actor, TransitionFacts facts, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var to = transition.To;
+        var statusChange = GenerationRules.StatusEventFor(transition, facts.Error, facts.FinishReason);
+        var statusEvent = statusChange is null ? null : GenerationLogEvent.Status(session.Id, session.LastSeq + 1, statusChange);
+        // One statement, one round trip: the compare-and-swap on (status, version), then, only when it matched, the
+        // status event and the audit event (data-modifying CTEs; the audit seq is the session's previous max + 1, the
+        // row lock taken by the UPDATE keeps it from racing).
+        Row updated;
+        await using (var update = new NpgsqlCommand(
+            $"""
+            WITH updated AS (
+                UPDATE generation_sessions SET
+                    status = @status,
+                    desired_state = @desired,
+                    pause_reason = @pause_reason,
+                    error = CASE WHEN @set_error THEN @error ELSE error END,
+                    finish_reason = COALESCE(@finish_reason, finish_reason),
+                    input_tokens = COALESCE(@input_tokens, input_tokens),
+                    continuation = CASE WHEN @new_attempt THEN @continuation ELSE continuation END,
+                    attempts = attempts + CASE WHEN @new_attempt THEN 1 ELSE 0 END,
+                    last_seq = last_seq + CASE WHEN @status_changed THEN 1 ELSE 0 END,
+                    updated_at = @now,
+                    completed_at = CASE WHEN @final THEN @now ELSE completed_at END,
+                    version = version + 1,
+                    lease_holder = CASE @lease WHEN 0 THEN lease_holder WHEN 1 THEN @node ELSE NULL END,
+                    lease_expires_at = CASE @lease WHEN 0 THEN lease_expires_at WHEN 1 THEN @lease_expires ELSE NULL END,
+                    lease_epoch = lease_epoch + CASE WHEN @lease IN (1, 3) THEN 1 ELSE 0 END
+                WHERE id = @id AND status = @old_status AND version = @old_version
+                RETURNING {Columns}
+            ), status_event AS (
+                INSERT INTO generation_log (session_id, seq, type, payload)
+                SELECT @id, @seq, 'status', @payload FROM updated WHERE @status_changed
+            ), audit AS (
+                INSERT INTO session_events (session_kind, session_id, seq, occurred_at, actor, action, from_state, to_state, detail)
+                SELECT 'generation', @id,
+                       COALESCE((SELECT max(seq) FROM session_events WHERE session_kind = 'generation' AND session_id = @id), 0) + 1,
+                       @now, @actor, @action, @from_state, @to_state, @detail
+                FROM updated
+            )
+            SELECT * FROM updated
+            """,
+            connection,
+            transaction))
+        {
+            update.Parameters.Add(Pg.Text("status", to.Status.ToWire()));
+            update.Parameters.Add(Pg.Text("desired", to.Desired.ToWire()));
+            update.Parameters.Add(Pg.Text("pause_reason", to.Status == GenerationStatus.Paused || to.Desired == GenerationDesiredState.Paused ? to.PauseReason : null));
+            update.Parameters.Add(Pg.Bool("set_error", to.Status == GenerationStatus.Failed));
+            update.Parameters.Add(Pg.Text("error", facts.Error));
+            update.Parameters.Add(Pg.Text("finish_reason", to.Status == GenerationStatus.Completed ? facts.FinishReason : null));
+            update.Parameters.Add(Pg.Bigint("input_tokens", facts.InputTokens));
+            update.Parameters.Add(Pg.Bool("new_attempt", facts.NewAttempt));
+            update.Parameters.Add(Pg.Text("continuation", facts.Continuation));
+            update.Parameters.Add(Pg.Bool("status_changed", statusEvent is not null));
+            update.Parameters.Add(Pg.Time("now", now));
+            update.Parameters.Add(Pg.Bool("final", to.Status is GenerationStatus.Completed or GenerationStatus.Cancelled));
+            update.Parameters.Add(Pg.Integer("lease", (int)facts.Lease));
+            update.Parameters.Add(Pg.Text("node", facts.NodeId));
+            update.Parameters.Add(Pg.Time("lease_expires", facts.LeaseExpiresAt));
+            update.Parameters.Add(Pg.Text("id", session.Id));
+            update.Parameters.Add(Pg.Text("old_status", session.Status.ToWire()));
+            update.Parameters.Add(Pg.Bigint("old_version", session.Version));
+            update.Parameters.Add(Pg.Bigint("seq", statusEvent?.Seq ?? 0));
+            update.Parameters.Add(Pg.Text("payload", statusEvent is null ? string.Empty : GenerationJson.Serialize(statusEvent.StatusChange)));
+            update.Parameters.Add(Pg.Text("actor", actor.Name));
+            update.Parameters.Add(Pg.Text("action", AuditActions.For(transition.Command.Kind)));
+            update.Parameters.Add(Pg.Text("from_state", transition.From.ToString()));
+            update.Parameters.Add(Pg.Text("to_state", to.ToString()));
+            update.Parameters.Add(Pg.Text("detail", AuditActions.CombineDetail(GenerationRules.TransitionDetail(transition, actor, facts.Error), actor.Reason)));
+            await using var reader = await update.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+            {
+                throw new SessionConflictException($"Session '{session.Id}' was changed concurrently; reload it and retry.", session.Status.ToWire(), to.Status.ToWire());
+            }
+
+            updated = Map(reader);
+        }
+
+        return (new GenerationChange(updated.Session, statusEvent, true), updated);
+    }
+
+    /// <summary>
+    /// The fence of a group commit: locks every session it writes (in id order, so two nodes' commits never deadlock)
+    /// and throws <see cref="LeaseLostException"/> naming those whose lease epoch is not the writer's token or that are
+    /// no longer running, before anything is written.
+    /// </summary>
+    private static async Task CheckFencesAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<ChunkAppend> chunks, IReadOnlyList<RunFinish> finishes, CancellationToken cancellationToken)
+    {
+        var tokens = new Dictionary<string, HashSet<long>>(StringComparer.Ordinal);
+        foreach (var (id, token) in chunks.Select(c => (c.SessionId, c.FencingToken)).Concat(finishes.Select(f => (f.SessionId, f.FencingToken))))
+        {
+            if (!tokens.TryGetValue(id, out var set))
+            {
+                tokens[id] = set = [];
+            }
+
+            set.Add(token);
+        }
+
+        var ids = tokens.Keys.Order(StringComparer.Ordinal).ToArray();
+        var found = new Dictionary<string, (long Epoch, bool Running)>(StringComparer.Ordinal);
+        await using (var select = new NpgsqlCommand(
+            "SELECT id, lease_epoch, status = 'running' FROM generation_sessions WHERE id = ANY(@ids) ORDER BY id FOR UPDATE", connection, transaction))
+        {
+            select.Parameters.Add(Pg.TextArray("ids", ids));
+            await using var reader = await select.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                found[reader.GetString(0)] = (reader.GetInt64(1), reader.GetBoolean(2));
+            }
+        }
+
+        var lost = ids.Where(id => !found.TryGetValue(id, out var row) || !row.Running || tokens[id].Any(t => t != row.Epoch)).ToList();
+        if (lost.Count > 0)
+        {
+            throw new LeaseLostException(lost);
+        }
+    }
+
+    /// <summary>
+    /// Appends the chunk runs in one statement: each session's row gets its coalesced text appended once (when the run
+    /// follows the stored last seq, fenced by the token), and the log rows of exactly those runs are inserted.
+    /// </summary>
+    private static async Task AppendChunksAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<ChunkRuns.Run> runs, CancellationToken cancellationToken)
+    {
+        var chunkCount = runs.Sum(r => r.Texts.Count);
+        var chunkIds = new string[chunkCount];
+        var chunkSeqs = new long[chunkCount];
+        var chunkTexts = new string[chunkCount];
+        var i = 0;
+        foreach (var run in runs)
+        {
+            for (var k = 0; k < run.Texts.Count; k++, i++)
+            {
+                chunkIds[i] = run.SessionId;
+                chunkSeqs[i] = run.FirstSeq + k;
+                chunkTexts[i] = run.Texts[k];
+            }
+        }
+
+        await using var command = new NpgsqlCommand(
+            """
+            WITH runs AS (
+                SELECT * FROM unnest(@run_ids, @run_tokens, @run_first, @run_last, @run_counts, @run_deltas)
+                    AS r(id, token, first_seq, last_seq, cnt, delta)
+            ), appended AS (
+                UPDATE generation_sessions s
+                SET output = s.output || r.delta, output_tokens = s.output_tokens + r.cnt, last_seq = r.last_seq
+                FROM runs r
+                WHERE s.id = r.id AND s.lease_epoch = r.token AND s.status = 'running' AND s.last_seq = r.first_seq - 1
+                RETURNING s.id, r.first_seq, r.last_seq
+            )
+            INSERT INTO generation_log (session_id, seq, type, payload)
+            SELECT c.id, c.seq, 'chunk', c.payload
+            FROM unnest(@chunk_ids, @chunk_seqs, @chunk_texts) AS c(id, seq, payload)
+            JOIN appended a ON a.id = c.id AND c.seq BETWEEN a.first_seq AND a.last_seq
+            """,
+            connection,
+            transaction);
+        command.Parameters.Add(Pg.TextArray("run_ids", runs.Select(r => r.SessionId).ToArray()));
+        command.Parameters.Add(Pg.BigintArray("run_tokens", runs.Select(r => r.FencingToken).ToArray()));
+        command.Parameters.Add(Pg.BigintArray("run_first", runs.Select(r => r.FirstSeq).ToArray()));
+        command.Parameters.Add(Pg.BigintArray("run_last", runs.Select(r => r.FirstSeq + r.Texts.Count - 1).ToArray()));
+        command.Parameters.Add(Pg.BigintArray("run_counts", runs.Select(r => (long)r.Texts.Count).ToArray()));
+        command.Parameters.Add(Pg.TextArray("run_deltas", runs.Select(r => string.Concat(r.Texts)).ToArray()));
+        command.Parameters.Add(Pg.TextArray("chunk_ids", chunkIds));
+        command.Parameters.Add(Pg.BigintArray("chunk_seqs", chunkSeqs));
+        command.Parameters.Add(Pg.TextArray("chunk_texts", chunkTexts));
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}
+
+/// <summary>
+/// The chunks of one group commit as one run per session: its consecutive chunks from the lowest seq on. Chunks after
+/// a hole in a session's seqs can never follow the stored last seq once the run before them is written, so they are
+/// left out (the run ending then turns into an interrupt, see <see cref="GenerationRules.DecideRunEnd"/>).
+/// </summary>
+internal static class ChunkRuns
+{
+    public sealed record Run(string SessionId, long FencingToken, long FirstSeq, IReadOnlyList<string> Texts);
+
+    public static IReadOnlyList<Run> From(IReadOnlyList<ChunkAppend> chunks)
+    {
+        var runs = new List<Run>();
+        foreach (var group in chunks.GroupBy(c => c.SessionId, StringComparer.Ordinal))
+        {
+            var ordered = group.OrderBy(c => c.Seq).ToList();
+            var texts = new List<string> { ordered[0].Text };
+            for (var i = 1; i < ordered.Count && ordered[i].Seq == ordered[i - 1].Seq + 1; i++)
+            {
+                texts.Add(ordered[i].Text);
+            }
+
+            runs.Add(new Run(group.Key, ordered[0].FencingToken, ordered[0].Seq, texts));
+        }
+
+        return runs;
+    }
+}

@@ -1,0 +1,506 @@
+using System.Globalization;
+using Holdfast.Audit;
+using Holdfast.Bots;
+using Holdfast.Sessions;
+using Microsoft.Data.Sqlite;
+
+namespace Holdfast.Storage.Sqlite;
+
+/// <summary>
+/// <see cref="IBotStore"/> over the embedded SQLite file. Each change is one IMMEDIATE transaction on the single
+/// writer path: read the row, check the request, update it with <c>version = version + 1</c> guarded by the version
+/// read, append the audit event, commit. Writers are serialised (in-process by the writer gate, across processes by
+/// SQLite's write lock), so concurrent changes of one session never lose a write.
+/// </summary>
+internal sealed class SqliteBotStore : IBotStore
+{
+    private const string Columns =
+        "session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version, last_message_at, " +
+        "connection_state, connection_reason, connection_code, connection_changed_at, qr_seq, qr_set_at, qr_attempts";
+
+    // One complete UPDATE per change, each guarded by the version read in the same transaction ($id, $version) and
+    // stamping updated_at ($now); every value is a parameter. {Columns} is a compile-time constant.
+    private const string ReactivateSql = $"""
+        UPDATE bot_sessions
+        SET status = 'active', bot_type = $bot_type, connection_detail = NULL,
+            connection_state = 'starting', connection_reason = NULL, connection_code = NULL, connection_changed_at = $now,
+            updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string AssignOwnerSql = $"""
+        UPDATE bot_sessions SET owner = $owner, updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string SetQrSql = $"""
+        UPDATE bot_sessions
+        SET qr_data = $qr, updated_at = $now, version = version + 1,
+            qr_seq = CASE WHEN $qr IS NULL THEN qr_seq ELSE qr_seq + 1 END,
+            qr_set_at = CASE WHEN $qr IS NULL THEN qr_set_at ELSE $now END,
+            qr_attempts = CASE WHEN $qr IS NULL THEN qr_attempts ELSE qr_attempts + 1 END
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string RecordMessageSql = $"""
+        UPDATE bot_sessions SET last_message = $text, last_message_at = COALESCE($at, $now), updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string SetConnectionSql = $"""
+        UPDATE bot_sessions SET connection_detail = $detail, updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string SetConnectionStateSql = $"""
+        UPDATE bot_sessions
+        SET connection_state = $state, connection_reason = $reason, connection_code = $code, connection_changed_at = $now,
+            connection_detail = $detail, qr_data = CASE WHEN $state = 'connected' THEN NULL ELSE qr_data END,
+            qr_attempts = CASE WHEN $state = 'connected' THEN 0 ELSE qr_attempts END,
+            updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string EndSql = $"""
+        UPDATE bot_sessions SET status = 'inactive', qr_data = NULL, connection_detail = NULL,
+            connection_state = CASE WHEN connection_state IN ('logged_out', 'failed') THEN connection_state ELSE 'disconnected' END,
+            connection_reason = CASE WHEN connection_state IN ('logged_out', 'failed') THEN connection_reason ELSE 'ended' END,
+            connection_changed_at = $now, updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const string SaveAuthStateSql = $"""
+        UPDATE bot_sessions SET auth_state = $state, updated_at = $now, version = version + 1
+        WHERE session_id = $id AND version = $version
+        RETURNING {Columns}
+        """;
+
+    private const int SqlitePrimaryKeyViolation = 1555; // SQLITE_CONSTRAINT_PRIMARYKEY
+    private const int SqliteUniqueViolation = 2067; // SQLITE_CONSTRAINT_UNIQUE
+
+    private readonly SqliteDatabase _database;
+    private readonly TimeProvider _time;
+
+    public SqliteBotStore(SqliteDatabase database, TimeProvider time)
+    {
+        _database = database;
+        _time = time;
+    }
+
+    public async Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, CancellationToken cancellationToken = default)
+    {
+        BotLimits.ValidateStart(request);
+        ArgumentNullException.ThrowIfNull(actor);
+        return await WriteAsync(
+            async (connection, transaction) =>
+            {
+                var now = _time.GetUtcNow();
+                var existing = await ReadRowAsync(connection, transaction, request.SessionId, cancellationToken);
+                if (existing is null)
+                {
+                    await using var insert = connection.CreateCommand();
+                    insert.Transaction = transaction;
+                    insert.CommandText = $"""
+                        INSERT INTO bot_sessions (session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version,
+                                                  connection_state, connection_changed_at)
+                        VALUES ($id, $now, NULL, 'active', NULL, $now, $bot_type, $owner, NULL, 1, 'starting', $now)
+                        RETURNING {Columns}
+                        """;
+                    insert.Parameters.AddWithValue("$id", request.SessionId);
+                    insert.Parameters.AddWithValue("$now", SqliteTime.Format(now));
+                    insert.Parameters.AddWithValue("$bot_type", request.BotType);
+                    insert.Parameters.AddWithValue("$owner", (object?)request.Owner ?? DBNull.Value);
+                    var created = await ReadSingleAsync(insert, cancellationToken);
+                    await SqliteAudit.AppendAsync(
+                        connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotCreated, null, "active", now,
+                        $"bot_type={request.BotType}", cancellationToken);
+                    return new BotStartResult(created!, BotStartOutcome.Created);
+                }
+
+                // A start never changes a session's owner: another user's session, or one without an owner, is not
+                // adopted by whoever names its id (an owner is given only by AssignOwnerAsync).
+                if (request.Owner is not null && !string.Equals(existing.Owner, request.Owner, StringComparison.Ordinal))
+                {
+                    throw new BotIdUnavailableException(request.SessionId);
+                }
+
+                if (existing.Status == BotSessionStatus.Active)
+                {
+                    if (!string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal))
+                    {
+                        throw new SessionConflictException(
+                            $"Bot session '{request.SessionId}' is active as a '{existing.BotType}' bot; end it before starting it as '{request.BotType}'.",
+                            "active",
+                            "active");
+                    }
+
+                    return new BotStartResult(existing, BotStartOutcome.AlreadyActive);
+                }
+
+                var reactivated = await UpdateAsync(
+                    connection,
+                    transaction,
+                    existing,
+                    ReactivateSql,
+                    command => command.Parameters.AddWithValue("$bot_type", request.BotType),
+                    now,
+                    cancellationToken);
+                var detail = string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal)
+                    ? $"bot_type={request.BotType}"
+                    : $"bot_type={existing.BotType}->{request.BotType}";
+                await SqliteAudit.AppendAsync(
+                    connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotReactivated, "inactive", "active", now, detail, cancellationToken);
+                return new BotStartResult(reactivated, BotStartOutcome.Reactivated);
+            },
+            cancellationToken);
+    }
+
+    public Task<BotSession> AssignOwnerAsync(string sessionId, string owner, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        SessionIds.Validate(owner, "owner");
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing => string.Equals(existing.Owner, owner, StringComparison.Ordinal),
+            update: AssignOwnerSql,
+            bind: command => command.Parameters.AddWithValue("$owner", owner),
+            action: AuditActions.BotOwner,
+            detail: existing => $"owner {existing.Owner ?? "none"} -> {owner}",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateQr(qrData);
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: "update the QR code of",
+            isNoOp: existing =>
+            {
+                // A connected session never keeps a QR.
+                if (qrData is not null && existing.Connection?.State == BotConnectionState.Connected)
+                {
+                    throw new SessionConflictException(
+                        $"Bot session '{sessionId}' is connected; report 'reconnecting' or 'disconnected' before a new QR code.", "connected");
+                }
+
+                return string.Equals(existing.QrData, qrData, StringComparison.Ordinal);
+            },
+            update: SetQrSql,
+            bind: command => command.Parameters.AddWithValue("$qr", (object?)qrData ?? DBNull.Value),
+            action: AuditActions.BotQr,
+            detail: _ => qrData is null ? "qr cleared" : "qr updated",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor actor, CancellationToken cancellationToken = default) =>
+        RecordMessageAsync(sessionId, text, null, actor, cancellationToken);
+
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateMessage(text);
+
+        // Decided inside the write transaction, so concurrent messages cannot overtake each other: only forward. A
+        // message without a runtime time is stamped when it commits, so it is never older than the stored one.
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: "record a message for",
+            isNoOp: existing => receivedAt is { } at && existing.LastMessageAt is { } last && last > at,
+            update: RecordMessageSql,
+            bind: command =>
+            {
+                command.Parameters.AddWithValue("$text", text);
+                command.Parameters.AddWithValue("$at", (object?)SqliteTime.Format(receivedAt) ?? DBNull.Value);
+            },
+            action: AuditActions.BotMessage,
+            detail: _ => string.Create(CultureInfo.InvariantCulture, $"{text.Length} characters"),
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        var wire = state.ToWire();
+        var detail = BotLimits.ValidateConnectionDetail(BotLimits.ConnectionDetail(wire, reason, code));
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing =>
+            {
+                // The state machine decides inside the write transaction, on the state as it is now.
+                if (BotConnectionStates.CheckTransition(existing.Connection?.State, state) is { } refused)
+                {
+                    throw new SessionConflictException(refused, existing.Connection?.State.ToWire(), wire);
+                }
+
+                // The same report again changes nothing.
+                return existing.Connection is { } current && current.State == state
+                    && string.Equals(current.Reason, reason, StringComparison.Ordinal) && current.Code == code;
+            },
+            update: SetConnectionStateSql,
+            bind: command =>
+            {
+                command.Parameters.AddWithValue("$state", wire);
+                command.Parameters.AddWithValue("$reason", (object?)reason ?? DBNull.Value);
+                command.Parameters.AddWithValue("$code", (object?)code ?? DBNull.Value);
+                command.Parameters.AddWithValue("$detail", (object?)detail ?? DBNull.Value);
+            },
+            action: AuditActions.BotConnection,
+            detail: existing => $"{existing.Connection?.State.ToWire() ?? "none"} -> {detail}",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        BotLimits.ValidateConnectionDetail(connectionDetail);
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing => string.Equals(existing.ConnectionDetail, connectionDetail, StringComparison.Ordinal),
+            update: SetConnectionSql,
+            bind: command => command.Parameters.AddWithValue("$detail", (object?)connectionDetail ?? DBNull.Value),
+            action: AuditActions.BotConnection,
+            detail: existing => $"{existing.ConnectionDetail ?? "none"} -> {connectionDetail ?? "none"}",
+            toState: null,
+            cancellationToken);
+    }
+
+    public Task<BotSession> EndAsync(string sessionId, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: existing => existing.Status == BotSessionStatus.Inactive,
+            update: EndSql,
+            bind: _ => { },
+            action: AuditActions.BotEnded,
+            detail: _ => null,
+            toState: "inactive",
+            cancellationToken);
+    }
+
+    public async Task<BotSession?> FindAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return await _database.ReadAsync(connection => ReadRowAsync(connection, null, sessionId, cancellationToken), cancellationToken);
+    }
+
+    public async Task<BotPage> ListAsync(BotListQuery query, CancellationToken cancellationToken = default)
+    {
+        query = BotLimits.ValidateList(query);
+        return await _database.ReadAsync(
+            async connection =>
+            {
+                await using var command = connection.CreateCommand();
+                command.CommandText = $"""
+                    SELECT {Columns} FROM bot_sessions
+                    WHERE ($status IS NULL OR status = $status)
+                      AND ($owner IS NULL OR owner = $owner)
+                      AND ($after IS NULL OR session_id > $after)
+                    ORDER BY session_id
+                    LIMIT $limit
+                    """;
+                command.Parameters.AddWithValue("$status", (object?)query.Status?.ToWire() ?? DBNull.Value);
+                command.Parameters.AddWithValue("$owner", (object?)query.Owner ?? DBNull.Value);
+                command.Parameters.AddWithValue("$after", (object?)query.After ?? DBNull.Value);
+                command.Parameters.AddWithValue("$limit", query.Limit + 1);
+                var items = new List<BotSession>();
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    items.Add(Map(reader));
+                }
+
+                if (items.Count > query.Limit)
+                {
+                    items.RemoveAt(items.Count - 1);
+                    return new BotPage(items, items[^1].SessionId);
+                }
+
+                return new BotPage(items, null);
+            },
+            cancellationToken);
+    }
+
+    public Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        if (protectedState is { } blob)
+        {
+            // The blob is encrypted: the plaintext limit plus the envelope (format, nonce, tag).
+            BotLimits.ValidateAuthState(blob.Length, BotLimits.AuthStateEnvelopeBytes);
+        }
+
+        var bytes = protectedState?.ToArray();
+        return ChangeAsync(
+            sessionId,
+            actor,
+            requireActive: null,
+            isNoOp: _ => false,
+            update: SaveAuthStateSql,
+            bind: command => command.Parameters.Add("$state", SqliteType.Blob).Value = (object?)bytes ?? DBNull.Value,
+            action: AuditActions.BotAuthState,
+            detail: _ => bytes is null ? "auth state cleared" : string.Create(CultureInfo.InvariantCulture, $"auth state stored ({bytes.Length} bytes, encrypted)"),
+            toState: null,
+            cancellationToken);
+    }
+
+    public async Task<byte[]?> LoadAuthStateAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return await _database.ReadAsync(
+            async connection =>
+            {
+                await using var command = connection.CreateCommand();
+                command.CommandText = "SELECT auth_state FROM bot_sessions WHERE session_id = $id";
+                command.Parameters.AddWithValue("$id", sessionId);
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                if (!await reader.ReadAsync(cancellationToken))
+                {
+                    throw new SessionNotFoundException(SessionKind.Bot, sessionId);
+                }
+
+                return await reader.IsDBNullAsync(0, cancellationToken) ? null : (byte[])reader.GetValue(0);
+            },
+            cancellationToken);
+    }
+
+    private async Task<BotSession> ChangeAsync(
+        string sessionId,
+        Actor actor,
+        string? requireActive,
+        Func<BotSession, bool> isNoOp,
+        string update,
+        Action<SqliteCommand> bind,
+        string action,
+        Func<BotSession, string?> detail,
+        string? toState,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(actor);
+        return await WriteAsync(
+            async (connection, transaction) =>
+            {
+                var existing = await ReadRowAsync(connection, transaction, sessionId, cancellationToken)
+                    ?? throw new SessionNotFoundException(SessionKind.Bot, sessionId);
+                if (requireActive is not null && existing.Status != BotSessionStatus.Active)
+                {
+                    throw new SessionConflictException(
+                        $"Cannot {requireActive} bot session '{sessionId}': it is inactive. Start it again first.", "inactive");
+                }
+
+                if (isNoOp(existing))
+                {
+                    return existing;
+                }
+
+                var now = _time.GetUtcNow();
+                var eventDetail = detail(existing);
+                var updated = await UpdateAsync(connection, transaction, existing, update, bind, now, cancellationToken);
+                await SqliteAudit.AppendAsync(
+                    connection, transaction, SessionKind.Bot, sessionId, actor, action,
+                    existing.Status.ToWire(), toState ?? updated.Status.ToWire(), now, eventDetail, cancellationToken);
+                return updated;
+            },
+            cancellationToken);
+    }
+
+    private static async Task<BotSession> UpdateAsync(
+        SqliteConnection connection,
+        SqliteTransaction transaction,
+        BotSession existing,
+        string update,
+        Action<SqliteCommand> bind,
+        DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+
+        // `update` is one of this class's constant UPDATE statements (…Sql above).
+        command.CommandText = update;
+        command.Parameters.AddWithValue("$id", existing.SessionId);
+        command.Parameters.AddWithValue("$version", existing.Version);
+        command.Parameters.AddWithValue("$now", SqliteTime.Format(now));
+        bind(command);
+        return await ReadSingleAsync(command, cancellationToken)
+            ?? throw new SessionConflictException($"Bot session '{existing.SessionId}' was changed concurrently; retry the request.");
+    }
+
+    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _database.WriteAsync(work, cancellationToken);
+        }
+        catch (SqliteException ex) when (ex.SqliteExtendedErrorCode is SqlitePrimaryKeyViolation or SqliteUniqueViolation)
+        {
+            throw new SessionConflictException("The bot session was changed concurrently (constraint violation); retry the request.");
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is not (5 or 6))
+        {
+            // Not the caller's input (a failed audit write, a full disk, …): the transaction was rolled back whole.
+            throw new StoreUnavailableException($"The bot session change was not stored: {ex.Message.TrimEnd('.')}; nothing was changed.", ex);
+        }
+    }
+
+    private static async Task<BotSession?> ReadRowAsync(SqliteConnection connection, SqliteTransaction? transaction, string sessionId, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = $"SELECT {Columns} FROM bot_sessions WHERE session_id = $id";
+        command.Parameters.AddWithValue("$id", sessionId);
+        return await ReadSingleAsync(command, cancellationToken);
+    }
+
+    private static async Task<BotSession?> ReadSingleAsync(SqliteCommand command, CancellationToken cancellationToken)
+    {
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Map(reader) : null;
+    }
+
+    private static BotSession Map(SqliteDataReader reader) => new(
+        SessionId: reader.GetString(0),
+        CreatedAt: SqliteTime.Parse(reader.GetString(1)),
+        LastMessage: reader.IsDBNull(2) ? null : reader.GetString(2),
+        Status: BotSessionStatusNames.Parse(reader.GetString(3)),
+        QrData: reader.IsDBNull(4) ? null : reader.GetString(4),
+        UpdatedAt: SqliteTime.Parse(reader.GetString(5)),
+        BotType: reader.IsDBNull(6) ? WebBotConnector.TypeName : reader.GetString(6),
+        Owner: reader.IsDBNull(7) ? null : reader.GetString(7),
+        ConnectionDetail: reader.IsDBNull(8) ? null : reader.GetString(8),
+        Version: reader.IsDBNull(9) ? 1 : reader.GetInt64(9),
+        LastMessageAt: reader.IsDBNull(10) ? null : SqliteTime.Parse(reader.GetString(10)),
+        Connection: reader.IsDBNull(11)
+            ? null
+            : new BotConnection(
+                BotConnectionStates.Parse(reader.GetString(11)),
+                reader.IsDBNull(12) ? null : reader.GetString(12),
+                reader.IsDBNull(13) ? null : reader.GetInt32(13),
+                reader.IsDBNull(14) ? SqliteTime.Parse(reader.GetString(5)) : SqliteTime.Parse(reader.GetString(14))),
+        QrSeq: reader.IsDBNull(15) ? 0 : reader.GetInt64(15),
+        QrSetAt: reader.IsDBNull(16) ? null : SqliteTime.Parse(reader.GetString(16)),
+        QrAttempts: reader.IsDBNull(17) ? 0 : reader.GetInt32(17));
+}

@@ -1,0 +1,415 @@
+using System.Data;
+using System.Globalization;
+using Holdfast.Sessions;
+using Holdfast.Storage.Migrations;
+using Microsoft.Data.Sqlite;
+
+namespace Holdfast.Storage.Sqlite;
+
+/// <summary>
+/// The embedded SQLite database file: WAL journal, busy timeout, foreign keys on, and one writer path.
+/// Every write goes through <see cref="WriteAsync{T}"/>, which serialises writers inside this process (so they never
+/// fight over the lock) and opens an IMMEDIATE transaction (so a second process waits up to the busy timeout
+/// instead of failing). Reads run on their own connections in parallel, as WAL allows.
+/// </summary>
+public sealed class SqliteDatabase : IDisposable
+{
+    private readonly SemaphoreSlim _writer = new(1, 1);
+    private readonly string _connectionString;
+    private readonly int _busyTimeoutMs;
+    private readonly string _synchronous;
+    private readonly TimeProvider _time;
+    private volatile string? _writeFailure;
+    private volatile string? _damage;
+    private bool _fileEnsured;
+
+    /// <summary>
+    /// A database over the file at <paramref name="path"/>; <paramref name="time"/> stamps the migrations it applies
+    /// (default: the system clock).
+    /// </summary>
+    public SqliteDatabase(string path, TimeSpan? busyTimeout = null, string synchronous = "FULL", TimeProvider? time = null)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+
+        _time = time ?? TimeProvider.System;
+        _busyTimeoutMs = (int)(busyTimeout ?? TimeSpan.FromSeconds(10)).TotalMilliseconds;
+        _synchronous = synchronous.ToUpperInvariant() switch
+        {
+            "FULL" => "FULL",
+            "NORMAL" => "NORMAL",
+            "EXTRA" => "EXTRA",
+            _ => throw new ArgumentOutOfRangeException(nameof(synchronous), synchronous, "Use FULL, NORMAL or EXTRA."),
+        };
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = Path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            ForeignKeys = true,
+            DefaultTimeout = Math.Max(1, _busyTimeoutMs / 1000),
+        }.ToString();
+    }
+
+    /// <summary>Creates the database from <see cref="StorageOptions"/>, creating the data directory when needed.</summary>
+    public static SqliteDatabase FromOptions(StorageOptions options, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var path = options.ResolveSqlitePath();
+        HoldfastPaths.EnsureDirectory(System.IO.Path.GetDirectoryName(path)!);
+        return new SqliteDatabase(path, options.BusyTimeout, options.SqliteSynchronous, time);
+    }
+
+    /// <summary>Full path of the database file.</summary>
+    public string Path { get; }
+
+    /// <summary>The migrations this code knows (the embedded catalog; tests substitute older or newer lists).</summary>
+    internal IReadOnlyList<Migration> Migrations { get; init; } = KnownMigrations;
+
+    /// <summary>The SQLite migrations embedded in this assembly (<c>migrations/sqlite/NNNN_*.sql</c>), in version order.</summary>
+    public static IReadOnlyList<Migration> KnownMigrations => MigrationCatalog.Load(StorageOptions.SqliteProvider, typeof(SqliteDatabase).Assembly);
+
+    /// <summary>Opens a connection with the per-connection pragmas applied.</summary>
+    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
+    {
+        if (!_fileEnsured)
+        {
+            EnsureFile();
+        }
+
+        var connection = new SqliteConnection(_connectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            await using var command = connection.CreateCommand();
+            command.CommandText = string.Create(
+                CultureInfo.InvariantCulture,
+                $"PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA foreign_keys = ON; PRAGMA synchronous = {_synchronous};");
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A new database file starts owner-only (0600) whatever the umask (SQLite gives its <c>-wal</c> and <c>-shm</c>
+    /// files the database file's mode). When it cannot be created here, SQLite's own open reports why.
+    /// </summary>
+    private void EnsureFile()
+    {
+        try
+        {
+            HoldfastPaths.EnsureOwnerOnlyFile(Path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        _fileEnsured = true;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in one IMMEDIATE transaction on the single writer path and commits it.
+    /// The task completes once the transaction is durable (per <c>PRAGMA synchronous</c>); if
+    /// <paramref name="work"/> throws, everything it did is rolled back.
+    /// </summary>
+    public async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken = default)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            await using var connection = await OpenAsync(cancellationToken);
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken);
+            var result = await work(connection, transaction);
+            await transaction.CommitAsync(cancellationToken);
+            _writeFailure = null;
+            return result;
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is 5 or 6)
+        {
+            throw new StoreUnavailableException($"The database '{Path}' stayed locked by another process for longer than the busy timeout.", ex);
+        }
+        catch (Exception ex) when (FindSqliteError(ex) is { } sqlite && (IsDamage(sqlite) || IsWriteFailure(sqlite)))
+        {
+            throw TranslateFailure(sqlite);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> on a fresh connection for reading.</summary>
+    public async Task<T> ReadAsync<T>(Func<SqliteConnection, Task<T>> work, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var connection = await OpenAsync(cancellationToken);
+            return await work(connection);
+        }
+        catch (Exception ex) when (FindSqliteError(ex) is { } sqlite && IsDamage(sqlite))
+        {
+            throw TranslateFailure(sqlite);
+        }
+    }
+
+    /// <summary>
+    /// Why writes fail right now (the disk is full, an I/O error), or null when the last write succeeded. Set by a
+    /// write that failed for such a reason, cleared by the next one that commits (see <see cref="ProbeWritableAsync"/>).
+    /// </summary>
+    public string? WriteFailure => _writeFailure;
+
+    /// <summary>
+    /// Why the file is not to be trusted, or null: set when SQLite reported a damaged page (<c>SQLITE_CORRUPT</c>,
+    /// <c>SQLITE_NOTADB</c>) on any read or write, and kept until the process restarts (after a restore).
+    /// </summary>
+    public string? Damage => _damage;
+
+    /// <summary>
+    /// While <see cref="WriteFailure"/> is set, tries a real write (<see cref="CheckWritableAsync"/>) to find out
+    /// whether writes work again; a success clears it. Completes with the reason writes still fail, or null when they
+    /// work (at once, without writing, when no write failed).
+    /// </summary>
+    public Task<string?> ProbeWritableAsync(CancellationToken cancellationToken = default) =>
+        _writeFailure is null ? Task.FromResult<string?>(null) : CheckWritableAsync(cancellationToken);
+
+    /// <summary>
+    /// Commits a real one-page write (rewrites <c>PRAGMA user_version</c> with its own value, which changes nothing).
+    /// Completes with the reason it failed (a full disk, an I/O error; also kept in <see cref="WriteFailure"/>), or
+    /// null when it committed (which clears <see cref="WriteFailure"/>).
+    /// </summary>
+    public async Task<string?> CheckWritableAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await WriteAsync(
+                async (connection, transaction) =>
+                {
+                    await using var read = connection.CreateCommand();
+                    read.Transaction = transaction;
+                    read.CommandText = "PRAGMA user_version";
+                    var version = Convert.ToInt64(await read.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
+                    await using var write = connection.CreateCommand();
+                    write.Transaction = transaction;
+                    write.CommandText = string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {version}");
+                    await write.ExecuteNonQueryAsync(cancellationToken);
+                    return 0;
+                },
+                cancellationToken);
+            return null;
+        }
+        catch (StoreUnavailableException ex)
+        {
+            return _writeFailure ?? ex.Message;
+        }
+    }
+
+    /// <summary>
+    /// Runs <c>PRAGMA quick_check</c>, interrupted after <paramref name="limit"/> so a very large file cannot hold up
+    /// start-up. Completes with the problems found (empty: the file is sound), or null when the check did not finish
+    /// within the limit.
+    /// </summary>
+    public async Task<IReadOnlyList<string>?> QuickCheckAsync(TimeSpan limit, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        var problems = new List<string>();
+        var handle = connection.Handle!;
+        using var timer = new Timer(_ => SQLitePCL.raw.sqlite3_interrupt(handle), null, limit, Timeout.InfiniteTimeSpan);
+        try
+        {
+            await using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA quick_check";
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var line = reader.GetString(0);
+                if (!string.Equals(line, "ok", StringComparison.Ordinal))
+                {
+                    problems.Add(line);
+                }
+            }
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode == SQLitePCL.raw.SQLITE_INTERRUPT)
+        {
+            return null;
+        }
+        catch (SqliteException ex) when (IsDamage(ex))
+        {
+            problems.Add(ex.Message);
+        }
+
+        if (problems.Count > 0)
+        {
+            _damage ??= $"The database '{Path}' is damaged: {problems[0]}";
+        }
+
+        return problems;
+    }
+
+    /// <summary>The SQLite error inside <paramref name="exception"/> (itself or an inner exception), if any.</summary>
+    private static SqliteException? FindSqliteError(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is SqliteException sqlite)
+            {
+                return sqlite;
+            }
+        }
+
+        return null;
+    }
+
+    private static bool IsDamage(SqliteException ex) => ex.SqliteErrorCode is SQLitePCL.raw.SQLITE_CORRUPT or SQLitePCL.raw.SQLITE_NOTADB;
+
+    private static bool IsWriteFailure(SqliteException ex) => ex.SqliteErrorCode is SQLitePCL.raw.SQLITE_FULL or SQLitePCL.raw.SQLITE_IOERR;
+
+    /// <summary>
+    /// Records a full disk, an I/O error or a damaged file in <see cref="WriteFailure"/>/<see cref="Damage"/> and turns
+    /// it into a <see cref="StoreUnavailableException"/> that says so.
+    /// </summary>
+    private StoreUnavailableException TranslateFailure(SqliteException ex)
+    {
+        if (IsDamage(ex))
+        {
+            var damage = $"The database '{Path}' is damaged ({ex.Message.TrimEnd('.')}): run `holdfast check`, and `holdfast restore` a backup.";
+            _damage ??= damage;
+            return new StoreUnavailableException(damage, ex);
+        }
+
+        if (IsWriteFailure(ex))
+        {
+            var cause = ex.SqliteErrorCode == SQLitePCL.raw.SQLITE_FULL ? "the disk is full" : "an I/O error";
+            var failure = $"The database '{Path}' cannot be written: {cause} ({ex.Message.TrimEnd('.')}). Nothing was changed; retry once there is space.";
+            _writeFailure = failure;
+            return new StoreUnavailableException(failure, ex) { RetryAfter = WriteFailureRetryAfter };
+        }
+
+        return new StoreUnavailableException(ex.Message, ex);
+    }
+
+    /// <summary>How long a client is told to wait (<c>Retry-After</c>) when a write failed for want of space.</summary>
+    public static readonly TimeSpan WriteFailureRetryAfter = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Switches the file to WAL, then applies pending migrations in order, one transaction each, recording every one
+    /// in <c>schema_migrations</c>. Refuses (with <see cref="StoreSchemaException"/>) a database whose applied
+    /// migrations differ from the code's or are newer than it. A migration whose SQL fails is rolled back whole and
+    /// reported as a <see cref="StoreSchemaException"/> naming it (the migrations before it stay applied). Returns the
+    /// migrations it applied.
+    /// </summary>
+    public async Task<IReadOnlyList<Migration>> MigrateAsync(CancellationToken cancellationToken = default)
+    {
+        var status = await GetMigrationStatusAsync(cancellationToken);
+        ThrowOnProblems(status);
+        foreach (var migration in status.Pending)
+        {
+            await WriteAsync(
+                async (connection, transaction) =>
+                {
+                    await using var apply = connection.CreateCommand();
+                    apply.Transaction = transaction;
+                    apply.CommandText = migration.Sql;
+                    try
+                    {
+                        await apply.ExecuteNonQueryAsync(cancellationToken);
+                    }
+                    catch (SqliteException ex) when (ex.SqliteErrorCode is not (5 or 6) && !IsWriteFailure(ex) && !IsDamage(ex))
+                    {
+                        // The transaction is rolled back by WriteAsync: no statement of this migration stays.
+                        throw new StoreSchemaException(
+                            $"Migration {migration.Id} failed: {ex.Message.TrimEnd('.')}; nothing of it was applied.", ex);
+                    }
+
+                    await using var record = connection.CreateCommand();
+                    record.Transaction = transaction;
+                    record.CommandText = """
+                        INSERT INTO schema_migrations (version, name, checksum, applied_at)
+                        VALUES ($version, $name, $checksum, $applied_at)
+                        """;
+                    record.Parameters.AddWithValue("$version", migration.Version);
+                    record.Parameters.AddWithValue("$name", migration.Name);
+                    record.Parameters.AddWithValue("$checksum", migration.Checksum);
+                    record.Parameters.AddWithValue("$applied_at", SqliteTime.Format(_time.GetUtcNow()));
+                    await record.ExecuteNonQueryAsync(cancellationToken);
+                    return 0;
+                },
+                cancellationToken);
+        }
+
+        return status.Pending;
+    }
+
+    /// <summary>Reads <c>schema_migrations</c> (creating it if absent) and compares it with the embedded migrations.</summary>
+    public async Task<MigrationStatus> GetMigrationStatusAsync(CancellationToken cancellationToken = default)
+    {
+        await EnsureBootstrapAsync(cancellationToken);
+        var applied = await ReadAsync(connection => ReadAppliedMigrationsAsync(connection, cancellationToken), cancellationToken);
+        return MigrationPlanner.Compare("sqlite", Migrations, applied);
+    }
+
+    /// <summary>The rows of <c>schema_migrations</c> in version order; empty when the table does not exist.</summary>
+    internal static async Task<IReadOnlyList<AppliedMigration>> ReadAppliedMigrationsAsync(SqliteConnection connection, CancellationToken cancellationToken = default)
+    {
+        await using (var exists = connection.CreateCommand())
+        {
+            exists.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'";
+            if (Convert.ToInt64(await exists.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) == 0)
+            {
+                return [];
+            }
+        }
+
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version";
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var rows = new List<AppliedMigration>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(new AppliedMigration(reader.GetInt32(0), reader.GetString(1), reader.GetString(2), SqliteTime.Parse(reader.GetString(3))));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Throws when the schema is not usable by this code (problems only; pending migrations are fine).</summary>
+    public static void ThrowOnProblems(MigrationStatus status)
+    {
+        if (status.Problems.Count > 0)
+        {
+            throw new StoreSchemaException(string.Join(Environment.NewLine, status.Problems));
+        }
+    }
+
+    private async Task EnsureBootstrapAsync(CancellationToken cancellationToken)
+    {
+        await WriteAsync(
+            async (connection, transaction) =>
+            {
+                await using var command = connection.CreateCommand();
+                command.Transaction = transaction;
+                command.CommandText = """
+                    CREATE TABLE IF NOT EXISTS schema_migrations (
+                        version    INTEGER PRIMARY KEY,
+                        name       TEXT NOT NULL,
+                        checksum   TEXT NOT NULL,
+                        applied_at TEXT NOT NULL
+                    );
+                    """;
+                await command.ExecuteNonQueryAsync(cancellationToken);
+                return 0;
+            },
+            cancellationToken);
+
+        // journal_mode cannot change inside a transaction; it is persistent once set.
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var wal = connection.CreateCommand();
+        wal.CommandText = "PRAGMA journal_mode = WAL;";
+        await wal.ExecuteScalarAsync(cancellationToken);
+    }
+
+    public void Dispose() => _writer.Dispose();
+}

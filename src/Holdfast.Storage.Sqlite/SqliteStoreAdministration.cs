@@ -1,0 +1,238 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using Holdfast.Sessions;
+using Holdfast.Storage.Migrations;
+using Microsoft.Data.Sqlite;
+
+namespace Holdfast.Storage.Sqlite;
+
+/// <summary><see cref="IStoreAdministration"/> of the embedded SQLite file.</summary>
+internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStoreAdministration
+{
+    /// <summary>Every Holdfast table but <c>schema_migrations</c>, parents first (the order export writes and import loads).</summary>
+    internal static readonly string[] Tables = ["users", "api_keys", "bot_sessions", "generation_sessions", "generation_log", "session_events"];
+
+    public string Provider => StorageOptions.SqliteProvider;
+
+    public string Location => database.Path;
+
+    public bool SupportsOnlineBackup => true;
+
+    public Task<IReadOnlyList<Migration>> MigrateAsync(CancellationToken cancellationToken = default) => database.MigrateAsync(cancellationToken);
+
+    public async Task<MigrationStatus> GetSchemaStatusAsync(CancellationToken cancellationToken = default)
+    {
+        // Read-only on purpose: a probe must not take the writer lock, and sees what another process did underneath.
+        var applied = await ReadAsync(connection => SqliteDatabase.ReadAppliedMigrationsAsync(connection, cancellationToken), cancellationToken);
+        return MigrationPlanner.Compare(StorageOptions.SqliteProvider, database.Migrations, applied);
+    }
+
+    /// <summary>
+    /// Also fails while the file is known damaged (<see cref="SqliteDatabase.Damage"/>) or writes fail (a full disk:
+    /// a one-page write is tried each time, so the ping succeeds again by itself once space returns; the exception
+    /// carries <see cref="StoreUnavailableException.RetryAfter"/>).
+    /// </summary>
+    public async Task PingAsync(CancellationToken cancellationToken = default)
+    {
+        if (database.Damage is { } damage)
+        {
+            throw new StoreUnavailableException(damage);
+        }
+
+        if (await database.ProbeWritableAsync(cancellationToken) is { } failure)
+        {
+            throw new StoreUnavailableException(failure) { RetryAfter = SqliteDatabase.WriteFailureRetryAfter };
+        }
+
+        await ReadAsync(
+            async connection =>
+            {
+                await using var command = connection.CreateCommand();
+                command.CommandText = "SELECT 1";
+                return await command.ExecuteScalarAsync(cancellationToken);
+            },
+            cancellationToken);
+    }
+
+    public Task<IReadOnlyList<SessionCount>> CountSessionsAsync(CancellationToken cancellationToken = default) =>
+        ReadAsync<IReadOnlyList<SessionCount>>(
+            async connection =>
+            {
+                var result = new List<SessionCount>();
+                await using var command = connection.CreateCommand();
+                command.CommandText = """
+                    SELECT 'bot', status, COUNT(*) FROM bot_sessions GROUP BY status
+                    UNION ALL
+                    SELECT 'generation', status, COUNT(*) FROM generation_sessions GROUP BY status
+                    """;
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    var kind = reader.GetString(0) == "bot" ? SessionKind.Bot : SessionKind.Generation;
+                    result.Add(new SessionCount(kind, reader.GetString(1), reader.GetInt64(2)));
+                }
+
+                return result;
+            },
+            cancellationToken);
+
+    public async Task BackupAsync(string destinationPath, bool overwrite, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var pages = progress is null ? null : new Progress<CopyProgress>(p => progress.Report(new StoreProgress(p.PagesDone, p.PagesTotal, "backup")));
+        await SqliteMaintenance.BackupAsync(database.Path, destinationPath, overwrite, pages, cancellationToken);
+    }
+
+    public async IAsyncEnumerable<StoreRecord> ExportAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+
+        // One read transaction: every table is read from the same snapshot while writers go on (WAL).
+        await using (var begin = connection.CreateCommand())
+        {
+            begin.CommandText = "BEGIN DEFERRED";
+            await begin.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        try
+        {
+            foreach (var table in Tables)
+            {
+                await using var command = connection.CreateCommand();
+
+                // The table name is one of the constants above, never input.
+                command.CommandText = "SELECT * FROM " + table + " ORDER BY 1, 2";
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    var values = new Dictionary<string, object?>(reader.FieldCount, StringComparer.Ordinal);
+                    for (var i = 0; i < reader.FieldCount; i++)
+                    {
+                        var name = reader.GetName(i);
+                        var value = await reader.IsDBNullAsync(i, cancellationToken) ? null : reader.GetValue(i);
+
+                        // Timestamps are stored as ISO-8601 text; the port hands them over as DateTimeOffset.
+                        values[name] = value is string text && name.EndsWith("_at", StringComparison.Ordinal) ? SqliteTime.Parse(text) : value;
+                    }
+
+                    yield return new StoreRecord(table, values);
+                }
+            }
+        }
+        finally
+        {
+            // End the read transaction whatever happened, so the pooled connection goes back clean.
+            await using var end = connection.CreateCommand();
+            end.CommandText = "ROLLBACK";
+            await end.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>
+    /// Loads <paramref name="records"/> in one transaction (all or nothing), after checking that the store holds no
+    /// user, key, session or audit event. Table and column names are checked against the schema before use.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, long>> ImportAsync(
+        IAsyncEnumerable<StoreRecord> records, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        return await database.WriteAsync<IReadOnlyDictionary<string, long>>(
+            async (connection, transaction) =>
+            {
+                foreach (var table in Tables)
+                {
+                    await using var any = connection.CreateCommand();
+                    any.Transaction = transaction;
+
+                    // The table name is one of the constants above, never input.
+                    any.CommandText = "SELECT EXISTS (SELECT 1 FROM " + table + ")";
+                    if (Convert.ToInt64(await any.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) != 0)
+                    {
+                        throw new SessionConflictException(
+                            $"The target store '{database.Path}' is not empty (table {table} has rows); import only into a new, empty store. Nothing was imported.");
+                    }
+                }
+
+                var columns = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+                foreach (var table in Tables)
+                {
+                    columns[table] = await ReadColumnsAsync(connection, transaction, table, cancellationToken);
+                }
+
+                var counts = Tables.ToDictionary(t => t, _ => 0L, StringComparer.Ordinal);
+                long done = 0;
+                await foreach (var record in records.WithCancellation(cancellationToken))
+                {
+                    if (!columns.TryGetValue(record.Table, out var known))
+                    {
+                        throw new InvalidSessionInputException("file", $"The import names table '{record.Table}', which a Holdfast store does not have. Nothing was imported.");
+                    }
+
+                    var names = record.Values.Keys.ToList();
+                    if (names.FirstOrDefault(n => !known.Contains(n)) is { } unknown)
+                    {
+                        throw new InvalidSessionInputException("file", $"The import names column '{unknown}' of table '{record.Table}', which this schema does not have. Nothing was imported.");
+                    }
+
+                    await using var insert = connection.CreateCommand();
+                    insert.Transaction = transaction;
+
+                    // Table and column names were checked against the schema above; every value is a parameter.
+                    insert.CommandText = $"INSERT INTO {record.Table} ({string.Join(", ", names.Select(n => "\"" + n + "\""))}) VALUES ({string.Join(", ", names.Select((_, i) => "$p" + i.ToString(CultureInfo.InvariantCulture)))})";
+                    for (var i = 0; i < names.Count; i++)
+                    {
+                        insert.Parameters.AddWithValue("$p" + i.ToString(CultureInfo.InvariantCulture), ToSqlite(record.Values[names[i]]));
+                    }
+
+                    await insert.ExecuteNonQueryAsync(cancellationToken);
+                    counts[record.Table]++;
+                    if (++done % 1000 == 0)
+                    {
+                        progress?.Report(new StoreProgress(done, done, record.Table));
+                    }
+                }
+
+                progress?.Report(new StoreProgress(done, done, "done"));
+                return counts;
+            },
+            cancellationToken);
+    }
+
+    private static object ToSqlite(object? value) => value switch
+    {
+        null => DBNull.Value,
+        DateTimeOffset time => SqliteTime.Format(time),
+        DateTime time => SqliteTime.Format(new DateTimeOffset(DateTime.SpecifyKind(time, DateTimeKind.Utc))),
+        bool flag => flag ? 1L : 0L,
+        int number => (long)number,
+        _ => value,
+    };
+
+    private static async Task<HashSet<string>> ReadColumnsAsync(SqliteConnection connection, SqliteTransaction transaction, string table, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT name FROM pragma_table_info($table)";
+        command.Parameters.AddWithValue("$table", table);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            names.Add(reader.GetString(0));
+        }
+
+        return names;
+    }
+
+    private async Task<T> ReadAsync<T>(Func<SqliteConnection, Task<T>> work, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await database.ReadAsync(work, cancellationToken);
+        }
+        catch (SqliteException ex)
+        {
+            throw new StoreUnavailableException(
+                string.Create(CultureInfo.InvariantCulture, $"The database '{database.Path}' does not answer: {ex.Message.TrimEnd('.')}."), ex);
+        }
+    }
+}

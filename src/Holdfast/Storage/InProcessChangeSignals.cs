@@ -1,0 +1,143 @@
+using System.Collections.Concurrent;
+
+namespace Holdfast.Storage;
+
+/// <summary>
+/// <see cref="IChangeSignals"/> inside one process: what the embedded store uses (one node holds every session), and
+/// what a networked provider's listener fans its notifications out through. Publishing never blocks: it sets a flag
+/// and completes the waiter of each subscription.
+/// </summary>
+public sealed class InProcessChangeSignals : IChangeSignals
+{
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<Subscription, byte>> _sessions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Subscription, byte> _nodeWide = new();
+
+    public ValueTask PublishAsync(ChangeSignal signal, CancellationToken cancellationToken = default)
+    {
+        Publish(signal);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Delivers <paramref name="signal"/> to this process's subscribers (synchronously, without blocking).</summary>
+    public void Publish(ChangeSignal signal)
+    {
+        if (signal.Kind is ChangeKind.Runnable or ChangeKind.StopRequested)
+        {
+            foreach (var subscription in _nodeWide.Keys)
+            {
+                subscription.Signal();
+            }
+        }
+
+        if (signal.SessionId is { } id && _sessions.TryGetValue(id, out var listeners))
+        {
+            foreach (var subscription in listeners.Keys)
+            {
+                subscription.Signal();
+            }
+        }
+    }
+
+    public IChangeSubscription Subscribe(string? sessionId)
+    {
+        var subscription = new Subscription(this, sessionId);
+        if (sessionId is null)
+        {
+            _nodeWide[subscription] = 0;
+        }
+        else
+        {
+            _sessions.AddOrUpdate(
+                sessionId,
+                _ => new ConcurrentDictionary<Subscription, byte> { [subscription] = 0 },
+                (_, listeners) =>
+                {
+                    listeners[subscription] = 0;
+                    return listeners;
+                });
+        }
+
+        return subscription;
+    }
+
+    /// <summary>Sessions with listeners now (for tests).</summary>
+    internal int SessionTopicCount => _sessions.Count;
+
+    private void Remove(Subscription subscription, string? sessionId)
+    {
+        if (sessionId is null)
+        {
+            _nodeWide.TryRemove(subscription, out _);
+            return;
+        }
+
+        if (_sessions.TryGetValue(sessionId, out var listeners))
+        {
+            listeners.TryRemove(subscription, out _);
+            if (listeners.IsEmpty)
+            {
+                _sessions.TryRemove(new KeyValuePair<string, ConcurrentDictionary<Subscription, byte>>(sessionId, listeners));
+            }
+        }
+    }
+
+    private sealed class Subscription(InProcessChangeSignals owner, string? sessionId) : IChangeSubscription
+    {
+        private readonly Lock _gate = new();
+        private TaskCompletionSource? _waiter;
+        private bool _signalled;
+
+        public void Signal()
+        {
+            TaskCompletionSource? waiter;
+            lock (_gate)
+            {
+                _signalled = true;
+                waiter = _waiter;
+                _waiter = null;
+            }
+
+            waiter?.TrySetResult();
+        }
+
+        public Task WaitAsync(CancellationToken cancellationToken = default)
+        {
+            Task task;
+            lock (_gate)
+            {
+                if (_signalled)
+                {
+                    _signalled = false;
+                    return Task.CompletedTask;
+                }
+
+                _waiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                task = _waiter.Task;
+            }
+
+            return WaitCoreAsync(task, cancellationToken);
+        }
+
+        public void Dispose()
+        {
+            owner.Remove(this, sessionId);
+            TaskCompletionSource? waiter;
+            lock (_gate)
+            {
+                waiter = _waiter;
+                _waiter = null;
+            }
+
+            waiter?.TrySetCanceled();
+        }
+
+        private async Task WaitCoreAsync(Task task, CancellationToken cancellationToken)
+        {
+            await task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            lock (_gate)
+            {
+                _signalled = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Holdfast.Client.Models;
+using Holdfast.TestHelpers;
+
+namespace Holdfast.Cli.Tests;
+
+/// <summary>
+/// The PostgreSQL store through the real <c>holdfast</c> command and server (needs <c>HOLDFAST_TEST_POSTGRES</c>, see
+/// <see cref="TestPostgres"/>; each test makes its own database): moving from SQLite to PostgreSQL, <c>status</c>,
+/// bad store settings, a database that is down at start, and a crash mid-generation with exact continuation.
+/// </summary>
+public sealed class PostgresStoreTests
+{
+    private const string Prompt = "Tell me about harbours and the ropes that hold the boats.";
+
+    [Fact(Timeout = 300_000)]
+    public async Task ExportSqliteImportPostgresExportAgain_SameContentBothWays_AndAPausedSessionResumesWithTheExactText()
+    {
+        await using var db = await TestPostgres.CreateDatabaseAsync();
+        using var files = new TempDirectory();
+        string referenceOutput;
+        string pausedId;
+        string keyId;
+        string key;
+        // Slow enough (8 s a generation) that the pause lands mid-way on a busy machine.
+        await using (var sqlite = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?> { ["Scripted__TokensPerSecond"] = "5" }))
+        {
+            var reference = await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "40", "--wait", "--json", Prompt);
+            referenceOutput = Deserialize(reference).Output!;
+            referenceOutput.Length.ShouldBeGreaterThan(0);
+
+            pausedId = (await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "40", Prompt)).Stdout.Trim();
+            await Poll.UntilAsync(
+                async () => Deserialize(await RunAsync(sqlite.Environment, "gen", "show", pausedId, "--json")).Output is { Length: > 0 },
+                "some output before the pause");
+            await RunAsync(sqlite.Environment, "gen", "pause", pausedId, "--reason", "moving", "--wait", "10");
+            var created = JsonNode.Parse((await RunAsync(sqlite.Environment, "keys", "create", "--user", "alice", "--json")).Stdout)!;
+            key = created["key"]!.GetValue<string>();
+            keyId = created["id"]!.GetValue<string>();
+            (await sqlite.StopAsync()).ShouldBe(0, sqlite.Log);
+
+            await RunAsync(sqlite.Environment, "export", files.File("from-sqlite.jsonl"));
+        }
+
+        var imported = await RunAsync(StoreEnvironment(files, db), "import", files.File("from-sqlite.jsonl"), "--store", db.Uri);
+        imported.Stdout.ShouldContain("(verified)");
+        imported.Stdout.ShouldNotContain(db.Password!);
+        await RunAsync(StoreEnvironment(files, db), "export", files.File("from-postgres.jsonl"), "--store", db.Uri);
+
+        Records(files.File("from-postgres.jsonl")).ShouldBe(Records(files.File("from-sqlite.jsonl")));
+
+        // And back: PostgreSQL's export into a new SQLite data directory gives the same rows again.
+        var backToSqlite = new Dictionary<string, string?>(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = files.File("back-to-sqlite") };
+        await RunAsync(backToSqlite, "import", files.File("from-postgres.jsonl"));
+        await RunAsync(backToSqlite, "export", files.File("back-to-sqlite.jsonl"));
+        Records(files.File("back-to-sqlite.jsonl")).ShouldBe(Records(files.File("from-sqlite.jsonl")));
+        var again = await CliProcess.RunAsync(["import", files.File("from-sqlite.jsonl"), "--store", db.Uri], StoreEnvironment(files, db));
+        again.ExitCode.ShouldBe(4, again.ToString());
+        again.Stderr.ShouldContain("not empty");
+
+        await using var postgres = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?>
+        {
+            ["Scripted__TokensPerSecond"] = "20",
+            ["HOLDFAST_STORE"] = db.Uri,
+        });
+        var moved = Deserialize(await RunAsync(postgres.Environment, "gen", "show", pausedId, "--json"));
+        moved.Status.ShouldBe(GenerationStatus.Paused);
+        await RunAsync(postgres.Environment, "gen", "resume", pausedId);
+        await RunAsync(postgres.Environment, "gen", "attach", pausedId);
+        var finished = Deserialize(await RunAsync(postgres.Environment, "gen", "show", pausedId, "--json"));
+
+        finished.Status.ShouldBe(GenerationStatus.Completed);
+        finished.Output.ShouldBe(referenceOutput);
+        using var http = new HttpClient { BaseAddress = postgres.Url };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", key);
+        (await http.GetAsync(new Uri("/api/v1/generations", UriKind.Relative))).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await RunAsync(postgres.Environment, "keys", "ls", "--json")).Stdout.ShouldContain(keyId);
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task Status_ShowsStoreWithoutPasswordSchemaAndCounts()
+    {
+        await using var db = await TestPostgres.CreateDatabaseAsync();
+        using var files = new TempDirectory();
+        var before = await RunAsync(StoreEnvironment(files, db), "status", "--store", db.Uri);
+        await RunAsync(StoreEnvironment(files, db), "migrate", "--store", db.Uri);
+
+        var after = await RunAsync(StoreEnvironment(files, db), "status", "--json", "--store", db.Uri);
+
+        before.Stdout.ShouldContain("migration(s) pending: run `holdfast migrate`");
+        var status = JsonNode.Parse(after.Stdout)!;
+        status["provider"]!.GetValue<string>().ShouldBe("postgres");
+        status["store"]!.GetValue<string>().ShouldContain(":***@");
+        status["schema"]!["current"]!.GetValue<bool>().ShouldBeTrue();
+        (before.Stdout + before.Stderr + after.Stdout + after.Stderr).ShouldNotContain(db.Password!);
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task BadStore_OneLineExitCodeAndNoPassword()
+    {
+        await using var db = await TestPostgres.CreateDatabaseAsync();
+        using var files = new TempDirectory();
+        var uri = new Uri(db.Uri);
+        var wrongPassword = $"postgres://{uri.UserInfo.Split(':')[0]}:not-the-password-42@{uri.Host}:{uri.Port}{uri.AbsolutePath}";
+        var missingDatabase = $"postgres://{uri.UserInfo}@{uri.Host}:{uri.Port}/holdfast_missing_db";
+        var unreachable = $"postgres://holdfast:unreachable-pw-42@127.0.0.1:{ClosedPort()}/holdfast";
+
+        var cases = new (string Store, int Exit, string Says)[]
+        {
+            (wrongPassword, 2, "wrong password"),
+            (missingDatabase, 2, "does not exist"),
+            (unreachable, 5, "Cannot reach PostgreSQL"),
+        };
+        foreach (var (store, exit, says) in cases)
+        {
+            foreach (var command in new[] { new[] { "migrate", "--store", store }, ["status", "--store", store], ["keys", "create", "--user", "u", "--store", store] })
+            {
+                var result = await CliProcess.RunAsync(command, StoreEnvironment(files, db));
+
+                result.ExitCode.ShouldBe(exit, result.ToString());
+                result.Stderr.Trim().Split('\n').Length.ShouldBe(1, result.ToString());
+                result.Stderr.ShouldContain(says);
+                (result.Stdout + result.Stderr).ShouldNotContain("not-the-password-42");
+                (result.Stdout + result.Stderr).ShouldNotContain("unreachable-pw-42");
+                (result.Stdout + result.Stderr).ShouldNotContain(db.Password!);
+            }
+        }
+
+        (await db.ScalarAsync("SELECT to_regclass('public.schema_migrations') IS NULL")).ShouldBe(true);
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task Serve_DatabaseDownAtStart_ReadyzIs503ThenReadyOnceItAnswers()
+    {
+        await using var db = await TestPostgres.CreateDatabaseAsync();
+        var target = new Uri(db.Uri);
+        using var proxy = new TcpForwarder(target.Host, target.Port);
+        var store = $"postgres://{target.UserInfo}@127.0.0.1:{proxy.Port}{target.AbsolutePath}";
+        await using var server = new ServerProcess(settings: new Dictionary<string, string?> { ["HOLDFAST_STORE"] = store });
+
+        await server.StartAsync();
+        using var http = new HttpClient { BaseAddress = server.Url };
+        var down = await http.GetAsync(new Uri("/readyz", UriKind.Relative));
+        down.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        (await down.Content.ReadAsStringAsync()).ShouldNotContain(db.Password!);
+
+        proxy.Start();
+        await Poll.UntilAsync(
+            async () => (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode == HttpStatusCode.OK,
+            "/readyz 200 once PostgreSQL answers",
+            TimeSpan.FromSeconds(90));
+        var id = (await RunAsync(server.Environment, "gen", "start", "--model", "scripted", "--max-tokens", "20", "--wait", "Hello")).Stdout;
+        id.ShouldNotBeNullOrWhiteSpace();
+        server.Log.ShouldNotContain(db.Password!);
+        server.Log.ShouldContain("cannot be reached at start");
+    }
+
+    [Fact(Timeout = 300_000)]
+    public async Task Sigkill_MidGeneration_RestartContinuesWithTheExactText()
+    {
+        await using var db = await TestPostgres.CreateDatabaseAsync();
+        var settings = new Dictionary<string, string?> { ["Scripted__TokensPerSecond"] = "40", ["HOLDFAST_STORE"] = db.Uri };
+        await using var server = await ServerProcess.StartNewAsync(settings: settings);
+        var reference = Deserialize(await RunAsync(server.Environment, "gen", "start", "--model", "scripted", "--seed", "11", "--max-tokens", "80", "--wait", "--json", Prompt));
+        var id = (await RunAsync(server.Environment, "gen", "start", "--model", "scripted", "--seed", "11", "--max-tokens", "80", Prompt)).Stdout.Trim();
+        await Poll.UntilAsync(
+            async () => Deserialize(await RunAsync(server.Environment, "gen", "show", id, "--json")).Output is { Length: > 20 },
+            "output before the crash");
+
+        await server.KillAsync();
+        await server.StartAsync();
+        await RunAsync(server.Environment, "gen", "attach", id);
+        var finished = Deserialize(await RunAsync(server.Environment, "gen", "show", id, "--json"));
+
+        finished.Status.ShouldBe(GenerationStatus.Completed);
+        finished.Output.ShouldBe(reference.Output);
+    }
+
+    private static Dictionary<string, string?> StoreEnvironment(TempDirectory files, TestDatabase db) =>
+        new(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = files.File("data-" + db.Name[^6..]) };
+
+    private static async Task<CliResult> RunAsync(IReadOnlyDictionary<string, string?> environment, params string[] args)
+    {
+        var result = await CliProcess.RunAsync(args, environment);
+        result.ExitCode.ShouldBe(0, result.ToString());
+        return result;
+    }
+
+    private static Holdfast.Client.Models.Generation Deserialize(CliResult result) => JsonSerializer.Deserialize<Holdfast.Client.Models.Generation>(result.Stdout, HoldfastJson.Options)!;
+
+    /// <summary>The rows of an export (header left out), sorted: two exports of the same data must give the same list.</summary>
+    private static List<string> Records(string path)
+    {
+        var lines = File.ReadAllLines(path);
+        JsonNode.Parse(lines[0])!["format"]!.GetValue<string>().ShouldBe("holdfast-export");
+        return [.. lines.Skip(1).Order(StringComparer.Ordinal)];
+    }
+
+    private static int ClosedPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    /// <summary>
+    /// A loopback port that refuses connections until <see cref="Start"/>, then forwards each to the real server: a
+    /// PostgreSQL that is "down" at first and comes up later on the same address.
+    /// </summary>
+    private sealed class TcpForwarder : IDisposable
+    {
+        private readonly string _host;
+        private readonly int _targetPort;
+        private readonly CancellationTokenSource _stop = new();
+        private TcpListener? _listener;
+
+        public TcpForwarder(string host, int targetPort)
+        {
+            _host = host;
+            _targetPort = targetPort;
+            Port = ClosedPort();
+        }
+
+        public int Port { get; }
+
+        public void Start()
+        {
+            _listener = new TcpListener(IPAddress.Loopback, Port);
+            _listener.Start();
+            _ = Task.Run(AcceptAsync);
+        }
+
+        public void Dispose()
+        {
+            _stop.Cancel();
+            _listener?.Stop();
+            _stop.Dispose();
+        }
+
+        private async Task AcceptAsync()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                TcpClient client;
+                try
+                {
+                    client = await _listener!.AcceptTcpClientAsync(_stop.Token);
+                }
+                catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+                {
+                    return;
+                }
+
+                _ = Task.Run(async () =>
+                {
+                    using (client)
+                    using (var upstream = new TcpClient())
+                    {
+                        try
+                        {
+                            await upstream.ConnectAsync(_host, _targetPort, _stop.Token);
+                            var a = client.GetStream();
+                            var b = upstream.GetStream();
+                            await Task.WhenAny(a.CopyToAsync(b, _stop.Token), b.CopyToAsync(a, _stop.Token));
+                        }
+                        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+                        {
+                            // A connection ends.
+                        }
+                    }
+                });
+            }
+        }
+    }
+}

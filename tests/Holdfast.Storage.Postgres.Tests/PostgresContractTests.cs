@@ -1,0 +1,21 @@
+using Holdfast.Storage.Contract;
+
+namespace Holdfast.Storage.Postgres.Tests;
+
+/// <summary>The generation store contract over a real PostgreSQL, a new database per test.</summary>
+public sealed class PostgresGenerationStoreTests(PostgresStoreProvider provider) : GenerationStoreContractTests(provider), IClassFixture<PostgresStoreProvider>;
+
+/// <summary>The run store contract (leases, fencing, recovery); "two nodes" are two store instances on one database.</summary>
+public sealed class PostgresRunStoreContractTests(PostgresStoreProvider provider) : RunStoreContractTests(provider), IClassFixture<PostgresStoreProvider>;
+
+/// <summary>The bot store contract, the design record's flow included.</summary>
+public sealed class PostgresBotStoreTests(PostgresStoreProvider provider) : BotStoreContractTests(provider), IClassFixture<PostgresStoreProvider>;
+
+/// <summary>The API key store contract.</summary>
+public sealed class PostgresApiKeyStoreTests(PostgresStoreProvider provider) : ApiKeyStoreContractTests(provider), IClassFixture<PostgresStoreProvider>;
+
+/// <summary>The store administration contract.</summary>
+public sealed class PostgresStoreAdministrationTests(PostgresStoreProvider provider) : StoreAdministrationContractTests(provider), IClassFixture<PostgresStoreProvider>;
+
+/// <summary>Export and import between PostgreSQL databases.</summary>
+public sealed class PostgresStoreTransferTests(PostgresStoreProvider provider) : StoreTransferContractTests(provider), IClassFixture<PostgresStoreProvider>;

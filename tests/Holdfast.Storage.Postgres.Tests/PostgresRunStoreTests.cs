@@ -1,0 +1,247 @@
+using Holdfast.Generation;
+using Holdfast.Sessions;
+using Holdfast.TestHelpers;
+
+namespace Holdfast.Storage.Postgres.Tests;
+
+/// <summary>
+/// What only a shared database can show: two store instances on one PostgreSQL database behave like two nodes
+/// (claims, fencing, recovery, change signals), plus the group commit of many sessions in one round trip.
+/// </summary>
+public sealed class PostgresRunStoreTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(10);
+    private readonly ManualTime _time = new(new DateTimeOffset(2026, 12, 3, 1, 0, 0, TimeSpan.Zero));
+    private TestDatabase _db = null!;
+    private PostgresStore _nodeA = null!;
+    private PostgresStore _nodeB = null!;
+
+    public async Task InitializeAsync()
+    {
+        _db = await TestPostgres.CreateDatabaseAsync();
+        _nodeA = new PostgresStore(_db.Uri, _time);
+        _nodeB = new PostgresStore(_db.Uri, _time);
+        await _nodeA.Administration.MigrateAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _nodeA.DisposeAsync();
+        await _nodeB.DisposeAsync();
+        await _db.DisposeAsync();
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ClaimRunnable_TwoNodesAtOnce_EachSessionClaimedExactlyOnce()
+    {
+        var ids = new List<string>();
+        for (var i = 0; i < 40; i++)
+        {
+            ids.Add((await CreateAsync($"s{i:D3}")).Id);
+        }
+
+        var claimsA = new List<RunClaim>();
+        var claimsB = new List<RunClaim>();
+        await Task.WhenAll(
+            Task.Run(async () =>
+            {
+                for (var round = 0; round < 10; round++)
+                {
+                    claimsA.AddRange(await _nodeA.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 3), _ => new ClaimChoice(true)));
+                }
+            }),
+            Task.Run(async () =>
+            {
+                for (var round = 0; round < 10; round++)
+                {
+                    claimsB.AddRange(await _nodeB.Runs.ClaimRunnableAsync(new RunClaimRequest("node-b", Lease, 3), _ => new ClaimChoice(true)));
+                }
+            }));
+        claimsA.AddRange(await _nodeA.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 100), _ => new ClaimChoice(true)));
+
+        var all = claimsA.Concat(claimsB).Select(c => c.Change.Session.Id).ToList();
+        all.Count.ShouldBe(ids.Count);
+        all.ShouldBeUnique();
+        all.Order(StringComparer.Ordinal).ShouldBe(ids.Order(StringComparer.Ordinal));
+        foreach (var claim in claimsB)
+        {
+            claim.Lease.NodeId.ShouldBe("node-b");
+            claim.Lease.FencingToken.ShouldBe(1);
+            claim.Change.Session.Attempts.ShouldBe(1);
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Commit_StaleFencingToken_LeaseLostAndNothingWritten()
+    {
+        var session = await CreateAsync("fenced");
+        var first = (await _nodeA.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 10), _ => new ClaimChoice(true))).Single();
+        await _nodeA.Runs.CommitAsync([new ChunkAppend(session.Id, first.Lease.FencingToken, first.Change.Session.LastSeq + 1, "Hello")], []);
+
+        // node-a's lease expires; node-b's recovery takes the session and claims it again (epoch 1 -> 2 -> 3).
+        _time.Advance(Lease + TimeSpan.FromSeconds(1));
+        (await _nodeB.Runs.RecoverAbandonedAsync(new RecoveryRequest("node-b", false, GenerationRecoveryPolicy.Auto))).Count.ShouldBe(1);
+        var second = (await _nodeB.Runs.ClaimRunnableAsync(new RunClaimRequest("node-b", Lease, 10), _ => new ClaimChoice(true, ContinuationModes.Prefill))).Single();
+        second.Lease.FencingToken.ShouldBeGreaterThan(first.Lease.FencingToken);
+        var before = (await _nodeA.Generations.FindAsync(session.Id, null))!;
+
+        var ex = await Should.ThrowAsync<LeaseLostException>(() => _nodeA.Runs.CommitAsync(
+            [new ChunkAppend(session.Id, first.Lease.FencingToken, before.LastSeq + 1, " stale")],
+            [new RunFinish(session.Id, first.Lease.FencingToken, GenerationCommand.Complete, before.LastSeq + 1)]));
+
+        ex.SessionIds.ShouldBe([session.Id]);
+        var after = (await _nodeA.Generations.FindAsync(session.Id, null))!;
+        after.Output.ShouldBe("Hello");
+        after.LastSeq.ShouldBe(before.LastSeq);
+        after.Version.ShouldBe(before.Version);
+        after.Status.ShouldBe(GenerationStatus.Running);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Commit_ManySessionsOneGroupCommit_OutputAndLogExactThenComplete()
+    {
+        var sessions = new List<GenerationSession>();
+        for (var i = 0; i < 200; i++)
+        {
+            sessions.Add(await CreateAsync($"many{i:D3}"));
+        }
+
+        var claims = await _nodeA.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 500), _ => new ClaimChoice(true));
+        claims.Count.ShouldBe(200);
+        var chunks = new List<ChunkAppend>();
+        foreach (var claim in claims)
+        {
+            var first = claim.Change.Session.LastSeq + 1;
+            for (var k = 0; k < 20; k++)
+            {
+                chunks.Add(new ChunkAppend(claim.Change.Session.Id, claim.Lease.FencingToken, first + k, $"[{claim.Change.Session.Id}:{k}]"));
+            }
+        }
+
+        // Interleaved the way the writer receives them: one chunk of every session in turn.
+        var interleaved = chunks.OrderBy(c => c.Seq).ThenBy(c => c.SessionId, StringComparer.Ordinal).ToList();
+        var finishes = claims.Select(c => new RunFinish(c.Change.Session.Id, c.Lease.FencingToken, GenerationCommand.Complete, c.Change.Session.LastSeq + 20, FinishReason: "stop")).ToList();
+
+        var changes = await _nodeA.Runs.CommitAsync(interleaved, finishes);
+
+        changes.Count.ShouldBe(200);
+        changes.ShouldAllBe(c => c.Session.Status == GenerationStatus.Completed);
+        foreach (var claim in claims)
+        {
+            var id = claim.Change.Session.Id;
+            var expected = string.Concat(Enumerable.Range(0, 20).Select(k => $"[{id}:{k}]"));
+            var stored = (await _nodeB.Generations.FindAsync(id, null))!;
+            stored.Output.ShouldBe(expected);
+            stored.Usage.OutputTokens.ShouldBe(20);
+            var log = (await _nodeB.Generations.ReadLogAsync(id, null, 0, 1000))!;
+            string.Concat(log.Where(e => e.Type == GenerationLogEventType.Chunk).Select(e => e.Text)).ShouldBe(expected);
+            log.Select(e => e.Seq).ShouldBe(Enumerable.Range(1, log.Count).Select(i => (long)i));
+            log[^1].StatusChange!.Status.ShouldBe(GenerationStatus.Completed);
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Commit_ChunksAfterAGap_SkippedAndCompleteBecomesInterrupt()
+    {
+        var session = await CreateAsync("gap");
+        var claim = (await _nodeA.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 10), _ => new ClaimChoice(true))).Single();
+        var next = claim.Change.Session.LastSeq + 1;
+
+        var changes = await _nodeA.Runs.CommitAsync(
+            [new ChunkAppend(session.Id, claim.Lease.FencingToken, next + 1, "after a lost chunk")],
+            [new RunFinish(session.Id, claim.Lease.FencingToken, GenerationCommand.Complete, next + 1)]);
+
+        changes.Single().Session.Status.ShouldBe(GenerationStatus.Queued);
+        changes.Single().Session.Output.ShouldBeEmpty();
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Recover_TakesExpiredLeasesLeavesLiveOnes_AndANodeTakesItsOwnBackAtOnce()
+    {
+        await CreateAsync("expired");
+        await CreateAsync("live");
+        await CreateAsync("own");
+        await _nodeA.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 1), _ => new ClaimChoice(true));
+        _time.Advance(TimeSpan.FromSeconds(6));
+        await _nodeB.Runs.ClaimRunnableAsync(new RunClaimRequest("node-b", Lease, 1), _ => new ClaimChoice(true));
+        await _nodeA.Runs.ClaimRunnableAsync(new RunClaimRequest("node-c", Lease, 1), _ => new ClaimChoice(true));
+        _time.Advance(TimeSpan.FromSeconds(6)); // node-a's lease (from t=0) expired; node-b's and node-c's (t=6) live
+
+        var recovered = await _nodeB.Runs.RecoverAbandonedAsync(new RecoveryRequest("node-b", false, GenerationRecoveryPolicy.Manual));
+
+        recovered.Select(c => c.Session.Id).ShouldBe(["gen_expired"]);
+        recovered[0].Session.Status.ShouldBe(GenerationStatus.Paused);
+        recovered[0].Session.PauseReason.ShouldBe("interrupted");
+        (await _nodeA.Runs.RenewLeasesAsync("node-b", Lease)).Select(l => l.SessionId).ShouldBe(["gen_live"]);
+
+        // node-c restarts: it takes its own lease back at once, though it has not expired; node-b's stays.
+        var own = await _nodeA.Runs.RecoverAbandonedAsync(new RecoveryRequest("node-c", true, GenerationRecoveryPolicy.Auto));
+
+        own.Select(c => c.Session.Id).ShouldBe(["gen_own"]);
+        own[0].Session.Status.ShouldBe(GenerationStatus.Queued);
+        (await _nodeA.Generations.FindAsync("gen_live", null))!.Status.ShouldBe(GenerationStatus.Running);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Create_FiveConcurrentStartsWithOneIdempotencyKey_OneSession()
+    {
+        var stores = new[] { _nodeA, _nodeB, _nodeA, _nodeB, _nodeA };
+        var results = await Task.WhenAll(stores.Select((store, i) => Task.Run(() => store.Generations.CreateAsync(
+            NewSession($"idem{i}", idempotencyKey: "key-1", requestHash: "same"), new Actor("alice")))));
+
+        results.Select(r => r.Change.Session.Id).Distinct().Count().ShouldBe(1);
+        results.Count(r => r.Created).ShouldBe(1);
+        ((long)(await _db.ScalarAsync("SELECT count(*) FROM generation_sessions"))!).ShouldBe(1);
+        await Should.ThrowAsync<SessionConflictException>(() => _nodeB.Generations.CreateAsync(
+            NewSession("idem-other", idempotencyKey: "key-1", requestHash: "different"), new Actor("alice")));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Control_AuditWriteFails_StatusAndLogUnchanged()
+    {
+        var session = await CreateAsync("atomic");
+        await _db.ScalarAsync("""
+            CREATE FUNCTION fail_pause_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN IF NEW.action = 'pause' THEN RAISE EXCEPTION 'injected audit failure'; END IF; RETURN NEW; END $$;
+            CREATE TRIGGER fail_pause_audit BEFORE INSERT ON session_events FOR EACH ROW EXECUTE FUNCTION fail_pause_audit();
+            """);
+
+        await Should.ThrowAsync<Exception>(() => _nodeA.Generations.ApplyControlAsync(session.Id, null, GenerationCommand.Pause("x"), new Actor("alice"), null));
+
+        var after = (await _nodeA.Generations.FindAsync(session.Id, null))!;
+        after.Status.ShouldBe(GenerationStatus.Queued);
+        after.DesiredState.ShouldBe(GenerationDesiredState.Running);
+        after.Version.ShouldBe(session.Version);
+        (await _nodeA.Generations.ReadLogAsync(session.Id, null, 0, 100))!.Count.ShouldBe(1);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Signals_PublishedOnOneNode_WakeASubscriberOnTheOther()
+    {
+        await ((PostgresChangeSignals)_nodeA.Signals).Listening;
+        using var session = _nodeA.Signals.Subscribe("gen_signalled");
+        using var nodeWide = _nodeA.Signals.Subscribe(null);
+
+        await _nodeB.Signals.PublishAsync(new ChangeSignal(ChangeKind.Log, "gen_signalled"));
+        await _nodeB.Signals.PublishAsync(new ChangeSignal(ChangeKind.Runnable, "gen_other"));
+
+        await session.WaitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        await nodeWide.WaitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    private async Task<GenerationSession> CreateAsync(string name) =>
+        (await _nodeA.Generations.CreateAsync(NewSession(name), new Actor("alice"))).Change.Session;
+
+    private static NewGeneration NewSession(string name, string? idempotencyKey = null, string? requestHash = null) => new(
+        $"gen_{name}", "alice", "scripted", "scripted", [new GenerationMessage("user", "Hello " + name)], GenerationParameters.Default,
+        null, null, idempotencyKey, requestHash);
+
+    private sealed class ManualTime(DateTimeOffset start) : TimeProvider
+    {
+        private DateTimeOffset _now = start;
+
+        public override DateTimeOffset GetUtcNow() => _now;
+
+        public void Advance(TimeSpan by) => _now += by;
+    }
+}
