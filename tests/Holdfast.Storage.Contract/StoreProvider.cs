@@ -50,6 +50,9 @@ public sealed class TestStore(
 
     public IStoreAdministration Administration { get; } = administration;
 
+    /// <summary>The per-key bot login state of the same database (issue 12).</summary>
+    public IBotAuthKeyStore? BotAuthKeys { get; init; }
+
     public ValueTask DisposeAsync() => dispose();
 }
 

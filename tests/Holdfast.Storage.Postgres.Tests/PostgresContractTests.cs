@@ -19,3 +19,6 @@ public sealed class PostgresStoreAdministrationTests(PostgresStoreProvider provi
 
 /// <summary>Export and import between PostgreSQL databases.</summary>
 public sealed class PostgresStoreTransferTests(PostgresStoreProvider provider) : StoreTransferContractTests(provider), IClassFixture<PostgresStoreProvider>;
+
+/// <summary>Bot connection state, numbered QR codes, message times and per-key login state over PostgreSQL.</summary>
+public sealed class PostgresBotConnectionTests(PostgresStoreProvider provider) : BotConnectionContractTests(provider), IClassFixture<PostgresStoreProvider>;

@@ -47,7 +47,10 @@ public sealed class PostgresStoreProvider : IStoreProvider, IAsyncLifetime
     private static TestStore Open(string uri, TimeProvider clock)
     {
         var store = new PostgresStore(uri, clock);
-        return new TestStore(uri, store.Generations, store.Runs, store.Bots, store.Audit, store.ApiKeys, store.Administration, store.DisposeAsync);
+        return new TestStore(uri, store.Generations, store.Runs, store.Bots, store.Audit, store.ApiKeys, store.Administration, store.DisposeAsync)
+        {
+            BotAuthKeys = store.BotAuthKeys,
+        };
     }
 
     private sealed class Lift(TestDatabase database) : IAsyncDisposable

@@ -16,3 +16,6 @@ public sealed class SqliteStoreAdministrationTests(SqliteStoreProvider provider)
 
 /// <summary>Export and import between SQLite files.</summary>
 public sealed class SqliteStoreTransferTests(SqliteStoreProvider provider) : StoreTransferContractTests(provider), IClassFixture<SqliteStoreProvider>;
+
+/// <summary>Bot connection state, numbered QR codes, message times and per-key login state over real SQLite files.</summary>
+public sealed class SqliteBotConnectionTests(SqliteStoreProvider provider) : BotConnectionContractTests(provider), IClassFixture<SqliteStoreProvider>;

@@ -42,7 +42,10 @@ public sealed class SqliteStoreProvider : IStoreProvider, IDisposable
             {
                 database.Dispose();
                 return ValueTask.CompletedTask;
-            });
+            })
+        {
+            BotAuthKeys = new SqliteBotAuthKeyStore(database, clock),
+        };
     }
 
     private static Task ExecuteAsync(SqliteDatabase database, string sql) =>
