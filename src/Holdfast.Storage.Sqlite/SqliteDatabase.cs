@@ -136,6 +136,15 @@ public sealed class SqliteDatabase : IDisposable
         {
             throw TranslateFailure(sqlite);
         }
+        catch (Exception ex) when (IsUndecodable(ex))
+        {
+            if (await FindDamageAsync(ex) is { } damage)
+            {
+                throw damage;
+            }
+
+            throw;
+        }
         finally
         {
             _writer.Release();
@@ -154,6 +163,49 @@ public sealed class SqliteDatabase : IDisposable
         {
             throw TranslateFailure(sqlite);
         }
+        catch (Exception ex) when (IsUndecodable(ex))
+        {
+            if (await FindDamageAsync(ex) is { } damage)
+            {
+                throw damage;
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="exception"/> is what decoding a row that holds garbage throws (an unknown status name,
+    /// a value of the wrong type or range): a damaged page can yield such a row without SQLite noticing, so these are
+    /// checked against the file before they are reported as a bug.
+    /// </summary>
+    private static bool IsUndecodable(Exception exception) =>
+        exception is ArgumentException or FormatException or InvalidCastException or OverflowException
+            or System.Text.Json.JsonException or IndexOutOfRangeException;
+
+    /// <summary>
+    /// Runs a bounded <c>quick_check</c> after a row could not be decoded. Completes with the exception that reports
+    /// the damage (also kept in <see cref="Damage"/>), or null when the file is sound and <paramref name="cause"/> is a
+    /// plain bug that must surface as such.
+    /// </summary>
+    private async Task<StoreUnavailableException?> FindDamageAsync(Exception cause)
+    {
+        IReadOnlyList<string>? problems;
+        try
+        {
+            problems = await QuickCheckAsync(DecodeFailureCheckLimit);
+        }
+        catch (SqliteException)
+        {
+            return null;
+        }
+
+        if (problems is not { Count: > 0 })
+        {
+            return null;
+        }
+
+        return new StoreUnavailableException(_damage ?? DamageMessage(problems[0]), cause);
     }
 
     /// <summary>
@@ -243,7 +295,7 @@ public sealed class SqliteDatabase : IDisposable
 
         if (problems.Count > 0)
         {
-            _damage ??= $"The database '{Path}' is damaged: {problems[0]}";
+            _damage ??= DamageMessage(problems[0]);
         }
 
         return problems;
@@ -275,9 +327,8 @@ public sealed class SqliteDatabase : IDisposable
     {
         if (IsDamage(ex))
         {
-            var damage = $"The database '{Path}' is damaged ({ex.Message.TrimEnd('.')}): run `holdfast check`, and `holdfast restore` a backup.";
-            _damage ??= damage;
-            return new StoreUnavailableException(damage, ex);
+            _damage ??= DamageMessage(ex.Message);
+            return new StoreUnavailableException(_damage, ex);
         }
 
         if (IsWriteFailure(ex))
@@ -290,6 +341,13 @@ public sealed class SqliteDatabase : IDisposable
 
         return new StoreUnavailableException(ex.Message, ex);
     }
+
+    /// <summary>How long the integrity check after an undecodable row may take before the row's error is reported as is.</summary>
+    private static readonly TimeSpan DecodeFailureCheckLimit = TimeSpan.FromSeconds(2);
+
+    /// <summary>The one-line report of a damaged file, with the way out.</summary>
+    private string DamageMessage(string problem) =>
+        $"The database '{Path}' is damaged ({string.Join(' ', problem.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).TrimEnd('.')}): run `holdfast check`, and `holdfast restore` a backup.";
 
     /// <summary>How long a client is told to wait (<c>Retry-After</c>) when a write failed for want of space.</summary>
     public static readonly TimeSpan WriteFailureRetryAfter = TimeSpan.FromSeconds(5);
