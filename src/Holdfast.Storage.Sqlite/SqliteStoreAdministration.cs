@@ -9,9 +9,6 @@ namespace Holdfast.Storage.Sqlite;
 /// <summary><see cref="IStoreAdministration"/> of the embedded SQLite file.</summary>
 internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStoreAdministration
 {
-    /// <summary>Every Holdfast table but <c>schema_migrations</c>, parents first (the order export writes and import loads).</summary>
-    internal static readonly string[] Tables = ["users", "api_keys", "bot_sessions", "generation_sessions", "generation_log", "session_events"];
-
     public string Provider => StorageOptions.SqliteProvider;
 
     public string Location => database.Path;
@@ -95,12 +92,12 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
 
         try
         {
-            foreach (var table in Tables)
+            foreach (var (table, key) in await ReadTablesAsync(connection, null, cancellationToken))
             {
                 await using var command = connection.CreateCommand();
 
-                // The table name is one of the constants above, never input.
-                command.CommandText = "SELECT * FROM " + table + " ORDER BY 1, 2";
+                // Table and column names come from the schema itself (sqlite_master), never from input.
+                command.CommandText = "SELECT * FROM \"" + table + "\" ORDER BY " + string.Join(", ", key.Select(c => "\"" + c + "\""));
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken))
                 {
@@ -138,13 +135,14 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
         return await database.WriteAsync<IReadOnlyDictionary<string, long>>(
             async (connection, transaction) =>
             {
-                foreach (var table in Tables)
+                var tables = (await ReadTablesAsync(connection, transaction, cancellationToken)).Select(t => t.Table).ToList();
+                foreach (var table in tables)
                 {
                     await using var any = connection.CreateCommand();
                     any.Transaction = transaction;
 
-                    // The table name is one of the constants above, never input.
-                    any.CommandText = "SELECT EXISTS (SELECT 1 FROM " + table + ")";
+                    // The table name comes from the schema itself (sqlite_master), never from input.
+                    any.CommandText = "SELECT EXISTS (SELECT 1 FROM \"" + table + "\")";
                     if (Convert.ToInt64(await any.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) != 0)
                     {
                         throw new SessionConflictException(
@@ -153,12 +151,12 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
                 }
 
                 var columns = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
-                foreach (var table in Tables)
+                foreach (var table in tables)
                 {
                     columns[table] = await ReadColumnsAsync(connection, transaction, table, cancellationToken);
                 }
 
-                var counts = Tables.ToDictionary(t => t, _ => 0L, StringComparer.Ordinal);
+                var counts = tables.ToDictionary(t => t, _ => 0L, StringComparer.Ordinal);
                 long done = 0;
                 await foreach (var record in records.WithCancellation(cancellationToken))
                 {
@@ -206,6 +204,38 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
         int number => (long)number,
         _ => value,
     };
+
+    /// <summary>
+    /// Every table of the schema but <c>schema_migrations</c> (read from <c>sqlite_master</c>, so a table a later
+    /// migration adds is moved too), parents first (<see cref="StoreTables.ParentsFirst"/>), each with the columns of its
+    /// primary key (every column when it has none), the order its rows are exported in.
+    /// </summary>
+    internal static async Task<IReadOnlyList<(string Table, IReadOnlyList<string> Key)>> ReadTablesAsync(
+        SqliteConnection connection, SqliteTransaction? transaction, CancellationToken cancellationToken)
+    {
+        var parents = new Dictionary<string, IReadOnlyCollection<string>>(StringComparer.Ordinal);
+        var keys = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = """
+            SELECT m.name,
+                   (SELECT json_group_array("table") FROM pragma_foreign_key_list(m.name)),
+                   (SELECT json_group_array(name) FROM (SELECT name FROM pragma_table_info(m.name) WHERE pk > 0 ORDER BY pk)),
+                   (SELECT json_group_array(name) FROM (SELECT name FROM pragma_table_info(m.name) ORDER BY cid))
+            FROM sqlite_master AS m
+            WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\'
+            """;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var table = reader.GetString(0);
+            parents[table] = System.Text.Json.JsonSerializer.Deserialize<string[]>(reader.GetString(1))!;
+            var key = System.Text.Json.JsonSerializer.Deserialize<string[]>(reader.GetString(2))!;
+            keys[table] = key.Length > 0 ? key : System.Text.Json.JsonSerializer.Deserialize<string[]>(reader.GetString(3))!;
+        }
+
+        return [.. StoreTables.ParentsFirst(parents).Select(t => (t, keys[t]))];
+    }
 
     private static async Task<HashSet<string>> ReadColumnsAsync(SqliteConnection connection, SqliteTransaction transaction, string table, CancellationToken cancellationToken)
     {

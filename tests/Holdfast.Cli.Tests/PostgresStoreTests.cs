@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -16,6 +17,9 @@ public sealed class PostgresStoreTests
 {
     private const string Prompt = "Tell me about harbours and the ropes that hold the boats.";
 
+    /// <summary>One bot login-state key for every store of a test (an import refuses a store with another key).</summary>
+    private static readonly string AuthStateKey = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
     [Fact(Timeout = 300_000)]
     public async Task ExportSqliteImportPostgresExportAgain_SameContentBothWays_AndAPausedSessionResumesWithTheExactText()
     {
@@ -25,8 +29,9 @@ public sealed class PostgresStoreTests
         string pausedId;
         string keyId;
         string key;
+        SortedDictionary<string, long> sourceRows;
         // Slow enough (8 s a generation) that the pause lands mid-way on a busy machine.
-        await using (var sqlite = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?> { ["Scripted__TokensPerSecond"] = "5" }))
+        await using (var sqlite = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?> { ["Scripted__TokensPerSecond"] = "5", ["Bots__AuthStateKey"] = AuthStateKey }))
         {
             var reference = await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "40", "--wait", "--json", Prompt);
             referenceOutput = Deserialize(reference).Output!;
@@ -40,9 +45,25 @@ public sealed class PostgresStoreTests
             var created = JsonNode.Parse((await RunAsync(sqlite.Environment, "keys", "create", "--user", "alice", "--json")).Stdout)!;
             key = created["key"]!.GetValue<string>();
             keyId = created["id"]!.GetValue<string>();
-            (await sqlite.StopAsync()).ShouldBe(0, sqlite.Log);
 
-            await RunAsync(sqlite.Environment, "export", files.File("from-sqlite.jsonl"));
+            // A bridge bot with login state and per-key login state, so every table of the schema has rows to move.
+            using (var alice = new HttpClient { BaseAddress = sqlite.Url })
+            {
+                alice.DefaultRequestHeaders.Authorization = new("Bearer", key);
+                (await alice.PostAsJsonAsync(new Uri("/api/v1/bots", UriKind.Relative), new { session_id = "moved-bot", bot_type = "bridge" })).EnsureSuccessStatusCode();
+                using var state = new ByteArrayContent([1, 2, 3, 4]);
+                state.Headers.ContentType = new("application/octet-stream");
+                (await alice.PutAsync(new Uri("/api/v1/bots/moved-bot/auth-state", UriKind.Relative), state)).EnsureSuccessStatusCode();
+                var keys = new Dictionary<string, Dictionary<string, object?>> { ["pre-key"] = new() { ["1"] = new { k = "one" }, ["2"] = "two" } };
+                (await alice.PostAsJsonAsync(new Uri("/api/v1/bots/moved-bot/auth-keys", UriKind.Relative), keys)).EnsureSuccessStatusCode();
+            }
+
+            (await sqlite.StopAsync()).ShouldBe(0, sqlite.Log);
+            sourceRows = await SqliteRowsAsync(Path.Combine(sqlite.Data.Path, "holdfast.db"));
+
+            var exportEnvironment = sqlite.Environment;
+            exportEnvironment["Bots__AuthStateKey"] = AuthStateKey;
+            await RunAsync(exportEnvironment, "export", files.File("from-sqlite.jsonl"));
         }
 
         var imported = await RunAsync(StoreEnvironment(files, db), "import", files.File("from-sqlite.jsonl"), "--store", db.Uri);
@@ -53,10 +74,17 @@ public sealed class PostgresStoreTests
         Records(files.File("from-postgres.jsonl")).ShouldBe(Records(files.File("from-sqlite.jsonl")));
 
         // And back: PostgreSQL's export into a new SQLite data directory gives the same rows again.
-        var backToSqlite = new Dictionary<string, string?>(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = files.File("back-to-sqlite") };
+        var backToSqlite = new Dictionary<string, string?>(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = files.File("back-to-sqlite"), ["Bots__AuthStateKey"] = AuthStateKey };
         await RunAsync(backToSqlite, "import", files.File("from-postgres.jsonl"));
         await RunAsync(backToSqlite, "export", files.File("back-to-sqlite.jsonl"));
         Records(files.File("back-to-sqlite.jsonl")).ShouldBe(Records(files.File("from-sqlite.jsonl")));
+
+        // Every table of the schema, found in the schema itself (not in the export), has rows and all of them moved
+        // both ways: a table a later migration adds and the export forgets fails here.
+        sourceRows.Where(t => t.Value == 0).Select(t => t.Key).ShouldBeEmpty("every table needs rows in this test; give a new table some");
+        TableCounts(files.File("from-sqlite.jsonl")).ShouldBe(sourceRows);
+        (await PostgresRowsAsync(db)).ShouldBe(sourceRows);
+        (await SqliteRowsAsync(Path.Combine(files.File("back-to-sqlite"), "holdfast.db"))).ShouldBe(sourceRows);
         var again = await CliProcess.RunAsync(["import", files.File("from-sqlite.jsonl"), "--store", db.Uri], StoreEnvironment(files, db));
         again.ExitCode.ShouldBe(4, again.ToString());
         again.Stderr.ShouldContain("not empty");
@@ -65,6 +93,7 @@ public sealed class PostgresStoreTests
         {
             ["Scripted__TokensPerSecond"] = "20",
             ["HOLDFAST_STORE"] = db.Uri,
+            ["Bots__AuthStateKey"] = AuthStateKey,
         });
         var moved = Deserialize(await RunAsync(postgres.Environment, "gen", "show", pausedId, "--json"));
         moved.Status.ShouldBe(GenerationStatus.Paused);
@@ -180,7 +209,7 @@ public sealed class PostgresStoreTests
     }
 
     private static Dictionary<string, string?> StoreEnvironment(TempDirectory files, TestDatabase db) =>
-        new(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = files.File("data-" + db.Name[^6..]) };
+        new(StringComparer.Ordinal) { ["HOLDFAST_DATA"] = files.File("data-" + db.Name[^6..]), ["Bots__AuthStateKey"] = AuthStateKey };
 
     private static async Task<CliResult> RunAsync(IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
@@ -197,6 +226,53 @@ public sealed class PostgresStoreTests
         var lines = File.ReadAllLines(path);
         JsonNode.Parse(lines[0])!["format"]!.GetValue<string>().ShouldBe("holdfast-export");
         return [.. lines.Skip(1).Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>Rows per table in an export file.</summary>
+    private static SortedDictionary<string, long> TableCounts(string path) => new(
+        File.ReadAllLines(path).Skip(1).Select(l => JsonNode.Parse(l)!["table"]?.GetValue<string>()).OfType<string>()
+            .GroupBy(t => t, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (long)g.Count(), StringComparer.Ordinal),
+        StringComparer.Ordinal);
+
+    /// <summary>Rows of every table of a SQLite file (from <c>sqlite_master</c>) except the migrations ledger.</summary>
+    private static async Task<SortedDictionary<string, long>> SqliteRowsAsync(string path)
+    {
+        var rows = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        await using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=False");
+        await connection.OpenAsync();
+        var tables = new List<string>();
+        await using (var list = connection.CreateCommand())
+        {
+            list.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name <> 'schema_migrations'";
+            await using var reader = await list.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                tables.Add(reader.GetString(0));
+            }
+        }
+
+        foreach (var table in tables)
+        {
+            await using var count = connection.CreateCommand();
+            count.CommandText = $"SELECT count(*) FROM \"{table}\"";
+            rows[table] = (long)(await count.ExecuteScalarAsync())!;
+        }
+
+        return rows;
+    }
+
+    /// <summary>Rows of every table of the PostgreSQL database's public schema except the migrations ledger.</summary>
+    private static async Task<SortedDictionary<string, long>> PostgresRowsAsync(TestDatabase db)
+    {
+        var rows = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        var tables = (string[])(await db.ScalarAsync(
+            "SELECT array_agg(table_name::text) FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations'"))!;
+        foreach (var table in tables)
+        {
+            rows[table] = (long)(await db.ScalarAsync($"SELECT count(*) FROM public.\"{table}\""))!;
+        }
+
+        return rows;
     }
 
     private static int ClosedPort()

@@ -94,7 +94,8 @@ internal static class StoreTransferCommands
             var (header, expected) = await StoreExportFile.ReadSummaryAsync(path, cancellationToken);
             var configuration = StoreOption.Configuration(parseResult.GetValue(store));
             var storage = HoldfastConfiguration.GetStorageOptions(configuration);
-            if (expected.GetValueOrDefault("bot_sessions.auth_state") > 0)
+            // Login state (bot_sessions.auth_state) and per-key login state (bot_auth_keys) are both encrypted with that key.
+            if (expected.GetValueOrDefault("bot_sessions.auth_state") > 0 || expected.GetValueOrDefault("bot_auth_keys") > 0)
             {
                 var target = AuthStateKey.Fingerprint(configuration, storage);
                 if (!string.Equals(target, header.AuthStateKeyFingerprint, StringComparison.Ordinal))
