@@ -62,9 +62,99 @@ internal sealed class PostgresStoreAdministration : IStoreAdministration
             },
             cancellationToken);
 
-    public Task BackupAsync(string destinationPath, bool overwrite, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default) =>
+    public Task<StoreBackup> BackupAsync(string destinationPath, bool overwrite, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default) =>
         throw new StoreFeatureNotSupportedException(
             "`holdfast backup` is SQLite's online backup; on PostgreSQL use `holdfast export FILE --store …` or pg_dump.");
+
+    public Task<StoreRestore> RestoreAsync(string backupPath, bool force, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        throw new StoreFeatureNotSupportedException(
+            "`holdfast restore` is SQLite's online backup; on PostgreSQL use `holdfast import FILE --store …` into an empty database, or pg_restore.");
+
+    /// <summary>
+    /// Reads every table of the schema in one read-only transaction: quick, one row of each (within
+    /// <paramref name="limit"/>, as <c>statement_timeout</c>); full, every row of each as text (which reads every heap
+    /// page and de-TOASTs every value), then the migrations. A page the server reports damaged (<c>XX001</c> data
+    /// corrupted, <c>XX002</c> index corrupted) is a problem; other errors are the store's usual ones.
+    /// </summary>
+    public async Task<StoreCheck> CheckIntegrityAsync(StoreCheckDepth depth, TimeSpan? limit = null, CancellationToken cancellationToken = default)
+    {
+        var method = depth == StoreCheckDepth.Full ? "every row of every table read" : "one row of every table read";
+        var (integrity, problems) = await _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                var found = new List<string>();
+                await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct);
+                var timeout = limit is { } l && l > TimeSpan.Zero ? (long)Math.Ceiling(l.TotalMilliseconds) : 0;
+                await using (var settings = new NpgsqlCommand("SET TRANSACTION READ ONLY; SELECT set_config('statement_timeout', @timeout, true)", connection, transaction))
+                {
+                    settings.Parameters.Add(Pg.Text("timeout", timeout.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                    await settings.ExecuteNonQueryAsync(ct);
+                }
+
+                foreach (var (table, _) in await ReadTablesAsync(connection, transaction, ct))
+                {
+                    // Table names come from the catalog. A savepoint per table, so one damaged table does not hide the next.
+                    var sql = depth == StoreCheckDepth.Full
+                        ? $"SELECT count(*), sum(length(t::text)) FROM {Quote(table)} AS t"
+                        : $"SELECT length(t::text) FROM {Quote(table)} AS t LIMIT 1";
+                    await transaction.SaveAsync("check_table", ct);
+                    try
+                    {
+                        await using var read = new NpgsqlCommand(sql, connection, transaction);
+                        await read.ExecuteScalarAsync(ct);
+                        await transaction.ReleaseAsync("check_table", ct);
+                    }
+                    catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DataCorrupted or PostgresErrorCodes.IndexCorrupted)
+                    {
+                        found.Add($"{table}: {ex.MessageText}");
+                        await transaction.RollbackAsync("check_table", ct);
+                    }
+                    catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.QueryCanceled && timeout > 0)
+                    {
+                        return (StoreIntegrity.Unfinished, (IReadOnlyList<string>)[]);
+                    }
+                }
+
+                return (found.Count == 0 ? StoreIntegrity.Sound : StoreIntegrity.Damaged, (IReadOnlyList<string>)found);
+            },
+            cancellationToken);
+        var migrations = depth == StoreCheckDepth.Full ? await _database.GetMigrationStatusAsync(cancellationToken) : null;
+        return new StoreCheck(_location, integrity, problems, method, migrations, migrations is null ? 0 : _database.Migrations.Count);
+    }
+
+    /// <summary>Always null: PostgreSQL reports damage with each query (<see cref="CheckIntegrityAsync"/>), and a node keeps none.</summary>
+    public string? KnownDamage => null;
+
+    /// <summary>Always null: a failed write on PostgreSQL is reported by that write (retried when transient).</summary>
+    public string? WriteFailure => null;
+
+    /// <summary>Whether the server accepts writes: not a standby in recovery, and not read-only by default.</summary>
+    public Task<string?> CheckWritableAsync(CancellationToken cancellationToken = default) =>
+        _database.ReadAsync<string?>(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand("SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on'", connection);
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                await reader.ReadAsync(ct);
+                return reader.GetBoolean(0)
+                    ? $"The database {_location} cannot be written: the server is a standby in recovery. Point the store at the primary."
+                    : reader.GetBoolean(1)
+                        ? $"The database {_location} cannot be written: default_transaction_read_only is on. Connect with a role or database that may write."
+                        : null;
+            },
+            cancellationToken);
+
+    /// <summary>Nothing to hold: every node of a cluster shares the database (leases keep sessions apart).</summary>
+    public IDisposable HoldForServer(string purpose) => NothingHeld.Instance;
+
+    public Task<long> MeasureSizeAsync(CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand("SELECT pg_database_size(current_database())", connection);
+                return (long)(await command.ExecuteScalarAsync(ct))!;
+            },
+            cancellationToken);
 
     public async IAsyncEnumerable<StoreRecord> ExportAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -322,4 +412,13 @@ internal sealed class PostgresStoreAdministration : IStoreAdministration
         string s => DateTimeOffset.Parse(s, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal).ToUniversalTime(),
         _ => throw new InvalidSessionInputException("value", $"'{value}' is not a time."),
     };
+
+    private sealed class NothingHeld : IDisposable
+    {
+        public static readonly NothingHeld Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
 }

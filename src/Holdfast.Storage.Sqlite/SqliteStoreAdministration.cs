@@ -73,11 +73,79 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
             },
             cancellationToken);
 
-    public async Task BackupAsync(string destinationPath, bool overwrite, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    public async Task<StoreBackup> BackupAsync(string destinationPath, bool overwrite, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        var pages = progress is null ? null : new Progress<CopyProgress>(p => progress.Report(new StoreProgress(p.PagesDone, p.PagesTotal, "backup")));
-        await SqliteMaintenance.BackupAsync(database.Path, destinationPath, overwrite, pages, cancellationToken);
+        var check = await SqliteMaintenance.BackupAsync(database.Path, destinationPath, overwrite, Pages(progress), cancellationToken);
+        return new StoreBackup(database.Path, check.Path, new FileInfo(check.Path).Length, check.Migrations.Applied.Count);
     }
+
+    public async Task<StoreRestore> RestoreAsync(string backupPath, bool force, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var result = await SqliteMaintenance.RestoreAsync(backupPath, database.Path, force, Pages(progress), TimeProvider.System, cancellationToken);
+        return new StoreRestore(result.Source.Path, result.Target, result.PreviousCopy, result.Source.Migrations.Pending.Count);
+    }
+
+    /// <summary>
+    /// Full: <c>PRAGMA integrity_check</c> on the file, read-only, with its migrations (a missing file is refused with a
+    /// message saying so). Quick: <c>PRAGMA quick_check</c>, interrupted after <paramref name="limit"/>; a missing or
+    /// empty file is <see cref="StoreIntegrity.NotChecked"/>.
+    /// </summary>
+    public async Task<StoreCheck> CheckIntegrityAsync(StoreCheckDepth depth, TimeSpan? limit = null, CancellationToken cancellationToken = default)
+    {
+        if (depth == StoreCheckDepth.Full)
+        {
+            var full = await SqliteMaintenance.CheckAsync(database.Path, cancellationToken);
+            return new StoreCheck(
+                full.Path, full.IntegrityErrors.Count == 0 ? StoreIntegrity.Sound : StoreIntegrity.Damaged, full.IntegrityErrors, "PRAGMA integrity_check", full.Migrations, database.Migrations.Count);
+        }
+
+        const string Quick = "PRAGMA quick_check";
+        if (!File.Exists(database.Path) || new FileInfo(database.Path).Length == 0)
+        {
+            return new StoreCheck(database.Path, StoreIntegrity.NotChecked, [], Quick, null);
+        }
+
+        IReadOnlyList<string>? problems;
+        try
+        {
+            problems = await database.QuickCheckAsync(limit ?? Timeout.InfiniteTimeSpan, cancellationToken);
+        }
+        catch (StoreUnavailableException ex)
+        {
+            // The file cannot even be opened for the check (not a database, a damaged header).
+            problems = [ex.Message];
+        }
+
+        return problems is null
+            ? new StoreCheck(database.Path, StoreIntegrity.Unfinished, [], Quick, null)
+            : new StoreCheck(database.Path, problems.Count == 0 ? StoreIntegrity.Sound : StoreIntegrity.Damaged, problems, Quick, null);
+    }
+
+    public string? KnownDamage => database.Damage;
+
+    public string? WriteFailure => database.WriteFailure;
+
+    public Task<string?> CheckWritableAsync(CancellationToken cancellationToken = default) => database.CheckWritableAsync(cancellationToken);
+
+    /// <summary>Locks the database file (<c>&lt;file&gt;.lock</c>): two servers with different data directories cannot share one <c>Storage:SqliteFile</c>.</summary>
+    public IDisposable HoldForServer(string purpose) => DataDirectoryLock.AcquireDatabase(database.Path, purpose);
+
+    public Task<long> MeasureSizeAsync(CancellationToken cancellationToken = default)
+    {
+        long size = 0;
+        foreach (var file in new[] { database.Path, database.Path + "-wal" })
+        {
+            if (File.Exists(file))
+            {
+                size += new FileInfo(file).Length;
+            }
+        }
+
+        return Task.FromResult(size);
+    }
+
+    /// <summary>A copy's page progress as the port's progress, labelled for people by which copy it is; reported synchronously, in order.</summary>
+    private static PageProgress? Pages(IProgress<StoreProgress>? progress) => progress is null ? null : new PageProgress(progress);
 
     public async IAsyncEnumerable<StoreRecord> ExportAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -264,5 +332,15 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
             throw new StoreUnavailableException(
                 string.Create(CultureInfo.InvariantCulture, $"The database '{database.Path}' does not answer: {ex.Message.TrimEnd('.')}."), ex);
         }
+    }
+
+    private sealed class PageProgress(IProgress<StoreProgress> target) : IProgress<CopyProgress>
+    {
+        public void Report(CopyProgress value) => target.Report(new StoreProgress(value.PagesDone, value.PagesTotal, value.Phase switch
+        {
+            CopyPhase.KeepPrevious => "restore: keeping the replaced database",
+            CopyPhase.Restore => "restore",
+            _ => "backup",
+        }));
     }
 }
