@@ -13,7 +13,7 @@ namespace Holdfast.Cli.Tests;
 /// <see cref="TestPostgres"/>; each test makes its own database): moving from SQLite to PostgreSQL, <c>status</c>,
 /// bad store settings, a database that is down at start, and a crash mid-generation with exact continuation.
 /// </summary>
-public sealed class PostgresStoreTests
+public sealed class PostgresStoreTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const string Prompt = "Tell me about harbours and the ropes that hold the boats.";
 
@@ -188,6 +188,74 @@ public sealed class PostgresStoreTests
     }
 
     [Fact(Timeout = 300_000)]
+    public async Task ConnectionLost_MidGeneration_503WhileDownThenTheRunFinishesWithTheExactText()
+    {
+        // Arrange: a server on PostgreSQL through a forwarder that can cut it off; a reference run first.
+        await using var db = await TestPostgres.CreateDatabaseAsync();
+        var target = new Uri(db.Uri);
+        using var proxy = new TcpForwarder(target.Host, target.Port);
+        proxy.Start();
+        var store = $"postgres://{target.UserInfo}@127.0.0.1:{proxy.Port}{target.AbsolutePath}";
+        await using var server = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?> { ["Scripted__TokensPerSecond"] = "20", ["HOLDFAST_STORE"] = store });
+        var key = JsonNode.Parse((await RunAsync(server.Environment, "keys", "create", "--user", "alice", "--json")).Stdout)!["key"]!.GetValue<string>();
+        using var http = new HttpClient { BaseAddress = server.Url };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", key);
+        var reference = Deserialize(await RunAsync(server.Environment, "gen", "start", "--model", "scripted", "--seed", "5", "--max-tokens", "120", "--wait", "--json", Prompt));
+        var id = (await RunAsync(server.Environment, "gen", "start", "--model", "scripted", "--seed", "5", "--max-tokens", "120", Prompt)).Stdout.Trim();
+        await Poll.UntilAsync(
+            async () => Deserialize(await RunAsync(server.Environment, "gen", "show", id, "--json")).Output is { Length: > 10 },
+            "some output before the connection is lost");
+
+        // Act 1: every connection of the server is terminated by the database (pg_terminate_backend), then the server
+        // is cut off altogether.
+        var terminated = await db.ScalarAsync("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        proxy.Stop();
+
+        // Assert 1: while the store cannot be reached the server answers 503 (problem+json), never 500.
+        var statuses = new List<HttpStatusCode>();
+        await Poll.UntilAsync(
+            async () =>
+            {
+                var ready = await http.GetAsync(new Uri("/readyz", UriKind.Relative));
+                var session = await http.GetAsync(new Uri($"/api/v1/generations/{id}", UriKind.Relative));
+                statuses.Add(ready.StatusCode);
+                statuses.Add(session.StatusCode);
+                return ready.StatusCode == HttpStatusCode.ServiceUnavailable && session.StatusCode == HttpStatusCode.ServiceUnavailable;
+            },
+            "503 from /readyz and the API while PostgreSQL is cut off",
+            TimeSpan.FromSeconds(60));
+        Convert.ToInt64(terminated, System.Globalization.CultureInfo.InvariantCulture).ShouldBeGreaterThan(0);
+        statuses.ShouldNotContain(HttpStatusCode.InternalServerError);
+
+        // Act 2: the database is back.
+        proxy.Start();
+        await Poll.UntilAsync(
+            async () => (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode == HttpStatusCode.OK,
+            "/readyz 200 once PostgreSQL answers again",
+            TimeSpan.FromSeconds(90));
+        await Poll.UntilAsync(
+            async () => Deserialize(await RunAsync(server.Environment, "gen", "show", id, "--json")).Status is GenerationStatus.Completed or GenerationStatus.Failed or GenerationStatus.Paused,
+            "the run to finish or stop after the outage",
+            TimeSpan.FromSeconds(120));
+        var after = Deserialize(await RunAsync(server.Environment, "gen", "show", id, "--json"));
+        output.WriteLine($"after the outage: {after.Status} ({after.Error ?? "no error"}), {after.Output?.Length ?? 0} of {reference.Output!.Length} characters; {terminated} backend(s) terminated; statuses seen while down: {string.Join(", ", statuses.Distinct())}");
+        if (after.Status is GenerationStatus.Failed or GenerationStatus.Paused)
+        {
+            // The design allows the run to stop cleanly (failed or paused, with its partial output kept) when a write
+            // cannot be stored; resuming then finishes it.
+            reference.Output!.ShouldStartWith(after.Output ?? string.Empty);
+            await RunAsync(server.Environment, "gen", "resume", id);
+            await RunAsync(server.Environment, "gen", "attach", id);
+        }
+
+        // Assert 2: exactly the uninterrupted text, nothing lost or doubled.
+        var finished = Deserialize(await RunAsync(server.Environment, "gen", "show", id, "--json"));
+        finished.Status.ShouldBe(GenerationStatus.Completed, $"first seen after the outage: {after.Status} ({after.Error})");
+        finished.Output.ShouldBe(reference.Output);
+        server.Log.ShouldNotContain(db.Password!);
+    }
+
+    [Fact(Timeout = 300_000)]
     public async Task Sigkill_MidGeneration_RestartContinuesWithTheExactText()
     {
         await using var db = await TestPostgres.CreateDatabaseAsync();
@@ -286,13 +354,15 @@ public sealed class PostgresStoreTests
 
     /// <summary>
     /// A loopback port that refuses connections until <see cref="Start"/>, then forwards each to the real server: a
-    /// PostgreSQL that is "down" at first and comes up later on the same address.
+    /// PostgreSQL that is "down" at first and comes up later on the same address. <see cref="Stop"/> cuts every live
+    /// connection and refuses new ones again (the server "goes away"); <see cref="Start"/> brings it back.
     /// </summary>
     private sealed class TcpForwarder : IDisposable
     {
         private readonly string _host;
         private readonly int _targetPort;
-        private readonly CancellationTokenSource _stop = new();
+        private readonly Lock _gate = new();
+        private CancellationTokenSource _stop = new();
         private TcpListener? _listener;
 
         public TcpForwarder(string host, int targetPort)
@@ -306,50 +376,68 @@ public sealed class PostgresStoreTests
 
         public void Start()
         {
-            _listener = new TcpListener(IPAddress.Loopback, Port);
-            _listener.Start();
-            _ = Task.Run(AcceptAsync);
+            lock (_gate)
+            {
+                _stop = new CancellationTokenSource();
+                _listener = new TcpListener(IPAddress.Loopback, Port);
+                _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                _listener.Start();
+                var listener = _listener;
+                var stop = _stop.Token;
+                _ = Task.Run(() => AcceptAsync(listener, stop));
+            }
+        }
+
+        public void Stop()
+        {
+            lock (_gate)
+            {
+                _stop.Cancel();
+                _listener?.Stop();
+                _listener = null;
+            }
         }
 
         public void Dispose()
         {
-            _stop.Cancel();
-            _listener?.Stop();
+            Stop();
             _stop.Dispose();
         }
 
-        private async Task AcceptAsync()
+        private async Task AcceptAsync(TcpListener listener, CancellationToken stop)
         {
-            while (!_stop.IsCancellationRequested)
+            while (!stop.IsCancellationRequested)
             {
                 TcpClient client;
                 try
                 {
-                    client = await _listener!.AcceptTcpClientAsync(_stop.Token);
+                    client = await listener.AcceptTcpClientAsync(stop);
                 }
-                catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+                catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException or InvalidOperationException)
                 {
                     return;
                 }
 
-                _ = Task.Run(async () =>
+                _ = Task.Run(
+                    async () =>
                 {
                     using (client)
                     using (var upstream = new TcpClient())
                     {
                         try
                         {
-                            await upstream.ConnectAsync(_host, _targetPort, _stop.Token);
+                            await upstream.ConnectAsync(_host, _targetPort, stop);
                             var a = client.GetStream();
                             var b = upstream.GetStream();
-                            await Task.WhenAny(a.CopyToAsync(b, _stop.Token), b.CopyToAsync(a, _stop.Token));
+                            await Task.WhenAny(a.CopyToAsync(b, stop), b.CopyToAsync(a, stop));
                         }
                         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
                         {
-                            // A connection ends.
+                            // A connection ends (or is cut by Stop).
                         }
                     }
-                });
+                },
+                    CancellationToken.None);
             }
         }
     }
