@@ -14,7 +14,7 @@ namespace Holdfast.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteDatabase : IDisposable
 {
-    private readonly SemaphoreSlim _writer = new(1, 1);
+    private readonly WriterGate _writer = new();
     private readonly string _connectionString;
     private readonly int _busyTimeoutMs;
     private readonly string _synchronous;
@@ -116,9 +116,19 @@ public sealed class SqliteDatabase : IDisposable
     /// The task completes once the transaction is durable (per <c>PRAGMA synchronous</c>); if
     /// <paramref name="work"/> throws, everything it did is rolled back.
     /// </summary>
-    public async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken = default)
+    public Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken = default) =>
+        WriteCoreAsync(work, priority: false, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="WriteAsync{T}"/>, but the transaction goes before every ordinary write still waiting for the
+    /// writer (lease renewal: a queue of group commits and controls must not make a lease lapse).
+    /// </summary>
+    public Task<T> WriteAheadAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken = default) =>
+        WriteCoreAsync(work, priority: true, cancellationToken);
+
+    private async Task<T> WriteCoreAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, bool priority, CancellationToken cancellationToken)
     {
-        await _writer.WaitAsync(cancellationToken);
+        await _writer.WaitAsync(priority, cancellationToken);
         try
         {
             await using var connection = await OpenAsync(cancellationToken);
@@ -469,5 +479,8 @@ public sealed class SqliteDatabase : IDisposable
         await wal.ExecuteScalarAsync(cancellationToken);
     }
 
-    public void Dispose() => _writer.Dispose();
+    public void Dispose()
+    {
+        // Nothing to free: the writer gate holds no handle, and connections are pooled by Microsoft.Data.Sqlite.
+    }
 }
