@@ -135,7 +135,7 @@ public sealed class WebhookDispatcher : BackgroundService
     /// <summary>Claims and sends one batch of due deliveries; returns how many were claimed. Completes when every attempt is recorded.</summary>
     public async Task<int> RunOnceAsync(CancellationToken cancellationToken = default)
     {
-        var lease = _options.Timeout + TimeSpan.FromSeconds(30);
+        var lease = _options.Timeout + TimeSpan.FromSeconds(5);
         var due = await _store.ClaimDueAsync(_options.BatchSize, lease, cancellationToken);
         if (due.Count == 0)
         {

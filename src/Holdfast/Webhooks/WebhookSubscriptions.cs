@@ -20,8 +20,9 @@ public sealed class WebhookSubscriptions(IWebhookStore store, BotAuthStateProtec
 
     /// <summary>
     /// Creates a subscription of <paramref name="owner"/> to <paramref name="eventTypes"/> (null or empty: every type)
-    /// at <paramref name="url"/>. The target is checked before anything is stored: refused (400) when it resolves to a
-    /// loopback or private address and <see cref="WebhookOptions.AllowPrivateTargets"/> is off. Completes once committed.
+    /// at <paramref name="url"/>. Unless <see cref="WebhookOptions.AllowPrivateTargets"/> is on, an IP address or
+    /// <c>localhost</c> name that is loopback or private is refused (400) before anything is stored; a host name is not
+    /// looked up here (no DNS traffic from an API call) but at every delivery, before the connection. Completes once committed.
     /// </summary>
     public async Task<CreatedWebhook> CreateAsync(string owner, string? url, IReadOnlyList<string>? eventTypes, string? secret, CancellationToken cancellationToken = default)
     {
@@ -38,13 +39,9 @@ public sealed class WebhookSubscriptions(IWebhookStore store, BotAuthStateProtec
             throw new InvalidSessionInputException("secret", "'secret' must be whsec_ followed by base64 of 24 to 64 random bytes (leave it out to get one).");
         }
 
-        try
+        if (!options.Value.AllowPrivateTargets && WebhookTargets.IsPrivateWithoutLookup(uri) is { } refused)
         {
-            await WebhookTargets.ResolveAllowedAsync(uri.IdnHost, options.Value.AllowPrivateTargets, cancellationToken);
-        }
-        catch (WebhookTargetRefusedException ex)
-        {
-            throw new InvalidSessionInputException("url", ex.Message);
+            throw new InvalidSessionInputException("url", refused);
         }
 
         if ((await store.ListSubscriptionsAsync(owner, cancellationToken)).Count >= MaxPerOwner)

@@ -78,6 +78,25 @@ public static class WebhookTargets
     }
 
     /// <summary>
+    /// Why <paramref name="uri"/> is refused without a lookup (an IP literal that is private, or a <c>localhost</c>
+    /// name), or null when only a lookup can tell.
+    /// </summary>
+    public static string? IsPrivateWithoutLookup(Uri uri)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        var host = uri.IdnHost;
+        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase) || host.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            return $"'{host}' is loopback; webhooks go only to public addresses unless Webhooks:AllowPrivateTargets is true.";
+        }
+
+        var literal = host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host;
+        return IPAddress.TryParse(literal, out var ip) && IsPrivate(ip)
+            ? $"{ip} is a loopback or private address; webhooks go only to public addresses unless Webhooks:AllowPrivateTargets is true."
+            : null;
+    }
+
+    /// <summary>
     /// The addresses of <paramref name="host"/> it is allowed to connect to: an IP literal as it is (no lookup), a name
     /// resolved once. Throws <see cref="WebhookTargetRefusedException"/> when the host has no address or (unless
     /// <paramref name="allowPrivate"/>) any address is private: nothing is connected then.
