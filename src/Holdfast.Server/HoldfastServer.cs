@@ -120,6 +120,7 @@ public static class HoldfastServer
         api.MapKeyApi();
         api.MapGenerationApi();
         api.MapBotApi();
+        api.MapWebhookApi();
         app.MapPairingPages();
         app.MapOpenAiApi();
         app.MapDashboard();
