@@ -158,6 +158,25 @@ public sealed class StorageRobustnessTests
         File.Exists(data.File("holdfast.sock")).ShouldBeFalse("it never listened");
     }
 
+    [Fact(Timeout = 180_000)]
+    public async Task Serve_StartupCheckLongerThanStartupCheckTimeout_SkippedWithAWarningAndServes()
+    {
+        // Arrange: a sound 24 MB database whose quick_check cannot finish in a millisecond.
+        var settings = new Dictionary<string, string?>(StringComparer.Ordinal) { ["Storage__StartupCheckTimeout"] = "00:00:00.001" };
+        await using var server = new ServerProcess(settings: settings);
+        var databasePath = Path.Combine(server.Data.Path, "holdfast.db");
+        await SqliteFiles.CreateLargeAsync(databasePath, rows: 6_000);
+
+        // Act
+        await server.StartAsync();
+
+        // Assert: it serves, and says the check was cut short and how to run it in full.
+        var id = (await CliProcess.RunAsync(["gen", "start", "--model", "scripted", "hello"], server.Environment)).Stdout.Trim();
+        id.ShouldNotBeNullOrEmpty(server.Log);
+        server.Log.ShouldContain($"The start-up integrity check (PRAGMA quick_check) of {databasePath} did not finish within 1 ms (Storage:StartupCheckTimeout) and was skipped");
+        server.Log.ShouldContain("holdfast check");
+    }
+
     [Fact(Timeout = 120_000)]
     public async Task Serve_DiskAlreadyFull_Exit2OneLineSayingSo()
     {
