@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Holdfast.Sessions;
@@ -216,7 +215,7 @@ public sealed class StorageRobustnessTests
         await using var server = new ServerProcess(settings: settings, wrapper: CliProcess.InMountNamespace($"mount -t tmpfs -o size=8m tmpfs '{disk}'"));
         settings["Server__SocketPath"] = server.SocketPath;
         await server.StartAsync();
-        using var http = SocketHttp(server.SocketPath);
+        using var http = UnixSocketHttp.Create(server.SocketPath);
         var running = new List<string>();
         for (var i = 0; i < 6; i++)
         {
@@ -355,28 +354,6 @@ public sealed class StorageRobustnessTests
     }
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
-    private static HttpClient SocketHttp(string socketPath)
-    {
-        var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        return new HttpClient(handler) { BaseAddress = new Uri("http://holdfast.local"), Timeout = TimeSpan.FromSeconds(60) };
-    }
 
     /// <summary>A migrated database with 200 bots, its pages 3 to 5 overwritten: damaged in the middle.</summary>
     private static async Task SeedAndDamageAsync(string databasePath)

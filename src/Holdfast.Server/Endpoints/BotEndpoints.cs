@@ -364,28 +364,8 @@ internal static class BotEndpoints
             }
 
             var heartbeat = options.Value.HeartbeatInterval;
-            while (true)
+            while (await Streaming.IdleHeartbeat.WaitToReadAsync(listener.Commands, heartbeat, () => sse.HeartbeatAsync(token), token))
             {
-                bool more;
-                using (var idle = CancellationTokenSource.CreateLinkedTokenSource(token))
-                {
-                    idle.CancelAfter(heartbeat);
-                    try
-                    {
-                        more = await listener.Commands.WaitToReadAsync(idle.Token);
-                    }
-                    catch (OperationCanceledException) when (!token.IsCancellationRequested)
-                    {
-                        await sse.HeartbeatAsync(token);
-                        continue;
-                    }
-                }
-
-                if (!more)
-                {
-                    return;
-                }
-
                 while (listener.Commands.TryRead(out var command))
                 {
                     await WriteCommandAsync(sse, command, await manager.GetAsync(bot.SessionId, token), token);
