@@ -250,12 +250,9 @@ public static class HoldfastServer
 
     internal static string ResolveSocketPath(ServerOptions options, IConfiguration configuration)
     {
-        if (!string.IsNullOrWhiteSpace(options.SocketPath))
-        {
-            return Path.GetFullPath(options.SocketPath);
-        }
-
-        return Path.Combine(HoldfastConfiguration.ResolveDataDirectory(configuration), "holdfast.sock");
+        return string.IsNullOrWhiteSpace(options.SocketPath)
+            ? HoldfastConfiguration.ResolveSocketPath(configuration)
+            : Path.GetFullPath(options.SocketPath);
     }
 
     internal static (IPAddress Address, int Port) ParseUrl(string url)
