@@ -65,20 +65,45 @@ internal static class ReportRunner
             {
                 await Log($"scenarios, run {run}/{scenarioRuns} …");
                 scenarioResults.Add(await ScenarioRunner.RunAllAsync(new ScenarioScale(Quick: false), only: null));
+                if (write && run < scenarioRuns)
+                {
+                    // Written after every run, so a run cut short still leaves the blocks of the runs it finished.
+                    await WriteAsync(started, loadAtStart, threads, tokens, peerFull, holdfastFull, peerNormal, holdfastNormal, raw, pauses, scenarioResults, print: false);
+                }
             }
         }
 
-        var loadAtEnd = PeerScenarios.LoadAverage();
-        var block = Render(started, loadAtStart, loadAtEnd, threads, tokens, peerFull, holdfastFull, peerNormal, holdfastNormal, raw, pauses, scenarioResults);
-        Console.Write(block);
+        await WriteAsync(started, loadAtStart, threads, tokens, peerFull, holdfastFull, peerNormal, holdfastNormal, raw, pauses, scenarioResults, print: true, write);
+        return 0;
+    }
+
+    private static async Task WriteAsync(
+        DateTime started,
+        string loadAtStart,
+        int threads,
+        int tokens,
+        List<DurableRun> peerFull,
+        List<DurableRun> holdfastFull,
+        List<DurableRun> peerNormal,
+        List<DurableRun> holdfastNormal,
+        List<(double Rows, string Load)> raw,
+        List<(double P50, double P99, string Load)> pauses,
+        List<List<Measurement>> scenarioResults,
+        bool print,
+        bool write = true)
+    {
+        var block = Render(started, loadAtStart, PeerScenarios.LoadAverage(), threads, tokens, peerFull, holdfastFull, peerNormal, holdfastNormal, raw, pauses, scenarioResults);
+        if (print)
+        {
+            Console.Write(block);
+        }
+
         if (write)
         {
             await RewriteBlockAsync(Path.Combine(PeerScenarios.Root, "BENCHMARKS.md"), block);
             await RewriteBlockAsync(Path.Combine(PeerScenarios.Root, "README.md"), ReadmeBlock(started, holdfastFull, peerFull, pauses, scenarioResults));
-            await Log("wrote BENCHMARKS.md and README.md (between the bench markers)");
+            await Log($"wrote BENCHMARKS.md and README.md (between the bench markers; {scenarioResults.Count} scenario runs)");
         }
-
-        return 0;
     }
 
     /// <summary>Replaces what lies between the markers of <paramref name="file"/> with <paramref name="block"/>.</summary>
