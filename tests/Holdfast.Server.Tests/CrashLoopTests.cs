@@ -21,6 +21,7 @@ using Generation = Holdfast.Client.Models.Generation;
 /// Prints <c>crash-loop: N kills, 0 lost, 0 stuck, 0 corrupt</c>. Environment: HOLDFAST_CRASH_KILLS (default 3),
 /// HOLDFAST_CRASH_SEED, HOLDFAST_CRASH_SUMMARY (a file that gets the summary line). Loopback only.
 /// </summary>
+[Collection(FaultChecksCollection.Name)]
 public sealed class CrashLoopTests(ITestOutputHelper output, EndpointFuzzTests.Summary summary) : IClassFixture<EndpointFuzzTests.Summary>
 {
     private const int Tokens = 300;

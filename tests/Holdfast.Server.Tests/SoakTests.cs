@@ -18,6 +18,7 @@ using Generation = Holdfast.Client.Models.Generation;
 /// the second quarter to the last; the short form in the normal test command checks the leak bounds only (no timing).
 /// HOLDFAST_SOAK_REPORT names a folder for samples.csv and soak.html (a chart of the three series).
 /// </summary>
+[Collection(FaultChecksCollection.Name)]
 public sealed class SoakTests(ITestOutputHelper output, EndpointFuzzTests.Summary summary) : IClassFixture<EndpointFuzzTests.Summary>
 {
     private static readonly TimeSpan SampleEvery = TimeSpan.FromMilliseconds(500);

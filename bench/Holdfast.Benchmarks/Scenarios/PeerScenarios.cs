@@ -160,18 +160,18 @@ internal static class PeerScenarios
         await using var host = await BenchHost.StartAsync(directory.Path, new Dictionary<string, string?>
         {
             ["Scripted:TokensPerSecond"] = "20",
-            // 200 s of output each: enough for the run. The scripted backend plans its whole output up front, and
+            // 300 s of output each: enough for the run. The scripted backend plans its whole output up front, and
             // 100,000 planned tokens × 1,000 sessions made a 5 GB heap whose collections, not Holdfast, set the pause time.
-            ["Scripted:MaxTokens"] = "4000",
+            ["Scripted:MaxTokens"] = "6000",
             ["Scripted:MaxConcurrency"] = Invariant(running),
         });
-        var ids = new List<string>();
-        for (var i = 0; i < running; i++)
-        {
-            ids.Add((await host.Sessions.CreateAsync(BenchHost.Request(i))).Session.Id);
-        }
+        // Created 16 at a time: one after another took minutes on a loaded machine, long enough for the first sessions
+        // to finish their planned output before the last one started.
+        var ids = new string[running];
+        await Parallel.ForEachAsync(Enumerable.Range(0, running), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, cancellationToken) =>
+            ids[i] = (await host.Sessions.CreateAsync(BenchHost.Request(i), cancellationToken: cancellationToken)).Session.Id);
 
-        await GenerationScenarios.WaitUntilAsync(() => Task.FromResult(host.Runner.RunningCount == running), TimeSpan.FromSeconds(120));
+        await GenerationScenarios.WaitUntilAsync(() => Task.FromResult(host.Runner.RunningCount == running), TimeSpan.FromSeconds(150));
         await Task.Delay(TimeSpan.FromSeconds(1)); // every session streaming, not just claimed
         var latencies = new List<double>();
         for (var i = 0; i < pauses; i++)
