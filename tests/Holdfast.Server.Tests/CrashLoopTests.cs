@@ -53,7 +53,7 @@ public sealed class CrashLoopTests(ITestOutputHelper output, EndpointFuzzTests.S
         var serve = await ServeProcess.StartAsync(data.Path, port, ServeEnvironment);
         try
         {
-            using (var client = TestServer.SocketClient(Path.Combine(data.Path, "holdfast.sock")))
+            using (var client = UnixSocketHttp.Create(Path.Combine(data.Path, "holdfast.sock")))
             {
                 for (var b = 0; b < Bots; b++)
                 {
@@ -65,7 +65,7 @@ public sealed class CrashLoopTests(ITestOutputHelper output, EndpointFuzzTests.S
 
             for (var kill = 1; kill <= kills; kill++)
             {
-                using (var client = TestServer.SocketClient(Path.Combine(data.Path, "holdfast.sock")))
+                using (var client = UnixSocketHttp.Create(Path.Combine(data.Path, "holdfast.sock")))
                 {
                     // New sessions every round, so every kill lands while output is being written.
                     for (var i = 0; i < 3; i++)
@@ -96,12 +96,12 @@ public sealed class CrashLoopTests(ITestOutputHelper output, EndpointFuzzTests.S
                 }
 
                 serve = await ServeProcess.StartAsync(data.Path, port, ServeEnvironment);
-                using var after = TestServer.SocketClient(Path.Combine(data.Path, "holdfast.sock"));
+                using var after = UnixSocketHttp.Create(Path.Combine(data.Path, "holdfast.sock"));
                 lost += await CheckAfterRestartAsync(after, ledger, kill, problems);
             }
 
             // The end: resume whatever is paused and let everything finish; whatever does not is stuck.
-            using var final = TestServer.SocketClient(Path.Combine(data.Path, "holdfast.sock"));
+            using var final = UnixSocketHttp.Create(Path.Combine(data.Path, "holdfast.sock"));
             var ends = await Task.WhenAll(ledger.Generations.Keys.Select(id => DriveToEndAsync(final, id)));
             var stuck = ends.Count(e => !e.IsFinished);
             problems.AddRange(ends.Where(e => !e.IsFinished).Select(e => $"{e.Id} is still {e.Status} (desired {e.DesiredState}) {Settle.TotalSeconds:0} s after the last restart"));

@@ -35,7 +35,7 @@ public sealed class SoakTests(ITestOutputHelper output, EndpointFuzzTests.Summar
             ["Scripted__MaxTokens"] = "150",
             ["Logging__LogLevel__Default"] = "Warning",
         });
-        using var client = TestServer.SocketClient(Path.Combine(data.Path, "holdfast.sock"));
+        using var client = UnixSocketHttp.Create(Path.Combine(data.Path, "holdfast.sock"));
         (await client.PostJsonAsync("/api/v1/bots", new StartBotRequest("soak-bot", "bridge"))).EnsureSuccessStatusCode();
 
         var latencies = new List<double>();
