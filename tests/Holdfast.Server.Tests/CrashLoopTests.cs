@@ -285,7 +285,8 @@ public sealed class CrashLoopTests(ITestOutputHelper output, EndpointFuzzTests.S
             var problemsHere = new List<string>();
             if (generation is null)
             {
-                problemsHere.Add($"kill {kill}: {id}: the acknowledged {expected} was not honoured within {Settle.TotalSeconds:0} s");
+                var now = await (await client.GetAsync($"/api/v1/generations/{id}")).ReadAsync<Generation>();
+                problemsHere.Add($"kill {kill}: {id}: the acknowledged {expected} was not honoured within {Settle.TotalSeconds:0} s: it is {now.Status} (desired {now.DesiredState}, pause reason {now.PauseReason}, version {now.Version}, {now.LastSeq} events)");
             }
             else
             {
