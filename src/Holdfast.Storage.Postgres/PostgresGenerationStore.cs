@@ -429,7 +429,8 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                     $"""
                     SELECT {Columns} FROM generation_sessions
                     WHERE status = 'running'
-                      AND (lease_expires_at IS NULL OR lease_expires_at < @now OR (@own AND lease_holder = @node))
+                      AND (((lease_expires_at IS NULL OR lease_expires_at < @now) AND lease_holder IS DISTINCT FROM @node)
+                           OR (@own AND lease_holder = @node))
                     ORDER BY id
                     FOR UPDATE SKIP LOCKED
                     """,

@@ -253,7 +253,10 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             cancellationToken);
     }
 
-    /// <summary>Extends every lease <paramref name="nodeId"/> holds on a running session, in one statement; returns the leases it holds.</summary>
+    /// <summary>
+    /// Extends every lease <paramref name="nodeId"/> holds on a running session, in one statement; returns the leases it
+    /// holds. It goes before every ordinary write waiting for the writer, so group commits and controls cannot starve it.
+    /// </summary>
     public Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default) =>
         WriteAsync<IReadOnlyList<RunLease>>(
             async (connection, transaction) =>
@@ -275,7 +278,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 
                 return leases;
             },
-            cancellationToken);
+            cancellationToken,
+            priority: true);
 
     /// <summary>
     /// One group commit: appends every chunk (one log row each, one output append per session with the coalesced
@@ -336,7 +340,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
                 await using (var select = Command(connection, transaction, """
                     SELECT id FROM generation_sessions
                     WHERE status = 'running'
-                      AND (lease_expires_at IS NULL OR lease_expires_at < $now OR ($take_own AND lease_holder = $node))
+                      AND (((lease_expires_at IS NULL OR lease_expires_at < $now) AND lease_holder IS NOT $node)
+                           OR ($take_own AND lease_holder = $node))
                     ORDER BY id
                     """))
                 {
@@ -838,11 +843,11 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     /// <see cref="StoreUnavailableException"/>: the transaction was rolled back whole. A unique violation is left to the
     /// caller (an idempotency race); a lock held too long is already a <see cref="StoreUnavailableException"/>.
     /// </summary>
-    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken)
+    private async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, CancellationToken cancellationToken, bool priority = false)
     {
         try
         {
-            return await _database.WriteAsync(work, cancellationToken);
+            return await (priority ? _database.WriteAheadAsync(work, cancellationToken) : _database.WriteAsync(work, cancellationToken));
         }
         catch (SqliteException ex) when (ex.SqliteExtendedErrorCode != SqliteUniqueViolation && ex.SqliteErrorCode is not (5 or 6))
         {

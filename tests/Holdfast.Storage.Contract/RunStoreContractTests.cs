@@ -117,6 +117,23 @@ public abstract class RunStoreContractTests(IStoreProvider provider) : StoreCont
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task RecoverAbandonedAsync_SweepOfTheLiveHolder_LeavesItsOwnExpiredLeaseForItsRenewal()
+    {
+        await Store.Generations.CreateAsync(NewSession("gen_late"), Alice);
+        var claim = (await Store.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 10), _ => new ClaimChoice(true))).Single();
+        Clock.Advance(Lease + TimeSpan.FromSeconds(1));
+
+        // node-a is alive (it sweeps): a late renewal of its own must not make it re-run its own session.
+        var own = await Store.Runs.RecoverAbandonedAsync(new RecoveryRequest("node-a", TakeOwnLeasesBack: false, GenerationRecoveryPolicy.Auto));
+        var renewed = await Store.Runs.RenewLeasesAsync("node-a", Lease);
+        var other = await Store.Runs.RecoverAbandonedAsync(new RecoveryRequest("node-b", TakeOwnLeasesBack: false, GenerationRecoveryPolicy.Auto));
+
+        own.ShouldBeEmpty();
+        renewed.Select(l => (l.SessionId, l.FencingToken)).ShouldBe([("gen_late", claim.Lease.FencingToken)]);
+        other.ShouldBeEmpty("the lease was renewed before it was taken");
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task RecoverAbandonedAsync_ManualPolicy_PausedInterrupted()
     {
         await Store.Generations.CreateAsync(NewSession("gen_manual"), Alice);

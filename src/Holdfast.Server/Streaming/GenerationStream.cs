@@ -16,8 +16,10 @@ namespace Holdfast.Server.Streaming;
 /// chunks out before their group commit; an event is relayed only once it is committed (at most one flush interval
 /// later), because a chunk that a crash loses is regenerated under the same seq with other text. So every id a
 /// reader sees is durable, and a reader reconnecting with <c>Last-Event-ID</c> (even to a server restarted after a
-/// SIGKILL) continues with no gap and no duplicate. The stream ends at a terminal status, when the reader leaves,
-/// or when the server stops.
+/// SIGKILL) continues with no gap and no duplicate. A live chunk is relayed as it is only when its own run's group
+/// commit stored it; when its run lost its lease (another node, or the recovery sweep, took the session and wrote
+/// that seq again), the relay sends what the log holds instead, so no text a reader sees is ever replaced or
+/// repeated. The stream ends at a terminal status, when the reader leaves, or when the server stops.
 /// </summary>
 internal sealed class GenerationStream(
     GenerationSessions sessions,
@@ -44,39 +46,38 @@ internal sealed class GenerationStream(
         {
             var heartbeat = options.Value.HeartbeatInterval;
             long durable = 0;
-            while (true)
+            long sent = -1;
+            while (await IdleHeartbeat.WaitToReadAsync(channel.Reader, heartbeat, onHeartbeat, token))
             {
-                bool more;
-                using (var idle = CancellationTokenSource.CreateLinkedTokenSource(token))
-                {
-                    idle.CancelAfter(heartbeat);
-                    try
-                    {
-                        more = await channel.Reader.WaitToReadAsync(idle.Token);
-                    }
-                    catch (OperationCanceledException) when (!token.IsCancellationRequested)
-                    {
-                        await onHeartbeat();
-                        continue;
-                    }
-                }
-
-                if (!more)
-                {
-                    return;
-                }
-
                 while (channel.Reader.TryRead(out var e))
                 {
-                    if (e.Seq > durable)
+                    if (e.Seq <= sent)
                     {
-                        // Woken by the group commit's change signal (no polling on the hot path).
-                        durable = await sessions.WaitDurableAsync(sessionId, e.Seq, token);
+                        continue; // Already sent from the log (below).
                     }
 
-                    if (!await onEvent(e))
+                    // Woken by the group commit's change signal (no polling on the hot path).
+                    (durable, var asRelayed) = await sessions.WaitRelayableAsync(e, durable, token);
+                    if (asRelayed)
                     {
-                        return;
+                        if (!await onEvent(e))
+                        {
+                            return;
+                        }
+
+                        sent = e.Seq;
+                        continue;
+                    }
+
+                    // The run that produced this chunk lost its lease: send the stored events instead of its text.
+                    foreach (var stored in await sessions.ReadStoredAfterAsync(sessionId, sent >= 0 ? sent : e.Seq - 1, token))
+                    {
+                        if (!await onEvent(stored))
+                        {
+                            return;
+                        }
+
+                        sent = stored.Seq;
                     }
                 }
             }

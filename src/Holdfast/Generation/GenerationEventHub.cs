@@ -7,7 +7,10 @@ namespace Holdfast.Generation;
 /// <summary>
 /// In-process fan-out of log events to live followers. Chunks are published the moment the backend produces them,
 /// before their group commit; the hub keeps them until the commit is done, so a follower that subscribes in
-/// between gets them from the hub (<see cref="Subscription.Pending"/>) rather than missing them.
+/// between gets them from the hub (<see cref="Subscription.Pending"/>) rather than missing them. It also remembers
+/// which run's commits this node confirmed (<see cref="IsConfirmed"/>): a live chunk is known durable as it is only
+/// when its own run's commit stored it; a run that lost its lease never confirms, and its seqs are then written by
+/// another run with other text, which a relay must read from the log.
 /// </summary>
 internal sealed class GenerationEventHub(SessionChanges changes)
 {
@@ -32,6 +35,7 @@ internal sealed class GenerationEventHub(SessionChanges changes)
             if (!persisted)
             {
                 topic.Pending.Add(logEvent);
+                topic.RunsHere = true;
             }
             else if (logEvent.Seq > topic.Durable)
             {
@@ -48,8 +52,11 @@ internal sealed class GenerationEventHub(SessionChanges changes)
     /// <summary>Signals a change of the session that has no log event (a control that only set the desired state, a delete).</summary>
     public void NotifyChanged(string sessionId) => changes.Notify(new SessionChange(SessionKind.Generation, sessionId));
 
-    /// <summary>Forgets pending events up to <paramref name="seq"/> (they are now readable from the store).</summary>
-    public void MarkPersisted(string sessionId, long seq)
+    /// <summary>
+    /// Forgets pending events up to <paramref name="seq"/> (they are now readable from the store) and records that the
+    /// run holding <paramref name="runEpoch"/> stored its chunks up to <paramref name="seq"/>.
+    /// </summary>
+    public void MarkPersisted(string sessionId, long seq, long runEpoch)
     {
         if (!_topics.TryGetValue(sessionId, out var topic))
         {
@@ -62,6 +69,12 @@ internal sealed class GenerationEventHub(SessionChanges changes)
             if (seq > topic.Durable)
             {
                 topic.Durable = seq;
+            }
+
+            if (runEpoch != topic.ConfirmedEpoch || seq > topic.ConfirmedSeq)
+            {
+                topic.ConfirmedEpoch = runEpoch;
+                topic.ConfirmedSeq = seq;
             }
 
             RemoveIfIdle(sessionId, topic);
@@ -86,7 +99,41 @@ internal sealed class GenerationEventHub(SessionChanges changes)
         }
     }
 
-    /// <summary>Drops every pending event of a session (its run ended; nothing more will be committed for it).</summary>
+    /// <summary>
+    /// True when this node's group commit stored the session's chunks up to <paramref name="seq"/> for the run holding
+    /// <paramref name="runEpoch"/>: a live chunk of that run at that seq is durable exactly as it was relayed.
+    /// </summary>
+    public bool IsConfirmed(string sessionId, long runEpoch, long seq)
+    {
+        if (!_topics.TryGetValue(sessionId, out var topic))
+        {
+            return false;
+        }
+
+        lock (topic)
+        {
+            return topic.ConfirmedEpoch == runEpoch && topic.ConfirmedSeq >= seq;
+        }
+    }
+
+    /// <summary>
+    /// True while a run of the session on this node publishes live chunks here (followers then need no store read per
+    /// commit); false for a session run by another node, whose commits a follower learns from the change signals.
+    /// </summary>
+    public bool RunsHere(string sessionId)
+    {
+        if (!_topics.TryGetValue(sessionId, out var topic))
+        {
+            return false;
+        }
+
+        lock (topic)
+        {
+            return topic.RunsHere;
+        }
+    }
+
+    /// <summary>Drops every pending event of a session (its run ended or lost its lease; nothing more will be committed for it).</summary>
     public void ClearPending(string sessionId)
     {
         if (_topics.TryGetValue(sessionId, out var topic))
@@ -94,6 +141,7 @@ internal sealed class GenerationEventHub(SessionChanges changes)
             lock (topic)
             {
                 topic.Pending.Clear();
+                topic.RunsHere = false;
                 RemoveIfIdle(sessionId, topic);
             }
         }
@@ -151,6 +199,15 @@ internal sealed class GenerationEventHub(SessionChanges changes)
 
         /// <summary>Highest seq known committed (see <see cref="DurableSeq"/>).</summary>
         public long Durable { get; set; }
+
+        /// <summary>The run (fencing token) whose chunks this node's last group commit of the session stored.</summary>
+        public long ConfirmedEpoch { get; set; } = -1;
+
+        /// <summary>The highest seq of <see cref="ConfirmedEpoch"/>'s chunks stored.</summary>
+        public long ConfirmedSeq { get; set; }
+
+        /// <summary>A run on this node publishes live chunks of the session (see <see cref="GenerationEventHub.RunsHere"/>).</summary>
+        public bool RunsHere { get; set; }
     }
 
     /// <summary>A live follower's subscription: pending events at subscribe time, then everything published after.</summary>

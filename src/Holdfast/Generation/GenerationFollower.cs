@@ -78,6 +78,58 @@ internal sealed class GenerationFollower(
     }
 
     /// <summary>
+    /// Waits until event <paramref name="e"/> is durable and says whether it may be relayed as it is. An event read from
+    /// the log, or a live chunk whose own run's group commit on this node stored it (<see cref="GenerationEventHub.IsConfirmed"/>),
+    /// is relayed as it is. A live chunk whose seq became durable some other way (its run lost its lease, and a later
+    /// run wrote that seq, maybe with other text, or a status event took it) is not: the caller sends what the log holds.
+    /// Woken by the session's change signals; no store read while this node's commits confirm the chunks.
+    /// </summary>
+    public async Task<(long Durable, bool AsRelayed)> WaitRelayableAsync(GenerationLogEvent e, long knownDurable, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        if (e.RunEpoch is not { } epoch)
+        {
+            return (e.Seq <= knownDurable ? knownDurable : await WaitDurableAsync(e.SessionId, e.Seq, cancellationToken), true);
+        }
+
+        if (_hub.IsConfirmed(e.SessionId, epoch, e.Seq))
+        {
+            return (Math.Max(knownDurable, e.Seq), true);
+        }
+
+        using var signals = _signals.Subscribe(e.SessionId);
+        var read = false;
+        while (true)
+        {
+            if (_hub.IsConfirmed(e.SessionId, epoch, e.Seq))
+            {
+                return (Math.Max(knownDurable, e.Seq), true);
+            }
+
+            if (read || !_hub.RunsHere(e.SessionId))
+            {
+                var durable = await _store.ReadDurableSeqAsync(e.SessionId, cancellationToken);
+                if (durable >= e.Seq)
+                {
+                    return (durable, _hub.IsConfirmed(e.SessionId, epoch, e.Seq));
+                }
+            }
+
+            using var timer = new CancellationTokenSource(TimeSpan.FromSeconds(1), _time);
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
+            try
+            {
+                await signals.WaitAsync(wait.Token);
+                read = !_hub.IsConfirmed(e.SessionId, epoch, e.Seq);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                read = true;
+            }
+        }
+    }
+
+    /// <summary>
     /// Refuses to follow from a seq inside a compacted log (<see cref="GenerationOptions.LogRetention"/>): its text up to
     /// the merged chunk is one event, so a reader that already has part of it would get that part again. Following
     /// from 0, or from the merged chunk's seq on, stays exact. Callers that start a response before following (SSE)
@@ -171,20 +223,35 @@ internal sealed class GenerationFollower(
         }
 
         // Live tail; any gap (events published out of order, or produced by another process) is filled from the store.
+        // A session run here arrives through the hub; one run by another node is read back when its commits and
+        // status changes are signalled (LISTEN/NOTIFY on PostgreSQL); the idle re-read covers a writer in another
+        // process on a shared SQLite file.
         var poll = TimeSpan.FromMilliseconds(Math.Clamp(_options.PollInterval.TotalMilliseconds / 2, 50, 500));
         while (true)
         {
             var gotLive = false;
+            var signalled = false;
+            var timedOut = false;
             using (var timer = new CancellationTokenSource(poll, _time))
             using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token))
             {
                 try
                 {
-                    gotLive = await subscription.Reader.WaitToReadAsync(wait.Token);
+                    var live = subscription.Reader.WaitToReadAsync(wait.Token).AsTask();
+                    var signal = signals.WaitAsync(wait.Token);
+                    await Task.WhenAny(live, signal);
+                    await wait.CancelAsync();
+                    cancellationToken.ThrowIfCancellationRequested();
+                    gotLive = live.IsCompletedSuccessfully && await live;
+                    signalled = signal.IsCompletedSuccessfully;
+                    timedOut = !gotLive && !signalled;
+
+                    // A session run here needs no store read per commit: its events come through the hub.
+                    signalled &= !_hub.RunsHere(id);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
-                    gotLive = false;
+                    timedOut = true;
                 }
             }
 
@@ -196,7 +263,7 @@ internal sealed class GenerationFollower(
                 }
             }
 
-            var fill = !gotLive || (held.Count > 0 && !held.ContainsKey(last + 1));
+            var fill = timedOut || signalled || (held.Count > 0 && !held.ContainsKey(last + 1));
             if (fill)
             {
                 foreach (var e in await _store.ReadLogAfterAsync(id, last, 1000, cancellationToken))
@@ -215,7 +282,7 @@ internal sealed class GenerationFollower(
                 }
             }
 
-            if (!gotLive && await _store.FindAsync(id, null, cancellationToken) is null)
+            if (timedOut && await _store.FindAsync(id, null, cancellationToken) is null)
             {
                 yield break;
             }

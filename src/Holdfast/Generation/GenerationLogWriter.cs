@@ -287,10 +287,10 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
             Interlocked.Increment(ref _commits);
             Interlocked.Add(ref _chunksCommitted, ordered.Count);
             Log.GenerationCommitted(_logger, ordered.Count, finishes.Count, (long)elapsed.TotalMilliseconds);
-            foreach (var group in ordered.GroupBy(c => c.SessionId))
+            foreach (var group in ordered.GroupBy(c => (c.SessionId, c.FencingToken)))
             {
-                _hub.MarkPersisted(group.Key, group.Max(c => c.Seq));
-                await _signals.PublishAsync(new ChangeSignal(ChangeKind.Log, group.Key), CancellationToken.None).ConfigureAwait(false);
+                _hub.MarkPersisted(group.Key.SessionId, group.Max(c => c.Seq), group.Key.FencingToken);
+                await _signals.PublishAsync(new ChangeSignal(ChangeKind.Log, group.Key.SessionId), CancellationToken.None).ConfigureAwait(false);
             }
 
             for (var i = 0; i < finishes.Count; i++)

@@ -66,22 +66,6 @@ public sealed class GenerationOptions
     /// still get the full text), status events are kept.
     /// </summary>
     public TimeSpan? LogRetention { get; set; }
-
-    /// <summary>
-    /// This node's id: the holder recorded on the leases of the sessions it runs (default: the machine name). Keep it
-    /// stable across restarts: a node that starts takes the leases held under its id back at once, instead of waiting
-    /// for them to expire.
-    /// </summary>
-    public string? NodeId { get; set; }
-
-    /// <summary>How long a claimed session's lease lasts without renewal (default 10 s; 1 s to 10 min).</summary>
-    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(10);
-
-    /// <summary>How often the runner renews its leases (default 3 s; less than half of <see cref="LeaseDuration"/>).</summary>
-    public TimeSpan LeaseRenewInterval { get; set; } = TimeSpan.FromSeconds(3);
-
-    /// <summary>The node id in force: <see cref="NodeId"/>, else the machine name.</summary>
-    public string ResolveNodeId() => string.IsNullOrWhiteSpace(NodeId) ? Environment.MachineName : NodeId.Trim();
 }
 
 /// <summary>Start-up validation of <see cref="GenerationOptions"/> (each message names the setting and the allowed range).</summary>
@@ -124,21 +108,6 @@ internal sealed class GenerationOptionsValidator : IValidateOptions<GenerationOp
         if (options.LogRetention is { } retention && retention <= TimeSpan.Zero)
         {
             errors.Add($"Generation:LogRetention must be a positive duration (e.g. 7.00:00:00), or unset to keep chunk rows until the session is deleted; it is {retention}.");
-        }
-
-        if (options.LeaseDuration < TimeSpan.FromSeconds(1) || options.LeaseDuration > TimeSpan.FromMinutes(10))
-        {
-            errors.Add($"Generation:LeaseDuration must be between 1 s and 10 min (default 10 s); it is {options.LeaseDuration}.");
-        }
-
-        if (options.LeaseRenewInterval <= TimeSpan.Zero || options.LeaseRenewInterval + options.LeaseRenewInterval > options.LeaseDuration)
-        {
-            errors.Add($"Generation:LeaseRenewInterval must be more than 0 and at most half of Generation:LeaseDuration ({options.LeaseDuration}), so a lease is renewed well before it expires; it is {options.LeaseRenewInterval}.");
-        }
-
-        if (options.NodeId is { } node && (node.Trim().Length is 0 or > 200))
-        {
-            errors.Add("Generation:NodeId must be 1 to 200 characters (or unset: the machine name).");
         }
 
         if (string.IsNullOrWhiteSpace(options.DefaultBackend))

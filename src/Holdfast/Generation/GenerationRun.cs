@@ -63,7 +63,7 @@ internal sealed class GenerationRun(
                 {
                     seq++;
                     chunks++;
-                    hub.Publish(GenerationLogEvent.Chunk(session.Id, seq, text), persisted: false);
+                    hub.Publish(GenerationLogEvent.Chunk(session.Id, seq, text) with { RunEpoch = fencingToken }, persisted: false);
                     writer.Enqueue(new ChunkAppend(session.Id, fencingToken, seq, text));
                 }
 

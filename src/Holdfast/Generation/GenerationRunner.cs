@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Holdfast.Cluster;
 using Holdfast.Generation.Backends;
 using Holdfast.Sessions;
 using Holdfast.Storage;
@@ -10,11 +11,15 @@ namespace Holdfast.Generation;
 
 /// <summary>
 /// The hosted service that dispatches generation sessions on this node. At start it takes its own leases back (the
-/// recovery sweep for <see cref="GenerationOptions.NodeId"/>); then it claims queued sessions under a lease (up to each
-/// backend's concurrency limit), starts one <see cref="GenerationRun"/> per claim, renews its leases every
-/// <see cref="GenerationOptions.LeaseRenewInterval"/>, recovers sessions whose lease expired elsewhere, stops runs
-/// whose desired state changed, and compacts old logs. It wakes on <see cref="IChangeSignals"/> (new work, stop
-/// requests), and every <see cref="GenerationOptions.PollInterval"/> for changes made by other processes.
+/// recovery sweep for <see cref="NodeIdentity.NodeId"/>); then it claims queued sessions under a lease (up to each
+/// backend's concurrency limit), starts one <see cref="GenerationRun"/> per claim, recovers sessions whose lease
+/// expired on another node, stops runs whose desired state changed, and compacts old logs. It wakes on
+/// <see cref="IChangeSignals"/> (new work, stop requests), and every <see cref="GenerationOptions.PollInterval"/> for
+/// changes made by other processes. Leases are renewed by a loop of their own, every
+/// <see cref="ClusterOptions.RenewInterval"/> in one statement, so neither this dispatcher nor the group commits can
+/// delay a renewal; a run missing from a renewal's answer (another node took the session) is stopped and its
+/// writes are refused by the fence. A graceful stop ends every run as interrupted, which queues it again at once
+/// (policy <c>auto</c>), so other nodes take the sessions over without waiting for the leases to expire.
 /// </summary>
 internal sealed class GenerationRunner : BackgroundService
 {
@@ -33,6 +38,7 @@ internal sealed class GenerationRunner : BackgroundService
     private readonly GenerationBackends _backends;
     private readonly StoreSchema _schema;
     private readonly GenerationOptions _options;
+    private readonly ClusterOptions _cluster;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly string _nodeId;
@@ -41,10 +47,12 @@ internal sealed class GenerationRunner : BackgroundService
     private readonly TaskCompletionSource _recovered = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, RunFinish> _handedBack = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _shutdown = new();
+    private readonly CancellationTokenSource _renewalStop = new();
+    private Task _renewal = Task.CompletedTask;
     private readonly InProcessWake _wake = new();
     private long _nextCompaction;
-    private long _nextRenewal;
     private long _nextExpirySweep;
+    private long _lastRenewal;
 
     public GenerationRunner(
         IRunStore runs,
@@ -55,6 +63,8 @@ internal sealed class GenerationRunner : BackgroundService
         GenerationBackends backends,
         StoreSchema schema,
         IOptions<GenerationOptions> options,
+        IOptions<ClusterOptions> cluster,
+        NodeIdentity identity,
         TimeProvider time,
         ILogger<GenerationRunner> logger)
     {
@@ -66,9 +76,10 @@ internal sealed class GenerationRunner : BackgroundService
         _backends = backends;
         _schema = schema;
         _options = options.Value;
+        _cluster = cluster.Value;
         _time = time;
         _logger = logger;
-        _nodeId = _options.ResolveNodeId();
+        _nodeId = identity.NodeId;
     }
 
     /// <summary>Completes once the recovery sweep at start-up is done.</summary>
@@ -120,6 +131,7 @@ internal sealed class GenerationRunner : BackgroundService
             }
 
             _recovered.TrySetResult();
+            _renewal = Task.Run(() => RenewLoopAsync(_renewalStop.Token), CancellationToken.None);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -133,7 +145,7 @@ internal sealed class GenerationRunner : BackgroundService
         }
 
         // Each step fails on its own (and is retried on the next tick), so one cannot starve the others.
-        Func<CancellationToken, Task>[] steps = [RenewLeasesAsync, WriteHandedBackAsync, RecoverExpiredAsync, DispatchAsync, ReconcileStopsAsync, CompactLogsAsync];
+        Func<CancellationToken, Task>[] steps = [WriteHandedBackAsync, RecoverExpiredAsync, DispatchAsync, ReconcileStopsAsync, CompactLogsAsync];
         while (!stoppingToken.IsCancellationRequested)
         {
             foreach (var step in steps)
@@ -154,11 +166,9 @@ internal sealed class GenerationRunner : BackgroundService
                 }
             }
 
-            // Sleep until a signal (new work, a stop request), the next lease renewal, or the poll interval (changes
-            // made by other processes on a shared file).
-            var untilRenewal = TimeSpan.FromSeconds(Math.Max(0, Interlocked.Read(ref _nextRenewal) - _time.GetTimestamp()) / (double)_time.TimestampFrequency);
-            var sleep = _handles.IsEmpty || untilRenewal > _options.PollInterval ? _options.PollInterval : untilRenewal;
-            using var interval = new CancellationTokenSource(sleep, _time);
+            // Sleep until a signal (new work, a stop request) or the poll interval (changes made by other processes on
+            // a shared file).
+            using var interval = new CancellationTokenSource(_options.PollInterval, _time);
             using var tick = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, interval.Token);
             await Task.WhenAny(signals.WaitAsync(tick.Token), _wake.WaitAsync(tick.Token));
 
@@ -177,20 +187,31 @@ internal sealed class GenerationRunner : BackgroundService
             run.Stop(shutdown: true);
         }
 
-        await Task.WhenAll(runs.Select(r => r.Completion)).WaitAsync(cancellationToken);
-        await _writer.FlushAsync(cancellationToken);
         try
         {
-            await WriteHandedBackAsync(cancellationToken);
-        }
-#pragma warning disable CA1031 // Stopping anyway: what is still handed back is left to the recovery sweep at the next start.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            foreach (var id in _handedBack.Keys)
+            await Task.WhenAll(runs.Select(r => r.Completion)).WaitAsync(cancellationToken);
+            await _writer.FlushAsync(cancellationToken);
+            try
             {
-                Log.GenerationFinishFailed(_logger, ex, id);
+                await WriteHandedBackAsync(cancellationToken);
             }
+#pragma warning disable CA1031 // Stopping anyway: what is still handed back is left to the recovery sweep (here at the next start, or another node's once the lease expires).
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                foreach (var id in _handedBack.Keys)
+                {
+                    Log.GenerationFinishFailed(_logger, ex, id);
+                }
+            }
+        }
+        finally
+        {
+            // Leases are renewed until every run's ending is written (the handover), then no more.
+            await _renewalStop.CancelAsync();
+#pragma warning disable VSTHRD003 // The renewal loop is ours; ExecuteAsync started it.
+            await _renewal;
+#pragma warning restore VSTHRD003
         }
     }
 
@@ -198,6 +219,7 @@ internal sealed class GenerationRunner : BackgroundService
     {
         base.Dispose();
         _shutdown.Dispose();
+        _renewalStop.Dispose();
     }
 
     private async Task DispatchAsync(CancellationToken stoppingToken)
@@ -209,7 +231,7 @@ internal sealed class GenerationRunner : BackgroundService
             try
             {
                 claimed = await _runs.ClaimRunnableAsync(
-                    new RunClaimRequest(_nodeId, _options.LeaseDuration, ClaimBatch), candidate => Reserve(candidate, chosen), stoppingToken);
+                    new RunClaimRequest(_nodeId, _cluster.LeaseDuration, ClaimBatch), candidate => Reserve(candidate, chosen), stoppingToken);
             }
             catch
             {
@@ -228,16 +250,12 @@ internal sealed class GenerationRunner : BackgroundService
                 Release(id, handle);
             }
 
-            if (claimed.Count > 0)
-            {
-                ScheduleRenewal();
-            }
-
             foreach (var claim in claimed)
             {
                 await PublishAsync(claim.Change);
                 var handle = _handles[claim.Lease.SessionId];
                 handle.Lease = claim.Lease;
+                Log.GenerationClaimed(_logger, claim.Lease.SessionId, claim.Lease.FencingToken, claim.Change.Session.Attempts);
                 var run = new GenerationRun(claim.Change.Session, claim.Lease.FencingToken, handle.Backend, _store, _writer, _hub, _logger);
                 handle.Completion = Task.Run(() => RunAsync(run, handle), CancellationToken.None);
             }
@@ -292,21 +310,62 @@ internal sealed class GenerationRunner : BackgroundService
     }
 
     /// <summary>
-    /// Every <see cref="GenerationOptions.LeaseRenewInterval"/> (and right after a claim): renews this node's leases in
-    /// one statement; a run whose lease is gone (another node or the recovery sweep took the session) is stopped, and
-    /// its writes are refused by the fence.
+    /// The renewal loop, on its own task: every <see cref="ClusterOptions.RenewInterval"/> it renews every lease this node
+    /// holds in one statement. It waits for nothing else of the runner, and on SQLite its write goes before every
+    /// waiting group commit or control, so load on the write path cannot make a lease lapse.
+    /// </summary>
+    private async Task RenewLoopAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_cluster.RenewInterval, _time);
+        try
+        {
+            do
+            {
+                try
+                {
+                    await RenewLeasesAsync(cancellationToken);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+#pragma warning disable CA1031 // Renewal must keep going after a store hiccup; it retries on the next tick.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    Log.GenerationLeaseRenewalFailed(_logger, ex, _nodeId);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(cancellationToken));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped.
+        }
+    }
+
+    /// <summary>
+    /// Renews this node's leases in one statement; a run whose lease is gone (another node or the recovery sweep took
+    /// the session) is stopped, and its writes are refused by the fence.
     /// </summary>
     private async Task RenewLeasesAsync(CancellationToken cancellationToken)
     {
-        if (_handles.IsEmpty || _time.GetTimestamp() < Interlocked.Read(ref _nextRenewal))
+        if (_handles.IsEmpty)
         {
             return;
         }
 
-        ScheduleRenewal();
-        var held = (await _runs.RenewLeasesAsync(_nodeId, _options.LeaseDuration, cancellationToken))
+        var started = _time.GetTimestamp();
+        var held = (await _runs.RenewLeasesAsync(_nodeId, _cluster.LeaseDuration, cancellationToken))
             .Select(l => (l.SessionId, l.FencingToken))
             .ToHashSet();
+        var previous = Interlocked.Exchange(ref _lastRenewal, started);
+        var gap = TimeSpan.FromSeconds((started - previous) / (double)_time.TimestampFrequency);
+        if (previous != 0 && gap > _cluster.RenewInterval + _cluster.RenewInterval)
+        {
+            Log.GenerationLeaseRenewalLate(_logger, (long)gap.TotalMilliseconds, (long)_cluster.RenewInterval.TotalMilliseconds);
+        }
+
         foreach (var (id, handle) in _handles)
         {
             if (handle.Lease is not { } lease || handle.IsFinishing)
@@ -316,7 +375,7 @@ internal sealed class GenerationRunner : BackgroundService
 
             if (held.Contains((id, lease.FencingToken)))
             {
-                handle.Lease = lease with { ExpiresAt = _time.GetUtcNow() + _options.LeaseDuration };
+                handle.Lease = lease with { ExpiresAt = _time.GetUtcNow() + _cluster.LeaseDuration };
             }
             else
             {
@@ -326,7 +385,11 @@ internal sealed class GenerationRunner : BackgroundService
         }
     }
 
-    /// <summary>Every <see cref="GenerationOptions.LeaseDuration"/>: sessions whose lease expired (a node that died) are recovered.</summary>
+    /// <summary>
+    /// Every <see cref="ClusterOptions.RenewInterval"/>: sessions whose lease expired on another node (a node that died or
+    /// stopped renewing) are recovered, queued again for whichever node claims them first. This node's own leases are
+    /// left alone (it is alive and renews them).
+    /// </summary>
     private async Task RecoverExpiredAsync(CancellationToken cancellationToken)
     {
         if (_time.GetTimestamp() < Interlocked.Read(ref _nextExpirySweep))
@@ -334,16 +397,14 @@ internal sealed class GenerationRunner : BackgroundService
             return;
         }
 
-        Interlocked.Exchange(ref _nextExpirySweep, _time.GetTimestamp() + Ticks(_options.LeaseDuration));
+        Interlocked.Exchange(ref _nextExpirySweep, _time.GetTimestamp() + Ticks(_cluster.RenewInterval));
         var recovered = await _runs.RecoverAbandonedAsync(new RecoveryRequest(_nodeId, TakeOwnLeasesBack: false, _options.RecoveryPolicy), cancellationToken);
         await PublishAsync(recovered);
         if (recovered.Count > 0)
         {
-            Log.GenerationRecovered(_logger, recovered.Count, _options.RecoveryPolicy);
+            Log.GenerationTakenOver(_logger, recovered.Count, string.Join(", ", recovered.Select(r => r.Session.Id)));
         }
     }
-
-    private void ScheduleRenewal() => Interlocked.Exchange(ref _nextRenewal, _time.GetTimestamp() + Ticks(_options.LeaseRenewInterval));
 
     private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
 

@@ -31,6 +31,9 @@ public static class GenerationServiceCollectionExtensions
         services.AddMetrics();
         services.AddOptions<GenerationOptions>().BindConfiguration(GenerationOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GenerationOptions>, GenerationOptionsValidator>());
+        services.AddOptions<Cluster.ClusterOptions>().BindConfiguration(Cluster.ClusterOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<Cluster.ClusterOptions>, Cluster.ClusterOptionsValidator>());
+        services.TryAddSingleton<Cluster.NodeIdentity>();
         services.AddOptions<ScriptedBackendOptions>().BindConfiguration(ScriptedBackendOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ScriptedBackendOptions>, ScriptedBackendOptionsValidator>());
         services.AddOptions<GenerationBackendsOptions>()

@@ -155,6 +155,14 @@ public sealed record GenerationLogEvent(
     public static GenerationLogEvent Status(string sessionId, long seq, GenerationStatusChange change) =>
         new(sessionId, seq, GenerationLogEventType.Status, null, change);
 
+    /// <summary>
+    /// Set on a chunk relayed live, before its group commit: the fencing token of the run that produced it. Null on an
+    /// event read from the log. A relay that must send only durable text sends a live chunk as it is only once this
+    /// node's group commit stored it under the same token; otherwise (the run lost its lease and another run wrote
+    /// that seq) it sends what the log holds.
+    /// </summary>
+    public long? RunEpoch { get; init; }
+
     /// <summary>True for a status event that ends a follow: completed, cancelled or failed.</summary>
     public bool IsTerminal => StatusChange is { Status: GenerationStatus.Completed or GenerationStatus.Cancelled or GenerationStatus.Failed };
 }

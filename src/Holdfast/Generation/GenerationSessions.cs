@@ -195,6 +195,14 @@ public sealed class GenerationSessions
     internal Task<long> WaitDurableAsync(string id, long seq, CancellationToken cancellationToken = default) =>
         _follower.WaitDurableAsync(id, seq, cancellationToken);
 
+    /// <summary>Waits until <paramref name="e"/> is durable; says whether to relay it as it is (see <see cref="GenerationFollower.WaitRelayableAsync"/>).</summary>
+    internal Task<(long Durable, bool AsRelayed)> WaitRelayableAsync(GenerationLogEvent e, long knownDurable, CancellationToken cancellationToken = default) =>
+        _follower.WaitRelayableAsync(e, knownDurable, cancellationToken);
+
+    /// <summary>Stored log events after <paramref name="afterSeq"/> (no owner check: for a follower already authorised).</summary>
+    internal Task<IReadOnlyList<GenerationLogEvent>> ReadStoredAfterAsync(string id, long afterSeq, CancellationToken cancellationToken = default) =>
+        _store.ReadLogAfterAsync(id, afterSeq, 1000, cancellationToken);
+
     /// <summary>The session's audit trail, newest first (see <see cref="IAuditLog.ReadAuditAsync"/>).</summary>
     public async Task<AuditPage> ReadAuditAsync(string id, string? ownerScope, long? beforeSeq = null, int limit = 100, CancellationToken cancellationToken = default)
     {

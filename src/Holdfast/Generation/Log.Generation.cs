@@ -33,6 +33,18 @@ internal static partial class Log
     [LoggerMessage(3009, LogLevel.Information, "Log retention: the chunk rows of {Count} finished generation session(s) were merged (Generation:LogRetention {Retention})")]
     public static partial void GenerationLogsCompacted(ILogger logger, int count, TimeSpan retention);
 
+    [LoggerMessage(3010, LogLevel.Warning, "Lease renewal of node {NodeId} failed; retrying on the next tick")]
+    public static partial void GenerationLeaseRenewalFailed(ILogger logger, Exception exception, string nodeId);
+
+    [LoggerMessage(3011, LogLevel.Warning, "Lease renewal came {GapMs} ms after the previous one (Cluster:RenewInterval {IntervalMs} ms)")]
+    public static partial void GenerationLeaseRenewalLate(ILogger logger, long gapMs, long intervalMs);
+
+    [LoggerMessage(3012, LogLevel.Information, "Takeover: the lease of {Count} generation session(s) expired on another node; queued again here: {SessionIds}")]
+    public static partial void GenerationTakenOver(ILogger logger, int count, string sessionIds);
+
+    [LoggerMessage(3013, LogLevel.Information, "Claimed generation session {SessionId} (fencing token {FencingToken}, attempt {Attempt})")]
+    public static partial void GenerationClaimed(ILogger logger, string sessionId, long fencingToken, int attempt);
+
     [LoggerMessage(3101, LogLevel.Trace, "Group commit: {Chunks} chunks, {Finishes} run endings in {ElapsedMs} ms")]
     public static partial void GenerationCommitted(ILogger logger, int chunks, int finishes, long elapsedMs);
 

@@ -15,8 +15,8 @@ public sealed class GenerationLeaseTests
         {
             ["Scripted:TokensPerSecond"] = "30",
             ["Scripted:MaxTokens"] = "60",
-            ["Generation:LeaseDuration"] = "00:00:05",
-            ["Generation:LeaseRenewInterval"] = "00:00:00.500",
+            ["Cluster:LeaseDuration"] = "00:00:05",
+            ["Cluster:RenewInterval"] = "00:00:00.500",
         });
         var request = GenerationTestHost.ScriptedRequest(seed: 51);
         var (session, _) = await host.Sessions.CreateAsync(request);

@@ -14,8 +14,9 @@ public sealed class GenerationRecoveryTests
         await using var dead = await GenerationTestHost.StartAsync(dataDirectory: dataDirectory, startRunner: false);
         var (session, _) = await dead.Sessions.CreateAsync(request);
         var store = dead.Services.GetRequiredService<SqliteGenerationStore>();
-        // Claimed under this machine's node id (the default of every runner here), as a process that then died would.
-        var claimed = await store.ClaimRunnableAsync(new RunClaimRequest(new GenerationOptions().ResolveNodeId(), TimeSpan.FromSeconds(10), 10), _ => new ClaimChoice(true));
+        // Claimed under the data directory's node id (the one the next runner on it has), as a process that then died would.
+        var nodeId = dead.Services.GetRequiredService<Holdfast.Cluster.NodeIdentity>().NodeId;
+        var claimed = await store.ClaimRunnableAsync(new RunClaimRequest(nodeId, TimeSpan.FromSeconds(10), 10), _ => new ClaimChoice(true));
         var running = claimed.Single().Change.Session;
         var token = claimed.Single().Lease.FencingToken;
         var chunks = GenerationTestHost.ExpectedChunks(request).Take(5).ToList();

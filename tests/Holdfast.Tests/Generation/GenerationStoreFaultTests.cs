@@ -25,8 +25,8 @@ public sealed class GenerationStoreFaultTests
 
             // The lock outlasts the default 10 s lease (renewals fail too); this test is about the hand-back, not about
             // the expired-lease recovery that would otherwise take the session first.
-            ["Generation:LeaseDuration"] = "00:02:00",
-            ["Generation:LeaseRenewInterval"] = "00:00:30",
+            ["Cluster:LeaseDuration"] = "00:02:00",
+            ["Cluster:RenewInterval"] = "00:00:30",
         });
         var request = GenerationTestHost.ScriptedRequest(seed: 41);
         var (session, _) = await host.Sessions.CreateAsync(request);
