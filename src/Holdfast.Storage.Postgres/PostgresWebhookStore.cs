@@ -87,7 +87,21 @@ internal sealed class PostgresWebhookStore(PostgresDatabase database, TimeProvid
             },
             cancellationToken);
 
-    public Task<IReadOnlyList<WebhookDispatch>> ClaimDueAsync(int limit, TimeSpan lease, CancellationToken cancellationToken = default) =>
+    public async Task<IReadOnlyList<WebhookDispatch>> ClaimDueAsync(int limit, TimeSpan lease, CancellationToken cancellationToken = default)
+    {
+        // A read first: with nothing due (the common case) no write transaction is opened.
+        var anyDue = await database.ReadAsync(
+            async (connection, ct) =>
+            {
+                await using var probe = new NpgsqlCommand("SELECT EXISTS (SELECT 1 FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= @now)", connection);
+                probe.Parameters.Add(Pg.Time("now", time.GetUtcNow()));
+                return (bool)(await probe.ExecuteScalarAsync(ct))!;
+            },
+            cancellationToken);
+        return anyDue ? await ClaimAsync(limit, lease, cancellationToken) : [];
+    }
+
+    private Task<IReadOnlyList<WebhookDispatch>> ClaimAsync(int limit, TimeSpan lease, CancellationToken cancellationToken) =>
         database.WriteAsync<IReadOnlyList<WebhookDispatch>>(
             async (connection, transaction, ct) =>
             {

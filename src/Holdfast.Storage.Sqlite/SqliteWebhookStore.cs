@@ -90,7 +90,22 @@ public sealed class SqliteWebhookStore(SqliteDatabase database, TimeProvider? ti
             },
             cancellationToken);
 
-    public Task<IReadOnlyList<WebhookDispatch>> ClaimDueAsync(int limit, TimeSpan lease, CancellationToken cancellationToken = default) =>
+    public async Task<IReadOnlyList<WebhookDispatch>> ClaimDueAsync(int limit, TimeSpan lease, CancellationToken cancellationToken = default)
+    {
+        // A read first: with nothing due (the common case) no write transaction takes the single writer.
+        var anyDue = await database.ReadAsync(
+            async connection =>
+            {
+                await using var probe = connection.CreateCommand();
+                probe.CommandText = "SELECT EXISTS (SELECT 1 FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= $now)";
+                probe.Parameters.AddWithValue("$now", SqliteTime.Format(_time.GetUtcNow()));
+                return (long)(await probe.ExecuteScalarAsync(cancellationToken))! == 1;
+            },
+            cancellationToken);
+        return anyDue ? await ClaimAsync(limit, lease, cancellationToken) : [];
+    }
+
+    private Task<IReadOnlyList<WebhookDispatch>> ClaimAsync(int limit, TimeSpan lease, CancellationToken cancellationToken) =>
         database.WriteAsync<IReadOnlyList<WebhookDispatch>>(
             async (connection, transaction) =>
             {

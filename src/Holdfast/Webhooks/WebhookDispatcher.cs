@@ -13,8 +13,9 @@ namespace Holdfast.Webhooks;
 /// <summary>
 /// Sends the outbox: claims due deliveries under a lease, posts each one signed (Standard Webhooks headers), and
 /// records the attempt: delivered on 2xx, else due again after an exponential backoff with jitter, or given up after
-/// <see cref="WebhookOptions.MaxAttempts"/>. It wakes when a session changed in this process and every
-/// <see cref="WebhookOptions.PollInterval"/> otherwise (events of other nodes, retries). A delivery claimed by a node
+/// <see cref="WebhookOptions.MaxAttempts"/>. It looks at the outbox every <see cref="WebhookOptions.PollInterval"/>
+/// (one cheap read when nothing is due: no write transaction, so the store's single writer is not disturbed), and
+/// at once again after a full batch. A delivery claimed by a node
 /// that died is due again when its lease ends, with the same id: at least once. Connections go only to the addresses
 /// <see cref="WebhookTargets.ResolveAllowedAsync"/> allows, checked in the connect callback before the socket opens;
 /// no proxy, no redirects.
@@ -27,7 +28,6 @@ public sealed class WebhookDispatcher : BackgroundService
     private readonly WebhookOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly SessionChanges? _changes;
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _wake = new(0, 1);
 
@@ -36,8 +36,7 @@ public sealed class WebhookDispatcher : BackgroundService
         WebhookSubscriptions subscriptions,
         IOptions<WebhookOptions> options,
         TimeProvider time,
-        ILogger<WebhookDispatcher>? logger = null,
-        SessionChanges? changes = null)
+        ILogger<WebhookDispatcher>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _store = store;
@@ -45,7 +44,6 @@ public sealed class WebhookDispatcher : BackgroundService
         _options = options.Value;
         _time = time;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _changes = changes;
         var allowPrivate = _options.AllowPrivateTargets;
 #pragma warning disable CA2000 // The handler is owned by the client (disposeHandler: true).
         var handler = new SocketsHttpHandler
@@ -93,13 +91,6 @@ public sealed class WebhookDispatcher : BackgroundService
             return;
         }
 
-        using var subscription = _changes?.Subscribe(change =>
-        {
-            if (!change.OutputOnly)
-            {
-                Wake();
-            }
-        });
         while (!stoppingToken.IsCancellationRequested)
         {
             var sent = 0;
