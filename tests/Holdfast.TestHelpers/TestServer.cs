@@ -100,6 +100,9 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>A client over the Unix socket (the local admin, no key).</summary>
     public HttpClient Socket() => UnixSocketHttp.Create(SocketPath);
 
+    /// <summary>A client over the Unix socket at <paramref name="socketPath"/> (the same as <see cref="UnixSocketHttp.Create"/>).</summary>
+    public static HttpClient SocketClient(string socketPath) => UnixSocketHttp.Create(socketPath);
+
     /// <summary>Creates an API key over the socket and returns its secret.</summary>
     public async Task<string> CreateKeyAsync(string user, bool admin = false)
     {
