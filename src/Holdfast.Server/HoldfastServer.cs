@@ -121,6 +121,7 @@ public static class HoldfastServer
         api.MapKeyApi();
         api.MapGenerationApi();
         api.MapBotApi();
+        api.MapClusterApi();
         app.MapPairingPages();
         app.MapOpenAiApi();
         app.MapDashboard();
