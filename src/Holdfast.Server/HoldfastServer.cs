@@ -121,6 +121,7 @@ public static class HoldfastServer
         api.MapGenerationApi();
         api.MapBotApi();
         api.MapWebhookApi();
+        api.MapClusterApi();
         app.MapPairingPages();
         app.MapOpenAiApi();
         app.MapDashboard();

@@ -1,3 +1,4 @@
+using Holdfast.Cluster;
 using System.Globalization;
 using System.Text;
 using Holdfast.Audit;
@@ -321,7 +322,7 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                 var claims = new List<RunClaim>();
                 foreach (var session in rows)
                 {
-                    var choice = choose(new ClaimCandidate(session.Id, session.Backend, session.Output.Length > 0));
+                    var choice = choose(new ClaimCandidate(session.Id, session.Backend, session.Output.Length > 0, rows.Count));
                     if (!choice.Take)
                     {
                         continue;
@@ -353,15 +354,25 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
         _database.WriteAsync<IReadOnlyList<RunLease>>(
             async (connection, transaction, ct) =>
             {
+                // One statement: the node's heartbeat (a data-modifying CTE runs whether or not it is referenced) and
+                // every lease it holds.
                 await using var command = new NpgsqlCommand(
                     """
+                    WITH heartbeat AS (
+                        INSERT INTO cluster_nodes (node_id, started_at, heartbeat_at) VALUES (@node, @now, @now)
+                        ON CONFLICT (node_id) DO UPDATE SET
+                            heartbeat_at = EXCLUDED.heartbeat_at,
+                            started_at = CASE WHEN cluster_nodes.stopped_at IS NULL THEN cluster_nodes.started_at ELSE EXCLUDED.started_at END,
+                            stopped_at = NULL)
                     UPDATE generation_sessions SET lease_expires_at = @expires
                     WHERE lease_holder = @node AND status = 'running'
                     RETURNING id, lease_epoch, lease_expires_at
                     """,
                     connection,
                     transaction);
-                command.Parameters.Add(Pg.Time("expires", _time.GetUtcNow() + leaseDuration));
+                var now = _time.GetUtcNow();
+                command.Parameters.Add(Pg.Time("now", now));
+                command.Parameters.Add(Pg.Time("expires", now + leaseDuration));
                 command.Parameters.Add(Pg.Text("node", nodeId));
                 var leases = new List<RunLease>();
                 await using var reader = await command.ExecuteReaderAsync(ct);
@@ -459,6 +470,52 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             },
             cancellationToken);
     }
+
+    public Task MarkNodeStoppedAsync(string nodeId, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync(
+            async (connection, transaction, ct) =>
+            {
+                await using var command = new NpgsqlCommand("UPDATE cluster_nodes SET stopped_at = @now WHERE node_id = @node", connection, transaction);
+                command.Parameters.Add(Pg.Time("now", _time.GetUtcNow()));
+                command.Parameters.Add(Pg.Text("node", nodeId));
+                return await command.ExecuteNonQueryAsync(ct);
+            },
+            cancellationToken);
+
+    public Task<IReadOnlyList<ClusterNode>> ListNodesAsync(CancellationToken cancellationToken = default) =>
+        _database.ReadAsync<IReadOnlyList<ClusterNode>>(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand(
+                    """
+                    SELECT n.node_id, n.started_at, n.heartbeat_at, n.stopped_at,
+                           (SELECT count(*)::int FROM generation_sessions s WHERE s.lease_holder = n.node_id AND s.status = 'running')
+                    FROM cluster_nodes n ORDER BY n.node_id
+                    """,
+                    connection);
+                var nodes = new List<ClusterNode>();
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    nodes.Add(new ClusterNode(reader.GetString(0), reader.Time(1), reader.Time(2), reader.NullableTime(3), reader.GetInt32(4)));
+                }
+
+                return nodes;
+            },
+            cancellationToken);
+
+    public Task<LeaseHolder?> FindHolderAsync(string sessionId, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand(
+                    "SELECT lease_holder, lease_epoch, lease_expires_at FROM generation_sessions WHERE id = @id AND status = 'running' AND lease_holder IS NOT NULL",
+                    connection);
+                command.Parameters.Add(Pg.Text("id", sessionId));
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                return await reader.ReadAsync(ct) ? new LeaseHolder(reader.GetString(0), reader.GetInt64(1), reader.Time(2)) : null;
+            },
+            cancellationToken);
 
     public Task<IReadOnlyList<string>> ListStopRequestedAsync(string nodeId, CancellationToken cancellationToken = default) =>
         _database.ReadAsync<IReadOnlyList<string>>(

@@ -1,3 +1,4 @@
+using Holdfast.Cluster;
 using System.Globalization;
 using System.Text;
 using Holdfast.Audit;
@@ -224,7 +225,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
                 var expires = _time.GetUtcNow() + request.LeaseDuration;
                 foreach (var candidate in candidates)
                 {
-                    var choice = choose(candidate);
+                    var choice = choose(candidate with { Offered = candidates.Count });
                     if (!choice.Take)
                     {
                         continue;
@@ -261,7 +262,21 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         WriteAsync<IReadOnlyList<RunLease>>(
             async (connection, transaction) =>
             {
-                var expires = _time.GetUtcNow() + leaseDuration;
+                var now = _time.GetUtcNow();
+                var expires = now + leaseDuration;
+                await using (var heartbeat = Command(connection, transaction, """
+                    INSERT INTO cluster_nodes (node_id, started_at, heartbeat_at) VALUES ($node, $now, $now)
+                    ON CONFLICT (node_id) DO UPDATE SET
+                        heartbeat_at = excluded.heartbeat_at,
+                        started_at = CASE WHEN cluster_nodes.stopped_at IS NULL THEN cluster_nodes.started_at ELSE excluded.started_at END,
+                        stopped_at = NULL
+                    """))
+                {
+                    heartbeat.Parameters.AddWithValue("$node", nodeId);
+                    heartbeat.Parameters.AddWithValue("$now", SqliteTime.Format(now));
+                    await heartbeat.ExecuteNonQueryAsync(cancellationToken);
+                }
+
                 await using var renew = Command(connection, transaction, """
                     UPDATE generation_sessions SET lease_expires_at = $expires
                     WHERE lease_holder = $node AND status = 'running'
@@ -437,6 +452,57 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
                 }
 
                 return due.Count;
+            },
+            cancellationToken);
+
+    /// <summary>Records that <paramref name="nodeId"/> stopped gracefully.</summary>
+    public Task MarkNodeStoppedAsync(string nodeId, CancellationToken cancellationToken = default) =>
+        WriteAsync(
+            async (connection, transaction) =>
+            {
+                await using var command = Command(connection, transaction, "UPDATE cluster_nodes SET stopped_at = $now WHERE node_id = $node");
+                command.Parameters.AddWithValue("$now", SqliteTime.Format(_time.GetUtcNow()));
+                command.Parameters.AddWithValue("$node", nodeId);
+                return await command.ExecuteNonQueryAsync(cancellationToken);
+            },
+            cancellationToken);
+
+    /// <summary>Every node that renewed on this database (on SQLite, this one), with the running sessions it holds.</summary>
+    public Task<IReadOnlyList<ClusterNode>> ListNodesAsync(CancellationToken cancellationToken = default) =>
+        _database.ReadAsync<IReadOnlyList<ClusterNode>>(
+            async connection =>
+            {
+                await using var command = Command(connection, null, """
+                    SELECT n.node_id, n.started_at, n.heartbeat_at, n.stopped_at,
+                           (SELECT count(*) FROM generation_sessions s WHERE s.lease_holder = n.node_id AND s.status = 'running')
+                    FROM cluster_nodes n ORDER BY n.node_id
+                    """);
+                var nodes = new List<ClusterNode>();
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    nodes.Add(new ClusterNode(
+                        reader.GetString(0),
+                        SqliteTime.Parse(reader.GetString(1)),
+                        SqliteTime.Parse(reader.GetString(2)),
+                        await reader.IsDBNullAsync(3, cancellationToken) ? null : SqliteTime.Parse(reader.GetString(3)),
+                        reader.GetInt32(4)));
+                }
+
+                return nodes;
+            },
+            cancellationToken);
+
+    /// <summary>The holder of a running session, or null.</summary>
+    public Task<LeaseHolder?> FindHolderAsync(string sessionId, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(
+            async connection =>
+            {
+                await using var command = Command(
+                    connection, null, "SELECT lease_holder, lease_epoch, lease_expires_at FROM generation_sessions WHERE id = $id AND status = 'running' AND lease_holder IS NOT NULL AND lease_expires_at IS NOT NULL");
+                command.Parameters.AddWithValue("$id", sessionId);
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                return await reader.ReadAsync(cancellationToken) ? new LeaseHolder(reader.GetString(0), reader.GetInt64(1), SqliteTime.Parse(reader.GetString(2))) : null;
             },
             cancellationToken);
 

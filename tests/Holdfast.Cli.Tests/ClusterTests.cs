@@ -13,8 +13,10 @@ namespace Holdfast.Cli.Tests;
 /// Several <c>holdfast serve</c> nodes (real child processes, each with its own data directory and so its own node id)
 /// on one real PostgreSQL database (needs <c>HOLDFAST_TEST_POSTGRES</c>, see <see cref="TestPostgres"/>): failover
 /// after SIGKILL, split brain after SIGSTOP, a pause sent to another node than the holder, one idempotency key over
-/// three nodes, and the handover of a graceful stop. One class, so its tests run one after the other.
+/// three nodes, and the handover of a graceful stop. Failover tests start their own nodes (they kill or freeze
+/// them); <see cref="ClusterControlTests"/> share three. One collection, so they run one after the other.
 /// </summary>
+[Collection(ClusterCollection.Name)]
 public sealed class ClusterTests(ITestOutputHelper output)
 {
     private const int ScriptedMaxTokens = 200;
@@ -73,18 +75,9 @@ public sealed class ClusterTests(ITestOutputHelper output)
     [Fact(Timeout = 180_000)]
     public async Task SplitBrain_HolderFrozenPastItsLease_ItsWritesAreRejectedAndItGivesTheSessionsUp()
     {
-        await using var cluster = await NodeCluster.StartAsync(1, LeaseSettings("00:00:03", "00:00:01", tokensPerSecond: "20"));
-        var frozen = cluster.Nodes[0];
-        var requests = Enumerable.Range(0, 4).Select(i => Request($"Split brain {i}", seed: 100 + i, maxTokens: 300)).ToList();
-        var ids = new List<string>();
-        foreach (var request in requests)
-        {
-            ids.Add((await cluster.Clients[0].CreateGenerationAsync(request)).Id);
-        }
-
-        await Poll.UntilAsync(() => cluster.HoldersAsync(ids), h => h.Values.All(v => v.Holder == frozen.NodeId && v.Output > 0), "the first node holds every session");
-        var other = await cluster.AddNodeAsync();
-        (await cluster.HoldersAsync(ids)).Values.ShouldAllBe(v => v.Running && v.Holder == frozen.NodeId, "every session still runs on the first node when it is frozen");
+        await using var cluster = await NodeCluster.StartAsync(2, LeaseSettings("00:00:03", "00:00:01", tokensPerSecond: "20"));
+        var (frozen, other, requestOf) = await StartOnBusiestNodeAsync(cluster, "Split brain", seed: 100);
+        var ids = requestOf.Keys.ToList();
 
         Signal(frozen.Server.ProcessId, "STOP");
         try
@@ -92,24 +85,21 @@ public sealed class ClusterTests(ITestOutputHelper output)
             await Poll.UntilAsync(
                 () => cluster.HoldersAsync(ids),
                 h => h.Values.All(v => v.Holder == other.NodeId || v.Finished),
-                "the other node took every session over",
+                "the other node took every session of the frozen one over",
                 TimeSpan.FromSeconds(60));
+        }
+        catch (TimeoutException)
+        {
+            output.WriteLine(string.Join("\n", (await cluster.HoldersAsync(ids)).Select(h => $"{h.Key}: {h.Value}")));
+            output.WriteLine(other.Server.Log);
+            throw;
         }
         finally
         {
             Signal(frozen.Server.ProcessId, "CONT");
         }
 
-        var client = cluster.ClientOf(other);
-        var finished = await Poll.UntilAsync(
-            () => Task.WhenAll(ids.Select(id => client.GetGenerationAsync(id))),
-            all => all.All(g => g.Status == GenerationStatus.Completed),
-            "every session completed",
-            TimeSpan.FromSeconds(90));
-        for (var i = 0; i < ids.Count; i++)
-        {
-            finished[i].Output.ShouldBe(Expected(requests[i]), $"session {ids[i]}");
-        }
+        await AllCompleteWithTheUninterruptedTextAsync(cluster.ClientOf(other), requestOf);
 
         // The thawed node noticed: its leases were gone, its runs stopped, and it wrote nothing for them.
         try
@@ -126,83 +116,60 @@ public sealed class ClusterTests(ITestOutputHelper output)
     }
 
     [Fact(Timeout = 180_000)]
-    public async Task PauseSentToAnotherNode_HolderStopsWithinASecond_ReaderOnAThirdNodeSeesTheExactText()
-    {
-        await using var cluster = await NodeCluster.StartAsync(3, LeaseSettings("00:00:10", "00:00:03", tokensPerSecond: "10"));
-        var request = Request("Pause across nodes", seed: 7, maxTokens: 400);
-        var id = (await cluster.Clients[0].CreateGenerationAsync(request)).Id;
-        var holding = await Poll.UntilAsync(() => cluster.HoldersAsync([id]), h => h[id].Holder is not null && h[id].Output > 0, "the session runs with output");
-        var holder = cluster.Nodes.Single(n => n.NodeId == holding[id].Holder);
-        var (sender, readerNode) = (cluster.Nodes.First(n => n != holder), cluster.Nodes.Last(n => n != holder));
-        var reader = FollowTextAsync(cluster.ClientOf(readerNode), id);
-        await Poll.UntilAsync(async () => (await cluster.HoldersAsync([id]))[id].Output > 20, "more output");
-
-        var clock = Stopwatch.StartNew();
-        var paused = await cluster.ClientOf(sender).PauseGenerationAsync(id, wait: TimeSpan.FromSeconds(10));
-        var clientSide = clock.Elapsed;
-
-        paused.Status.ShouldBe(GenerationStatus.Paused);
-        var serverSide = await cluster.PauseToStoppedAsync(id);
-        output.WriteLine($"pause sent to {sender.NodeId}, held by {holder.NodeId}: stopped {serverSide.TotalMilliseconds:0} ms after the pause was stored ({clientSide.TotalMilliseconds:0} ms seen by the client)");
-        serverSide.ShouldBeLessThan(TimeSpan.FromSeconds(1), "the holder stops its upstream within 1 s");
-
-        var stored = (await cluster.ClientOf(readerNode).GetGenerationAsync(id)).Output;
-        await cluster.ClientOf(readerNode).CancelGenerationAsync(id, wait: TimeSpan.FromSeconds(10));
-        (await reader).ShouldBe(stored, "the reader on the third node got exactly the stored text");
-    }
-
-    [Fact(Timeout = 120_000)]
-    public async Task FiveConcurrentStartsWithOneIdempotencyKey_OverThreeNodes_OneSession()
-    {
-        await using var cluster = await NodeCluster.StartAsync(3, LeaseSettings("00:00:10", "00:00:03", tokensPerSecond: "50"));
-        var request = Request("Once only", seed: 3, maxTokens: 20);
-
-        var started = await Task.WhenAll(Enumerable.Range(0, 5).Select(i => Task.Run(() => cluster.Clients[i % 3].CreateGenerationAsync(request, idempotencyKey: "one-key"))));
-
-        started.Select(g => g.Id).Distinct().Count().ShouldBe(1);
-        (await cluster.Database.ScalarAsync("SELECT count(*) FROM generation_sessions")).ShouldBe(1L);
-    }
-
-    [Fact(Timeout = 180_000)]
     public async Task GracefulStop_HandsItsSessionsOverAtOnce_NotAfterTheLease()
     {
         // A 30 s lease: a handover that waited for expiry could not finish within the bound below.
-        await using var cluster = await NodeCluster.StartAsync(1, LeaseSettings("00:00:30", "00:00:03", tokensPerSecond: "20"));
-        var leaving = cluster.Nodes[0];
-        var requests = Enumerable.Range(0, 4).Select(i => Request($"Handover {i}", seed: 200 + i, maxTokens: 300)).ToList();
-        var ids = new List<string>();
-        foreach (var request in requests)
-        {
-            ids.Add((await cluster.Clients[0].CreateGenerationAsync(request)).Id);
-        }
-
-        await Poll.UntilAsync(() => cluster.HoldersAsync(ids), h => h.Values.All(v => v.Holder == leaving.NodeId && v.Output > 0), "the first node holds every session");
-        var staying = await cluster.AddNodeAsync();
-        (await cluster.HoldersAsync(ids)).Values.ShouldAllBe(v => v.Running && v.Holder == leaving.NodeId, "every session still runs on the leaving node when it stops");
+        await using var cluster = await NodeCluster.StartAsync(2, LeaseSettings("00:00:30", "00:00:03", tokensPerSecond: "20"));
+        var (leaving, staying, requestOf) = await StartOnBusiestNodeAsync(cluster, "Handover", seed: 200);
+        var ids = requestOf.Keys.ToList();
 
         var clock = Stopwatch.StartNew();
         (await leaving.Server.StopAsync()).ShouldBe(0, leaving.Server.Log);
         await Poll.UntilAsync(
             () => cluster.HoldersAsync(ids),
             h => h.Values.All(v => v.Holder == staying.NodeId || v.Finished),
-            "the staying node holds every session",
+            "the staying node holds every session of the leaving one",
             TimeSpan.FromSeconds(25));
         output.WriteLine($"handover: {ids.Count} sessions held by {staying.NodeId} {clock.Elapsed.TotalSeconds:0.0} s after SIGTERM (lease 30 s)");
         clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(20), "handed over without waiting for the 30 s lease");
 
-        var client = cluster.ClientOf(staying);
+        await AllCompleteWithTheUninterruptedTextAsync(cluster.ClientOf(staying), requestOf);
+    }
+
+    /// <summary>
+    /// Starts four long sessions on a two-node cluster and returns the node holding the most of them (with those
+    /// sessions, still running) and the other node.
+    /// </summary>
+    private static async Task<(Node Busiest, Node Other, Dictionary<string, CreateGenerationRequest> Held)> StartOnBusiestNodeAsync(NodeCluster cluster, string prompt, int seed)
+    {
+        var requestOf = new Dictionary<string, CreateGenerationRequest>(StringComparer.Ordinal);
+        for (var i = 0; i < 4; i++)
+        {
+            var request = Request($"{prompt} {i}", seed: seed + i, maxTokens: 300);
+            requestOf[(await cluster.Clients[i % 2].CreateGenerationAsync(request)).Id] = request;
+        }
+
+        var holders = await Poll.UntilAsync(() => cluster.HoldersAsync(requestOf.Keys), h => h.Values.All(v => v.Running && v.Output > 0), "every session runs with output");
+        var busiest = cluster.Nodes.MaxBy(n => holders.Values.Count(v => v.Holder == n.NodeId))!;
+        var held = requestOf.Where(r => holders[r.Key].Holder == busiest.NodeId).ToDictionary(r => r.Key, r => r.Value, StringComparer.Ordinal);
+        held.ShouldNotBeEmpty();
+        return (busiest, cluster.Nodes.Single(n => n != busiest), held);
+    }
+
+    private static async Task AllCompleteWithTheUninterruptedTextAsync(HoldfastClient client, Dictionary<string, CreateGenerationRequest> requestOf)
+    {
         var finished = await Poll.UntilAsync(
-            () => Task.WhenAll(ids.Select(id => client.GetGenerationAsync(id))),
+            () => Task.WhenAll(requestOf.Keys.Select(id => client.GetGenerationAsync(id))),
             all => all.All(g => g.Status == GenerationStatus.Completed),
             "every session completed",
-            TimeSpan.FromSeconds(60));
-        for (var i = 0; i < ids.Count; i++)
+            TimeSpan.FromSeconds(90));
+        foreach (var generation in finished)
         {
-            finished[i].Output.ShouldBe(Expected(requests[i]), $"session {ids[i]}");
+            generation.Output.ShouldBe(Expected(requestOf[generation.Id]), $"session {generation.Id}");
         }
     }
 
-    private static Dictionary<string, string?> LeaseSettings(string lease, string renew, string tokensPerSecond) => new(StringComparer.Ordinal)
+    internal static Dictionary<string, string?> LeaseSettings(string lease, string renew, string tokensPerSecond) => new(StringComparer.Ordinal)
     {
         ["Cluster__LeaseDuration"] = lease,
         ["Cluster__RenewInterval"] = renew,
@@ -211,18 +178,18 @@ public sealed class ClusterTests(ITestOutputHelper output)
         ["Generation__PollInterval"] = "00:00:00.500",
     };
 
-    private static CreateGenerationRequest Request(string prompt, long seed, int maxTokens) =>
+    internal static CreateGenerationRequest Request(string prompt, long seed, int maxTokens) =>
         new("scripted", [new InputMessage("user", prompt)], Parameters: new GenerationParameters(Seed: seed, MaxTokens: maxTokens));
 
     /// <summary>The text an uninterrupted scripted run of <paramref name="request"/> produces.</summary>
-    private static string Expected(CreateGenerationRequest request)
+    internal static string Expected(CreateGenerationRequest request)
     {
         var conversation = request.Input!.Select(m => new Microsoft.Extensions.AI.ChatMessage(new Microsoft.Extensions.AI.ChatRole(m.Role), m.Content)).ToList();
         return string.Concat(Holdfast.Generation.Backends.ScriptedChatClient.Plan(
             conversation, string.Empty, request.Parameters?.Seed, request.Parameters?.MaxTokens, ScriptedMaxTokens, null).Chunks);
     }
 
-    private static async Task<string> FollowTextAsync(HoldfastClient client, string id)
+    internal static async Task<string> FollowTextAsync(HoldfastClient client, string id)
     {
         using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         var text = new System.Text.StringBuilder();
@@ -243,112 +210,196 @@ public sealed class ClusterTests(ITestOutputHelper output)
         kill.WaitForExit();
         kill.ExitCode.ShouldBe(0, $"kill -{signal} {processId}");
     }
+}
 
-    /// <summary>One node: its server process and the id it holds leases under (kept in its data directory).</summary>
-    private sealed record Node(ServerProcess Server, string NodeId);
+/// <summary>The cluster tests run one after the other (each starts several server processes).</summary>
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection
+{
+    public const string Name = "cluster";
+}
 
-    /// <summary>What the database says about one session's run.</summary>
-    private sealed record RunState(string? Holder, bool Running, bool Finished, int Output);
+/// <summary>Three nodes on one database, shared by <see cref="ClusterControlTests"/> (nothing there kills a node).</summary>
+public sealed class ThreeNodeClusterFixture : IAsyncLifetime
+{
+    private NodeCluster? _cluster;
 
-    /// <summary>Nodes on one fresh PostgreSQL database, each with a client over its Unix socket.</summary>
-    private sealed class NodeCluster : IAsyncDisposable
+    internal NodeCluster Cluster => _cluster ?? throw new InvalidOperationException("The cluster is not started.");
+
+    public async Task InitializeAsync() => _cluster = await NodeCluster.StartAsync(3, ClusterTests.LeaseSettings("00:00:10", "00:00:03", tokensPerSecond: "10"));
+
+    public async Task DisposeAsync()
     {
-        private readonly IReadOnlyDictionary<string, string?> _settings;
-
-        private NodeCluster(TestDatabase database, IReadOnlyDictionary<string, string?> settings)
+        if (_cluster is not null)
         {
-            Database = database;
-            _settings = settings;
+            await _cluster.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>Controls, readers and idempotency across three live nodes on one PostgreSQL database.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class ClusterControlTests(ThreeNodeClusterFixture fixture, ITestOutputHelper output) : IClassFixture<ThreeNodeClusterFixture>
+{
+    [Fact(Timeout = 180_000)]
+    public async Task PauseSentToAnotherNode_HolderStopsWithinASecond_ReaderOnAThirdNodeSeesTheExactText()
+    {
+        var cluster = fixture.Cluster;
+        var request = ClusterTests.Request("Pause across nodes", seed: 7, maxTokens: 400);
+        var id = (await cluster.Clients[0].CreateGenerationAsync(request)).Id;
+        var holding = await Poll.UntilAsync(() => cluster.HoldersAsync([id]), h => h[id].Holder is not null && h[id].Output > 0, "the session runs with output");
+        var holder = cluster.Nodes.Single(n => n.NodeId == holding[id].Holder);
+        var (sender, readerNode) = (cluster.Nodes.First(n => n != holder), cluster.Nodes.Last(n => n != holder));
+        var reader = ClusterTests.FollowTextAsync(cluster.ClientOf(readerNode), id);
+        await Poll.UntilAsync(async () => (await cluster.HoldersAsync([id]))[id].Output > 20, "more output");
+
+        // Visible from any node: the holder in the API, the nodes in `holdfast nodes` and /metrics.
+        var seen = await cluster.ClientOf(sender).GetGenerationAsync(id);
+        seen.Holder.ShouldNotBeNull();
+        seen.Holder.NodeId.ShouldBe(holder.NodeId);
+        var environment = new Dictionary<string, string?>(sender.Server.Environment, StringComparer.Ordinal) { ["HOLDFAST_STORE"] = cluster.Database.Uri };
+        var listed = await CliProcess.RunAsync(["nodes", "--json"], environment);
+        listed.ExitCode.ShouldBe(0, listed.ToString());
+        var nodes = System.Text.Json.JsonSerializer.Deserialize<List<ClusterNodeInfo>>(listed.Stdout, HoldfastJson.Options)!;
+        nodes.Select(n => n.NodeId).Order(StringComparer.Ordinal).ShouldBe(cluster.Nodes.Select(n => n.NodeId).Order(StringComparer.Ordinal));
+        nodes.ShouldAllBe(n => n.Alive);
+        nodes.Single(n => n.NodeId == holder.NodeId).SessionsHeld.ShouldBe(1);
+        using (var http = new HttpClient { BaseAddress = readerNode.Server.Url })
+        {
+            (await http.GetStringAsync(new Uri("/metrics", UriKind.Relative))).ShouldContain($"holdfast_node_sessions_held{{node=\"{holder.NodeId}\"}} 1");
         }
 
-        public TestDatabase Database { get; }
+        var clock = Stopwatch.StartNew();
+        var paused = await cluster.ClientOf(sender).PauseGenerationAsync(id, wait: TimeSpan.FromSeconds(10));
+        var clientSide = clock.Elapsed;
 
-        public List<Node> Nodes { get; } = [];
+        paused.Status.ShouldBe(GenerationStatus.Paused);
+        var serverSide = await cluster.PauseToStoppedAsync(id);
+        output.WriteLine($"pause sent to {sender.NodeId}, held by {holder.NodeId}: stopped {serverSide.TotalMilliseconds:0} ms after the pause was stored ({clientSide.TotalMilliseconds:0} ms seen by the client)");
+        serverSide.ShouldBeLessThan(TimeSpan.FromSeconds(1), "the holder stops its upstream within 1 s");
 
-        public List<HoldfastClient> Clients { get; } = [];
+        var stored = (await cluster.ClientOf(readerNode).GetGenerationAsync(id)).Output;
+        await cluster.ClientOf(readerNode).CancelGenerationAsync(id, wait: TimeSpan.FromSeconds(10));
+        (await reader).ShouldBe(stored, "the reader on the third node got exactly the stored text");
+    }
 
-        public static async Task<NodeCluster> StartAsync(int nodes, IReadOnlyDictionary<string, string?> settings)
+    [Fact(Timeout = 120_000)]
+    public async Task FiveConcurrentStartsWithOneIdempotencyKey_OverThreeNodes_OneSession()
+    {
+        var cluster = fixture.Cluster;
+        var request = ClusterTests.Request("Once only", seed: 3, maxTokens: 20);
+
+        var started = await Task.WhenAll(Enumerable.Range(0, 5).Select(i => Task.Run(() => cluster.Clients[i % 3].CreateGenerationAsync(request, idempotencyKey: "one-key"))));
+
+        started.Select(g => g.Id).Distinct().Count().ShouldBe(1);
+        (await cluster.Database.ScalarAsync("SELECT count(*) FROM generation_sessions WHERE idempotency_key = 'one-key'")).ShouldBe(1L);
+    }
+}
+
+/// <summary>One node: its server process and the id it holds leases under (kept in its data directory).</summary>
+internal sealed record Node(ServerProcess Server, string NodeId);
+
+/// <summary>What the database says about one session's run.</summary>
+internal sealed record RunState(string? Holder, bool Running, bool Finished, int Output);
+
+/// <summary>Nodes on one fresh PostgreSQL database, each with a client over its Unix socket.</summary>
+internal sealed class NodeCluster : IAsyncDisposable
+{
+    private readonly IReadOnlyDictionary<string, string?> _settings;
+
+    private NodeCluster(TestDatabase database, IReadOnlyDictionary<string, string?> settings)
+    {
+        Database = database;
+        _settings = settings;
+    }
+
+    public TestDatabase Database { get; }
+
+    public List<Node> Nodes { get; } = [];
+
+    public List<HoldfastClient> Clients { get; } = [];
+
+    public static async Task<NodeCluster> StartAsync(int nodes, IReadOnlyDictionary<string, string?> settings)
+    {
+        var cluster = new NodeCluster(await TestPostgres.CreateDatabaseAsync("holdfast_cluster"), settings);
+        try
         {
-            var cluster = new NodeCluster(await TestPostgres.CreateDatabaseAsync("holdfast_cluster"), settings);
-            try
-            {
-                // The first node migrates the database; the others start together.
-                await cluster.AddNodeAsync();
-                await Task.WhenAll(Enumerable.Range(1, nodes - 1).Select(_ => cluster.AddNodeAsync()));
-                return cluster;
-            }
-            catch
-            {
-                await cluster.DisposeAsync();
-                throw;
-            }
+            // The first node migrates the database; the others start together.
+            await cluster.AddNodeAsync();
+            await Task.WhenAll(Enumerable.Range(1, nodes - 1).Select(_ => cluster.AddNodeAsync()));
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task<Node> AddNodeAsync()
+    {
+        var settings = new Dictionary<string, string?>(_settings, StringComparer.Ordinal) { ["HOLDFAST_STORE"] = Database.Uri };
+        var server = await ServerProcess.StartNewAsync(settings: settings);
+        var node = new Node(server, (await File.ReadAllTextAsync(server.Data.File("node-id"))).Trim());
+        lock (Nodes)
+        {
+            Nodes.Add(node);
+            Clients.Add(HoldfastClient.ForUnixSocket(server.SocketPath));
         }
 
-        public async Task<Node> AddNodeAsync()
-        {
-            var settings = new Dictionary<string, string?>(_settings, StringComparer.Ordinal) { ["HOLDFAST_STORE"] = Database.Uri };
-            var server = await ServerProcess.StartNewAsync(settings: settings);
-            var node = new Node(server, (await File.ReadAllTextAsync(server.Data.File("node-id"))).Trim());
-            lock (Nodes)
-            {
-                Nodes.Add(node);
-                Clients.Add(HoldfastClient.ForUnixSocket(server.SocketPath));
-            }
+        return node;
+    }
 
-            return node;
+    public HoldfastClient ClientOf(Node node) => Clients[Nodes.IndexOf(node)];
+
+    public async Task<Dictionary<string, RunState>> HoldersAsync(IReadOnlyCollection<string> ids)
+    {
+        await using var connection = new NpgsqlConnection(Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "SELECT id, lease_holder, status, length(output) FROM generation_sessions WHERE id = ANY(@ids)", connection);
+        command.Parameters.AddWithValue("ids", ids.ToArray());
+        var states = new Dictionary<string, RunState>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            var status = reader.GetString(2);
+            states[reader.GetString(0)] = new RunState(
+                await reader.IsDBNullAsync(1) ? null : reader.GetString(1), status == "running", status is "completed" or "cancelled", reader.GetInt32(3));
         }
 
-        public HoldfastClient ClientOf(Node node) => Clients[Nodes.IndexOf(node)];
+        return states;
+    }
 
-        public async Task<Dictionary<string, RunState>> HoldersAsync(IReadOnlyCollection<string> ids)
+    /// <summary>Server-side time from the stored pause (its audit event) to the stored stop (the paused status).</summary>
+    public async Task<TimeSpan> PauseToStoppedAsync(string id)
+    {
+        await using var connection = new NpgsqlConnection(Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            """
+            SELECT max(occurred_at) FILTER (WHERE action = 'pause'), max(occurred_at) FILTER (WHERE to_state = 'paused')
+            FROM session_events WHERE session_id = @id
+            """,
+            connection);
+        command.Parameters.AddWithValue("id", id);
+        await using var reader = await command.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return await reader.GetFieldValueAsync<DateTimeOffset>(1) - await reader.GetFieldValueAsync<DateTimeOffset>(0);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var client in Clients)
         {
-            await using var connection = new NpgsqlConnection(Database.ConnectionString);
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand(
-                "SELECT id, lease_holder, status, length(output) FROM generation_sessions WHERE id = ANY(@ids)", connection);
-            command.Parameters.AddWithValue("ids", ids.ToArray());
-            var states = new Dictionary<string, RunState>(StringComparer.Ordinal);
-            await using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                var status = reader.GetString(2);
-                states[reader.GetString(0)] = new RunState(
-                    await reader.IsDBNullAsync(1) ? null : reader.GetString(1), status == "running", status is "completed" or "cancelled", reader.GetInt32(3));
-            }
-
-            return states;
+            client.Dispose();
         }
 
-        /// <summary>Server-side time from the stored pause (its audit event) to the stored stop (the paused status).</summary>
-        public async Task<TimeSpan> PauseToStoppedAsync(string id)
+        foreach (var node in Nodes)
         {
-            await using var connection = new NpgsqlConnection(Database.ConnectionString);
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand(
-                """
-                SELECT max(occurred_at) FILTER (WHERE action = 'pause'), max(occurred_at) FILTER (WHERE to_state = 'paused')
-                FROM session_events WHERE session_id = @id
-                """,
-                connection);
-            command.Parameters.AddWithValue("id", id);
-            await using var reader = await command.ExecuteReaderAsync();
-            await reader.ReadAsync();
-            return await reader.GetFieldValueAsync<DateTimeOffset>(1) - await reader.GetFieldValueAsync<DateTimeOffset>(0);
+            await node.Server.DisposeAsync();
         }
 
-        public async ValueTask DisposeAsync()
-        {
-            foreach (var client in Clients)
-            {
-                client.Dispose();
-            }
-
-            foreach (var node in Nodes)
-            {
-                await node.Server.DisposeAsync();
-            }
-
-            await Database.DisposeAsync();
-        }
+        await Database.DisposeAsync();
     }
 }

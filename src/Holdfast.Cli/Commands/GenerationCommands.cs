@@ -250,6 +250,7 @@ internal static class GenerationCommands
             grid.AddRow(new Markup("[grey]status[/]"), new Markup(StatusMarkup(generation.Status, generation.PauseReason)));
             Row("model", $"{generation.Model} ({generation.Backend})");
             Row("owner", generation.Owner);
+            Row("holder", generation.Holder is { } h ? string.Create(CultureInfo.InvariantCulture, $"{h.NodeId} (epoch {h.Epoch}, lease until {h.LeaseExpiresAt:u})") : null);
             Row("error", generation.Error);
             Row("finish reason", generation.FinishReason);
             Row("tokens", generation.Usage is { } u ? $"{u.InputTokens} in, {u.OutputTokens} out" : null);

@@ -26,6 +26,13 @@ internal sealed class StoreAccess : IAsyncDisposable
     /// <summary>Migrations, status, location of the store.</summary>
     public IStoreAdministration Administration { get; }
 
+    /// <summary>The runner's port: the nodes on the store and the sessions they hold.</summary>
+    public Holdfast.Generation.IRunStore Runs => _services.GetRequiredService<Holdfast.Generation.IRunStore>();
+
+    /// <summary>The lease duration in force (<c>Cluster:LeaseDuration</c>): a node whose heartbeat is older is not alive.</summary>
+    public TimeSpan LeaseDuration =>
+        _services.GetRequiredService<IConfiguration>().GetValue<TimeSpan?>("Cluster:LeaseDuration") ?? new Holdfast.Cluster.ClusterOptions().LeaseDuration;
+
     /// <summary>API keys over the store's key port.</summary>
     public ApiKeys Keys => _services.GetRequiredService<ApiKeys>();
 

@@ -29,6 +29,7 @@ internal static class StoreTransferCommands
         root.Subcommands.Add(Export());
         root.Subcommands.Add(Import());
         root.Subcommands.Add(Status());
+        root.Subcommands.Add(Nodes());
     }
 
     private static Command Export()
@@ -163,6 +164,7 @@ internal static class StoreTransferCommands
                         generation = counts.Where(c => c.Kind == SessionKind.Generation).ToDictionary(c => c.Status, c => c.Count, StringComparer.Ordinal),
                         bot = counts.Where(c => c.Kind == SessionKind.Bot).ToDictionary(c => c.Status, c => c.Count, StringComparer.Ordinal),
                     },
+                    nodes = schema.IsCurrent ? NodeRows(await access.Runs.ListNodesAsync(cancellationToken), access.LeaseDuration) : [],
                 });
             }
             else
@@ -173,11 +175,60 @@ internal static class StoreTransferCommands
                     $"schema:     version {version}{(schema.IsCurrent ? " (current)" : schema.Problems.Count > 0 ? " (" + schema.Problems[0] + ")" : $", {schema.Pending.Count} migration(s) pending: run `holdfast migrate`")}"));
                 Console.Out.WriteLine($"generation: {Counts(counts, SessionKind.Generation)}");
                 Console.Out.WriteLine($"bot:        {Counts(counts, SessionKind.Bot)}");
+                if (schema.IsCurrent)
+                {
+                    var nodes = NodeRows(await access.Runs.ListNodesAsync(cancellationToken), access.LeaseDuration);
+                    Console.Out.WriteLine(nodes.Count == 0
+                        ? "nodes:      none has run yet"
+                        : "nodes:      " + string.Join(", ", nodes.Select(n => string.Create(CultureInfo.InvariantCulture, $"{n.NodeId} ({(n.Alive ? "alive" : n.StoppedAt is null ? "silent" : "stopped")}, {n.SessionsHeld} held, heartbeat {n.HeartbeatAt:u})"))));
+                }
             }
 
             return schema.Problems.Count == 0 ? ExitCodes.Ok : ExitCodes.Usage;
         }));
         return status;
+    }
+
+    private static Command Nodes()
+    {
+        var json = new Option<bool>("--json") { Description = "Print the nodes as a JSON array." };
+        var store = StoreOption.Create();
+        var nodes = new Command("nodes", "The holdfast serve nodes on the store: id, alive or not, last heartbeat, sessions held.") { json, store };
+        nodes.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
+        {
+            await using var access = await StoreAccess.OpenAsync(migrate: false, parseResult.GetValue(store), cancellationToken);
+            var rows = NodeRows(await access.Runs.ListNodesAsync(cancellationToken), access.LeaseDuration);
+            if (parseResult.GetValue(json))
+            {
+                Terminal.WriteJson(rows);
+                return ExitCodes.Ok;
+            }
+
+            if (rows.Count == 0)
+            {
+                Console.Out.WriteLine("No node has run on this store yet.");
+                return ExitCodes.Ok;
+            }
+
+            Console.Out.WriteLine($"{"NODE",-32} {"STATE",-8} {"HELD",5}  {"HEARTBEAT",-20} STARTED");
+            foreach (var n in rows)
+            {
+                Console.Out.WriteLine(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"{n.NodeId,-32} {(n.Alive ? "alive" : n.StoppedAt is null ? "silent" : "stopped"),-8} {n.SessionsHeld,5}  {n.HeartbeatAt:u} {n.StartedAt:u}"));
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return nodes;
+    }
+
+    /// <summary>The wire shape of the nodes: alive when not stopped and the heartbeat is younger than the lease.</summary>
+    internal static List<Holdfast.Client.Models.ClusterNodeInfo> NodeRows(IReadOnlyList<Holdfast.Cluster.ClusterNode> nodes, TimeSpan leaseDuration)
+    {
+        var now = DateTimeOffset.UtcNow;
+        return nodes.Select(n => new Holdfast.Client.Models.ClusterNodeInfo(
+            n.NodeId, n.StartedAt, n.HeartbeatAt, n.StoppedAt, n.StoppedAt is null && now - n.HeartbeatAt < leaseDuration, n.SessionsHeld)).ToList();
     }
 
     private static string Counts(IReadOnlyList<SessionCount> counts, SessionKind kind)

@@ -64,10 +64,29 @@ public sealed record Generation(
     DateTimeOffset? CompletedAt,
     IReadOnlyDictionary<string, string>? Metadata)
 {
+    /// <summary>
+    /// The node running the session under a lease (<c>GET /api/v1/generations/{id}</c>): its id, the lease's fencing
+    /// epoch and when the lease expires unless renewed. Null when nobody holds it (not running), and in lists.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
+    public SessionHolder? Holder { get; init; }
+
     /// <summary>True for <c>completed</c>, <c>cancelled</c> and <c>failed</c> (failed may still be resumed).</summary>
     [JsonIgnore]
     public bool IsFinished => Status is GenerationStatus.Completed or GenerationStatus.Cancelled or GenerationStatus.Failed;
 }
+
+/// <summary>Who holds a running session: the node, the fencing epoch of its lease, and when the lease expires unless renewed.</summary>
+public sealed record SessionHolder(string NodeId, long Epoch, DateTimeOffset LeaseExpiresAt);
+
+/// <summary>One <c>holdfast serve</c> node on the store (<c>GET /api/v1/nodes</c>).</summary>
+/// <param name="NodeId">The id it holds leases under (<c>Cluster:NodeId</c>).</param>
+/// <param name="StartedAt">When it first renewed after its last start.</param>
+/// <param name="HeartbeatAt">Its last heartbeat (written with every lease renewal).</param>
+/// <param name="StoppedAt">When it stopped gracefully; null while it runs, or after a crash (its heartbeat then ages).</param>
+/// <param name="Alive">Heartbeat younger than the lease duration and not stopped.</param>
+/// <param name="SessionsHeld">Running generation sessions it holds.</param>
+public sealed record ClusterNodeInfo(string NodeId, DateTimeOffset StartedAt, DateTimeOffset HeartbeatAt, DateTimeOffset? StoppedAt, bool Alive, int SessionsHeld);
 
 /// <summary>Optional body of <c>POST /api/v1/generations/{id}/pause|resume|cancel</c>.</summary>
 public sealed record ControlRequest(string? Reason = null, long? ExpectedVersion = null);

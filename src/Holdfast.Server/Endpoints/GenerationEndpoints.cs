@@ -111,8 +111,15 @@ internal static class GenerationEndpoints
         return TypedResults.Ok(new Wire.ItemPage<Wire.Generation>(page.Items.Select(GenerationMapping.ToWire).ToList(), page.NextCursor));
     }
 
-    private static async Task<Ok<Wire.Generation>> GetAsync(string id, HttpContext context, GenerationSessions sessions, CancellationToken cancellationToken) =>
-        TypedResults.Ok(GenerationMapping.ToWire(await sessions.GetAsync(ValidId(id), OwnerScope(context.Caller()), cancellationToken)));
+    private static async Task<Ok<Wire.Generation>> GetAsync(string id, HttpContext context, GenerationSessions sessions, GenerationRunner runner, CancellationToken cancellationToken)
+    {
+        var session = await sessions.GetAsync(ValidId(id), OwnerScope(context.Caller()), cancellationToken);
+        var holder = session.Status == GenerationStatus.Running ? await runner.FindHolderAsync(session.Id, cancellationToken) : null;
+        return TypedResults.Ok(GenerationMapping.ToWire(session) with
+        {
+            Holder = holder is null ? null : new Wire.SessionHolder(holder.NodeId, holder.Epoch, holder.LeaseExpiresAt),
+        });
+    }
 
     private static async Task<Ok<Wire.Generation>> ControlAsync(
         string id,

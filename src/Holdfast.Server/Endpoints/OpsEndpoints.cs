@@ -64,11 +64,33 @@ internal static class OpsEndpoints
         return TypedResults.Text("ready\n");
     }
 
-    private static async Task<ContentHttpResult> MetricsAsync(PrometheusMetrics metrics, SessionCounts counts, CancellationToken cancellationToken)
+    private static async Task<ContentHttpResult> MetricsAsync(
+        PrometheusMetrics metrics, SessionCounts counts, Holdfast.Generation.GenerationRunner runner, TimeProvider time, CancellationToken cancellationToken)
     {
         var text = new StringBuilder();
         await counts.AppendAsync(text, cancellationToken);
+        await AppendNodesAsync(text, runner, time, cancellationToken);
         text.Append(metrics.Render());
         return TypedResults.Text(text.ToString(), "text/plain; version=0.0.4; charset=utf-8");
+    }
+
+    /// <summary>The nodes on the store: seconds since each one's heartbeat and the sessions it holds (node ids are not session data).</summary>
+    private static async Task AppendNodesAsync(StringBuilder text, Holdfast.Generation.GenerationRunner runner, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var nodes = await runner.ListNodesAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        text.Append("# HELP holdfast_node_heartbeat_age_seconds Seconds since each node's last heartbeat (written with every lease renewal).\n");
+        text.Append("# TYPE holdfast_node_heartbeat_age_seconds gauge\n");
+        foreach (var n in nodes.Where(n => n.StoppedAt is null))
+        {
+            text.Append(System.Globalization.CultureInfo.InvariantCulture, $"holdfast_node_heartbeat_age_seconds{{node=\"{n.NodeId}\"}} {Math.Max(0, (now - n.HeartbeatAt).TotalSeconds):0.###}\n");
+        }
+
+        text.Append("# HELP holdfast_node_sessions_held Running generation sessions each node holds under a lease.\n");
+        text.Append("# TYPE holdfast_node_sessions_held gauge\n");
+        foreach (var n in nodes.Where(n => n.StoppedAt is null))
+        {
+            text.Append(System.Globalization.CultureInfo.InvariantCulture, $"holdfast_node_sessions_held{{node=\"{n.NodeId}\"}} {n.SessionsHeld}\n");
+        }
     }
 }

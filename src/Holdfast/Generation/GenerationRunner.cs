@@ -53,6 +53,8 @@ internal sealed class GenerationRunner : BackgroundService
     private long _nextCompaction;
     private long _nextExpirySweep;
     private long _lastRenewal;
+    private int _liveNodes = 1;
+    private bool _capped;
 
     public GenerationRunner(
         IRunStore runs,
@@ -86,6 +88,15 @@ internal sealed class GenerationRunner : BackgroundService
 #pragma warning disable VSTHRD003 // The source is ours; ExecuteAsync completes it.
     public Task Recovered => _recovered.Task;
 #pragma warning restore VSTHRD003
+
+    /// <summary>The nodes on this store (for status, <c>holdfast nodes</c> and metrics).</summary>
+    public Task<IReadOnlyList<ClusterNode>> ListNodesAsync(CancellationToken cancellationToken = default) => _runs.ListNodesAsync(cancellationToken);
+
+    /// <summary>The holder of a running session, or null.</summary>
+    public Task<LeaseHolder?> FindHolderAsync(string sessionId, CancellationToken cancellationToken = default) => _runs.FindHolderAsync(sessionId, cancellationToken);
+
+    /// <summary>The lease settings in force.</summary>
+    public ClusterOptions Cluster => _cluster;
 
     /// <summary>This node's id (the lease holder of its runs).</summary>
     public string NodeId => _nodeId;
@@ -212,6 +223,16 @@ internal sealed class GenerationRunner : BackgroundService
 #pragma warning disable VSTHRD003 // The renewal loop is ours; ExecuteAsync started it.
             await _renewal;
 #pragma warning restore VSTHRD003
+            try
+            {
+                await _runs.MarkNodeStoppedAsync(_nodeId, cancellationToken);
+            }
+#pragma warning disable CA1031 // Only the node list's "stopped" mark is missing then; its heartbeat ages instead.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.GenerationLeaseRenewalFailed(_logger, ex, _nodeId);
+            }
         }
     }
 
@@ -227,6 +248,7 @@ internal sealed class GenerationRunner : BackgroundService
         while (!stoppingToken.IsCancellationRequested)
         {
             var chosen = new List<(string Id, RunHandle Handle)>();
+            _capped = false;
             IReadOnlyList<RunClaim> claimed;
             try
             {
@@ -260,9 +282,11 @@ internal sealed class GenerationRunner : BackgroundService
                 handle.Completion = Task.Run(() => RunAsync(run, handle), CancellationToken.None);
             }
 
-            if (claimed.Count == 0)
+            if (claimed.Count == 0 || _capped)
             {
-                return; // Nothing queued, or every backend with queued sessions is at its limit.
+                // Nothing queued, every backend with queued sessions is at its limit, or this node took its share (the
+                // other live nodes take theirs; what is left is claimed on the next tick).
+                return;
             }
         }
     }
@@ -275,6 +299,14 @@ internal sealed class GenerationRunner : BackgroundService
     {
         if (_handles.ContainsKey(candidate.Id))
         {
+            return ClaimChoice.Skip;
+        }
+
+        // Several live nodes: take a fair share of what this claim offers, so sessions a dead node left are spread.
+        var live = Volatile.Read(ref _liveNodes);
+        if (live > 1 && chosen.Count >= (candidate.Offered + live - 1) / live)
+        {
+            _capped = true;
             return ClaimChoice.Skip;
         }
 
@@ -350,15 +382,13 @@ internal sealed class GenerationRunner : BackgroundService
     /// </summary>
     private async Task RenewLeasesAsync(CancellationToken cancellationToken)
     {
-        if (_handles.IsEmpty)
-        {
-            return;
-        }
-
         var started = _time.GetTimestamp();
         var held = (await _runs.RenewLeasesAsync(_nodeId, _cluster.LeaseDuration, cancellationToken))
             .Select(l => (l.SessionId, l.FencingToken))
             .ToHashSet();
+        var now = _time.GetUtcNow();
+        var live = (await _runs.ListNodesAsync(cancellationToken)).Count(n => n.StoppedAt is null && now - n.HeartbeatAt < _cluster.LeaseDuration);
+        Volatile.Write(ref _liveNodes, Math.Max(1, live));
         var previous = Interlocked.Exchange(ref _lastRenewal, started);
         var gap = TimeSpan.FromSeconds((started - previous) / (double)_time.TimestampFrequency);
         if (previous != 0 && gap > _cluster.RenewInterval + _cluster.RenewInterval)

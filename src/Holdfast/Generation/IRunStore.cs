@@ -1,3 +1,4 @@
+using Holdfast.Cluster;
 using Holdfast.Sessions;
 
 namespace Holdfast.Generation;
@@ -8,8 +9,11 @@ namespace Holdfast.Generation;
 /// </summary>
 public sealed record RunLease(string SessionId, string NodeId, long FencingToken, DateTimeOffset ExpiresAt);
 
-/// <summary>A queued session offered to the runner inside a claim: its id, backend, and whether it has output to continue.</summary>
-public sealed record ClaimCandidate(string Id, string Backend, bool HasOutput);
+/// <summary>
+/// A queued session offered to the runner inside a claim: its id, backend, whether it has output to continue, and how
+/// many sessions this claim offers in all (so a node of several can take only its share).
+/// </summary>
+public sealed record ClaimCandidate(string Id, string Backend, bool HasOutput, int Offered = 1);
 
 /// <summary>The runner's answer for one <see cref="ClaimCandidate"/>: take it (recording <see cref="Continuation"/>) or leave it queued.</summary>
 public readonly record struct ClaimChoice(bool Take, string? Continuation = null)
@@ -66,8 +70,9 @@ public interface IRunStore
 
     /// <summary>
     /// Extends every lease <paramref name="nodeId"/> holds on a running session to now + <paramref name="leaseDuration"/>,
-    /// in one statement, and returns the leases it still holds (a run whose session is missing from the answer lost its
-    /// lease and must stop without writing).
+    /// in one statement that also records the node's heartbeat (<c>cluster_nodes</c>: inserted when new, stopped mark
+    /// cleared), and returns the leases it still holds (a run whose session is missing from the answer lost its lease
+    /// and must stop without writing).
     /// </summary>
     Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default);
 
@@ -89,6 +94,15 @@ public interface IRunStore
     /// nodes are left alone.
     /// </summary>
     Task<IReadOnlyList<GenerationChange>> RecoverAbandonedAsync(RecoveryRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Records that <paramref name="nodeId"/> stopped gracefully (it holds nothing any more).</summary>
+    Task MarkNodeStoppedAsync(string nodeId, CancellationToken cancellationToken = default);
+
+    /// <summary>Every node that ever renewed on this store, by id, with the number of running sessions each holds.</summary>
+    Task<IReadOnlyList<ClusterNode>> ListNodesAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>The holder of a running session (null when nobody holds it: not running, or its lease was released).</summary>
+    Task<LeaseHolder?> FindHolderAsync(string sessionId, CancellationToken cancellationToken = default);
 
     /// <summary>Running sessions held by <paramref name="nodeId"/> whose desired state is no longer <c>running</c> (a pause or cancel to reconcile).</summary>
     Task<IReadOnlyList<string>> ListStopRequestedAsync(string nodeId, CancellationToken cancellationToken = default);
