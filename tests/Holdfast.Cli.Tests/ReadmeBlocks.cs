@@ -22,7 +22,7 @@ internal sealed record ReadmeMarker(string Name, string Value);
 /// <item><c>&lt;!-- stop-after: N s --&gt;</c>: a shell block that runs until stopped (a live stream): it runs for N seconds
 /// and is then stopped, as with Ctrl-C; it passes when it has not failed by then.</item>
 /// <item><c>&lt;!-- run-by: TestClass --&gt;</c>: a block in another language, run by that test class.</item>
-/// <item><c>```text</c> or no language: not code (diagrams, sample output).</item>
+/// <item><c>```text</c>, <c>```json</c> or no language: not code (diagrams, sample output, payload shapes).</item>
 /// </list>
 /// </summary>
 internal static partial class ReadmeBlocks
@@ -35,7 +35,7 @@ internal static partial class ReadmeBlocks
 
     public static bool IsShell(string language) => language is "sh" or "bash" or "shell";
 
-    public static bool IsText(string language) => language is "" or "text";
+    public static bool IsText(string language) => language is "" or "text" or "json";
 
     public static List<ReadmeBlock> Parse(string readme)
     {
