@@ -2,11 +2,17 @@ using BenchmarkDotNet.Running;
 using Holdfast.Benchmarks.Scenarios;
 
 // `scenarios` (the default): end-to-end measurements over a real SQLite file and a real server, printed as the
-// Markdown table the README keeps. `micro`: BenchmarkDotNet micro-benchmarks (any BenchmarkDotNet arguments after it).
+// Markdown table the README keeps. `report`: the full run (peers in the same run, every scenario several times) that
+// writes BENCHMARKS.md and README's table between the bench markers. `micro`: BenchmarkDotNet micro-benchmarks (any BenchmarkDotNet arguments after it).
 if (args is ["micro", .. var rest])
 {
     BenchmarkSwitcher.FromAssembly(typeof(ScenarioRunner).Assembly).Run(rest);
     return 0;
+}
+
+if (args is ["report", .. var reportArgs])
+{
+    return await ReportRunner.RunAsync(reportArgs);
 }
 
 return await ScenarioRunner.RunAsync(args is ["scenarios", .. var scenarioArgs] ? scenarioArgs : args);

@@ -9,6 +9,7 @@ GenerationCommands.AddTo(root);
 BotCommands.AddTo(root);
 TopCommand.AddTo(root);
 KeyCommands.AddTo(root);
+WebhookCommands.AddTo(root);
 StoreTransferCommands.AddTo(root);
 DashboardCommand.AddTo(root);
 

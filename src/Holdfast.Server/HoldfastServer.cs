@@ -6,7 +6,6 @@ using Holdfast.Security;
 using Holdfast.Server.Dashboard;
 using Holdfast.Server.Endpoints;
 using Holdfast.Sessions;
-using Holdfast.Storage.Sqlite;
 using Holdfast.Server.Errors;
 using Holdfast.Server.Hosting;
 using Holdfast.Server.Metrics;
@@ -122,6 +121,7 @@ public static class HoldfastServer
         api.MapGenerationApi();
         api.MapBotApi();
         api.MapClusterApi();
+        api.MapWebhookApi();
         app.MapPairingPages();
         app.MapOpenAiApi();
         app.MapDashboard();
@@ -251,12 +251,9 @@ public static class HoldfastServer
 
     internal static string ResolveSocketPath(ServerOptions options, IConfiguration configuration)
     {
-        if (!string.IsNullOrWhiteSpace(options.SocketPath))
-        {
-            return Path.GetFullPath(options.SocketPath);
-        }
-
-        return Path.Combine(HoldfastConfiguration.ResolveDataDirectory(configuration), "holdfast.sock");
+        return string.IsNullOrWhiteSpace(options.SocketPath)
+            ? HoldfastConfiguration.ResolveSocketPath(configuration)
+            : Path.GetFullPath(options.SocketPath);
     }
 
     internal static (IPAddress Address, int Port) ParseUrl(string url)
@@ -284,11 +281,10 @@ internal sealed class ServerStartup(
     IConfiguration configuration,
     StoreSchema schema,
     IStoreAdministration store,
-    ILogger<ServerStartup> logger,
-    SqliteDatabase? database = null) : IDisposable
+    ILogger<ServerStartup> logger) : IDisposable
 {
     private DataDirectoryLock? _lock;
-    private DataDirectoryLock? _databaseLock;
+    private IDisposable? _storeHold;
 
     public string DataDirectory => storageOptions.Value.ResolveDataDirectory();
 
@@ -316,11 +312,11 @@ internal sealed class ServerStartup(
                 ex);
         }
 
-        // The SQLite file can live outside the data directory (Storage:SqliteFile): its own lock keeps two servers with
-        // different data directories off the same file.
+        // The store may need holding beyond the data directory (SQLite: the file can live outside it, Storage:SqliteFile,
+        // and its own lock keeps two servers with different data directories off it); the provider knows.
         try
         {
-            _databaseLock = database is null ? null : DataDirectoryLock.AcquireDatabase(database.Path, "holdfast serve");
+            _storeHold = store.HoldForServer("holdfast serve");
         }
         catch (DatabaseInUseException ex)
         {
@@ -373,49 +369,44 @@ internal sealed class ServerStartup(
 
             // A write at start: a disk that is already full refuses start-up here, in one line, rather than failing
             // the first request (or the restore of running sessions) later.
-            if (database is not null && await database.CheckWritableAsync(cancellationToken) is { } failure)
+            if (await store.CheckWritableAsync(cancellationToken) is { } failure)
             {
                 throw new StoreUnavailableException(failure);
             }
         }
-        catch (StoreUnavailableException ex) when (database?.WriteFailure is not null)
+        catch (StoreUnavailableException ex) when (store.WriteFailure is not null)
         {
-            var failure = database.WriteFailure.Replace(" Nothing was changed; retry once there is space.", " Free some space, then start again.", StringComparison.Ordinal);
+            var failure = store.WriteFailure.Replace(" Nothing was changed; retry once there is space.", " Free some space, then start again.", StringComparison.Ordinal);
             throw new ServerStartupException($"Cannot start: {char.ToLowerInvariant(failure[0])}{failure[1..]}", ex);
         }
     }
 
     /// <summary>
-    /// SQLite: <c>PRAGMA quick_check</c> within <see cref="StorageOptions.StartupCheckTimeout"/>. A damaged file refuses
-    /// start-up with one line naming it and <c>holdfast restore</c>; a check that takes longer is skipped with a warning.
+    /// The store's quick integrity check (<see cref="StoreCheckDepth.Quick"/>: SQLite <c>PRAGMA quick_check</c>,
+    /// PostgreSQL one row of every table) within <see cref="StorageOptions.StartupCheckTimeout"/>. A damaged store
+    /// refuses start-up with one line naming it and the way out; a check that takes longer is skipped with a warning.
     /// </summary>
     private async Task CheckIntegrityAsync(CancellationToken cancellationToken)
     {
         var limit = storageOptions.Value.StartupCheckTimeout;
-        if (database is null || limit <= TimeSpan.Zero || !File.Exists(database.Path) || new FileInfo(database.Path).Length == 0)
+        if (limit <= TimeSpan.Zero)
         {
             return;
         }
 
-        IReadOnlyList<string>? problems;
-        try
+        var check = await store.CheckIntegrityAsync(StoreCheckDepth.Quick, limit, cancellationToken);
+        if (check.Integrity == StoreIntegrity.Unfinished)
         {
-            problems = await database.QuickCheckAsync(limit, cancellationToken);
+            Log.StartupCheckSkipped(logger, check.Location, limit.TotalMilliseconds);
         }
-        catch (StoreUnavailableException ex)
+        else if (check.Integrity == StoreIntegrity.Damaged)
         {
-            problems = [ex.Message];
-        }
-
-        if (problems is null)
-        {
-            Log.StartupCheckSkipped(logger, database.Path, limit.TotalMilliseconds);
-        }
-        else if (problems.Count > 0)
-        {
+            var wayOut = store.SupportsOnlineBackup
+                ? "then put a backup in its place with `holdfast restore FILE` (the damaged file is kept as a .bak)."
+                : "then repair it with the server's own tools, or import an export into a new database (`holdfast import FILE --store …`).";
             throw new ServerStartupException(
-                $"The database '{database.Path}' is damaged ({string.Join(' ', problems[0].Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))}); refusing to start. " +
-                "See the damage with `holdfast check`, then put a backup in its place with `holdfast restore FILE` (the damaged file is kept as a .bak).");
+                $"The database '{check.Location}' is damaged ({string.Join(' ', check.Problems[0].Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))}); refusing to start. " +
+                "See the damage with `holdfast check`, " + wayOut);
         }
     }
 
@@ -462,7 +453,7 @@ internal sealed class ServerStartup(
 
     public void Dispose()
     {
-        _databaseLock?.Dispose();
+        _storeHold?.Dispose();
         _lock?.Dispose();
     }
 }

@@ -39,8 +39,10 @@ internal static class PostgresAudit
         command.Parameters.Add(Pg.Text("action", action));
         command.Parameters.Add(Pg.Text("from", fromState));
         command.Parameters.Add(Pg.Text("to", toState));
-        command.Parameters.Add(Pg.Text("detail", AuditActions.CombineDetail(detail, actor.Reason)));
+        var combined = AuditActions.CombineDetail(detail, actor.Reason);
+        command.Parameters.Add(Pg.Text("detail", combined));
         await command.ExecuteNonQueryAsync(cancellationToken);
+        await PostgresWebhookStore.EnqueueAsync(connection, transaction, kind, sessionId, action, fromState, toState, at, combined, cancellationToken);
     }
 }
 

@@ -98,6 +98,12 @@ internal sealed class PostgresBotStore : IBotStore
                 {
                     var now = _time.GetUtcNow();
                     var existing = await ReadRowAsync(connection, transaction, request.SessionId, ct);
+                    var plan = BotRules.DecideStart(existing, request);
+                    if (plan.Outcome == BotStartOutcome.AlreadyActive)
+                    {
+                        return new BotStartResult(existing!, BotStartOutcome.AlreadyActive);
+                    }
+
                     if (existing is null)
                     {
                         // ON CONFLICT: a concurrent start of the same new id waits for the other insert; when that
@@ -120,31 +126,17 @@ internal sealed class PostgresBotStore : IBotStore
                         {
                             await PostgresAudit.AppendAsync(
                                 connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotCreated, null, "active", now,
-                                $"bot_type={request.BotType}", ct);
+                                plan.Detail, ct);
                             return new BotStartResult(created, BotStartOutcome.Created);
                         }
 
+                        // The other start won: decide again on its row, as for a session that existed.
                         existing = (await ReadRowAsync(connection, transaction, request.SessionId, ct))!;
-                    }
-
-                    // A session owned by someone else, or by no one, is never adopted by whoever names its id (an owner is
-                    // given only by AssignOwnerAsync).
-                    if (request.Owner is not null && !string.Equals(existing.Owner, request.Owner, StringComparison.Ordinal))
-                    {
-                        throw new BotIdUnavailableException(request.SessionId);
-                    }
-
-                    if (existing.Status == BotSessionStatus.Active)
-                    {
-                        if (!string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal))
+                        plan = BotRules.DecideStart(existing, request);
+                        if (plan.Outcome == BotStartOutcome.AlreadyActive)
                         {
-                            throw new SessionConflictException(
-                                $"Bot session '{request.SessionId}' is active as a '{existing.BotType}' bot; end it before starting it as '{request.BotType}'.",
-                                "active",
-                                "active");
+                            return new BotStartResult(existing, BotStartOutcome.AlreadyActive);
                         }
-
-                        return new BotStartResult(existing, BotStartOutcome.AlreadyActive);
                     }
 
                     var reactivated = await UpdateAsync(
@@ -155,11 +147,8 @@ internal sealed class PostgresBotStore : IBotStore
                         command => command.Parameters.Add(Pg.Text("bot_type", request.BotType)),
                         now,
                         ct);
-                    var detail = string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal)
-                        ? $"bot_type={request.BotType}"
-                        : $"bot_type={existing.BotType}->{request.BotType}";
                     await PostgresAudit.AppendAsync(
-                        connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotReactivated, "inactive", "active", now, detail, ct);
+                        connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotReactivated, "inactive", "active", now, plan.Detail, ct);
                     return new BotStartResult(reactivated, BotStartOutcome.Reactivated);
                 },
                 cancellationToken);
@@ -172,23 +161,9 @@ internal sealed class PostgresBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: "update the QR code of",
-            isNoOp: existing =>
-            {
-                // A connected session never keeps a QR.
-                if (qrData is not null && existing.Connection?.State == BotConnectionState.Connected)
-                {
-                    throw new SessionConflictException(
-                        $"Bot session '{sessionId}' is connected; report 'reconnecting' or 'disconnected' before a new QR code.", "connected");
-                }
-
-                return string.Equals(existing.QrData, qrData, StringComparison.Ordinal);
-            },
+            BotRules.SetQr(qrData),
             update: SetQrSql,
             bind: command => command.Parameters.Add(Pg.Text("qr", qrData)),
-            action: AuditActions.BotQr,
-            detail: _ => qrData is null ? "qr cleared" : "qr updated",
-            toState: null,
             cancellationToken);
     }
 
@@ -205,17 +180,13 @@ internal sealed class PostgresBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: "record a message for",
-            isNoOp: existing => receivedAt is { } at && existing.LastMessageAt is { } last && last > at,
+            BotRules.RecordMessage(text, receivedAt),
             update: RecordMessageSql,
             bind: command =>
             {
                 command.Parameters.Add(Pg.Text("text", text));
                 command.Parameters.Add(Pg.Time("at", receivedAt));
             },
-            action: AuditActions.BotMessage,
-            detail: _ => string.Create(CultureInfo.InvariantCulture, $"{text.Length} characters"),
-            toState: null,
             cancellationToken);
     }
 
@@ -227,19 +198,7 @@ internal sealed class PostgresBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: null,
-            isNoOp: existing =>
-            {
-                // The state machine decides inside the write transaction, on the state as it is now (row locked).
-                if (BotConnectionStates.CheckTransition(existing.Connection?.State, state) is { } refused)
-                {
-                    throw new SessionConflictException(refused, existing.Connection?.State.ToWire(), wire);
-                }
-
-                // The same report again changes nothing.
-                return existing.Connection is { } current && current.State == state
-                    && string.Equals(current.Reason, reason, StringComparison.Ordinal) && current.Code == code;
-            },
+            BotRules.SetConnectionState(state, reason, code, detail),
             update: SetConnectionStateSql,
             bind: command =>
             {
@@ -248,9 +207,6 @@ internal sealed class PostgresBotStore : IBotStore
                 command.Parameters.Add(Pg.Integer("code", code));
                 command.Parameters.Add(Pg.Text("detail", detail));
             },
-            action: AuditActions.BotConnection,
-            detail: existing => $"{existing.Connection?.State.ToWire() ?? "none"} -> {detail}",
-            toState: null,
             cancellationToken);
     }
 
@@ -261,13 +217,9 @@ internal sealed class PostgresBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: null,
-            isNoOp: existing => string.Equals(existing.ConnectionDetail, connectionDetail, StringComparison.Ordinal),
+            BotRules.SetConnection(connectionDetail),
             update: SetConnectionSql,
             bind: command => command.Parameters.Add(Pg.Text("detail", connectionDetail)),
-            action: AuditActions.BotConnection,
-            detail: existing => $"{existing.ConnectionDetail ?? "none"} -> {connectionDetail ?? "none"}",
-            toState: null,
             cancellationToken);
     }
 
@@ -278,13 +230,9 @@ internal sealed class PostgresBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: null,
-            isNoOp: existing => string.Equals(existing.Owner, owner, StringComparison.Ordinal),
+            BotRules.AssignOwner(owner),
             update: AssignOwnerSql,
             bind: command => command.Parameters.Add(Pg.Text("owner", owner)),
-            action: AuditActions.BotOwner,
-            detail: existing => $"owner {existing.Owner ?? "none"} -> {owner}",
-            toState: null,
             cancellationToken);
     }
 
@@ -294,13 +242,9 @@ internal sealed class PostgresBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: null,
-            isNoOp: existing => existing.Status == BotSessionStatus.Inactive,
+            BotRules.End(),
             update: EndSql,
             bind: _ => { },
-            action: AuditActions.BotEnded,
-            detail: _ => null,
-            toState: "inactive",
             cancellationToken);
     }
 
@@ -362,13 +306,9 @@ internal sealed class PostgresBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: null,
-            isNoOp: _ => false,
+            BotRules.SaveAuthState(bytes?.Length),
             update: SaveAuthStateSql,
             bind: command => command.Parameters.Add(Pg.Bytea("state", bytes)),
-            action: AuditActions.BotAuthState,
-            detail: _ => bytes is null ? "auth state cleared" : string.Create(CultureInfo.InvariantCulture, $"auth state stored ({bytes.Length} bytes, encrypted)"),
-            toState: null,
             cancellationToken);
     }
 
@@ -394,13 +334,9 @@ internal sealed class PostgresBotStore : IBotStore
     private async Task<BotSession> ChangeAsync(
         string sessionId,
         Actor actor,
-        string? requireActive,
-        Func<BotSession, bool> isNoOp,
+        BotChangeRule rule,
         string update,
         Action<NpgsqlCommand> bind,
-        string action,
-        Func<BotSession, string?> detail,
-        string? toState,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(actor);
@@ -409,23 +345,17 @@ internal sealed class PostgresBotStore : IBotStore
             {
                 var existing = await ReadRowAsync(connection, transaction, sessionId, ct)
                     ?? throw new SessionNotFoundException(SessionKind.Bot, sessionId);
-                if (requireActive is not null && existing.Status != BotSessionStatus.Active)
-                {
-                    throw new SessionConflictException(
-                        $"Cannot {requireActive} bot session '{sessionId}': it is inactive. Start it again first.", "inactive");
-                }
-
-                if (isNoOp(existing))
+                // The rule decides on the row as it is now, inside the write transaction.
+                if (rule.Decide(existing) is not { } change)
                 {
                     return existing;
                 }
 
                 var now = _time.GetUtcNow();
-                var eventDetail = detail(existing);
                 var updated = await UpdateAsync(connection, transaction, existing, update, bind, now, ct);
                 await PostgresAudit.AppendAsync(
-                    connection, transaction, SessionKind.Bot, sessionId, actor, action,
-                    existing.Status.ToWire(), toState ?? updated.Status.ToWire(), now, eventDetail, ct);
+                    connection, transaction, SessionKind.Bot, sessionId, actor, change.Action,
+                    change.FromStatus, change.ToStatus, now, change.Detail, ct);
                 return updated;
             },
             cancellationToken);

@@ -829,6 +829,10 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             updated = Map(reader);
         }
 
+        // The webhook events of this change (issue 12), in the same transaction as its audit event.
+        await PostgresWebhookStore.EnqueueAsync(
+            connection, transaction, SessionKind.Generation, session.Id, AuditActions.For(transition.Command.Kind), transition.From.ToString(), to.ToString(), now,
+            AuditActions.CombineDetail(GenerationRules.TransitionDetail(transition, actor, facts.Error), actor.Reason), cancellationToken);
         return (new GenerationChange(updated.Session, statusEvent, true), updated);
     }
 

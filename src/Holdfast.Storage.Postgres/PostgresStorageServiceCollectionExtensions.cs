@@ -38,6 +38,7 @@ public static class PostgresStorageServiceCollectionExtensions
         services.TryAddSingleton(sp => sp.GetRequiredService<PostgresStore>().BotAuthKeys);
         services.TryAddSingleton(sp => sp.GetRequiredService<PostgresStore>().ApiKeys);
         services.TryAddSingleton(sp => sp.GetRequiredService<PostgresStore>().Audit);
+        services.TryAddSingleton(sp => sp.GetRequiredService<PostgresStore>().Webhooks);
         services.TryAddSingleton(sp => sp.GetRequiredService<PostgresStore>().Administration);
         return services;
     }

@@ -29,6 +29,7 @@ public sealed class PostgresStore : IAsyncDisposable
         BotAuthKeys = new PostgresBotAuthKeyStore(Database, clock);
         ApiKeys = new PostgresApiKeyStore(Database);
         Audit = new PostgresAuditLog(Database);
+        Webhooks = new PostgresWebhookStore(Database, clock);
         Administration = new PostgresStoreAdministration(Database, Location);
         _signals = new PostgresChangeSignals(Database, clock);
     }
@@ -50,6 +51,9 @@ public sealed class PostgresStore : IAsyncDisposable
     public IApiKeyStore ApiKeys { get; }
 
     public IAuditLog Audit { get; }
+
+    /// <summary>Webhook subscriptions and the outbox (issue 12).</summary>
+    public Holdfast.Webhooks.IWebhookStore Webhooks { get; }
 
     public IStoreAdministration Administration { get; }
 

@@ -15,9 +15,6 @@ namespace Holdfast.Storage.Postgres;
 /// </summary>
 internal sealed class PostgresStoreAdministration : IStoreAdministration
 {
-    /// <summary>Every Holdfast table but <c>schema_migrations</c>, parents first.</summary>
-    internal static readonly string[] Tables = ["users", "api_keys", "bot_sessions", "generation_sessions", "generation_log", "session_events"];
-
     private readonly PostgresDatabase _database;
     private readonly string _location;
 
@@ -65,9 +62,99 @@ internal sealed class PostgresStoreAdministration : IStoreAdministration
             },
             cancellationToken);
 
-    public Task BackupAsync(string destinationPath, bool overwrite, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default) =>
+    public Task<StoreBackup> BackupAsync(string destinationPath, bool overwrite, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default) =>
         throw new StoreFeatureNotSupportedException(
             "`holdfast backup` is SQLite's online backup; on PostgreSQL use `holdfast export FILE --store …` or pg_dump.");
+
+    public Task<StoreRestore> RestoreAsync(string backupPath, bool force, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        throw new StoreFeatureNotSupportedException(
+            "`holdfast restore` is SQLite's online backup; on PostgreSQL use `holdfast import FILE --store …` into an empty database, or pg_restore.");
+
+    /// <summary>
+    /// Reads every table of the schema in one read-only transaction: quick, one row of each (within
+    /// <paramref name="limit"/>, as <c>statement_timeout</c>); full, every row of each as text (which reads every heap
+    /// page and de-TOASTs every value), then the migrations. A page the server reports damaged (<c>XX001</c> data
+    /// corrupted, <c>XX002</c> index corrupted) is a problem; other errors are the store's usual ones.
+    /// </summary>
+    public async Task<StoreCheck> CheckIntegrityAsync(StoreCheckDepth depth, TimeSpan? limit = null, CancellationToken cancellationToken = default)
+    {
+        var method = depth == StoreCheckDepth.Full ? "every row of every table read" : "one row of every table read";
+        var (integrity, problems) = await _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                var found = new List<string>();
+                await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct);
+                var timeout = limit is { } l && l > TimeSpan.Zero ? (long)Math.Ceiling(l.TotalMilliseconds) : 0;
+                await using (var settings = new NpgsqlCommand("SET TRANSACTION READ ONLY; SELECT set_config('statement_timeout', @timeout, true)", connection, transaction))
+                {
+                    settings.Parameters.Add(Pg.Text("timeout", timeout.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                    await settings.ExecuteNonQueryAsync(ct);
+                }
+
+                foreach (var (table, _) in await ReadTablesAsync(connection, transaction, ct))
+                {
+                    // Table names come from the catalog. A savepoint per table, so one damaged table does not hide the next.
+                    var sql = depth == StoreCheckDepth.Full
+                        ? $"SELECT count(*), sum(length(t::text)) FROM {Quote(table)} AS t"
+                        : $"SELECT length(t::text) FROM {Quote(table)} AS t LIMIT 1";
+                    await transaction.SaveAsync("check_table", ct);
+                    try
+                    {
+                        await using var read = new NpgsqlCommand(sql, connection, transaction);
+                        await read.ExecuteScalarAsync(ct);
+                        await transaction.ReleaseAsync("check_table", ct);
+                    }
+                    catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DataCorrupted or PostgresErrorCodes.IndexCorrupted)
+                    {
+                        found.Add($"{table}: {ex.MessageText}");
+                        await transaction.RollbackAsync("check_table", ct);
+                    }
+                    catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.QueryCanceled && timeout > 0)
+                    {
+                        return (StoreIntegrity.Unfinished, (IReadOnlyList<string>)[]);
+                    }
+                }
+
+                return (found.Count == 0 ? StoreIntegrity.Sound : StoreIntegrity.Damaged, (IReadOnlyList<string>)found);
+            },
+            cancellationToken);
+        var migrations = depth == StoreCheckDepth.Full ? await _database.GetMigrationStatusAsync(cancellationToken) : null;
+        return new StoreCheck(_location, integrity, problems, method, migrations, migrations is null ? 0 : _database.Migrations.Count);
+    }
+
+    /// <summary>Always null: PostgreSQL reports damage with each query (<see cref="CheckIntegrityAsync"/>), and a node keeps none.</summary>
+    public string? KnownDamage => null;
+
+    /// <summary>Always null: a failed write on PostgreSQL is reported by that write (retried when transient).</summary>
+    public string? WriteFailure => null;
+
+    /// <summary>Whether the server accepts writes: not a standby in recovery, and not read-only by default.</summary>
+    public Task<string?> CheckWritableAsync(CancellationToken cancellationToken = default) =>
+        _database.ReadAsync<string?>(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand("SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only') = 'on'", connection);
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                await reader.ReadAsync(ct);
+                return reader.GetBoolean(0)
+                    ? $"The database {_location} cannot be written: the server is a standby in recovery. Point the store at the primary."
+                    : reader.GetBoolean(1)
+                        ? $"The database {_location} cannot be written: default_transaction_read_only is on. Connect with a role or database that may write."
+                        : null;
+            },
+            cancellationToken);
+
+    /// <summary>Nothing to hold: every node of a cluster shares the database (leases keep sessions apart).</summary>
+    public IDisposable HoldForServer(string purpose) => NothingHeld.Instance;
+
+    public Task<long> MeasureSizeAsync(CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand("SELECT pg_database_size(current_database())", connection);
+                return (long)(await command.ExecuteScalarAsync(ct))!;
+            },
+            cancellationToken);
 
     public async IAsyncEnumerable<StoreRecord> ExportAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -78,13 +165,13 @@ internal sealed class PostgresStoreAdministration : IStoreAdministration
             await readOnly.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        foreach (var table in Tables)
+        foreach (var (table, key) in await ReadTablesAsync(connection, transaction, cancellationToken))
         {
             var columns = await ReadColumnsAsync(connection, transaction, table, cancellationToken);
-            var select = string.Join(", ", columns.Select(c => c.Type is "jsonb" or "json" ? $"{c.Name}::text" : c.Name));
+            var select = string.Join(", ", columns.Select(c => c.Type is "jsonb" or "json" ? $"{Quote(c.Name)}::text" : Quote(c.Name)));
 
-            // Table and column names come from this class's list and the catalog, never from input.
-            await using var command = new NpgsqlCommand($"SELECT {select} FROM {table} ORDER BY {OrderOf(table)}", connection, transaction);
+            // Table and column names come from the catalog, never from input.
+            await using var command = new NpgsqlCommand($"SELECT {select} FROM {Quote(table)} ORDER BY {string.Join(", ", key.Select(Quote))}", connection, transaction);
             await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -106,11 +193,12 @@ internal sealed class PostgresStoreAdministration : IStoreAdministration
         ArgumentNullException.ThrowIfNull(records);
         await using var connection = await _database.OpenAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await RefuseNonEmptyAsync(connection, transaction, cancellationToken);
+        var tables = (await ReadTablesAsync(connection, transaction, cancellationToken)).Select(t => t.Table).ToList();
+        await RefuseNonEmptyAsync(connection, transaction, tables, cancellationToken);
 
-        var counts = Tables.ToDictionary(t => t, _ => 0L, StringComparer.Ordinal);
+        var counts = tables.ToDictionary(t => t, _ => 0L, StringComparer.Ordinal);
         var columnsByTable = new Dictionary<string, IReadOnlyList<(string Name, string Type)>>(StringComparer.Ordinal);
-        foreach (var table in Tables)
+        foreach (var table in tables)
         {
             columnsByTable[table] = await ReadColumnsAsync(connection, transaction, table, cancellationToken);
         }
@@ -139,7 +227,7 @@ internal sealed class PostgresStoreAdministration : IStoreAdministration
                     currentTable = record.Table;
                     columns = tableColumns.Where(c => record.Values.ContainsKey(c.Name)).ToList();
                     importer = await connection.BeginBinaryImportAsync(
-                        $"COPY {currentTable} ({string.Join(", ", columns.Select(c => c.Name))}) FROM STDIN (FORMAT BINARY)", cancellationToken);
+                        $"COPY {Quote(currentTable)} ({string.Join(", ", columns.Select(c => Quote(c.Name)))}) FROM STDIN (FORMAT BINARY)", cancellationToken);
                 }
 
                 await importer!.StartRowAsync(cancellationToken);
@@ -176,45 +264,103 @@ internal sealed class PostgresStoreAdministration : IStoreAdministration
             }
         }
 
-        await using (var identity = new NpgsqlCommand(
-            "SELECT setval(pg_get_serial_sequence('session_events', 'id'), COALESCE((SELECT max(id) FROM session_events), 0) + 1, false)", connection, transaction))
-        {
-            await identity.ExecuteNonQueryAsync(cancellationToken);
-        }
-
+        await RestartIdentitiesAsync(connection, transaction, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         progress?.Report(new StoreProgress(done, done, "done"));
         return counts;
     }
 
-    private static string OrderOf(string table) => table switch
-    {
-        "users" => "name",
-        "api_keys" => "id",
-        "generation_sessions" => "id",
-        "generation_log" => "session_id, seq",
-        "bot_sessions" => "session_id",
-        "session_events" => "id",
-        _ => throw new ArgumentOutOfRangeException(nameof(table), table, "Not a Holdfast table."),
-    };
-
-    private static async Task RefuseNonEmptyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    /// <summary>
+    /// Every table of the <c>public</c> schema but <c>schema_migrations</c> (read from the catalog, so a table a later
+    /// migration adds is moved too), parents first (<see cref="StoreTables.ParentsFirst"/>), each with the columns of
+    /// its primary key (every column when it has none), the order its rows are exported in.
+    /// </summary>
+    internal static async Task<IReadOnlyList<(string Table, IReadOnlyList<string> Key)>> ReadTablesAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(
             """
-            SELECT (SELECT count(*) FROM generation_sessions), (SELECT count(*) FROM bot_sessions),
-                   (SELECT count(*) FROM api_keys) + (SELECT count(*) FROM users), (SELECT count(*) FROM session_events)
+            SELECT c.relname,
+                   ARRAY(SELECT DISTINCT p.relname::text FROM pg_constraint f JOIN pg_class p ON p.oid = f.confrelid
+                         WHERE f.conrelid = c.oid AND f.contype = 'f'),
+                   ARRAY(SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                         WHERE i.indrelid = c.oid AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)),
+                   ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
             """,
             connection,
             transaction);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        var (generations, bots, keys, events) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
-        if (generations + bots + keys + events > 0)
+        var parents = new Dictionary<string, IReadOnlyCollection<string>>(StringComparer.Ordinal);
+        var keys = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var table = reader.GetString(0);
+                parents[table] = await reader.GetFieldValueAsync<string[]>(1, cancellationToken);
+                var key = await reader.GetFieldValueAsync<string[]>(2, cancellationToken);
+                var all = await reader.GetFieldValueAsync<string[]>(3, cancellationToken);
+                keys[table] = key.Length > 0 ? key : all;
+            }
+        }
+
+        return [.. StoreTables.ParentsFirst(parents).Select(t => (t, keys[t]))];
+    }
+
+    /// <summary>A catalog name as an identifier (double quotes doubled).</summary>
+    private static string Quote(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    /// <summary>Every identity (or serial) column continues after the largest imported value, so new rows get new ids.</summary>
+    private static async Task RestartIdentitiesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        var columns = new List<(string Table, string Column)>();
+        await using (var find = new NpgsqlCommand(
+            """
+            SELECT table_name, column_name FROM information_schema.columns
+            WHERE table_schema = 'public' AND (is_identity = 'YES' OR column_default LIKE 'nextval(%')
+            """,
+            connection,
+            transaction))
+        await using (var reader = await find.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                columns.Add((reader.GetString(0), reader.GetString(1)));
+            }
+        }
+
+        foreach (var (table, column) in columns)
+        {
+            // Names come from the catalog; pg_get_serial_sequence takes them as values.
+            await using var restart = new NpgsqlCommand(
+                $"SELECT setval(pg_get_serial_sequence(@table, @column), COALESCE((SELECT max({Quote(column)}) FROM {Quote(table)}), 0) + 1, false)",
+                connection,
+                transaction);
+            restart.Parameters.Add(Pg.Text("table", Quote(table)));
+            restart.Parameters.Add(Pg.Text("column", column));
+            await restart.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    private static async Task RefuseNonEmptyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<string> tables, CancellationToken cancellationToken)
+    {
+        var nonEmpty = new List<string>();
+        foreach (var table in tables)
+        {
+            // Table names come from the catalog.
+            await using var command = new NpgsqlCommand($"SELECT count(*) FROM {Quote(table)}", connection, transaction);
+            var rows = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+            if (rows > 0)
+            {
+                nonEmpty.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{rows} row(s) in {table}"));
+            }
+        }
+
+        if (nonEmpty.Count > 0)
         {
             throw new SessionConflictException(
-                $"The target store is not empty ({generations} generation session(s), {bots} bot session(s), {keys} user/key row(s), {events} audit event(s)); " +
-                "import only into a new, empty database.");
+                $"The target store is not empty ({string.Join(", ", nonEmpty)}); import only into a new, empty database. Nothing was imported.");
         }
     }
 
@@ -266,4 +412,13 @@ internal sealed class PostgresStoreAdministration : IStoreAdministration
         string s => DateTimeOffset.Parse(s, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal).ToUniversalTime(),
         _ => throw new InvalidSessionInputException("value", $"'{value}' is not a time."),
     };
+
+    private sealed class NothingHeld : IDisposable
+    {
+        public static readonly NothingHeld Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
 }

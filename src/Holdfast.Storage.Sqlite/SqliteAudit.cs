@@ -36,7 +36,10 @@ internal static class SqliteAudit
         command.Parameters.AddWithValue("$action", action);
         command.Parameters.AddWithValue("$from", (object?)fromState ?? DBNull.Value);
         command.Parameters.AddWithValue("$to", (object?)toState ?? DBNull.Value);
-        command.Parameters.AddWithValue("$detail", (object?)AuditActions.CombineDetail(detail, actor.Reason) ?? DBNull.Value);
-        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+        var combined = AuditActions.CombineDetail(detail, actor.Reason);
+        command.Parameters.AddWithValue("$detail", (object?)combined ?? DBNull.Value);
+        var seq = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+        await SqliteWebhookStore.EnqueueAsync(connection, transaction, kind, sessionId, action, fromState, toState, at, combined, cancellationToken);
+        return seq;
     }
 }

@@ -103,6 +103,12 @@ internal sealed class SqliteBotStore : IBotStore
             {
                 var now = _time.GetUtcNow();
                 var existing = await ReadRowAsync(connection, transaction, request.SessionId, cancellationToken);
+                var plan = BotRules.DecideStart(existing, request);
+                if (plan.Outcome == BotStartOutcome.AlreadyActive)
+                {
+                    return new BotStartResult(existing!, BotStartOutcome.AlreadyActive);
+                }
+
                 if (existing is null)
                 {
                     await using var insert = connection.CreateCommand();
@@ -120,28 +126,8 @@ internal sealed class SqliteBotStore : IBotStore
                     var created = await ReadSingleAsync(insert, cancellationToken);
                     await SqliteAudit.AppendAsync(
                         connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotCreated, null, "active", now,
-                        $"bot_type={request.BotType}", cancellationToken);
+                        plan.Detail, cancellationToken);
                     return new BotStartResult(created!, BotStartOutcome.Created);
-                }
-
-                // A start never changes a session's owner: another user's session, or one without an owner, is not
-                // adopted by whoever names its id (an owner is given only by AssignOwnerAsync).
-                if (request.Owner is not null && !string.Equals(existing.Owner, request.Owner, StringComparison.Ordinal))
-                {
-                    throw new BotIdUnavailableException(request.SessionId);
-                }
-
-                if (existing.Status == BotSessionStatus.Active)
-                {
-                    if (!string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal))
-                    {
-                        throw new SessionConflictException(
-                            $"Bot session '{request.SessionId}' is active as a '{existing.BotType}' bot; end it before starting it as '{request.BotType}'.",
-                            "active",
-                            "active");
-                    }
-
-                    return new BotStartResult(existing, BotStartOutcome.AlreadyActive);
                 }
 
                 var reactivated = await UpdateAsync(
@@ -152,11 +138,8 @@ internal sealed class SqliteBotStore : IBotStore
                     command => command.Parameters.AddWithValue("$bot_type", request.BotType),
                     now,
                     cancellationToken);
-                var detail = string.Equals(existing.BotType, request.BotType, StringComparison.Ordinal)
-                    ? $"bot_type={request.BotType}"
-                    : $"bot_type={existing.BotType}->{request.BotType}";
                 await SqliteAudit.AppendAsync(
-                    connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotReactivated, "inactive", "active", now, detail, cancellationToken);
+                    connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotReactivated, "inactive", "active", now, plan.Detail, cancellationToken);
                 return new BotStartResult(reactivated, BotStartOutcome.Reactivated);
             },
             cancellationToken);
@@ -169,13 +152,9 @@ internal sealed class SqliteBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: null,
-            isNoOp: existing => string.Equals(existing.Owner, owner, StringComparison.Ordinal),
+            BotRules.AssignOwner(owner),
             update: AssignOwnerSql,
             bind: command => command.Parameters.AddWithValue("$owner", owner),
-            action: AuditActions.BotOwner,
-            detail: existing => $"owner {existing.Owner ?? "none"} -> {owner}",
-            toState: null,
             cancellationToken);
     }
 
@@ -186,23 +165,9 @@ internal sealed class SqliteBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: "update the QR code of",
-            isNoOp: existing =>
-            {
-                // A connected session never keeps a QR.
-                if (qrData is not null && existing.Connection?.State == BotConnectionState.Connected)
-                {
-                    throw new SessionConflictException(
-                        $"Bot session '{sessionId}' is connected; report 'reconnecting' or 'disconnected' before a new QR code.", "connected");
-                }
-
-                return string.Equals(existing.QrData, qrData, StringComparison.Ordinal);
-            },
+            BotRules.SetQr(qrData),
             update: SetQrSql,
             bind: command => command.Parameters.AddWithValue("$qr", (object?)qrData ?? DBNull.Value),
-            action: AuditActions.BotQr,
-            detail: _ => qrData is null ? "qr cleared" : "qr updated",
-            toState: null,
             cancellationToken);
     }
 
@@ -219,17 +184,13 @@ internal sealed class SqliteBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: "record a message for",
-            isNoOp: existing => receivedAt is { } at && existing.LastMessageAt is { } last && last > at,
+            BotRules.RecordMessage(text, receivedAt),
             update: RecordMessageSql,
             bind: command =>
             {
                 command.Parameters.AddWithValue("$text", text);
                 command.Parameters.AddWithValue("$at", (object?)SqliteTime.Format(receivedAt) ?? DBNull.Value);
             },
-            action: AuditActions.BotMessage,
-            detail: _ => string.Create(CultureInfo.InvariantCulture, $"{text.Length} characters"),
-            toState: null,
             cancellationToken);
     }
 
@@ -241,19 +202,7 @@ internal sealed class SqliteBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: null,
-            isNoOp: existing =>
-            {
-                // The state machine decides inside the write transaction, on the state as it is now.
-                if (BotConnectionStates.CheckTransition(existing.Connection?.State, state) is { } refused)
-                {
-                    throw new SessionConflictException(refused, existing.Connection?.State.ToWire(), wire);
-                }
-
-                // The same report again changes nothing.
-                return existing.Connection is { } current && current.State == state
-                    && string.Equals(current.Reason, reason, StringComparison.Ordinal) && current.Code == code;
-            },
+            BotRules.SetConnectionState(state, reason, code, detail),
             update: SetConnectionStateSql,
             bind: command =>
             {
@@ -262,9 +211,6 @@ internal sealed class SqliteBotStore : IBotStore
                 command.Parameters.AddWithValue("$code", (object?)code ?? DBNull.Value);
                 command.Parameters.AddWithValue("$detail", (object?)detail ?? DBNull.Value);
             },
-            action: AuditActions.BotConnection,
-            detail: existing => $"{existing.Connection?.State.ToWire() ?? "none"} -> {detail}",
-            toState: null,
             cancellationToken);
     }
 
@@ -275,13 +221,9 @@ internal sealed class SqliteBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: null,
-            isNoOp: existing => string.Equals(existing.ConnectionDetail, connectionDetail, StringComparison.Ordinal),
+            BotRules.SetConnection(connectionDetail),
             update: SetConnectionSql,
             bind: command => command.Parameters.AddWithValue("$detail", (object?)connectionDetail ?? DBNull.Value),
-            action: AuditActions.BotConnection,
-            detail: existing => $"{existing.ConnectionDetail ?? "none"} -> {connectionDetail ?? "none"}",
-            toState: null,
             cancellationToken);
     }
 
@@ -291,13 +233,9 @@ internal sealed class SqliteBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: null,
-            isNoOp: existing => existing.Status == BotSessionStatus.Inactive,
+            BotRules.End(),
             update: EndSql,
             bind: _ => { },
-            action: AuditActions.BotEnded,
-            detail: _ => null,
-            toState: "inactive",
             cancellationToken);
     }
 
@@ -357,13 +295,9 @@ internal sealed class SqliteBotStore : IBotStore
         return ChangeAsync(
             sessionId,
             actor,
-            requireActive: null,
-            isNoOp: _ => false,
+            BotRules.SaveAuthState(bytes?.Length),
             update: SaveAuthStateSql,
             bind: command => command.Parameters.Add("$state", SqliteType.Blob).Value = (object?)bytes ?? DBNull.Value,
-            action: AuditActions.BotAuthState,
-            detail: _ => bytes is null ? "auth state cleared" : string.Create(CultureInfo.InvariantCulture, $"auth state stored ({bytes.Length} bytes, encrypted)"),
-            toState: null,
             cancellationToken);
     }
 
@@ -390,13 +324,9 @@ internal sealed class SqliteBotStore : IBotStore
     private async Task<BotSession> ChangeAsync(
         string sessionId,
         Actor actor,
-        string? requireActive,
-        Func<BotSession, bool> isNoOp,
+        BotChangeRule rule,
         string update,
         Action<SqliteCommand> bind,
-        string action,
-        Func<BotSession, string?> detail,
-        string? toState,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(actor);
@@ -405,23 +335,17 @@ internal sealed class SqliteBotStore : IBotStore
             {
                 var existing = await ReadRowAsync(connection, transaction, sessionId, cancellationToken)
                     ?? throw new SessionNotFoundException(SessionKind.Bot, sessionId);
-                if (requireActive is not null && existing.Status != BotSessionStatus.Active)
-                {
-                    throw new SessionConflictException(
-                        $"Cannot {requireActive} bot session '{sessionId}': it is inactive. Start it again first.", "inactive");
-                }
-
-                if (isNoOp(existing))
+                // The rule decides on the row as it is now, inside the write transaction.
+                if (rule.Decide(existing) is not { } change)
                 {
                     return existing;
                 }
 
                 var now = _time.GetUtcNow();
-                var eventDetail = detail(existing);
                 var updated = await UpdateAsync(connection, transaction, existing, update, bind, now, cancellationToken);
                 await SqliteAudit.AppendAsync(
-                    connection, transaction, SessionKind.Bot, sessionId, actor, action,
-                    existing.Status.ToWire(), toState ?? updated.Status.ToWire(), now, eventDetail, cancellationToken);
+                    connection, transaction, SessionKind.Bot, sessionId, actor, change.Action,
+                    change.FromStatus, change.ToStatus, now, change.Detail, cancellationToken);
                 return updated;
             },
             cancellationToken);

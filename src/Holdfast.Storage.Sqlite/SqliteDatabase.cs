@@ -14,6 +14,9 @@ namespace Holdfast.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteDatabase : IDisposable
 {
+    /// <summary>How often (in SQLite steps: pages and cells checked) a quick_check asks whether its time is up.</summary>
+    private const int QuickCheckProgressSteps = 100;
+
     private readonly WriterGate _writer = new();
     private readonly string _connectionString;
     private readonly int _busyTimeoutMs;
@@ -270,8 +273,8 @@ public sealed class SqliteDatabase : IDisposable
     }
 
     /// <summary>
-    /// Runs <c>PRAGMA quick_check</c>, interrupted after <paramref name="limit"/> so a very large file cannot hold up
-    /// start-up. Completes with the problems found (empty: the file is sound), or null when the check did not finish
+    /// Runs <c>PRAGMA quick_check</c>, stopped once <paramref name="limit"/> has passed so a very large file cannot hold
+    /// up start-up. Completes with the problems found (empty: the file is sound), or null when the check did not finish
     /// within the limit.
     /// </summary>
     public async Task<IReadOnlyList<string>?> QuickCheckAsync(TimeSpan limit, CancellationToken cancellationToken = default)
@@ -279,7 +282,16 @@ public sealed class SqliteDatabase : IDisposable
         await using var connection = await OpenAsync(cancellationToken);
         var problems = new List<string>();
         var handle = connection.Handle!;
-        using var timer = new Timer(_ => SQLitePCL.raw.sqlite3_interrupt(handle), null, limit, Timeout.InfiniteTimeSpan);
+
+        // SQLite asks the progress handler, also while it checks pages, whether to go on: past the deadline it stops
+        // with SQLITE_INTERRUPT. (A sqlite3_interrupt from a timer is lost when it fires before the statement's first
+        // step, so a short limit would not bound the check.)
+        var started = _time.GetTimestamp();
+        SQLitePCL.raw.sqlite3_progress_handler(
+            handle,
+            QuickCheckProgressSteps,
+            _ => _time.GetElapsedTime(started) >= limit || cancellationToken.IsCancellationRequested ? 1 : 0,
+            null);
         try
         {
             await using var command = connection.CreateCommand();
@@ -296,11 +308,16 @@ public sealed class SqliteDatabase : IDisposable
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode == SQLitePCL.raw.SQLITE_INTERRUPT)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             return null;
         }
         catch (SqliteException ex) when (IsDamage(ex))
         {
             problems.Add(ex.Message);
+        }
+        finally
+        {
+            SQLitePCL.raw.sqlite3_progress_handler(handle, 0, null, null);
         }
 
         if (problems.Count > 0)

@@ -31,6 +31,7 @@ public static class SqliteStorageServiceCollectionExtensions
         services.TryAddSingleton<IBotStore, SqliteBotStore>();
         services.TryAddSingleton<IBotAuthKeyStore, SqliteBotAuthKeyStore>();
         services.TryAddSingleton<IAuditLog, SqliteAuditLog>();
+        services.TryAddSingleton<Holdfast.Webhooks.IWebhookStore>(sp => new SqliteWebhookStore(sp.GetRequiredService<SqliteDatabase>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<IApiKeyStore, SqliteApiKeyStore>();
         services.TryAddSingleton<IStoreAdministration, SqliteStoreAdministration>();
         return services;

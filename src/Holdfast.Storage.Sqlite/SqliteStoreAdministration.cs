@@ -9,9 +9,6 @@ namespace Holdfast.Storage.Sqlite;
 /// <summary><see cref="IStoreAdministration"/> of the embedded SQLite file.</summary>
 internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStoreAdministration
 {
-    /// <summary>Every Holdfast table but <c>schema_migrations</c>, parents first (the order export writes and import loads).</summary>
-    internal static readonly string[] Tables = ["users", "api_keys", "bot_sessions", "generation_sessions", "generation_log", "session_events"];
-
     public string Provider => StorageOptions.SqliteProvider;
 
     public string Location => database.Path;
@@ -76,11 +73,79 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
             },
             cancellationToken);
 
-    public async Task BackupAsync(string destinationPath, bool overwrite, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    public async Task<StoreBackup> BackupAsync(string destinationPath, bool overwrite, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        var pages = progress is null ? null : new Progress<CopyProgress>(p => progress.Report(new StoreProgress(p.PagesDone, p.PagesTotal, "backup")));
-        await SqliteMaintenance.BackupAsync(database.Path, destinationPath, overwrite, pages, cancellationToken);
+        var check = await SqliteMaintenance.BackupAsync(database.Path, destinationPath, overwrite, Pages(progress), cancellationToken);
+        return new StoreBackup(database.Path, check.Path, new FileInfo(check.Path).Length, check.Migrations.Applied.Count);
     }
+
+    public async Task<StoreRestore> RestoreAsync(string backupPath, bool force, IProgress<StoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var result = await SqliteMaintenance.RestoreAsync(backupPath, database.Path, force, Pages(progress), TimeProvider.System, cancellationToken);
+        return new StoreRestore(result.Source.Path, result.Target, result.PreviousCopy, result.Source.Migrations.Pending.Count);
+    }
+
+    /// <summary>
+    /// Full: <c>PRAGMA integrity_check</c> on the file, read-only, with its migrations (a missing file is refused with a
+    /// message saying so). Quick: <c>PRAGMA quick_check</c>, interrupted after <paramref name="limit"/>; a missing or
+    /// empty file is <see cref="StoreIntegrity.NotChecked"/>.
+    /// </summary>
+    public async Task<StoreCheck> CheckIntegrityAsync(StoreCheckDepth depth, TimeSpan? limit = null, CancellationToken cancellationToken = default)
+    {
+        if (depth == StoreCheckDepth.Full)
+        {
+            var full = await SqliteMaintenance.CheckAsync(database.Path, cancellationToken);
+            return new StoreCheck(
+                full.Path, full.IntegrityErrors.Count == 0 ? StoreIntegrity.Sound : StoreIntegrity.Damaged, full.IntegrityErrors, "PRAGMA integrity_check", full.Migrations, database.Migrations.Count);
+        }
+
+        const string Quick = "PRAGMA quick_check";
+        if (!File.Exists(database.Path) || new FileInfo(database.Path).Length == 0)
+        {
+            return new StoreCheck(database.Path, StoreIntegrity.NotChecked, [], Quick, null);
+        }
+
+        IReadOnlyList<string>? problems;
+        try
+        {
+            problems = await database.QuickCheckAsync(limit ?? Timeout.InfiniteTimeSpan, cancellationToken);
+        }
+        catch (StoreUnavailableException ex)
+        {
+            // The file cannot even be opened for the check (not a database, a damaged header).
+            problems = [ex.Message];
+        }
+
+        return problems is null
+            ? new StoreCheck(database.Path, StoreIntegrity.Unfinished, [], Quick, null)
+            : new StoreCheck(database.Path, problems.Count == 0 ? StoreIntegrity.Sound : StoreIntegrity.Damaged, problems, Quick, null);
+    }
+
+    public string? KnownDamage => database.Damage;
+
+    public string? WriteFailure => database.WriteFailure;
+
+    public Task<string?> CheckWritableAsync(CancellationToken cancellationToken = default) => database.CheckWritableAsync(cancellationToken);
+
+    /// <summary>Locks the database file (<c>&lt;file&gt;.lock</c>): two servers with different data directories cannot share one <c>Storage:SqliteFile</c>.</summary>
+    public IDisposable HoldForServer(string purpose) => DataDirectoryLock.AcquireDatabase(database.Path, purpose);
+
+    public Task<long> MeasureSizeAsync(CancellationToken cancellationToken = default)
+    {
+        long size = 0;
+        foreach (var file in new[] { database.Path, database.Path + "-wal" })
+        {
+            if (File.Exists(file))
+            {
+                size += new FileInfo(file).Length;
+            }
+        }
+
+        return Task.FromResult(size);
+    }
+
+    /// <summary>A copy's page progress as the port's progress, labelled for people by which copy it is; reported synchronously, in order.</summary>
+    private static PageProgress? Pages(IProgress<StoreProgress>? progress) => progress is null ? null : new PageProgress(progress);
 
     public async IAsyncEnumerable<StoreRecord> ExportAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -95,12 +160,12 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
 
         try
         {
-            foreach (var table in Tables)
+            foreach (var (table, key) in await ReadTablesAsync(connection, null, cancellationToken))
             {
                 await using var command = connection.CreateCommand();
 
-                // The table name is one of the constants above, never input.
-                command.CommandText = "SELECT * FROM " + table + " ORDER BY 1, 2";
+                // Table and column names come from the schema itself (sqlite_master), never from input.
+                command.CommandText = "SELECT * FROM \"" + table + "\" ORDER BY " + string.Join(", ", key.Select(c => "\"" + c + "\""));
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken))
                 {
@@ -138,13 +203,14 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
         return await database.WriteAsync<IReadOnlyDictionary<string, long>>(
             async (connection, transaction) =>
             {
-                foreach (var table in Tables)
+                var tables = (await ReadTablesAsync(connection, transaction, cancellationToken)).Select(t => t.Table).ToList();
+                foreach (var table in tables)
                 {
                     await using var any = connection.CreateCommand();
                     any.Transaction = transaction;
 
-                    // The table name is one of the constants above, never input.
-                    any.CommandText = "SELECT EXISTS (SELECT 1 FROM " + table + ")";
+                    // The table name comes from the schema itself (sqlite_master), never from input.
+                    any.CommandText = "SELECT EXISTS (SELECT 1 FROM \"" + table + "\")";
                     if (Convert.ToInt64(await any.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) != 0)
                     {
                         throw new SessionConflictException(
@@ -153,12 +219,12 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
                 }
 
                 var columns = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
-                foreach (var table in Tables)
+                foreach (var table in tables)
                 {
                     columns[table] = await ReadColumnsAsync(connection, transaction, table, cancellationToken);
                 }
 
-                var counts = Tables.ToDictionary(t => t, _ => 0L, StringComparer.Ordinal);
+                var counts = tables.ToDictionary(t => t, _ => 0L, StringComparer.Ordinal);
                 long done = 0;
                 await foreach (var record in records.WithCancellation(cancellationToken))
                 {
@@ -207,6 +273,38 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
         _ => value,
     };
 
+    /// <summary>
+    /// Every table of the schema but <c>schema_migrations</c> (read from <c>sqlite_master</c>, so a table a later
+    /// migration adds is moved too), parents first (<see cref="StoreTables.ParentsFirst"/>), each with the columns of its
+    /// primary key (every column when it has none), the order its rows are exported in.
+    /// </summary>
+    internal static async Task<IReadOnlyList<(string Table, IReadOnlyList<string> Key)>> ReadTablesAsync(
+        SqliteConnection connection, SqliteTransaction? transaction, CancellationToken cancellationToken)
+    {
+        var parents = new Dictionary<string, IReadOnlyCollection<string>>(StringComparer.Ordinal);
+        var keys = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = """
+            SELECT m.name,
+                   (SELECT json_group_array("table") FROM pragma_foreign_key_list(m.name)),
+                   (SELECT json_group_array(name) FROM (SELECT name FROM pragma_table_info(m.name) WHERE pk > 0 ORDER BY pk)),
+                   (SELECT json_group_array(name) FROM (SELECT name FROM pragma_table_info(m.name) ORDER BY cid))
+            FROM sqlite_master AS m
+            WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\'
+            """;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var table = reader.GetString(0);
+            parents[table] = System.Text.Json.JsonSerializer.Deserialize<string[]>(reader.GetString(1))!;
+            var key = System.Text.Json.JsonSerializer.Deserialize<string[]>(reader.GetString(2))!;
+            keys[table] = key.Length > 0 ? key : System.Text.Json.JsonSerializer.Deserialize<string[]>(reader.GetString(3))!;
+        }
+
+        return [.. StoreTables.ParentsFirst(parents).Select(t => (t, keys[t]))];
+    }
+
     private static async Task<HashSet<string>> ReadColumnsAsync(SqliteConnection connection, SqliteTransaction transaction, string table, CancellationToken cancellationToken)
     {
         await using var command = connection.CreateCommand();
@@ -234,5 +332,15 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
             throw new StoreUnavailableException(
                 string.Create(CultureInfo.InvariantCulture, $"The database '{database.Path}' does not answer: {ex.Message.TrimEnd('.')}."), ex);
         }
+    }
+
+    private sealed class PageProgress(IProgress<StoreProgress> target) : IProgress<CopyProgress>
+    {
+        public void Report(CopyProgress value) => target.Report(new StoreProgress(value.PagesDone, value.PagesTotal, value.Phase switch
+        {
+            CopyPhase.KeepPrevious => "restore: keeping the replaced database",
+            CopyPhase.Restore => "restore",
+            _ => "backup",
+        }));
     }
 }

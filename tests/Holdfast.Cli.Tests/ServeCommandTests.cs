@@ -21,6 +21,29 @@ public sealed class ServeCommandTests
         (await client.PingAsync()).ShouldBeTrue("the first server keeps its socket and keeps serving");
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task ClientCommands_ServerSocketPathConfigured_ConnectToThatSocketNotTheDataDirectorys()
+    {
+        // Arrange: a server whose socket is not in the data directory the client commands see.
+        await using var server = await ServerProcess.StartNewAsync();
+        using var elsewhere = new TempDirectory("holdfast-cli-socketpath");
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            ["HOLDFAST_DATA"] = elsewhere.Path,
+            ["Server__SocketPath"] = server.SocketPath,
+        };
+
+        // Act
+        var start = await CliProcess.RunAsync(["gen", "start", "--model", "scripted", "over the configured socket"], environment);
+        var list = await CliProcess.RunAsync(["gen", "ls", "--quiet"], environment);
+
+        // Assert
+        start.ExitCode.ShouldBe(0, start.ToString());
+        list.ExitCode.ShouldBe(0, list.ToString());
+        list.Stdout.ShouldContain(start.Stdout.Trim());
+        File.Exists(Path.Combine(elsewhere.Path, "holdfast.sock")).ShouldBeFalse();
+    }
+
     [Theory(Timeout = 60_000)]
     [InlineData("ftp://x")]
     [InlineData("not a url")]

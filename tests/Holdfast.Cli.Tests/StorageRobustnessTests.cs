@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Holdfast.Sessions;
@@ -158,6 +157,25 @@ public sealed class StorageRobustnessTests
         File.Exists(data.File("holdfast.sock")).ShouldBeFalse("it never listened");
     }
 
+    [Fact(Timeout = 180_000)]
+    public async Task Serve_StartupCheckLongerThanStartupCheckTimeout_SkippedWithAWarningAndServes()
+    {
+        // Arrange: a sound 24 MB database whose quick_check cannot finish in a millisecond.
+        var settings = new Dictionary<string, string?>(StringComparer.Ordinal) { ["Storage__StartupCheckTimeout"] = "00:00:00.001" };
+        await using var server = new ServerProcess(settings: settings);
+        var databasePath = Path.Combine(server.Data.Path, "holdfast.db");
+        await SqliteFiles.CreateLargeAsync(databasePath, rows: 6_000);
+
+        // Act
+        await server.StartAsync();
+
+        // Assert: it serves, and says the check was cut short and how to run it in full.
+        var id = (await CliProcess.RunAsync(["gen", "start", "--model", "scripted", "hello"], server.Environment)).Stdout.Trim();
+        id.ShouldNotBeNullOrEmpty(server.Log);
+        server.Log.ShouldContain($"The start-up integrity check (PRAGMA quick_check) of {databasePath} did not finish within 1 ms (Storage:StartupCheckTimeout) and was skipped");
+        server.Log.ShouldContain("holdfast check");
+    }
+
     [Fact(Timeout = 120_000)]
     public async Task Serve_DiskAlreadyFull_Exit2OneLineSayingSo()
     {
@@ -197,7 +215,7 @@ public sealed class StorageRobustnessTests
         await using var server = new ServerProcess(settings: settings, wrapper: CliProcess.InMountNamespace($"mount -t tmpfs -o size=8m tmpfs '{disk}'"));
         settings["Server__SocketPath"] = server.SocketPath;
         await server.StartAsync();
-        using var http = SocketHttp(server.SocketPath);
+        using var http = UnixSocketHttp.Create(server.SocketPath);
         var running = new List<string>();
         for (var i = 0; i < 6; i++)
         {
@@ -336,28 +354,6 @@ public sealed class StorageRobustnessTests
     }
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
-
-    private static HttpClient SocketHttp(string socketPath)
-    {
-        var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        return new HttpClient(handler) { BaseAddress = new Uri("http://holdfast.local"), Timeout = TimeSpan.FromSeconds(60) };
-    }
 
     /// <summary>A migrated database with 200 bots, its pages 3 to 5 overwritten: damaged in the middle.</summary>
     private static async Task SeedAndDamageAsync(string databasePath)

@@ -86,7 +86,7 @@ public sealed class BrowserCollection : ICollectionFixture<BrowserFixture>
 public static class Pages
 {
     /// <summary>Opens the dashboard and signs in with <paramref name="key"/>: types it into the "API key" field and presses Enter.</summary>
-    public static async Task SignInAsync(IPage page, DashboardServer server, string key)
+    public static async Task SignInAsync(IPage page, TestServer server, string key)
     {
         await page.GotoAsync(server.Url("/"));
         var field = page.GetByLabel("API key");

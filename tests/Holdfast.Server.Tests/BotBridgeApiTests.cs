@@ -269,7 +269,7 @@ public sealed class BotBridgeApiTests
     }
 
     /// <summary>Reads lines until one complete <c>command</c> event (skipping the retry hint and heartbeats).</summary>
-    private static async Task<(string? Id, string Data)> ReadCommandAsync(StreamReader reader)
+    internal static async Task<(string? Id, string Data)> ReadCommandAsync(StreamReader reader)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         string? id = null;

@@ -1,6 +1,7 @@
 using System.Net;
 using Holdfast.Bots;
 using Holdfast.Client.Models;
+using Holdfast.TestHelpers;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Holdfast.Server.Tests;

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using Holdfast.Client.Models;
+using Holdfast.TestHelpers;
 
 namespace Holdfast.Server.Tests;
 

@@ -7,6 +7,7 @@ using Holdfast.TestHelpers;
 namespace Holdfast.Server.Tests;
 
 /// <summary>Controls while many SSE followers are attached: every follower still gets the exact text.</summary>
+[Collection(ResourceHeavyCollection.Name)]
 public sealed class ControlUnderLoadTests
 {
     [Fact(Timeout = 300_000)]

@@ -23,7 +23,7 @@ public sealed class CrashRestartTests
         try
         {
             string key;
-            using (var socket = TestServer.SocketClient(Path.Combine(data.Path, "holdfast.sock")))
+            using (var socket = UnixSocketHttp.Create(Path.Combine(data.Path, "holdfast.sock")))
             {
                 key = (await (await socket.PostJsonAsync("/api/v1/keys", new CreateApiKeyRequest("alice"))).ReadAsync<CreatedApiKey>()).Key;
             }

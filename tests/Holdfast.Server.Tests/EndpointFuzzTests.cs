@@ -14,14 +14,17 @@ namespace Holdfast.Server.Tests;
 /// A short, seeded fuzz run over every endpoint the server maps (read from its routing table, so a new endpoint is
 /// fuzzed without being listed here): random bytes, deep JSON, huge strings, invalid UTF-8, wrong content types,
 /// wrong types in known fields, odd ids, queries and headers, as an admin, a user, the socket and nobody. No answer
-/// may be a 5xx, the server must keep answering, and nothing may hang. Bounded in count and time; loopback only.
-/// Rerun a failure with HOLDFAST_FUZZ_SEED=&lt;seed&gt;.
+/// may be a 5xx, the server must keep answering, nothing may hang, and data the requests do not name (another user's
+/// generation with its log and audit trail, and a bot) is unchanged afterwards, in a file that passes
+/// <c>PRAGMA integrity_check</c>. Bounded in count and time; loopback only. Rerun a failure with
+/// HOLDFAST_FUZZ_SEED=&lt;seed&gt;. scripts/fuzz.sh runs this test for a given time: HOLDFAST_FUZZ_SECONDS (then no
+/// request cap) and HOLDFAST_FUZZ_SUMMARY (a file that gets the summary line).
 /// </summary>
 public sealed partial class EndpointFuzzTests(ITestOutputHelper output, EndpointFuzzTests.Summary summary) : IClassFixture<EndpointFuzzTests.Summary>
 {
     private const string SeedVariable = "HOLDFAST_FUZZ_SEED";
-    private const int MaxRequests = 2000;
-    private static readonly TimeSpan MaxDuration = TimeSpan.FromSeconds(75);
+    private const int DefaultMaxRequests = 2000;
+    private static readonly TimeSpan DefaultMaxDuration = TimeSpan.FromSeconds(75);
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(20);
 
     private static readonly string[] ContentTypes =
@@ -39,10 +42,14 @@ public sealed partial class EndpointFuzzTests(ITestOutputHelper output, Endpoint
         "role", "top_p", "n", "store",
     ];
 
-    [Fact(Timeout = 240_000)]
-    public async Task EveryEndpoint_RandomInput_No5xx_NoCrash()
+    // The timeout is a backstop for the long form (scripts/fuzz.sh --seconds up to 3000); each request has its own.
+    [Fact(Timeout = 3_300_000)]
+    public async Task EveryEndpoint_RandomInput_No5xx_NoCrash_StoredDataUnchanged()
     {
         var seed = int.TryParse(Environment.GetEnvironmentVariable(SeedVariable), NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : 20261203;
+        var seconds = int.TryParse(Environment.GetEnvironmentVariable("HOLDFAST_FUZZ_SECONDS"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : 0;
+        var maxRequests = seconds > 0 ? int.MaxValue : DefaultMaxRequests;
+        var maxDuration = seconds > 0 ? TimeSpan.FromSeconds(seconds) : DefaultMaxDuration;
         output.WriteLine($"seed {seed} (rerun with {SeedVariable}={seed})");
         var random = new Random(seed);
         await using var server = await TestServer.StartAsync(new Dictionary<string, string?>
@@ -61,6 +68,15 @@ public sealed partial class EndpointFuzzTests(ITestOutputHelper output, Endpoint
         (await user.PostJsonAsync("/api/v1/bots", new StartBotRequest("fuzz-bot", "web"))).EnsureSuccessStatusCode();
         var ids = new[] { generation.Id, "resp_" + generation.Id, "fuzz-bot", "nope", "resp_nope" };
 
+        // Data no request names: bob's finished generation (row, log, audit trail) and bot. It must read back the same.
+        using var bob = server.Tcp(await server.CreateKeyAsync("bob"));
+        var sentinel = await (await bob.PostJsonAsync("/api/v1/generations", new CreateGenerationRequest("scripted", [new InputMessage("user", "sentinel")]))).ReadAsync<Holdfast.Client.Models.Generation>();
+        await Poll.UntilAsync(async () => (await (await bob.GetAsync($"/api/v1/generations/{sentinel.Id}")).ReadAsync<Holdfast.Client.Models.Generation>()).IsFinished, "the sentinel generation finishes");
+        (await bob.PostJsonAsync("/api/v1/bots", new StartBotRequest("sentinel-bot", "bridge"))).EnsureSuccessStatusCode();
+        (await bob.PostJsonAsync("/api/v1/bots/sentinel-bot/messages", new BotMessage("sentinel message"))).EnsureSuccessStatusCode();
+        var sentinelPaths = new[] { $"/api/v1/generations/{sentinel.Id}", $"/api/v1/generations/{sentinel.Id}/log?limit=1000", $"/api/v1/generations/{sentinel.Id}/events", "/api/v1/bots/sentinel-bot", "/api/v1/bots/sentinel-bot/events" };
+        var sentinelBefore = await ReadAllAsync(bob, sentinelPaths);
+
         var endpoints = ((IEndpointRouteBuilder)server.App).DataSources
             .SelectMany(d => d.Endpoints)
             .OfType<RouteEndpoint>()
@@ -77,12 +93,12 @@ public sealed partial class EndpointFuzzTests(ITestOutputHelper output, Endpoint
         var serverErrors = new List<string>();
         var crashes = new List<string>();
         var started = TimeProvider.System.GetTimestamp();
-        while (requests < MaxRequests && TimeProvider.System.GetElapsedTime(started) < MaxDuration && crashes.Count == 0)
+        while (requests < maxRequests && TimeProvider.System.GetElapsedTime(started) < maxDuration && crashes.Count == 0)
         {
             // Every endpoint once per round, in a shuffled order, so each is fuzzed about equally often.
             foreach (var (method, pattern) in endpoints.OrderBy(_ => random.Next()).ToList())
             {
-                if (requests >= MaxRequests || TimeProvider.System.GetElapsedTime(started) >= MaxDuration)
+                if (requests >= maxRequests || TimeProvider.System.GetElapsedTime(started) >= maxDuration)
                 {
                     break;
                 }
@@ -125,6 +141,9 @@ public sealed partial class EndpointFuzzTests(ITestOutputHelper output, Endpoint
         }
 
         await ShouldStillAnswerAsync(socket, crashes, "at the end");
+        var sentinelAfter = await ReadAllAsync(bob, sentinelPaths);
+        var changed = sentinelPaths.Where((_, i) => !string.Equals(sentinelBefore[i], sentinelAfter[i], StringComparison.Ordinal)).ToList();
+        var integrity = IntegrityCheck(server.DatabasePath);
         foreach (var line in serverErrors.Take(20).Concat(crashes.Take(20)))
         {
             output.WriteLine(line);
@@ -132,11 +151,35 @@ public sealed partial class EndpointFuzzTests(ITestOutputHelper output, Endpoint
 
         output.WriteLine($"{cut} answered before their body was read (connection closed while sending)");
         var result = $"fuzz: {requests} requests, {serverErrors.Count} 5xx, {crashes.Count} crashes";
+        output.WriteLine($"stored data: {(changed.Count == 0 ? "unchanged" : "CHANGED at " + string.Join(", ", changed))}, integrity_check {integrity}");
         output.WriteLine(result);
         summary.Print(result);
+        if (Environment.GetEnvironmentVariable("HOLDFAST_FUZZ_SUMMARY") is { Length: > 0 } summaryFile)
+        {
+            await File.WriteAllTextAsync(summaryFile, $"stored data {(changed.Count == 0 ? "unchanged" : "changed")}, integrity_check {integrity}\n{result}\n");
+        }
+
+        changed.ShouldBeEmpty("requests that named other data changed bob's generation or bot");
+        integrity.ShouldBe("ok");
         serverErrors.ShouldBeEmpty($"seed {seed}: {string.Join('\n', serverErrors.Take(10))}");
         crashes.ShouldBeEmpty($"seed {seed}: {string.Join('\n', crashes.Take(10))}");
         requests.ShouldBeGreaterThanOrEqualTo(endpoints.Count * 3, "every endpoint got a few requests");
+    }
+
+    private static async Task<string[]> ReadAllAsync(HttpClient client, string[] paths) =>
+        await Task.WhenAll(paths.Select(async path =>
+        {
+            using var response = await client.GetAsync(path);
+            return $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+        }));
+
+    private static string IntegrityCheck(string database)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={database};Mode=ReadOnly;Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA integrity_check";
+        return Convert.ToString(command.ExecuteScalar(), CultureInfo.InvariantCulture) ?? "(nothing)";
     }
 
     private static async Task ShouldStillAnswerAsync(HttpClient socket, List<string> crashes, string when)
@@ -216,7 +259,13 @@ public sealed partial class EndpointFuzzTests(ITestOutputHelper output, Endpoint
         5 => "-1",
         6 => "99999999999999999999999",
         7 => "resp_" + new string('9', 40),
-        8 => "' OR 1=1 --",
+        8 => random.Next(4) switch
+        {
+            0 => "' OR 1=1 --",
+            1 => "'; DROP TABLE generation_sessions; --",
+            2 => "<script>alert(1)</script>",
+            _ => "${jndi:ldap://127.0.0.1/x}",
+        },
         9 => "1e308",
         10 => "gen_" + Guid.NewGuid().ToString("N"),
         _ => Convert.ToBase64String(RandomBytes(random, random.Next(1, 40))),
@@ -241,7 +290,7 @@ public sealed partial class EndpointFuzzTests(ITestOutputHelper output, Endpoint
             5 => Encoding.UTF8.GetBytes("{\"" + Fields[random.Next(Fields.Length)] + "\":\"\\ud800\\udc00\\ud800\",\"x\":\"\\u0000\"}"),
             _ => Encoding.UTF8.GetBytes(RandomObject(random)),
         };
-        var content = new ByteArrayContent(bytes);
+        HttpContent content = random.Next(100) == 0 ? new SlowContent(bytes, random.Next(2, 4)) : new ByteArrayContent(bytes);
         var type = random.Next(5) == 0 ? null : ContentTypes[random.Next(ContentTypes.Length)];
         if (type is not null)
         {
@@ -330,6 +379,27 @@ public sealed partial class EndpointFuzzTests(ITestOutputHelper output, Endpoint
         var bytes = new byte[length];
         random.NextBytes(bytes);
         return bytes;
+    }
+
+    /// <summary>A body sent slowly, in pieces 150 ms apart (a slow or stalling client).</summary>
+    private sealed class SlowContent(byte[] bytes, int pieces) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            var size = Math.Max(1, bytes.Length / pieces);
+            for (var offset = 0; offset < bytes.Length; offset += size)
+            {
+                await stream.WriteAsync(bytes.AsMemory(offset, Math.Min(size, bytes.Length - offset)));
+                await stream.FlushAsync();
+                await Task.Delay(150);
+            }
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = bytes.Length;
+            return true;
+        }
     }
 
     /// <summary>Prints the run's summary line in the normal test output (an xunit diagnostic message; see xunit.runner.json).</summary>

@@ -6,15 +6,23 @@ namespace Holdfast.Server.Tests;
 
 using Generation = Holdfast.Client.Models.Generation;
 
-public sealed class GenerationApiTests
+/// <summary>
+/// Generations over HTTP and SSE against a real server: create, stream, idempotency, pause/resume, cancel/fork/delete,
+/// followers across a restart, heartbeats, compaction. On SQLite here; <see cref="PostgresGenerationApiTests"/> runs
+/// the same tests on PostgreSQL.
+/// </summary>
+public class GenerationApiTests
 {
+    /// <summary>Starts the server these tests use (the embedded SQLite file; a derived class picks another store).</summary>
+    protected virtual Task<TestServer> StartServerAsync(IDictionary<string, string?>? settings = null) => TestServer.StartAsync(settings);
+
     private static CreateGenerationRequest Request(string prompt = "tell me a story", int? maxTokens = null, long seed = 7) =>
         new("scripted", [new InputMessage("user", prompt)], Parameters: new GenerationParameters(Seed: seed, MaxTokens: maxTokens));
 
     [Fact(Timeout = 60_000)]
     public async Task Create_Stream_Completes_OutputEqualsStreamedText()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         using var alice = server.Tcp(await server.CreateKeyAsync("alice"));
 
         using var created = await alice.PostJsonAsync("/api/v1/generations", Request(maxTokens: 40));
@@ -39,7 +47,7 @@ public sealed class GenerationApiTests
     [Fact(Timeout = 60_000)]
     public async Task Create_SameIdempotencyKey_ReturnsSameSessionWith200()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         using var alice = server.Tcp(await server.CreateKeyAsync("alice"));
 
         async Task<HttpResponseMessage> PostAsync()
@@ -61,7 +69,7 @@ public sealed class GenerationApiTests
     [Fact(Timeout = 90_000)]
     public async Task PauseResume_WithWait_ContinuesToSameTextAsUninterrupted()
     {
-        await using var server = await TestServer.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "60" });
+        await using var server = await StartServerAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "60" });
         using var alice = server.Tcp(await server.CreateKeyAsync("alice"));
         var reference = await (await alice.PostJsonAsync("/api/v1/generations", Request(maxTokens: 60))).ReadAsync<Generation>();
         var interrupted = await (await alice.PostJsonAsync("/api/v1/generations", Request(maxTokens: 60))).ReadAsync<Generation>();
@@ -102,7 +110,7 @@ public sealed class GenerationApiTests
     [Fact(Timeout = 60_000)]
     public async Task CancelForkDelete_Work_AndListFiltersByStatus()
     {
-        await using var server = await TestServer.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "20" });
+        await using var server = await StartServerAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "20" });
         using var alice = server.Tcp(await server.CreateKeyAsync("alice"));
         var generation = await (await alice.PostJsonAsync("/api/v1/generations", Request())).ReadAsync<Generation>();
         await Poll.UntilAsync(
@@ -125,7 +133,7 @@ public sealed class GenerationApiTests
     [Fact(Timeout = 120_000)]
     public async Task Stream_ThreeReadersAtDifferentOffsets_AcrossInProcessRestart_EachGetsFullTextOnce()
     {
-        await using var server = await TestServer.StartAsync(new Dictionary<string, string?>
+        await using var server = await StartServerAsync(new Dictionary<string, string?>
         {
             ["Scripted:TokensPerSecond"] = "40",
             ["Scripted:MaxTokens"] = "200",
@@ -164,7 +172,7 @@ public sealed class GenerationApiTests
     [Fact(Timeout = 60_000)]
     public async Task Stream_IdleSession_SendsHeartbeats()
     {
-        await using var server = await TestServer.StartAsync(new Dictionary<string, string?> { ["Server:HeartbeatInterval"] = "00:00:00.200" });
+        await using var server = await StartServerAsync(new Dictionary<string, string?> { ["Server:HeartbeatInterval"] = "00:00:00.200" });
         using var alice = server.Tcp(await server.CreateKeyAsync("alice"));
         var generation = await (await alice.PostJsonAsync("/api/v1/generations", Request())).ReadAsync<Generation>();
         await alice.PostAsync($"/api/v1/generations/{generation.Id}/pause?wait=10", null);
@@ -187,7 +195,7 @@ public sealed class GenerationApiTests
     [Fact(Timeout = 60_000)]
     public async Task Stream_AfterSeqInsideCompactedLog_400ProblemBeforeAnyEvent_FromZeroStillWhole()
     {
-        await using var server = await TestServer.StartAsync(new Dictionary<string, string?>
+        await using var server = await StartServerAsync(new Dictionary<string, string?>
         {
             ["Generation:LogRetention"] = "00:00:00.200",
             ["Generation:PollInterval"] = "00:00:00.100",

@@ -38,7 +38,7 @@ public sealed class GracefulShutdownTests
         try
         {
             Generation generation;
-            using (var socket = TestServer.SocketClient(socketPath))
+            using (var socket = UnixSocketHttp.Create(socketPath))
             {
                 generation = await (await socket.PostJsonAsync("/api/v1/generations", request)).ReadAsync<Generation>();
                 await Poll.UntilAsync(
@@ -46,7 +46,7 @@ public sealed class GracefulShutdownTests
                     "some output before the shutdown");
             }
 
-            var reader = new SseFollower(() => TestServer.SocketClient(socketPath), $"/api/v1/generations/{generation.Id}/stream");
+            var reader = new SseFollower(() => UnixSocketHttp.Create(socketPath), $"/api/v1/generations/{generation.Id}/stream");
             var reading = reader.RunAsync();
             await Poll.UntilAsync(() => Task.FromResult(reader.Chunks.Count >= 5), "the reader got chunks before the shutdown");
 
@@ -71,7 +71,7 @@ public sealed class GracefulShutdownTests
 
             serve.Dispose();
             serve = await ServeProcess.StartAsync(data.Path, port, environment);
-            using var after = TestServer.SocketClient(socketPath);
+            using var after = UnixSocketHttp.Create(socketPath);
             if (policy == "Manual")
             {
                 var restored = await (await after.GetAsync($"/api/v1/generations/{generation.Id}")).ReadAsync<Generation>();
@@ -116,7 +116,7 @@ public sealed class GracefulShutdownTests
         try
         {
             Generation generation;
-            using (var socket = TestServer.SocketClient(Path.Combine(data.Path, "holdfast.sock")))
+            using (var socket = UnixSocketHttp.Create(Path.Combine(data.Path, "holdfast.sock")))
             {
                 generation = await (await socket.PostJsonAsync("/api/v1/generations", new CreateGenerationRequest("scripted", [new InputMessage("user", "slow to stop")]))).ReadAsync<Generation>();
                 await Poll.UntilAsync(
@@ -172,7 +172,7 @@ public sealed class GracefulShutdownTests
         var serve = await ServeProcess.StartAsync(data.Path, ServeProcess.FreePort(), environment);
         try
         {
-            using var socket = TestServer.SocketClient(socketPath);
+            using var socket = UnixSocketHttp.Create(socketPath);
             var key = (await (await socket.PostJsonAsync("/api/v1/keys", new CreateApiKeyRequest("alice"))).ReadAsync<CreatedApiKey>()).Key;
             using var http = new HttpClient { BaseAddress = serve.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
             http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using Holdfast.Client.Models;
+using Holdfast.TestHelpers;
 
 namespace Holdfast.Server.Tests;
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using Holdfast.Client.Models;
+using Holdfast.TestHelpers;
 using Microsoft.Data.Sqlite;
 
 namespace Holdfast.Server.Tests;

@@ -1,5 +1,6 @@
 using System.Net;
 using Holdfast.Client.Models;
+using Holdfast.TestHelpers;
 
 namespace Holdfast.Server.Tests;
 

@@ -22,6 +22,9 @@ public sealed class ServeProcess : IDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The server's process id (for /proc: its memory and open handles).</summary>
+    public int ProcessId => _process.Id;
+
     public string Output
     {
         get

@@ -38,9 +38,55 @@ public abstract class ApiKeyStoreContractTests(IStoreProvider provider) : StoreC
     }
 }
 
-/// <summary>The <see cref="IStoreAdministration"/> contract: migrations once, a read-only schema check, ping and counts.</summary>
+/// <summary>
+/// The <see cref="IStoreAdministration"/> contract: migrations once, a read-only schema check, ping and counts, the
+/// integrity check, the write probe and the server hold the host uses instead of provider types.
+/// </summary>
 public abstract class StoreAdministrationContractTests(IStoreProvider provider) : StoreContractTests(provider)
 {
+    [Fact(Timeout = 60_000)]
+    public async Task CheckIntegrityAsync_SoundStoreWithData_SoundAtBothDepthsAndTheFullCheckHasTheMigrations()
+    {
+        await GenerationData.CompletedSessionAsync(Store, "gen_checked", ["checked ", "text"]);
+        await Store.Bots.StartOrReactivateAsync(new Bots.StartBotSession("bot-checked"), GenerationData.Alice);
+
+        var quick = await Store.Administration.CheckIntegrityAsync(StoreCheckDepth.Quick, TimeSpan.FromSeconds(20));
+        var full = await Store.Administration.CheckIntegrityAsync(StoreCheckDepth.Full);
+
+        quick.Integrity.ShouldBe(StoreIntegrity.Sound);
+        quick.Problems.ShouldBeEmpty();
+        quick.Migrations.ShouldBeNull();
+        full.Integrity.ShouldBe(StoreIntegrity.Sound);
+        full.Location.ShouldBe(Store.Administration.Location);
+        full.Method.ShouldNotBeNullOrWhiteSpace();
+        full.Migrations!.IsCurrent.ShouldBeTrue();
+        full.KnownMigrations.ShouldBe(full.Migrations.Applied.Count);
+        full.IsHealthy.ShouldBeTrue();
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task CheckWritableAsync_WritableStore_NullAndNoFailureOrDamageKnown()
+    {
+        await Store.Generations.CreateAsync(GenerationData.NewSession("gen_writable"), GenerationData.Alice);
+
+        (await Store.Administration.CheckWritableAsync()).ShouldBeNull();
+
+        Store.Administration.WriteFailure.ShouldBeNull();
+        Store.Administration.KnownDamage.ShouldBeNull();
+        (await Store.Administration.MeasureSizeAsync()).ShouldBeGreaterThan(0);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task HoldForServer_Released_CanBeHeldAgain()
+    {
+        var first = Store.Administration.HoldForServer("contract test");
+        first.Dispose();
+
+        using var again = Store.Administration.HoldForServer("contract test");
+
+        again.ShouldNotBeNull();
+    }
+
     [Fact(Timeout = 30_000)]
     public async Task MigrateAsync_OnAMigratedStore_AppliesNothingAndTheSchemaIsCurrent()
     {

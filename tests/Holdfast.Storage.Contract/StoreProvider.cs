@@ -53,6 +53,9 @@ public sealed class TestStore(
     /// <summary>The per-key bot login state of the same database (issue 12).</summary>
     public IBotAuthKeyStore? BotAuthKeys { get; init; }
 
+    /// <summary>Webhook subscriptions and the outbox of the same database (issue 12, item 7).</summary>
+    public Holdfast.Webhooks.IWebhookStore? Webhooks { get; init; }
+
     public ValueTask DisposeAsync() => dispose();
 }
 

@@ -22,3 +22,6 @@ public sealed class PostgresStoreTransferTests(PostgresStoreProvider provider) :
 
 /// <summary>Bot connection state, numbered QR codes, message times and per-key login state over PostgreSQL.</summary>
 public sealed class PostgresBotConnectionTests(PostgresStoreProvider provider) : BotConnectionContractTests(provider), IClassFixture<PostgresStoreProvider>;
+
+/// <summary>Webhook subscriptions and the outbox over a real PostgreSQL (claims with SKIP LOCKED across two "nodes").</summary>
+public sealed class PostgresWebhookStoreTests(PostgresStoreProvider provider) : WebhookStoreContractTests(provider), IClassFixture<PostgresStoreProvider>;

@@ -50,6 +50,7 @@ public sealed class PostgresStoreProvider : IStoreProvider, IAsyncLifetime
         return new TestStore(uri, store.Generations, store.Runs, store.Bots, store.Audit, store.ApiKeys, store.Administration, store.DisposeAsync)
         {
             BotAuthKeys = store.BotAuthKeys,
+            Webhooks = store.Webhooks,
         };
     }
 

@@ -19,3 +19,6 @@ public sealed class SqliteStoreTransferTests(SqliteStoreProvider provider) : Sto
 
 /// <summary>Bot connection state, numbered QR codes, message times and per-key login state over real SQLite files.</summary>
 public sealed class SqliteBotConnectionTests(SqliteStoreProvider provider) : BotConnectionContractTests(provider), IClassFixture<SqliteStoreProvider>;
+
+/// <summary>Webhook subscriptions and the outbox over real SQLite files.</summary>
+public sealed class SqliteWebhookStoreTests(SqliteStoreProvider provider) : WebhookStoreContractTests(provider), IClassFixture<SqliteStoreProvider>;

@@ -64,7 +64,7 @@ public sealed class SqliteDamageTests
         (await store.FindAsync("bot01")).ShouldNotBeNull();
     }
 
-    private static async Task SeedAsync(string path)
+    internal static async Task SeedAsync(string path)
     {
         using var database = new SqliteDatabase(path);
         await database.MigrateAsync();

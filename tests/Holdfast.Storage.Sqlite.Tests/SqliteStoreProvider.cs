@@ -45,6 +45,7 @@ public sealed class SqliteStoreProvider : IStoreProvider, IDisposable
             })
         {
             BotAuthKeys = new SqliteBotAuthKeyStore(database, clock),
+            Webhooks = new SqliteWebhookStore(database, clock),
         };
     }
 

@@ -82,6 +82,9 @@ public static class TestPostgres
             Password = user.Length > 1 ? Uri.UnescapeDataString(user[1]) : null,
             Database = uri.AbsolutePath.Trim('/') is { Length: > 0 } db ? db : "postgres",
             Pooling = false,
+
+            // A loaded 2-core machine can take longer than Npgsql's default 15 s to finish a connect (and SCRAM).
+            Timeout = 60,
         }.ConnectionString;
     }
 }

@@ -87,6 +87,21 @@ internal static class ScenarioRunner
         return failed ? 1 : 0;
     }
 
+    /// <summary>Runs the scenarios once (all, or those in <paramref name="only"/>) and returns their measurements.</summary>
+    public static async Task<List<Measurement>> RunAllAsync(ScenarioScale scale, IReadOnlyCollection<string>? only)
+    {
+        var all = new List<Measurement>();
+        foreach (var (name, run) in Scenarios.Where(s => only is null || only.Contains(s.Name, StringComparer.Ordinal)))
+        {
+            await Console.Error.WriteLineAsync($"  running {name} …");
+            var watch = Stopwatch.StartNew();
+            all.AddRange(await run(scale));
+            await Console.Error.WriteLineAsync($"    done in {watch.Elapsed.TotalSeconds:0.0} s (load {PeerScenarios.LoadAverage()})");
+        }
+
+        return all;
+    }
+
     /// <summary>A setting as the table shows it: a store connection string with its password hidden.</summary>
     private static string? Shown(string key, string? value) =>
         key.EndsWith("ConnectionString", StringComparison.OrdinalIgnoreCase) ? Holdfast.Storage.Postgres.PostgresConnectionString.Redact(value) : value;

@@ -183,6 +183,12 @@ export class HoldfastClient {
   setConnection(sessionId: string, state: ConnectionState, options?: { reason?: string; code?: number }): Promise<BotSession>;
   endSession(sessionId: string): Promise<BotSession>;
   sessionEvents(sessionId: string, options?: { limit?: number }): Promise<AuditEntry[]>;
+  /** Subscribes the caller's sessions' events to `url`; the `secret` (whsec_…) is in this answer only. */
+  createWebhook(options: { url: string; eventTypes?: WebhookEventType[]; secret?: string }): Promise<Webhook & { secret: string }>;
+  listWebhooks(): Promise<Webhook[]>;
+  deleteWebhook(id: string): Promise<void>;
+  /** The delivery log, newest first. */
+  webhookDeliveries(id: string, options?: { limit?: number; before?: string }): Promise<{ items: WebhookDelivery[]; next_cursor?: string }>;
   /** The login state (a Buffer at run time), or null when none is stored. */
   loadAuthState(sessionId: string): Promise<Uint8Array | null>;
   saveAuthState(sessionId: string, state: Uint8Array | ArrayBuffer | string | null): Promise<void>;
@@ -199,3 +205,50 @@ export class HoldfastClient {
 export function createBotManager(options: ClientOptions): HoldfastClient;
 /** Same as createBotManager. */
 export function createClient(options: ClientOptions): HoldfastClient;
+
+/** A webhook event type. */
+export type WebhookEventType =
+  | 'qrcode.updated'
+  | 'connection.updated'
+  | 'message.received'
+  | 'session.ended'
+  | 'generation.started'
+  | 'generation.paused'
+  | 'generation.resumed'
+  | 'generation.completed'
+  | 'generation.cancelled'
+  | 'generation.failed';
+
+/** A webhook subscription (never with its secret). */
+export interface Webhook {
+  id: string;
+  owner: string;
+  url: string;
+  event_types: WebhookEventType[];
+  created_at: string;
+}
+
+/** One event for one subscription: `id` is the `webhook-id` header, the same on every attempt. */
+export interface WebhookDelivery {
+  id: string;
+  subscription_id: string;
+  event_type: WebhookEventType;
+  session_kind: 'bot' | 'generation';
+  session_id: string;
+  created_at: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at?: string;
+  last_attempt_at?: string;
+  last_status?: number;
+  last_error?: string;
+  delivered_at?: string;
+}
+
+/** Checks a Holdfast webhook's Standard Webhooks signature and timestamp (default tolerance 300 s). */
+export function verifyWebhook(
+  secret: string,
+  headers: Record<string, string | undefined> | { get(name: string): string | null },
+  rawBody: string | Uint8Array,
+  options?: { toleranceSeconds?: number; now?: Date },
+): boolean;

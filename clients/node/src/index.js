@@ -9,6 +9,7 @@ import {
   isTransient,
 } from './errors.js';
 import { parseEventStream } from './sse.js';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export * from './errors.js';
 
@@ -33,6 +34,27 @@ export function createBotManager(options) {
 /** Same as createBotManager: a client for bots and generations. */
 export function createClient(options) {
   return new HoldfastClient(options);
+}
+
+/**
+ * Checks a webhook from Holdfast (Standard Webhooks): `headers` holds `webhook-id`, `webhook-timestamp` and
+ * `webhook-signature` (a plain object or a `Headers`), `rawBody` the body exactly as received (string or Buffer).
+ * True when one `v1,` signature is the HMAC-SHA256 of `id.timestamp.body` with the `whsec_` secret and the timestamp
+ * is within `toleranceSeconds` (300) of `now`.
+ */
+export function verifyWebhook(secret, headers, rawBody, { toleranceSeconds = 300, now = new Date() } = {}) {
+  const get = (name) => (typeof headers?.get === 'function' ? headers.get(name) : headers?.[name]) ?? '';
+  const id = get('webhook-id');
+  const timestamp = get('webhook-timestamp');
+  const signatures = get('webhook-signature');
+  if (!String(secret ?? '').startsWith('whsec_') || !id || !/^\d+$/.test(timestamp) || !signatures) return false;
+  if (Math.abs(now.getTime() / 1000 - Number(timestamp)) > toleranceSeconds) return false;
+  const key = Buffer.from(String(secret).slice('whsec_'.length), 'base64');
+  const body = Buffer.isBuffer(rawBody) ? rawBody.toString('utf8') : String(rawBody);
+  const expected = Buffer.from(`v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`);
+  return String(signatures)
+    .split(' ')
+    .some((candidate) => candidate.length === expected.length && timingSafeEqual(Buffer.from(candidate), expected));
 }
 
 export class HoldfastClient {
@@ -152,6 +174,34 @@ export class HoldfastClient {
   endSession(sessionId) {
     requireId(sessionId);
     return this.request('POST', `api/v1/bots/${enc(sessionId)}/end`).then(bot);
+  }
+
+  // ---------------------------------------------------------------- webhooks
+
+  /**
+   * Subscribes the caller's sessions' events to `url` (`eventTypes`: e.g. `['message.received']`; none: every type).
+   * Resolves with the subscription and its `secret` (`whsec_…`, shown this once) to check signatures with
+   * `verifyWebhook`. Loopback and private targets are refused (InvalidRequestError) unless the server allows them.
+   */
+  createWebhook({ url, eventTypes, event_types, secret } = {}) {
+    return this.request('POST', 'api/v1/webhooks', { json: { url, event_types: eventTypes ?? event_types, secret } });
+  }
+
+  /** The caller's webhook subscriptions (admins: all), never with their secrets. */
+  async listWebhooks() {
+    return (await this.request('GET', 'api/v1/webhooks')).items;
+  }
+
+  /** Deletes a subscription and its pending deliveries. */
+  async deleteWebhook(id) {
+    requireId(id, 'id');
+    await this.request('DELETE', `api/v1/webhooks/${enc(id)}`, { expectEmpty: true });
+  }
+
+  /** The delivery log of a subscription, newest first: `{ items, next_cursor }` (pass it back as `before`). */
+  webhookDeliveries(id, { limit, before } = {}) {
+    requireId(id, 'id');
+    return this.request('GET', `api/v1/webhooks/${enc(id)}/deliveries`, { query: { limit, before } });
   }
 
   /** The session's audit trail, newest first. */

@@ -5,9 +5,7 @@ using Holdfast.Cli.Output;
 using Holdfast.Hosting;
 using Holdfast.Sessions;
 using Holdfast.Storage;
-using Holdfast.Storage.Migrations;
-using Holdfast.Storage.Postgres;
-using Holdfast.Storage.Sqlite;
+using Holdfast.Server.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -17,9 +15,9 @@ namespace Holdfast.Cli.Commands;
 /// <c>holdfast migrate | backup | restore | check</c>: commands that work on the database file directly. They read the
 /// same configuration as <c>holdfast serve</c> (<see cref="HoldfastConfiguration"/>: <c>appsettings.json</c>,
 /// environment variables such as <c>Storage__SqliteFile</c>, <c>HOLDFAST_DATA</c>), so they work on the file the
-/// service uses. Exit 0 on success; on failure a one-line reason on stderr and exit 1. <c>migrate</c> goes through the
-/// store's administration port (<see cref="StoreAccess"/>); <c>backup</c>, <c>restore</c> and <c>check</c> are the SQLite
-/// file's own (<see cref="SqliteMaintenance"/>).
+/// service uses. Exit 0 on success; on failure a one-line reason on stderr and exit 1. Every command goes through the
+/// store's administration port (<see cref="StoreAccess"/>, <see cref="IStoreAdministration"/>); what is the SQLite file's
+/// own (online backup, restore, the file lock) stays behind that port.
 /// </summary>
 internal static class MaintenanceCommands
 {
@@ -45,20 +43,8 @@ internal static class MaintenanceCommands
         {
             if (parseResult.GetValue(print))
             {
-                var chosen = parseResult.GetValue(provider)!;
-                if (chosen == StorageOptions.PostgresProvider)
-                {
-                    // One script for the Supabase SQL editor (or psql): idempotent, and it records every migration.
-                    Console.Out.Write(PostgresSchemaScript.Build());
-                    return 0;
-                }
-
-                foreach (var migration in SqliteDatabase.KnownMigrations)
-                {
-                    Console.Out.WriteLine($"-- {migration.Id} (sha256 {migration.Checksum})");
-                    Console.Out.WriteLine(migration.Sql);
-                }
-
+                // PostgreSQL: one script for the Supabase SQL editor (or psql), idempotent, recording every migration.
+                Console.Out.Write(StorageRegistration.SchemaScript(parseResult.GetValue(provider)!));
                 return 0;
             }
 
@@ -81,11 +67,11 @@ internal static class MaintenanceCommands
         {
             var configuration = HoldfastConfiguration.Build();
             var storage = HoldfastConfiguration.GetStorageOptions(configuration);
-            RefuseOnPostgres(storage, "backup");
-            var source = storage.ResolveSqlitePath();
+            await using var access = await StoreAccess.OpenAsync(migrate: false, cancellationToken);
+            RefuseWithoutOnlineBackup(access.Administration, "backup");
             var destination = Path.GetFullPath(parseResult.GetValue(file)!);
-            var check = await SqliteMaintenance.BackupAsync(source, destination, parseResult.GetValue(force), new StderrProgress(), cancellationToken);
-            Console.Out.WriteLine($"Backed up {source} to {destination} ({new FileInfo(destination).Length.ToString("N0", CultureInfo.InvariantCulture)} bytes, integrity ok, {check.Migrations.Applied.Count} migration(s)).");
+            var copy = await access.Administration.BackupAsync(destination, parseResult.GetValue(force), new StderrProgress(), cancellationToken);
+            Console.Out.WriteLine($"Backed up {copy.Source} to {copy.Destination} ({copy.Bytes.ToString("N0", CultureInfo.InvariantCulture)} bytes, integrity ok, {copy.AppliedMigrations} migration(s)).");
             if (AuthStateKeyNote(configuration, storage) is { } note)
             {
                 Console.Out.WriteLine(note);
@@ -103,18 +89,15 @@ internal static class MaintenanceCommands
         var restore = new Command("restore", "Replace the database with FILE (verified first; the replaced database is kept as a .bak file).") { file, force };
         restore.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
         {
-            var storage = HoldfastConfiguration.LoadStorageOptions();
-            RefuseOnPostgres(storage, "restore");
-            var target = storage.ResolveSqlitePath();
-            HoldfastPaths.EnsureDirectory(Path.GetDirectoryName(target)!);
-            var result = await SqliteMaintenance.RestoreAsync(
-                parseResult.GetValue(file)!, target, parseResult.GetValue(force), new StderrProgress(), TimeProvider.System, cancellationToken);
+            await using var access = await StoreAccess.OpenAsync(migrate: false, cancellationToken);
+            RefuseWithoutOnlineBackup(access.Administration, "restore");
+            var result = await access.Administration.RestoreAsync(parseResult.GetValue(file)!, parseResult.GetValue(force), new StderrProgress(), cancellationToken);
             Console.Out.WriteLine(result.PreviousCopy is null
-                ? $"Restored {result.Source.Path} to {result.Target}."
-                : $"Restored {result.Source.Path} to {result.Target}; the previous database is kept at {result.PreviousCopy}.");
-            if (result.Source.Migrations.Pending.Count > 0)
+                ? $"Restored {result.Source} to {result.Target}."
+                : $"Restored {result.Source} to {result.Target}; the previous database is kept at {result.PreviousCopy}.");
+            if (result.PendingMigrations > 0)
             {
-                Console.Out.WriteLine($"The backup is from an older version: {result.Source.Migrations.Pending.Count} migration(s) will be applied on the next start (or run `holdfast migrate`).");
+                Console.Out.WriteLine($"The backup is from an older version: {result.PendingMigrations} migration(s) will be applied on the next start (or run `holdfast migrate`).");
             }
 
             return 0;
@@ -124,42 +107,39 @@ internal static class MaintenanceCommands
 
     private static Command Check()
     {
-        var json = new Option<bool>("--json") { Description = "Print {\"path\", \"integrity\", \"integrity_errors\", \"migrations\", \"ok\"} as JSON." };
+        var json = new Option<bool>("--json") { Description = "Print {\"path\", \"integrity\", \"integrity_errors\", \"method\", \"migrations\", \"ok\"} as JSON." };
         var store = StoreOption.Create();
-        var check = new Command("check", "Verify the database: PRAGMA integrity_check (SQLite) and the applied migrations.") { json, store };
+        var check = new Command("check", "Verify the store: PRAGMA integrity_check (SQLite) or a read of every row of every table (PostgreSQL), and the applied migrations.") { json, store };
         check.SetAction((parseResult, cancellationToken) => RunAsync(async () =>
         {
-            var storage = HoldfastConfiguration.GetStorageOptions(StoreOption.Configuration(parseResult.GetValue(store)));
-            if (storage.Provider == StorageOptions.PostgresProvider)
-            {
-                return await CheckPostgresAsync(parseResult.GetValue(store), parseResult.GetValue(json), cancellationToken);
-            }
-
-            var path = storage.ResolveSqlitePath();
-            var size = File.Exists(path) ? new FileInfo(path).Length : 0;
+            _ = HoldfastConfiguration.GetStorageOptions(StoreOption.Configuration(parseResult.GetValue(store)));
+            await using var access = await StoreAccess.OpenAsync(migrate: false, parseResult.GetValue(store), cancellationToken);
+            var administration = access.Administration;
+            var size = await administration.MeasureSizeAsync(cancellationToken);
             var result = size >= LargeFileBytes
                 ? await Terminal.WithStderrStatusAsync(
-                    string.Create(CultureInfo.InvariantCulture, $"check: verifying {path} ({size / (1024.0 * 1024):0.0} MB)"),
-                    () => SqliteMaintenance.CheckAsync(path, cancellationToken))
-                : await SqliteMaintenance.CheckAsync(path, cancellationToken);
-            var migrations = result.Migrations;
+                    string.Create(CultureInfo.InvariantCulture, $"check: verifying {administration.Location} ({size / (1024.0 * 1024):0.0} MB)"),
+                    () => administration.CheckIntegrityAsync(StoreCheckDepth.Full, cancellationToken: cancellationToken))
+                : await administration.CheckIntegrityAsync(StoreCheckDepth.Full, cancellationToken: cancellationToken);
+            var migrations = result.Migrations!;
             if (parseResult.GetValue(json))
             {
                 Terminal.WriteJson(new CheckReport(
-                    result.Path,
-                    result.IntegrityErrors.Count == 0 ? "ok" : "failed",
-                    result.IntegrityErrors,
+                    result.Location,
+                    result.Integrity == StoreIntegrity.Damaged ? "failed" : "ok",
+                    result.Problems,
+                    result.Method,
                     new CheckMigrations(
                         migrations.Applied.Count,
-                        SqliteDatabase.KnownMigrations.Count,
+                        result.KnownMigrations,
                         migrations.Pending.Select(m => m.Id).ToList(),
                         migrations.Problems),
                     result.IsHealthy));
             }
             else
             {
-                Console.Out.WriteLine($"database:   {result.Path}");
-                Console.Out.WriteLine($"integrity:  {(result.IntegrityErrors.Count == 0 ? "ok" : $"{result.IntegrityErrors.Count} problem(s)")}");
+                Console.Out.WriteLine($"database:   {result.Location}");
+                Console.Out.WriteLine($"integrity:  {(result.Problems.Count == 0 ? "ok" : $"{result.Problems.Count} problem(s)")} ({result.Method})");
                 Console.Out.WriteLine($"migrations: {migrations.Applied.Count} applied, {migrations.Pending.Count} pending{(migrations.Problems.Count == 0 ? string.Empty : $", {migrations.Problems.Count} problem(s)")}");
             }
 
@@ -168,49 +148,21 @@ internal static class MaintenanceCommands
                 return 0;
             }
 
-            var reason = result.IntegrityErrors.Count > 0
-                ? $"integrity check failed: {result.IntegrityErrors[0]}"
+            var reason = result.Problems.Count > 0
+                ? $"integrity check failed: {result.Problems[0]}"
                 : migrations.Problems[0];
             return Fail(reason);
         }));
         return check;
     }
 
-    /// <summary>
-    /// <c>check</c> on PostgreSQL: the server answers and the migrations match (the database's own integrity is the
-    /// server's business: <c>amcheck</c>, <c>pg_dump</c>).
-    /// </summary>
-    private static async Task<int> CheckPostgresAsync(string? storeValue, bool json, CancellationToken cancellationToken)
+    /// <summary><c>backup</c> and <c>restore</c> are an online copy of the store (SQLite's); elsewhere one line says what to use instead.</summary>
+    private static void RefuseWithoutOnlineBackup(IStoreAdministration administration, string command)
     {
-        await using var access = await StoreAccess.OpenAsync(migrate: false, storeValue, cancellationToken);
-        var migrations = await access.Administration.GetSchemaStatusAsync(cancellationToken);
-        var expected = migrations.Applied.Count + migrations.Pending.Count;
-        if (json)
-        {
-            Terminal.WriteJson(new CheckReport(
-                access.Administration.Location,
-                "not_checked",
-                [],
-                new CheckMigrations(migrations.Applied.Count, PostgresMigrations.Load().Count, migrations.Pending.Select(m => m.Id).ToList(), migrations.Problems),
-                migrations.Problems.Count == 0));
-        }
-        else
-        {
-            Console.Out.WriteLine($"database:   {access.Administration.Location}");
-            Console.Out.WriteLine("integrity:  not checked (PostgreSQL: the server's own tools, e.g. amcheck)");
-            Console.Out.WriteLine($"migrations: {migrations.Applied.Count} applied, {migrations.Pending.Count} pending of {expected}{(migrations.Problems.Count == 0 ? string.Empty : $", {migrations.Problems.Count} problem(s)")}");
-        }
-
-        return migrations.Problems.Count == 0 ? 0 : Fail(migrations.Problems[0]);
-    }
-
-    /// <summary><c>backup</c> and <c>restore</c> are SQLite's online backup: on PostgreSQL one line says what to use instead.</summary>
-    private static void RefuseOnPostgres(StorageOptions storage, string command)
-    {
-        if (storage.Provider == StorageOptions.PostgresProvider)
+        if (!administration.SupportsOnlineBackup)
         {
             throw new StoreConfigurationException(
-                $"`holdfast {command}` is SQLite's online backup and the store is PostgreSQL ({PostgresConnectionString.Redact(storage.ConnectionString)}): " +
+                $"`holdfast {command}` is SQLite's online backup and the store is {administration.Provider} ({administration.Location}): " +
                 "use `holdfast export FILE` / `holdfast import FILE --store …`, or pg_dump / pg_restore.");
         }
     }
@@ -276,7 +228,7 @@ internal static class MaintenanceCommands
     }
 
     /// <summary>What <c>holdfast check --json</c> prints (snake_case).</summary>
-    private sealed record CheckReport(string Path, string Integrity, IReadOnlyList<string> IntegrityErrors, CheckMigrations Migrations, bool Ok);
+    private sealed record CheckReport(string Path, string Integrity, IReadOnlyList<string> IntegrityErrors, string Method, CheckMigrations Migrations, bool Ok);
 
     /// <summary>Applied and expected (known to this version) migrations, the pending ones by id, and problems that refuse start-up.</summary>
     private sealed record CheckMigrations(int Applied, int Expected, IReadOnlyList<string> Pending, IReadOnlyList<string> Problems);
@@ -285,23 +237,23 @@ internal static class MaintenanceCommands
     /// Copy progress on stderr, one label per copy (<c>backup</c>, <c>restore: keeping the replaced database</c>,
     /// <c>restore</c>): a live percentage on a terminal, a line per 25% otherwise; silent for one-step copies.
     /// </summary>
-    private sealed class StderrProgress : IProgress<CopyProgress>
+    private sealed class StderrProgress : IProgress<StoreProgress>
     {
-        private CopyPhase? _phase;
+        private string? _phase;
         private int _lastShown = -1;
         private bool _multiStep;
 
-        public void Report(CopyProgress value)
+        public void Report(StoreProgress value)
         {
-            if (_phase != value.Phase)
+            if (!string.Equals(_phase, value.Phase, StringComparison.Ordinal))
             {
                 _phase = value.Phase;
                 _lastShown = -1;
                 _multiStep = false;
             }
 
-            var percent = (int)(value.Fraction * 100);
-            var done = value.IsDone;
+            var percent = (int)(value.Total == 0 ? 100 : value.Done * 100 / value.Total);
+            var done = value.Done >= value.Total;
             if (!_multiStep && done)
             {
                 return;
@@ -320,7 +272,7 @@ internal static class MaintenanceCommands
             }
 
             _lastShown = percent;
-            var line = string.Create(CultureInfo.InvariantCulture, $"{Label(value.Phase)}: {percent,3}% ({value.PagesDone}/{value.PagesTotal} pages)");
+            var line = string.Create(CultureInfo.InvariantCulture, $"{value.Phase}: {percent,3}% ({value.Done}/{value.Total} pages)");
             if (interactive)
             {
                 Console.Error.Write("\r" + line + (done ? Environment.NewLine : string.Empty));
@@ -330,12 +282,5 @@ internal static class MaintenanceCommands
                 Console.Error.WriteLine(line);
             }
         }
-
-        private static string Label(CopyPhase phase) => phase switch
-        {
-            CopyPhase.KeepPrevious => "restore: keeping the replaced database",
-            CopyPhase.Restore => "restore",
-            _ => "backup",
-        };
     }
 }

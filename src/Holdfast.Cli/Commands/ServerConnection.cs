@@ -6,18 +6,18 @@ using Holdfast.Hosting;
 namespace Holdfast.Cli.Commands;
 
 /// <summary>
-/// How client commands reach the server: the Unix socket <c>$HOLDFAST_DATA/holdfast.sock</c> by default (the local
-/// admin, no key), or <c>--url</c>/<c>HOLDFAST_URL</c> over TCP with <c>--key</c>/<c>HOLDFAST_KEY</c>.
+/// How client commands reach the server: the Unix socket by default (the local admin, no key) — <c>Server:SocketPath</c>
+/// when configured (as for <c>serve</c>), else <c>$HOLDFAST_DATA/holdfast.sock</c> — or <c>--url</c>/<c>HOLDFAST_URL</c>
+/// over TCP with <c>--key</c>/<c>HOLDFAST_KEY</c>.
 /// </summary>
 internal static class ServerConnection
 {
     public const string UrlVariable = "HOLDFAST_URL";
     public const string KeyVariable = "HOLDFAST_KEY";
-    public const string SocketFileName = "holdfast.sock";
 
     public static readonly Option<string?> Url = new("--url")
     {
-        Description = $"Server address, e.g. http://127.0.0.1:7400 (default: ${UrlVariable}, else the Unix socket in the data directory).",
+        Description = $"Server address, e.g. http://127.0.0.1:7400 (default: ${UrlVariable}, else the Unix socket: Server:SocketPath, or holdfast.sock in the data directory).",
         Recursive = true,
     };
 
@@ -49,7 +49,7 @@ internal static class ServerConnection
             return (new HoldfastClient(uri, key), uri.ToString());
         }
 
-        var socket = Path.Combine(HoldfastConfiguration.ResolveDataDirectory(HoldfastConfiguration.Build()), SocketFileName);
+        var socket = HoldfastConfiguration.ResolveSocketPath(HoldfastConfiguration.Build());
         return (HoldfastClient.ForUnixSocket(socket), "unix:" + socket);
     }
 

@@ -10,7 +10,6 @@ using Holdfast.Cli.Output;
 using Holdfast.Hosting;
 using Holdfast.Sessions;
 using Holdfast.Storage;
-using Holdfast.Storage.Postgres;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -46,7 +45,10 @@ internal static class StoreTransferCommands
             var storage = HoldfastConfiguration.GetStorageOptions(configuration);
             await using var access = await StoreAccess.OpenAsync(migrate: false, parseResult.GetValue(store), cancellationToken);
             var status = await access.Administration.GetSchemaStatusAsync(cancellationToken);
-            PostgresDatabase.ThrowOnProblems(status);
+            if (status.Problems.Count > 0)
+            {
+                throw new StoreSchemaException(string.Join(Environment.NewLine, status.Problems));
+            }
             if (status.Pending.Count > 0)
             {
                 throw new StoreSchemaException($"The store {access.Administration.Location} has {status.Pending.Count} pending migration(s): run `holdfast migrate` before exporting.");
@@ -95,7 +97,8 @@ internal static class StoreTransferCommands
             var (header, expected) = await StoreExportFile.ReadSummaryAsync(path, cancellationToken);
             var configuration = StoreOption.Configuration(parseResult.GetValue(store));
             var storage = HoldfastConfiguration.GetStorageOptions(configuration);
-            if (expected.GetValueOrDefault("bot_sessions.auth_state") > 0)
+            // Login state (bot_sessions.auth_state) and per-key login state (bot_auth_keys) are both encrypted with that key.
+            if (expected.GetValueOrDefault("bot_sessions.auth_state") > 0 || expected.GetValueOrDefault("bot_auth_keys") > 0)
             {
                 var target = AuthStateKey.Fingerprint(configuration, storage);
                 if (!string.Equals(target, header.AuthStateKeyFingerprint, StringComparison.Ordinal))

@@ -270,30 +270,10 @@ internal static class DashboardEndpoints
             await sse.WriteEventAsync("ready", new DashboardReady(generationCount, botCount), null, token);
             await sse.FlushAsync(token);
 
+            // The feed completes when this browser fell too far behind: it reconnects and starts over from a fresh snapshot.
             var heartbeat = options.Value.HeartbeatInterval;
-            while (true)
+            while (await IdleHeartbeat.WaitToReadAsync(subscriber.Reader, heartbeat, () => sse.HeartbeatAsync(token), token))
             {
-                bool more;
-                using (var idle = CancellationTokenSource.CreateLinkedTokenSource(token))
-                {
-                    idle.CancelAfter(heartbeat);
-                    try
-                    {
-                        more = await subscriber.Reader.WaitToReadAsync(idle.Token);
-                    }
-                    catch (OperationCanceledException) when (!token.IsCancellationRequested)
-                    {
-                        await sse.HeartbeatAsync(token);
-                        continue;
-                    }
-                }
-
-                if (!more)
-                {
-                    // This browser fell too far behind: it reconnects and starts over from a fresh snapshot.
-                    return;
-                }
-
                 while (subscriber.Reader.TryRead(out var batch))
                 {
                     if (batch.Rows.Count > 0)

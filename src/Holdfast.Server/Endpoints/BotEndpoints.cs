@@ -119,6 +119,7 @@ internal static class BotEndpoints
         HttpContext context,
         BotManager manager,
         Microsoft.Extensions.Options.IOptions<BotOptions> options,
+        Storage.IChangeSignals signals,
         CancellationToken cancellationToken)
     {
         var bot = await FindOwnedAsync(id, context.Caller(), manager, cancellationToken);
@@ -136,16 +137,24 @@ internal static class BotEndpoints
 
         if (afterSeq is { } after)
         {
-            // Long poll: a QR newer than after_seq, waiting up to `wait` seconds (25 by default) for one.
-            var deadline = manager.Time.GetUtcNow() + TimeSpan.FromSeconds(wait ?? 25);
+            // Long poll: a QR newer than after_seq, waiting up to `wait` seconds (25 by default) for one. It wakes on
+            // the session's change signal (a QR stored on any node: LISTEN/NOTIFY on PostgreSQL), never on a timer:
+            // subscribe, re-read, wait, re-read.
+            using var changes = signals.Subscribe(BotSignals.Session(bot.SessionId));
+            using var waitLimit = new CancellationTokenSource(TimeSpan.FromSeconds(wait ?? 25), manager.Time);
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, waitLimit.Token);
+            bot = await manager.GetAsync(bot.SessionId, cancellationToken);
             while (bot.QrData is null || bot.QrSeq <= after)
             {
-                if (manager.Time.GetUtcNow() >= deadline)
+                try
+                {
+                    await changes.WaitAsync(waiting.Token);
+                }
+                catch (OperationCanceledException) when (waitLimit.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
                 {
                     return TypedResults.NoContent();
                 }
 
-                await Task.Delay(TimeSpan.FromMilliseconds(100), manager.Time, cancellationToken);
                 bot = await manager.GetAsync(bot.SessionId, cancellationToken);
             }
         }
@@ -334,7 +343,7 @@ internal static class BotEndpoints
         string id,
         HttpContext context,
         BotManager manager,
-        BridgeBotConnector bridge,
+        Storage.IChangeSignals signals,
         Microsoft.Extensions.Options.IOptions<Hosting.ServerOptions> options,
         Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime,
         CancellationToken cancellationToken)
@@ -349,8 +358,10 @@ internal static class BotEndpoints
                 : throw new InvalidSessionInputException("Last-Event-ID", "'Last-Event-ID' must be the id of the last command received.");
         }
 
-        // Listen before reading the state again, so a change between the two is not missed.
-        using var listener = bridge.Listen(bot.SessionId);
+        // Listen before reading the state again, so a change between the two is not missed. The signal is published
+        // by the bridge connector of whichever node started, restored or ended the session (LISTEN/NOTIFY on
+        // PostgreSQL); it is a hint: the command sent is what the re-read session says (active: start, ended: end).
+        using var commands = signals.Subscribe(BotSignals.Commands(bot.SessionId));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
         var token = stop.Token;
         var sse = new Streaming.SseWriter(context.Response);
@@ -358,21 +369,22 @@ internal static class BotEndpoints
         try
         {
             var current = await manager.GetAsync(bot.SessionId, token);
+            var endSent = seen;
             if (current.Status == BotSessionStatus.Inactive && (seen is null || current.Version > seen))
             {
                 await WriteCommandAsync(sse, BridgeBotConnector.EndCommand, current, token);
+                endSent = current.Version;
             }
 
             var heartbeat = options.Value.HeartbeatInterval;
             while (true)
             {
-                bool more;
                 using (var idle = CancellationTokenSource.CreateLinkedTokenSource(token))
                 {
                     idle.CancelAfter(heartbeat);
                     try
                     {
-                        more = await listener.Commands.WaitToReadAsync(idle.Token);
+                        await commands.WaitAsync(idle.Token);
                     }
                     catch (OperationCanceledException) when (!token.IsCancellationRequested)
                     {
@@ -381,14 +393,15 @@ internal static class BotEndpoints
                     }
                 }
 
-                if (!more)
+                current = await manager.GetAsync(bot.SessionId, token);
+                if (current.Status == BotSessionStatus.Active)
                 {
-                    return;
+                    await WriteCommandAsync(sse, BridgeBotConnector.StartCommand, current, token);
                 }
-
-                while (listener.Commands.TryRead(out var command))
+                else if (endSent is null || current.Version > endSent)
                 {
-                    await WriteCommandAsync(sse, command, await manager.GetAsync(bot.SessionId, token), token);
+                    await WriteCommandAsync(sse, BridgeBotConnector.EndCommand, current, token);
+                    endSent = current.Version;
                 }
             }
         }

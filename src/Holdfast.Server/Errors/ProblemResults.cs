@@ -77,6 +77,7 @@ internal static partial class ProblemResults
     {
         SessionNotFoundException e => (404, "Not found", e.Message, null),
         ApiKeyNotFoundException e => (404, "Not found", e.Message, null),
+        Holdfast.Webhooks.WebhookNotFoundException e => (404, "Not found", e.Message, null),
         SessionConflictException e => (409, "Conflict", e.Message, null),
         BotIdUnavailableException e => (409, "Bot id unavailable", e.Message, null),
         ModelNotFoundException e => (404, "Model not found", e.Message, null),

@@ -35,4 +35,26 @@ public static class StorageRegistration
         configuration is not null && StorageOptions.InferProvider(HoldfastConfiguration.ResolveStore(configuration)) == StorageOptions.PostgresProvider
             ? StorageOptions.PostgresProvider
             : StorageOptions.SqliteProvider;
+
+    /// <summary>
+    /// The complete schema of <paramref name="provider"/> as SQL for people (<c>holdfast migrate --print</c>): PostgreSQL's
+    /// as one idempotent script that records every migration (for the Supabase SQL editor); SQLite's as every migration
+    /// headed by its id and checksum.
+    /// </summary>
+    public static string SchemaScript(string provider)
+    {
+        if (provider == StorageOptions.PostgresProvider)
+        {
+            return Holdfast.Storage.Postgres.PostgresSchemaScript.Build();
+        }
+
+        var script = new System.Text.StringBuilder();
+        foreach (var migration in Holdfast.Storage.Sqlite.SqliteDatabase.KnownMigrations)
+        {
+            script.Append("-- ").Append(migration.Id).Append(" (sha256 ").Append(migration.Checksum).Append(')').AppendLine();
+            script.AppendLine(migration.Sql);
+        }
+
+        return script.ToString();
+    }
 }

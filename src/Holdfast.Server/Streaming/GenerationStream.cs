@@ -47,28 +47,8 @@ internal sealed class GenerationStream(
             var heartbeat = options.Value.HeartbeatInterval;
             long durable = 0;
             long sent = -1;
-            while (true)
+            while (await IdleHeartbeat.WaitToReadAsync(channel.Reader, heartbeat, onHeartbeat, token))
             {
-                bool more;
-                using (var idle = CancellationTokenSource.CreateLinkedTokenSource(token))
-                {
-                    idle.CancelAfter(heartbeat);
-                    try
-                    {
-                        more = await channel.Reader.WaitToReadAsync(idle.Token);
-                    }
-                    catch (OperationCanceledException) when (!token.IsCancellationRequested)
-                    {
-                        await onHeartbeat();
-                        continue;
-                    }
-                }
-
-                if (!more)
-                {
-                    return;
-                }
-
                 while (channel.Reader.TryRead(out var e))
                 {
                     if (e.Seq <= sent)

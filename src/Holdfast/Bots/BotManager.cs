@@ -20,6 +20,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     private readonly Dictionary<string, IBotConnector> _connectors;
     private readonly ILogger _logger;
     private readonly SessionChanges? _changes;
+    private readonly Storage.IChangeSignals? _signals;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _connected = new(StringComparer.Ordinal);
 
     // Start, end and restore of one session are serialised (striped by id) so a session is never connected twice.
@@ -42,9 +43,11 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         IBotAuthKeyStore? authKeys,
         TimeProvider? time,
         ILogger<BotManager>? logger = null,
-        SessionChanges? changes = null)
+        SessionChanges? changes = null,
+        Storage.IChangeSignals? signals = null)
     {
         Time = time ?? TimeProvider.System;
+        _signals = signals;
         StartedAt = Time.GetUtcNow();
         _store = store;
         _authKeys = authKeys;
@@ -527,7 +530,13 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         return session;
     }
 
-    private void Changed(string sessionId) => _changes?.Notify(new SessionChange(SessionKind.Bot, sessionId));
+    private void Changed(string sessionId)
+    {
+        _changes?.Notify(new SessionChange(SessionKind.Bot, sessionId));
+
+        // Every node (LISTEN/NOTIFY on PostgreSQL) hears it: QR long polls and command streams wake and re-read.
+        BotSignals.Publish(_signals, BotSignals.Session(sessionId));
+    }
 
     private IBotConnector GetConnector(string botType) =>
         _connectors.TryGetValue(botType, out var connector)

@@ -22,7 +22,19 @@ public sealed class BridgeBotConnector : IBotConnector
     public const string EndCommand = "end";
 
     private readonly ConcurrentDictionary<string, byte> _sessions = new(StringComparer.Ordinal);
+    private readonly Storage.IChangeSignals? _signals;
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<Channel<string>, byte>> _listeners = new(StringComparer.Ordinal);
+
+    /// <summary>A connector whose commands reach listeners in this process only.</summary>
+    public BridgeBotConnector()
+    {
+    }
+
+    /// <summary>
+    /// A connector that also publishes each command as a change signal (<see cref="BotSignals.Commands"/>), so a
+    /// command stream on any node hears it (<c>LISTEN/NOTIFY</c> on PostgreSQL).
+    /// </summary>
+    public BridgeBotConnector(Storage.IChangeSignals signals) => _signals = signals;
 
     /// <inheritdoc />
     public string BotType => TypeName;
@@ -65,6 +77,7 @@ public sealed class BridgeBotConnector : IBotConnector
 
     private void Publish(string sessionId, string command)
     {
+        BotSignals.Publish(_signals, BotSignals.Commands(sessionId));
         if (_listeners.TryGetValue(sessionId, out var set))
         {
             foreach (var channel in set.Keys)

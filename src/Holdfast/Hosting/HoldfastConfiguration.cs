@@ -61,6 +61,25 @@ public static class HoldfastConfiguration
             Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
     }
 
+    /// <summary>Configuration key of the server's Unix socket path (<c>holdfast serve --socket</c> sets it).</summary>
+    public const string SocketPathKey = "Server:SocketPath";
+
+    /// <summary>File name of the server's Unix socket in the data directory, when <c>Server:SocketPath</c> is not set.</summary>
+    public const string SocketFileName = "holdfast.sock";
+
+    /// <summary>
+    /// The Unix socket <paramref name="configuration"/> names, as a full path: <c>Server:SocketPath</c> (from any source:
+    /// <c>Server__SocketPath</c>, <c>appsettings.json</c>), else <c>holdfast.sock</c> in the data directory. The server
+    /// listens there and the client commands connect there, so both agree.
+    /// </summary>
+    public static string ResolveSocketPath(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return configuration[SocketPathKey] is { } configured && !string.IsNullOrWhiteSpace(configured)
+            ? Path.GetFullPath(configured)
+            : Path.Combine(ResolveDataDirectory(configuration), SocketFileName);
+    }
+
     /// <summary>Configuration key of the store (<c>--store</c> sets it).</summary>
     public const string StoreKey = StorageOptions.SectionName + ":" + nameof(StorageOptions.ConnectionString);
 

@@ -22,6 +22,7 @@ public static class HoldfastServiceCollectionExtensions
         services.AddHoldfastStorageOptions();
         services.AddHoldfastGeneration();
         services.AddHoldfastBots();
+        Webhooks.WebhookServiceCollectionExtensions.AddHoldfastWebhooks(services);
         return services;
     }
 

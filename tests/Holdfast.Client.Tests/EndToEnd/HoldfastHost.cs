@@ -1,41 +1,26 @@
-using Holdfast.Server;
+using System.Globalization;
 using Holdfast.TestHelpers;
-using Microsoft.AspNetCore.Builder;
 
 namespace Holdfast.Client.Tests.EndToEnd;
 
 /// <summary>
-/// The real Holdfast host in-process (Kestrel on loopback port 0 and the Unix socket, SQLite in a temp folder,
-/// scripted backend). <see cref="RestartAsync"/> stops it and starts a new one on the same data directory and socket.
+/// The real Holdfast host in-process (a <see cref="TestServer"/>: Kestrel on loopback port 0 and the Unix socket, SQLite
+/// in a temp folder, scripted backend), reached through the .NET client. <see cref="RestartAsync"/> stops it and starts
+/// a new one on the same data directory and socket.
 /// </summary>
-internal sealed class HoldfastHost : IAsyncDisposable
+internal sealed class HoldfastHost(TestServer server) : IAsyncDisposable
 {
-    private readonly Dictionary<string, string?> _settings;
+    public string DataDirectory => server.DataDirectory;
 
-    private HoldfastHost(Dictionary<string, string?> settings)
-    {
-        _settings = settings;
-    }
+    public Uri Url => server.BaseAddress;
 
-    public TempDirectory Data { get; } = new("holdfast-client-e2e");
+    public string SocketPath => server.SocketPath;
 
-    public WebApplication App { get; private set; } = null!;
-
-    public Uri Url { get; private set; } = null!;
-
-    public string SocketPath => Data.File("holdfast.sock");
-
-    public static async Task<HoldfastHost> StartAsync(double tokensPerSecond = 200)
-    {
-        var host = new HoldfastHost(new Dictionary<string, string?>(StringComparer.Ordinal));
-        host._settings["Storage:DataDirectory"] = host.Data.Path;
-        host._settings["Server:Urls"] = "http://127.0.0.1:0";
-        host._settings[HoldfastServer.DefaultBackendKey] = "scripted";
-        host._settings["Scripted:TokensPerSecond"] = tokensPerSecond.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        host._settings["Logging:LogLevel:Default"] = "Warning";
-        await host.LaunchAsync();
-        return host;
-    }
+    public static async Task<HoldfastHost> StartAsync(double tokensPerSecond = 200) =>
+        new(await TestServer.StartAsync(new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            ["Scripted:TokensPerSecond"] = tokensPerSecond.ToString(CultureInfo.InvariantCulture),
+        }));
 
     /// <summary>A client over the Unix socket (the local admin).</summary>
     public HoldfastClient Socket() => HoldfastClient.ForUnixSocket(SocketPath);
@@ -48,30 +33,7 @@ internal sealed class HoldfastHost : IAsyncDisposable
         return new HoldfastClient(Url, key.Key);
     }
 
-    public async Task RestartAsync()
-    {
-        await App.StopAsync();
-        await App.DisposeAsync();
-        await LaunchAsync();
-    }
+    public Task RestartAsync() => server.RestartAsync();
 
-    public async ValueTask DisposeAsync()
-    {
-        try
-        {
-            await App.StopAsync();
-            await App.DisposeAsync();
-        }
-        finally
-        {
-            Data.Dispose();
-        }
-    }
-
-    private async Task LaunchAsync()
-    {
-        App = await HoldfastServer.BuildAsync(HoldfastServer.CreateBuilder([], _settings));
-        await App.StartAsync();
-        Url = HoldfastServer.GetTcpAddress(App);
-    }
+    public ValueTask DisposeAsync() => server.DisposeAsync();
 }

@@ -12,7 +12,7 @@ public sealed class ClientReadmeSampleTests
     {
         await using var host = await HoldfastHost.StartAsync();
 
-        await ReadmeSamples.ClientReadmeSample.RunAsync([host.Data.Path]);
+        await ReadmeSamples.ClientReadmeSample.RunAsync([host.DataDirectory]);
 
         using var client = host.Socket();
         var generation = (await client.ListGenerationsAsync()).Items.ShouldHaveSingleItem();
@@ -23,20 +23,11 @@ public sealed class ClientReadmeSampleTests
     public async Task Readme_ShowsTheTestedClientSample_WithItsUsings()
     {
         var source = await File.ReadAllLinesAsync(RepositoryRoot.File("tests", "Holdfast.Client.Tests", "ReadmeSample", "ClientReadmeSample.cs"));
-        var usings = Between(source, "// README client sample: usings begin", "// README client sample: usings end");
-        var body = Between(source, "// README client sample: begin", "// README client sample: end");
+        var usings = ReadmeCode.LinesBetween(source, "// README client sample: usings begin", "// README client sample: usings end");
+        var body = ReadmeCode.LinesBetween(source, "// README client sample: begin", "// README client sample: end");
 
-        var readme = (await File.ReadAllTextAsync(RepositoryRoot.File("README.md"))).Replace("\r\n", "\n", StringComparison.Ordinal);
+        var readme = await ReadmeCode.ReadReadmeAsync();
 
         readme.ShouldContain("```csharp\n" + usings + "\n\n" + body + "\n```");
-    }
-
-    private static string Between(string[] lines, string begin, string end)
-    {
-        var start = Array.FindIndex(lines, l => l.Trim() == begin) + 1;
-        var stop = Array.FindIndex(lines, l => l.Trim() == end);
-        var block = lines[start..stop];
-        var indent = block.Where(l => l.Trim().Length > 0).Min(l => l.Length - l.TrimStart().Length);
-        return string.Join('\n', block.Select(l => l.Length >= indent ? l[indent..] : l.Trim()));
     }
 }

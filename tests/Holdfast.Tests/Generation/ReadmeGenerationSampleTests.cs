@@ -63,14 +63,9 @@ public sealed class ReadmeGenerationSampleTests
     [Fact(Timeout = 30_000)]
     public async Task Readme_GenerationSection_ShowsTheTestedSample()
     {
-        var source = await File.ReadAllLinesAsync(RepositoryRoot.File("tests", "Holdfast.Tests", "Generation", "ReadmeGenerationSampleTests.cs"));
-        var start = Array.FindIndex(source, l => l.Trim() == Begin) + 1;
-        var stop = Array.FindIndex(source, l => l.Trim() == End);
-        var block = source[start..stop];
-        var indent = block.Where(l => l.Trim().Length > 0).Min(l => l.Length - l.TrimStart().Length);
-        var sample = string.Join('\n', block.Select(l => l.Length >= indent ? l[indent..] : l.Trim()));
+        var sample = await ReadmeCode.BetweenAsync(["tests", "Holdfast.Tests", "Generation", "ReadmeGenerationSampleTests.cs"], Begin, End);
 
-        var readme = (await File.ReadAllTextAsync(RepositoryRoot.File("README.md"))).Replace("\r\n", "\n", StringComparison.Ordinal);
+        var readme = await ReadmeCode.ReadReadmeAsync();
 
         readme.ShouldContain(sample);
     }

@@ -1,5 +1,5 @@
 // Compiled (never run) by types.test.js: every call of the package, typed as a TypeScript user writes it.
-import { createBotManager, ConflictError, NotFoundError, type BotSession, type FollowEvent } from 'holdfast';
+import { createBotManager, ConflictError, NotFoundError, verifyWebhook, type BotSession, type FollowEvent, type Webhook } from 'holdfast';
 import { HoldfastRemoteAuthStore } from 'holdfast/whatsapp-web';
 import { useHoldfastAuthState } from 'holdfast/baileys';
 
@@ -48,3 +48,17 @@ export async function usage(): Promise<void> {
   await saveCreds();
   void [created, found, all, ended, state, keys, exists];
 }
+
+// Webhooks (issue 12, item 7).
+async function webhooks(manager: ReturnType<typeof createBotManager>): Promise<void> {
+  const created = await manager.createWebhook({ url: 'https://hooks.example.com/x', eventTypes: ['message.received'] });
+  const secret: string = created.secret;
+  const all: Webhook[] = await manager.listWebhooks();
+  const log = await manager.webhookDeliveries(created.id, { limit: 10 });
+  const status: 'pending' | 'delivered' | 'failed' = log.items[0].status;
+  const ok: boolean = verifyWebhook(secret, { 'webhook-id': 'msg_1', 'webhook-timestamp': '1', 'webhook-signature': 'v1,x' }, '{}');
+  await manager.deleteWebhook(all[0].id);
+  void status;
+  void ok;
+}
+void webhooks;

@@ -1,16 +1,16 @@
+using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using Holdfast.Client.Models;
 using Holdfast.Server;
-using Holdfast.TestHelpers;
 using Microsoft.AspNetCore.Builder;
 
-namespace Holdfast.Server.Tests;
+namespace Holdfast.TestHelpers;
 
 /// <summary>
-/// A real Holdfast server for one test: Kestrel on 127.0.0.1 (port 0) and the Unix socket, over a SQLite file in a
-/// temp directory, scripted backend. <see cref="RestartAsync"/> stops it and starts a new one on the same directory.
+/// A real Holdfast server for one test, in this process: <c>HoldfastServer</c>'s host with Kestrel on 127.0.0.1 (port 0)
+/// and the Unix socket, over a SQLite file in a temp directory, scripted backend (<see cref="DefaultSettings"/>, which
+/// <c>settings</c> override). <see cref="RestartAsync"/> stops it and starts a new one on the same directory.
 /// </summary>
 public sealed class TestServer : IAsyncDisposable
 {
@@ -32,7 +32,12 @@ public sealed class TestServer : IAsyncDisposable
 
     public WebApplication App { get; private set; } = null!;
 
+    public IServiceProvider Services => App.Services;
+
     public Uri BaseAddress { get; private set; } = null!;
+
+    /// <summary>The absolute TCP address of <paramref name="path"/> on this server.</summary>
+    public string Url(string path) => new Uri(BaseAddress, path).ToString();
 
     /// <summary>Starts a server; <paramref name="settings"/> override its configuration.</summary>
     public static async Task<TestServer> StartAsync(IDictionary<string, string?>? settings = null, string? dataDirectory = null)
@@ -46,7 +51,16 @@ public sealed class TestServer : IAsyncDisposable
         }
 
         var server = new TestServer(owned, directory, all);
-        await server.LaunchAsync();
+        try
+        {
+            await server.LaunchAsync();
+        }
+        catch
+        {
+            owned?.Dispose();
+            throw;
+        }
+
         return server;
     }
 
@@ -67,10 +81,14 @@ public sealed class TestServer : IAsyncDisposable
         await LaunchAsync();
     }
 
-    /// <summary>A client over TCP, with <paramref name="key"/> as Bearer when given.</summary>
-    public HttpClient Tcp(string? key = null)
+    /// <summary>
+    /// A client over TCP, with <paramref name="key"/> as Bearer when given; with <paramref name="cookies"/> it keeps
+    /// the cookies the server sets there (a browser's sign-in).
+    /// </summary>
+    public HttpClient Tcp(string? key = null, CookieContainer? cookies = null)
     {
-        var client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        var handler = new HttpClientHandler { UseCookies = cookies is not null, CookieContainer = cookies ?? new CookieContainer() };
+        var client = new HttpClient(handler) { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
         if (key is not null)
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
@@ -80,29 +98,7 @@ public sealed class TestServer : IAsyncDisposable
     }
 
     /// <summary>A client over the Unix socket (the local admin, no key).</summary>
-    public HttpClient Socket() => SocketClient(SocketPath);
-
-    public static HttpClient SocketClient(string socketPath)
-    {
-        var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        return new HttpClient(handler) { BaseAddress = new Uri("http://holdfast.local"), Timeout = TimeSpan.FromSeconds(60) };
-    }
+    public HttpClient Socket() => UnixSocketHttp.Create(SocketPath);
 
     /// <summary>Creates an API key over the socket and returns its secret.</summary>
     public async Task<string> CreateKeyAsync(string user, bool admin = false)
