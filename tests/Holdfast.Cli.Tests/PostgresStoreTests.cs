@@ -31,7 +31,7 @@ public sealed class PostgresStoreTests(Xunit.Abstractions.ITestOutputHelper outp
         string key;
         SortedDictionary<string, long> sourceRows;
         // Slow enough (8 s a generation) that the pause lands mid-way on a busy machine.
-        await using (var sqlite = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?> { ["Scripted__TokensPerSecond"] = "5", ["Bots__AuthStateKey"] = AuthStateKey }))
+        await using (var sqlite = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?> { ["Scripted__TokensPerSecond"] = "5", ["Bots__AuthStateKey"] = AuthStateKey, ["Webhooks__AllowPrivateTargets"] = "true" }))
         {
             var reference = await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "40", "--wait", "--json", Prompt);
             referenceOutput = Deserialize(reference).Output!;
@@ -46,16 +46,19 @@ public sealed class PostgresStoreTests(Xunit.Abstractions.ITestOutputHelper outp
             key = created["key"]!.GetValue<string>();
             keyId = created["id"]!.GetValue<string>();
 
-            // A bridge bot with login state and per-key login state, so every table of the schema has rows to move.
+            // A webhook subscription (on loopback, where nothing answers: its deliveries stay in the outbox) and a
+            // bridge bot with login state, per-key login state and a message, so every table of the schema has rows.
             using (var alice = new HttpClient { BaseAddress = sqlite.Url })
             {
                 alice.DefaultRequestHeaders.Authorization = new("Bearer", key);
+                (await alice.PostAsJsonAsync(new Uri("/api/v1/webhooks", UriKind.Relative), new { url = $"http://127.0.0.1:{ServerProcess.FreePort()}/hook" })).EnsureSuccessStatusCode();
                 (await alice.PostAsJsonAsync(new Uri("/api/v1/bots", UriKind.Relative), new { session_id = "moved-bot", bot_type = "bridge" })).EnsureSuccessStatusCode();
                 using var state = new ByteArrayContent([1, 2, 3, 4]);
                 state.Headers.ContentType = new("application/octet-stream");
                 (await alice.PutAsync(new Uri("/api/v1/bots/moved-bot/auth-state", UriKind.Relative), state)).EnsureSuccessStatusCode();
                 var keys = new Dictionary<string, Dictionary<string, object?>> { ["pre-key"] = new() { ["1"] = new { k = "one" }, ["2"] = "two" } };
                 (await alice.PostAsJsonAsync(new Uri("/api/v1/bots/moved-bot/auth-keys", UriKind.Relative), keys)).EnsureSuccessStatusCode();
+                (await alice.PostAsJsonAsync(new Uri("/api/v1/bots/moved-bot/messages", UriKind.Relative), new { text = "moving house" })).EnsureSuccessStatusCode();
             }
 
             (await sqlite.StopAsync()).ShouldBe(0, sqlite.Log);
