@@ -72,7 +72,14 @@ describe('webhooks against a live Holdfast', () => {
     await botManager.recordMessage('hooked', 'hello');
     await botManager.endSession('hooked');
 
-    await until(() => received.length >= 2, 'both events at the receiver', 60_000);
+    try {
+      await until(() => received.length >= 2, 'both events at the receiver', 60_000);
+    } catch (error) {
+      // Say what the server did with them: the delivery log and the server's own log.
+      const log = await botManager.webhookDeliveries(webhook.id).catch((e) => ({ error: e.message }));
+      error.message += `\nreceived: ${JSON.stringify(received.map((r) => r.body))}\ndeliveries: ${JSON.stringify(log)}\nserver log:\n${(server.output ?? '').slice(-4000)}`;
+      throw error;
+    }
     assert.deepEqual(received.map((r) => JSON.parse(r.body).type).sort(), ['message.received', 'session.ended']);
     assert.ok(received.every((r) => r.verified));
     const log = await until(async () => {

@@ -23,6 +23,12 @@ public sealed class BotAuthStateProtector : IDisposable
 
     private readonly AesGcm _aes;
 
+    /// <summary>
+    /// <see cref="AesGcm"/> instances are not thread-safe (one OpenSSL context each): without this lock, concurrent
+    /// calls (the webhook dispatcher decrypts secrets in parallel) failed with a tag mismatch now and then.
+    /// </summary>
+    private readonly Lock _aesLock = new();
+
     /// <summary>Uses the given 32-byte key.</summary>
     public BotAuthStateProtector(ReadOnlySpan<byte> key)
     {
@@ -47,7 +53,10 @@ public sealed class BotAuthStateProtector : IDisposable
         blob[0] = FormatVersion;
         var nonce = blob.AsSpan(1, NonceSize);
         RandomNumberGenerator.Fill(nonce);
-        _aes.Encrypt(nonce, plaintext, blob.AsSpan(HeaderSize), blob.AsSpan(1 + NonceSize, TagSize), AssociatedData(sessionId));
+        lock (_aesLock)
+        {
+            _aes.Encrypt(nonce, plaintext, blob.AsSpan(HeaderSize), blob.AsSpan(1 + NonceSize, TagSize), AssociatedData(sessionId));
+        }
         return blob;
     }
 
@@ -65,7 +74,10 @@ public sealed class BotAuthStateProtector : IDisposable
         var plaintext = new byte[blob.Length - HeaderSize];
         try
         {
-            _aes.Decrypt(blob.Slice(1, NonceSize), blob[HeaderSize..], blob.Slice(1 + NonceSize, TagSize), plaintext, AssociatedData(sessionId));
+            lock (_aesLock)
+            {
+                _aes.Decrypt(blob.Slice(1, NonceSize), blob[HeaderSize..], blob.Slice(1 + NonceSize, TagSize), plaintext, AssociatedData(sessionId));
+            }
         }
         catch (AuthenticationTagMismatchException ex)
         {

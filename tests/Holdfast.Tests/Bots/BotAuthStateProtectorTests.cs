@@ -72,4 +72,38 @@ public sealed class BotAuthStateProtectorTests
         ex.Message.ShouldContain("Bots:AuthStateKey");
         File.Exists(temp.File("bot-auth-state.key")).ShouldBeFalse();
     }
+    [Fact(Timeout = 60_000)]
+    public async Task ProtectAndUnprotect_ManyThreadsAtOnce_EveryRoundTripExact()
+    {
+        // Arrange: one protector shared, as in the server (the webhook dispatcher decrypts secrets in parallel).
+        using var protector = new BotAuthStateProtector(Convert.FromBase64String(BotAuthStateProtector.GenerateKey()));
+        using var start = new Barrier(8);
+
+        // Act
+        var failures = await Task.WhenAll(Enumerable.Range(0, 8).Select(worker => Task.Run(() =>
+        {
+            start.SignalAndWait();
+            var failed = 0;
+            for (var i = 0; i < 5_000; i++)
+            {
+                var plaintext = System.Text.Encoding.UTF8.GetBytes($"secret {worker}/{i}");
+                try
+                {
+                    if (!protector.Unprotect($"s{worker}", protector.Protect($"s{worker}", plaintext)).AsSpan().SequenceEqual(plaintext))
+                    {
+                        failed++;
+                    }
+                }
+                catch (StoreUnavailableException)
+                {
+                    failed++;
+                }
+            }
+
+            return failed;
+        })));
+
+        // Assert
+        failures.Sum().ShouldBe(0);
+    }
 }
