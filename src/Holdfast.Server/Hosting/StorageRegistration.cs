@@ -41,20 +41,8 @@ public static class StorageRegistration
     /// as one idempotent script that records every migration (for the Supabase SQL editor); SQLite's as every migration
     /// headed by its id and checksum.
     /// </summary>
-    public static string SchemaScript(string provider)
-    {
-        if (provider == StorageOptions.PostgresProvider)
-        {
-            return Holdfast.Storage.Postgres.PostgresSchemaScript.Build();
-        }
-
-        var script = new System.Text.StringBuilder();
-        foreach (var migration in Holdfast.Storage.Sqlite.SqliteDatabase.KnownMigrations)
-        {
-            script.Append("-- ").Append(migration.Id).Append(" (sha256 ").Append(migration.Checksum).Append(')').AppendLine();
-            script.AppendLine(migration.Sql);
-        }
-
-        return script.ToString();
-    }
+    public static string SchemaScript(string provider) =>
+        provider == StorageOptions.PostgresProvider
+            ? Holdfast.Storage.Postgres.PostgresSchemaScript.Build()
+            : Holdfast.Storage.Sqlite.SqliteSchemaScript.Build();
 }
