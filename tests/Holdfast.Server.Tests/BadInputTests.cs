@@ -326,7 +326,11 @@ public sealed class BadInputTests(BadInputFixture fixture) : IClassFixture<BadIn
         var overLimit = "{\"model\":\"scripted\",\"input\":\"" + new string('a', 70_000) + "\"}"; // Server:MaxRequestBodyBytes is 65536 here
         foreach (var path in new[] { "/api/v1/generations", "/v1/responses", "/v1/chat/completions", "/api/v1/bots/bot1/messages" })
         {
-            using var response = await alice.PostAsync(path, Http.Json(overLimit));
+            // Expect: 100-continue lets the server refuse before the body is sent (else it may close while the
+            // client still uploads, a broken pipe instead of the 413).
+            using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = Http.Json(overLimit) };
+            request.Headers.ExpectContinue = true;
+            using var response = await alice.SendAsync(request);
             (await response.ShouldBeProblemAsync(HttpStatusCode.RequestEntityTooLarge)).Detail!.ShouldContain("larger than");
         }
 
