@@ -16,7 +16,7 @@ namespace Holdfast.Cli.Tests;
 public sealed class BotClusterTests(ITestOutputHelper output)
 {
     [Fact(Timeout = 180_000)]
-    public async Task WebBot_HolderKilled_AnotherNodeRestoresItFromItsLoginState_ActiveAndConnectedAgain()
+    public async Task WebBot_HolderFrozenThenKilled_TheOtherNodeRestoresItFromItsLoginStateEachTime_TheThawedOneDropsIt()
     {
         await using var cluster = await NodeCluster.StartAsync(2, ClusterTests.LeaseSettings("00:00:03", "00:00:01", tokensPerSecond: "10"));
         var started = await cluster.Clients[0].StartBotAsync("wa-failover", "web");
@@ -25,40 +25,72 @@ public sealed class BotClusterTests(ITestOutputHelper output)
             () => cluster.Clients[1].GetBotAsync("wa-failover"),
             b => b.Holder is not null && b.Connection?.State == "connected",
             "the paired bot connected and held by a node");
-        var victim = cluster.Nodes.Single(n => n.NodeId == held.Holder!.NodeId);
-        var survivor = cluster.Nodes.Single(n => n != victim);
+        var first = cluster.Nodes.Single(n => n.NodeId == held.Holder!.NodeId);
+        var second = cluster.Nodes.Single(n => n != first);
 
-        var clock = Stopwatch.StartNew();
-        await victim.Server.KillAsync();
-        Bot restored;
+        // Split brain: the holder frozen past its lease; the other node takes the bot over; the thawed one notices.
+        ClusterTests.Signal(first.Server.ProcessId, "STOP");
+        Bot takenOver;
         try
         {
-            restored = await Poll.UntilAsync(
-                () => cluster.ClientOf(survivor).GetBotAsync("wa-failover"),
-                b => b.Holder?.NodeId == survivor.NodeId && b.Connection?.State == "connected" && b.Connection.At > held.Connection!.At,
-                "the survivor holds the bot and reconnected it",
+            (takenOver, var frozenFor) = await TakeOverAsync(cluster, second, held);
+            output.WriteLine($"bot takeover: {second.NodeId} holds it {frozenFor.TotalSeconds:0.0} s after SIGSTOP of {first.NodeId} (lease 3 s)");
+        }
+        finally
+        {
+            ClusterTests.Signal(first.Server.ProcessId, "CONT");
+        }
+
+        await Poll.UntilAsync(
+            () => Task.FromResult(first.Server.Log.Contains("The lease on bot session wa-failover", StringComparison.Ordinal)),
+            "the thawed node logs the lost bot lease",
+            TimeSpan.FromSeconds(20));
+        (await cluster.ClientOf(second).GetBotAsync("wa-failover")).Holder.ShouldNotBeNull().Epoch.ShouldBe(takenOver.Holder!.Epoch, "the thawed node took nothing back");
+
+        // Failover: the new holder killed; the first node restores the bot again from its login state.
+        await second.Server.KillAsync();
+        var (restored, takeover) = await TakeOverAsync(cluster, first, takenOver);
+        output.WriteLine($"bot takeover: {first.NodeId} holds it {takeover.TotalSeconds:0.0} s after SIGKILL of {second.NodeId} (lease 3 s)");
+        takeover.ShouldBeLessThan(TimeSpan.FromSeconds(3 + 5), "takeover within lease + 5 s");
+        restored.Status.ShouldBe(BotStatus.Active);
+        restored.Connection.ShouldNotBeNull().State.ShouldBe("connected");
+        restored.ConnectionDetail.ShouldNotBeNull().ShouldContain("paired browser", Case.Sensitive, "restored from the stored login state, no new scan");
+        restored.QrData.ShouldBeNull();
+
+        var shown = await CliProcess.RunAsync(["bot", "show", "wa-failover"], first.Server.Environment);
+        shown.ExitCode.ShouldBe(0, shown.ToString());
+        shown.Stdout.ShouldContain($"{first.NodeId} (epoch {restored.Holder!.Epoch}");
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="node"/> holds the bot under a newer epoch than <paramref name="before"/> and its web
+    /// connector restored it (from the login state it decrypted: a state it could not read would fail the connect).
+    /// Returns the bot and how long the lease took to move.
+    /// </summary>
+    private async Task<(Bot Bot, TimeSpan Takeover)> TakeOverAsync(NodeCluster cluster, Node node, Bot before)
+    {
+        var clock = Stopwatch.StartNew();
+        var restoredLines = CountRestored(node);
+        try
+        {
+            await Poll.UntilAsync(
+                () => cluster.ClientOf(node).GetBotAsync("wa-failover"),
+                b => b.Holder?.NodeId == node.NodeId && b.Holder.Epoch > before.Holder!.Epoch,
+                $"{node.NodeId} holds the bot",
                 TimeSpan.FromSeconds(30));
+            var takeover = clock.Elapsed;
+            await Poll.UntilAsync(() => Task.FromResult(CountRestored(node) > restoredLines), $"{node.NodeId}'s connector restored the bot");
+            return (await cluster.ClientOf(node).GetBotAsync("wa-failover"), takeover);
         }
         catch (TimeoutException)
         {
-            output.WriteLine(survivor.Server.Log);
+            output.WriteLine(node.Server.Log);
             throw;
         }
-
-        var takeover = clock.Elapsed;
-        output.WriteLine($"bot takeover: held by {survivor.NodeId} {takeover.TotalSeconds:0.0} s after SIGKILL of {victim.NodeId} (lease 3 s)");
-        takeover.ShouldBeLessThan(TimeSpan.FromSeconds(3 + 5), "takeover within lease + 5 s");
-        restored.Status.ShouldBe(BotStatus.Active);
-        restored.Holder!.Epoch.ShouldBeGreaterThan(held.Holder!.Epoch, "a takeover grows the fencing epoch");
-        restored.Holder.LeaseExpiresAt.ShouldBeGreaterThan(DateTimeOffset.UtcNow - TimeSpan.FromSeconds(1));
-        restored.ConnectionDetail.ShouldNotBeNull().ShouldContain("paired browser", Case.Sensitive, "restored from the stored login state, no new scan");
-        restored.QrData.ShouldBeNull();
-        survivor.Server.Log.ShouldContain("Restored bot session wa-failover (web)");
-
-        var shown = await CliProcess.RunAsync(["bot", "show", "wa-failover"], survivor.Server.Environment);
-        shown.ExitCode.ShouldBe(0, shown.ToString());
-        shown.Stdout.ShouldContain($"{survivor.NodeId} (epoch {restored.Holder.Epoch}");
     }
+
+    private static int CountRestored(Node node) =>
+        node.Server.Log.Split("Restored bot session wa-failover (web)").Length - 1;
 
     /// <summary>Pairs a browser with web bot <paramref name="bot"/> through its QR link (on the node that made it).</summary>
     internal static async Task PairAsync(Node node, Bot bot)

@@ -204,7 +204,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
         return text.ToString();
     }
 
-    private static void Signal(int processId, string signal)
+    internal static void Signal(int processId, string signal)
     {
         using var kill = Process.Start("kill", [$"-{signal}", processId.ToString(CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
