@@ -8,7 +8,7 @@ namespace Holdfast.Server.Dashboard;
 /// One row of the dashboard's sessions list, for either kind: what the list shows and what the session views need
 /// to enable their buttons. <see cref="Version"/> grows with every change of status (generations: not with output,
 /// so <see cref="OutputTokens"/> orders those); a browser keeps the newest it saw. <see cref="Holder"/> is the node that
-/// runs a running generation (its lease holder), null otherwise.
+/// holds the session's lease (runs a running generation, or a bot's connection), null otherwise.
 /// </summary>
 internal sealed record DashboardSession(
     string Kind,
@@ -62,7 +62,8 @@ internal sealed record DashboardSession(
         LastMessage: b.LastMessage,
         LastMessageAt: b.LastMessageAt,
         Connection: b.ConnectionDetail,
-        HasQr: b.QrData is not null);
+        HasQr: b.QrData is not null,
+        Holder: b.Holder?.NodeId);
 }
 
 /// <summary>A session that no longer exists (deleted).</summary>
