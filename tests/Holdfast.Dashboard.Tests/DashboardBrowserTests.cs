@@ -81,6 +81,7 @@ public sealed partial class DashboardBrowserTests(BrowserFixture browser)
             // Start a scripted generation from the dashboard and watch its text appear.
             await a.GetByText("Start a session").ClickAsync();
             await a.GetByLabel("Prompt").FillAsync("Tell me about the holdfast of a kelp forest.");
+            await a.GetByLabel("Max tokens (optional)").FillAsync("400");
             await a.GetByRole(AriaRole.Button, new() { Name = "Start generation" }).ClickAsync();
             await Assertions.Expect(a).ToHaveURLAsync(GenerationUrl());
             var id = a.Url[(a.Url.LastIndexOf('/') + 1)..];
@@ -89,6 +90,8 @@ public sealed partial class DashboardBrowserTests(BrowserFixture browser)
             var early = await Poll.UntilAsync(() => a.Locator("#output").TextContentAsync(), t => t?.Length > 0, "text appears");
             await Poll.UntilAsync(async () => (await a.Locator("#output").TextContentAsync())!.Length > early!.Length, "more text streams in");
             await Assertions.Expect(a.Locator("#rate")).ToContainTextAsync("tokens/s");
+            await Assertions.Expect(a.GetByRole(AriaRole.Progressbar, new() { Name = "Progress" })).ToBeVisibleAsync();
+            await Assertions.Expect(a.Locator("#progress-text")).ToContainTextAsync(" of 400 tokens");
 
             // A second window on the same address.
             var b = await profile.NewPageAsync();

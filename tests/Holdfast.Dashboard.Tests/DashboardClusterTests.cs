@@ -1,3 +1,5 @@
+using System.Net.Http.Json;
+using Holdfast.Client.Models;
 using Holdfast.TestHelpers;
 using Microsoft.Playwright;
 
@@ -8,7 +10,7 @@ namespace Holdfast.Dashboard.Tests;
 public sealed class DashboardClusterTests(BrowserFixture browser)
 {
     [Fact(Timeout = 180_000)]
-    public async Task List_WithSeveralNodes_ShowsTheNodeThatHoldsEachRunningSession()
+    public async Task List_WithSeveralNodes_ShowsTheNodeThatHoldsEachSession()
     {
         await using var db = await TestPostgres.CreateDatabaseAsync("holdfast_dash");
         await using var a = await DashboardServer.StartAsync(Node(db, "node-a"));
@@ -35,17 +37,27 @@ public sealed class DashboardClusterTests(BrowserFixture browser)
             }
 
             onB.ShouldNotBeNull("node-b claimed one of eight new sessions");
+
+            // A bot is held by a node too (its connection runs there).
+            using var apiB = b.Tcp(key);
+            (await apiB.PostAsJsonAsync("/api/v1/bots", new StartBotRequest("node-bot", "bridge"), HoldfastJson.Options)).EnsureSuccessStatusCode();
+            var bot = await Poll.UntilAsync(() => apiB.GetFromJsonAsync<Bot>("/api/v1/bots/node-bot", HoldfastJson.Options), x => x?.Holder is not null, "the bot is held", TimeSpan.FromSeconds(30));
             await page.ReloadAsync();
             await Assertions.Expect(nodeHeader).ToBeVisibleAsync();
             await Assertions.Expect(page.Locator($"tr[data-id='{onA.Id}'] td[data-label='Node']")).ToHaveTextAsync("node-a");
             await Assertions.Expect(page.Locator($"tr[data-id='{onB}'] td[data-label='Node']")).ToHaveTextAsync("node-b");
+            await Assertions.Expect(page.Locator("tr[data-id='node-bot'] td[data-label='Node']")).ToHaveTextAsync(bot!.Holder!.NodeId);
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = BrowserFixture.ArtifactPath("list-two-nodes-light-1280.png"), FullPage = true });
         });
     }
 
+    // Every node of one database uses the same login-state key.
+    private static readonly string AuthStateKey = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
     private static Dictionary<string, string?> Node(TestDatabase db, string nodeId) => new(StringComparer.Ordinal)
     {
         ["Storage:ConnectionString"] = db.Uri,
+        ["Bots:AuthStateKey"] = AuthStateKey,
         ["Cluster:NodeId"] = nodeId,
         ["Scripted:TokensPerSecond"] = "4",
     };
