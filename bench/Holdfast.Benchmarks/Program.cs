@@ -10,6 +10,12 @@ if (args is ["micro", .. var rest])
     return 0;
 }
 
+if (args is ["serve-child", var dataDirectory, .. var settings])
+{
+    // A server in its own process, for the resident-memory scenario (ScaleScenarios.ResidentMemoryAsync).
+    return await ChildServer.ServeAsync(dataDirectory, settings);
+}
+
 if (args is ["report", .. var reportArgs])
 {
     return await ReportRunner.RunAsync(reportArgs);
