@@ -15,6 +15,7 @@ internal static class ScenarioRunner
         ("paced-250", scale => GenerationScenarios.ManyPacedStreamsAsync(scale, 250)),
         ("paced-1000", scale => GenerationScenarios.ManyPacedStreamsAsync(scale, 1_000)),
         ("control", GenerationScenarios.ControlLatencyAsync),
+        ("read-latency", ReadLatencyScenario.ReadLatencyAsync),
         ("memory", GenerationScenarios.MemoryPerSessionAsync),
         ("restart", GenerationScenarios.RestartAsync),
         ("restore", ScaleScenarios.RestoreAsync),
