@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
+using Npgsql;
 
 namespace Holdfast.Benchmarks.Scenarios;
 
@@ -53,17 +54,15 @@ internal static class ReportRunner
 
         if (!skipPostgres)
         {
-            await Log("PostgreSQL: starting a local server (scripts/test-deps/postgres.sh) …");
-            await using var postgres = await PostgresPeer.StartAsync();
-            data.PostgresSettings = await postgres.SettingsAsync();
-            await Log($"  {data.PostgresSettings}; warm-up pair (not counted) …");
-            data.PostgresWarmUp = (await PeerScenarios.PostgresSaverAsync(postgres, threads, tokens), await PeerScenarios.HoldfastAsync("FULL", threads, tokens, postgres));
-            for (var pair = 1; pair <= pairs; pair++)
+            try
             {
-                await Log($"PostgreSQL pair {pair}/{pairs}: PostgresSaver, Holdfast …");
-                data.PeerPostgres.Add(await PeerScenarios.PostgresSaverAsync(postgres, threads, tokens));
-                data.HoldfastPostgres.Add(await PeerScenarios.HoldfastAsync("FULL", threads, tokens, postgres));
-                await Log($"  ratio {data.HoldfastPostgres[^1].TokensPerSecond / data.PeerPostgres[^1].TokensPerSecond:0.0}x (load {PeerScenarios.LoadAverage()})");
+                await RunPostgresPairsAsync(data, pairs);
+            }
+            catch (Exception e) when (e is InvalidOperationException or NpgsqlException or IOException or TimeoutException or System.ComponentModel.Win32Exception)
+            {
+                // Reported in the block rather than ending the whole report: the SQLite numbers still stand.
+                data.PostgresFailure = e.Message;
+                await Log($"PostgreSQL pairs failed: {e.Message}");
             }
         }
 
@@ -95,6 +94,22 @@ internal static class ReportRunner
         await WriteAsync(data, print: true, write);
         await Log($"report done in {clock.Elapsed.TotalMinutes:0.0} min");
         return 0;
+    }
+
+    private static async Task RunPostgresPairsAsync(ReportData data, int pairs)
+    {
+        await Log("PostgreSQL: starting a local server (scripts/test-deps/postgres.sh) …");
+        await using var postgres = await PostgresPeer.StartAsync();
+        data.PostgresSettings = await postgres.SettingsAsync();
+        await Log($"  {data.PostgresSettings}; warm-up pair (not counted) …");
+        data.PostgresWarmUp = (await PeerScenarios.PostgresSaverAsync(postgres, data.Threads, data.Tokens), await PeerScenarios.HoldfastAsync("FULL", data.Threads, data.Tokens, postgres));
+        for (var pair = 1; pair <= pairs; pair++)
+        {
+            await Log($"PostgreSQL pair {pair}/{pairs}: PostgresSaver, Holdfast …");
+            data.PeerPostgres.Add(await PeerScenarios.PostgresSaverAsync(postgres, data.Threads, data.Tokens));
+            data.HoldfastPostgres.Add(await PeerScenarios.HoldfastAsync("FULL", data.Threads, data.Tokens, postgres));
+            await Log($"  ratio {data.HoldfastPostgres[^1].TokensPerSecond / data.PeerPostgres[^1].TokensPerSecond:0.0}x (load {PeerScenarios.LoadAverage()})");
+        }
     }
 
     private static async Task WriteAsync(ReportData data, bool print, bool write = true)
@@ -150,6 +165,13 @@ internal static class ReportRunner
         if (d.PeerPostgres.Count > 0)
         {
             RenderPostgres(s, d);
+        }
+        else if (d.PostgresFailure is { } failure)
+        {
+            s.AppendLine("### Against peers on PostgreSQL");
+            s.AppendLine();
+            s.AppendLine(Inv($"Not measured in this run: {failure}"));
+            s.AppendLine();
         }
 
         s.AppendLine("### Pause until stopped, 1,000 sessions running");
@@ -408,6 +430,8 @@ internal sealed class ReportData(DateTime started, string loadAtStart, int threa
     public List<(double Rows, string Load)> Raw { get; } = [];
 
     public string? PostgresSettings { get; set; }
+
+    public string? PostgresFailure { get; set; }
 
     public (DurableRun Peer, DurableRun Holdfast)? PostgresWarmUp { get; set; }
 
