@@ -11,6 +11,12 @@ if (args is ["micro", .. var rest])
     return 0;
 }
 
+if (args is ["serve-child", var dataDirectory, .. var settings])
+{
+    // A server in its own process, for the resident-memory scenario (ScaleScenarios.ResidentMemoryAsync).
+    return await ChildServer.ServeAsync(dataDirectory, settings);
+}
+
 if (args is ["cluster", .. var clusterArgs])
 {
     return await ClusterScenarios.RunCommandAsync(clusterArgs);

@@ -44,6 +44,9 @@ if (kind === "sqlite") {
   const { PostgresSaver } = await import("@langchain/langgraph-checkpoint-postgres");
   saver = PostgresSaver.fromConnString(option("url"));
   await saver.setup();
+  // The durability class the server gives this session's commits (the harness starts PostgreSQL with it on).
+  const { rows } = await saver.pool.query("SHOW synchronous_commit");
+  synchronous = `synchronous_commit=${rows[0].synchronous_commit}`;
   close = async () => saver.end();
 } else {
   console.error("usage: node peer.mjs sqlite --file PATH --synchronous FULL|NORMAL | postgres --url URL");

@@ -94,7 +94,15 @@ internal sealed class ScratchDirectory : IDisposable
     public ScratchDirectory(string name)
     {
         Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"holdfast-bench-{name}-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(Path);
+        // Owner-only, like a data directory Holdfast creates (the server warns about a wider one).
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(Path);
+        }
+        else
+        {
+            Directory.CreateDirectory(Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
     }
 
     public string Path { get; }

@@ -32,12 +32,28 @@ internal static class PeerScenarios
     public static async Task<DurableRun> SqliteSaverAsync(string synchronous, int threads, int tokens)
     {
         using var directory = new ScratchDirectory("peer");
+        return await PeerAsync(
+            ["sqlite", "--file", Path.Combine(directory.Path, "peer.db"), "--synchronous", synchronous, "--threads", Invariant(threads), "--tokens", Invariant(tokens), "--reads", "1000"]);
+    }
+
+    /// <summary>LangGraph.js PostgresSaver on <paramref name="postgres"/>'s server, in a fresh database: the same workload.</summary>
+    public static async Task<DurableRun> PostgresSaverAsync(PostgresPeer postgres, int threads, int tokens)
+    {
+        var url = await postgres.CreateDatabaseAsync("bench_peer");
+        try
+        {
+            return await PeerAsync(["postgres", "--url", url, "--threads", Invariant(threads), "--tokens", Invariant(tokens), "--reads", "1000"]);
+        }
+        finally
+        {
+            await postgres.DropDatabaseAsync(url);
+        }
+    }
+
+    private static async Task<DurableRun> PeerAsync(string[] arguments)
+    {
         var load = LoadAverage();
-        var (code, output, error) = await RunAsync(
-            "node",
-            [Path.Combine(Root, "bench", "peers", "peer.mjs"), "sqlite", "--file", Path.Combine(directory.Path, "peer.db"), "--synchronous", synchronous,
-             "--threads", Invariant(threads), "--tokens", Invariant(tokens), "--reads", "1000"],
-            TimeSpan.FromMinutes(10));
+        var (code, output, error) = await RunAsync("node", [Path.Combine(Root, "bench", "peers", "peer.mjs"), .. arguments], TimeSpan.FromMinutes(10));
         if (code != 0)
         {
             throw new InvalidOperationException($"the peer failed ({code}): {error}");
@@ -46,14 +62,14 @@ internal static class PeerScenarios
         using var json = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
         var root = json.RootElement;
         return new DurableRun(
-            "LangGraph.js SqliteSaver",
+            root.GetProperty("peer").GetString() ?? "?",
             root.GetProperty("synchronous").GetString() ?? "?",
             root.GetProperty("tokens").GetInt64(),
             root.GetProperty("textBytes").GetInt64(),
             root.GetProperty("tokensPerSecond").GetDouble(),
             root.GetProperty("getTupleP50Ms").GetDouble(),
             root.GetProperty("getTupleP99Ms").GetDouble(),
-            root.GetProperty("bytesOnDisk").GetInt64(),
+            root.GetProperty("bytesOnDisk").ValueKind == JsonValueKind.Number ? root.GetProperty("bytesOnDisk").GetInt64() : 0,
             load);
     }
 
@@ -62,17 +78,39 @@ internal static class PeerScenarios
     /// each from an unthrottled backend, timed from the first create until every chunk is committed; then reads of a
     /// session with its whole output, and the file's size.
     /// </summary>
-    public static async Task<DurableRun> HoldfastAsync(string synchronous, int threads, int tokens)
+    public static async Task<DurableRun> HoldfastAsync(string synchronous, int threads, int tokens, PostgresPeer? postgres = null)
     {
         using var directory = new ScratchDirectory("durable");
+        var url = postgres is null ? null : await postgres.CreateDatabaseAsync("bench_holdfast");
+        try
+        {
+            return await HoldfastAsync(directory.Path, synchronous, threads, tokens, url);
+        }
+        finally
+        {
+            if (url is not null)
+            {
+                await postgres!.DropDatabaseAsync(url);
+            }
+        }
+    }
+
+    private static async Task<DurableRun> HoldfastAsync(string directory, string synchronous, int threads, int tokens, string? postgresUrl)
+    {
         var load = LoadAverage();
-        var host = await BenchHost.StartAsync(directory.Path, new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
             ["Storage:SqliteSynchronous"] = synchronous,
             ["Scripted:TokensPerSecond"] = "0",
             ["Scripted:MaxTokens"] = Invariant(tokens),
             ["Scripted:MaxConcurrency"] = Invariant(threads),
-        });
+        };
+        if (postgresUrl is not null)
+        {
+            settings["Storage:ConnectionString"] = postgresUrl;
+        }
+
+        var host = await BenchHost.StartAsync(directory, settings);
         long textBytes;
         double rate;
         List<double> reads = [];
@@ -109,7 +147,8 @@ internal static class PeerScenarios
         }
 
         reads.Sort();
-        return new DurableRun("Holdfast", synchronous, (long)threads * tokens, textBytes, rate, Percentiles.Of(reads, 50), Percentiles.Of(reads, 99), SqliteBytes(Path.Combine(directory.Path, "holdfast.db")), load);
+        var bytes = postgresUrl is null ? SqliteBytes(Path.Combine(directory, "holdfast.db")) : 0;
+        return new DurableRun("Holdfast", postgresUrl is null ? synchronous : "synchronous_commit=on", (long)threads * tokens, textBytes, rate, Percentiles.Of(reads, 50), Percentiles.Of(reads, 99), bytes, load);
     }
 
     /// <summary>The disk's limit for this row shape: plain inserts of (session, seq, text) rows in 1,000-row transactions.</summary>
@@ -244,7 +283,7 @@ internal static class PeerScenarios
 
     private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private static async Task<(int Code, string Output, string Error)> RunAsync(string file, string[] arguments, TimeSpan timeout)
+    internal static async Task<(int Code, string Output, string Error)> RunAsync(string file, string[] arguments, TimeSpan timeout)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in arguments)

@@ -15,9 +15,14 @@ internal static class ScenarioRunner
         ("paced-250", scale => GenerationScenarios.ManyPacedStreamsAsync(scale, 250)),
         ("paced-1000", scale => GenerationScenarios.ManyPacedStreamsAsync(scale, 1_000)),
         ("control", GenerationScenarios.ControlLatencyAsync),
+        ("read-latency", ReadLatencyScenario.ReadLatencyAsync),
         ("memory", GenerationScenarios.MemoryPerSessionAsync),
         ("restart", GenerationScenarios.RestartAsync),
-        ("fan-out", ServerScenarios.FanOutAsync),
+        ("restore", ScaleScenarios.RestoreAsync),
+        ("resident-memory", ScaleScenarios.ResidentMemoryAsync),
+        ("compacted-log", ScaleScenarios.CompactedLogAsync),
+        ("late-reader", ReaderScenarios.LateReaderAsync),
+        ("fan-out", ReaderScenarios.FanOutAsync),
         ("control-load", ServerScenarios.ControlUnderLoadAsync),
         ("first-token", ServerScenarios.FirstTokenAsync),
         ("bots", ServerScenarios.BotMessagesAsync),
@@ -95,8 +100,18 @@ internal static class ScenarioRunner
         {
             await Console.Error.WriteLineAsync($"  running {name} …");
             var watch = Stopwatch.StartNew();
-            all.AddRange(await run(scale));
-            await Console.Error.WriteLineAsync($"    done in {watch.Elapsed.TotalSeconds:0.0} s (load {PeerScenarios.LoadAverage()})");
+            try
+            {
+                all.AddRange(await run(scale));
+                await Console.Error.WriteLineAsync($"    done in {watch.Elapsed.TotalSeconds:0.0} s (load {PeerScenarios.LoadAverage()})");
+            }
+#pragma warning disable CA1031 // One scenario failing must not end a report of tens of minutes: the failure is in its table.
+            catch (Exception error)
+#pragma warning restore CA1031
+            {
+                await Console.Error.WriteLineAsync($"    {name} failed after {watch.Elapsed.TotalSeconds:0.0} s (load {PeerScenarios.LoadAverage()}): {error}");
+                all.Add(new Measurement(name, $"failed in a run: {error.GetType().Name}: {error.Message.Split('\n')[0]}", double.NaN, string.Empty));
+            }
         }
 
         return all;

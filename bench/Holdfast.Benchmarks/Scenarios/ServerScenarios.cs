@@ -15,82 +15,6 @@ namespace Holdfast.Benchmarks.Scenarios;
 /// <summary>Through the real server: Kestrel on the Unix socket, Server-Sent Events, the .NET client.</summary>
 internal static class ServerScenarios
 {
-    /// <summary>Many windows watch one session: how late does each see a token, compared with the runner?</summary>
-    public static async Task<IEnumerable<Measurement>> FanOutAsync(ScenarioScale scale)
-    {
-        var readers = scale.Pick(100, 25);
-        const int Tokens = 300;
-        var name = $"{readers} SSE readers of one session (100 tokens/s), Unix socket";
-        using var directory = new ScratchDirectory("fanout");
-        await using var app = await StartServerAsync(directory.Path, new Dictionary<string, string?>
-        {
-            ["Scripted:TokensPerSecond"] = "100",
-            ["Scripted:MaxTokens"] = Tokens.ToString(CultureInfo.InvariantCulture),
-        });
-        var socket = Path.Combine(directory.Path, "holdfast.sock");
-        var clients = Enumerable.Range(0, readers).Select(_ => HoldfastClient.ForUnixSocket(socket)).ToList();
-        try
-        {
-            var sessions = app.Services.GetRequiredService<GenerationSessions>();
-            var (session, _) = await sessions.CreateAsync(new CreateGenerationRequest
-            {
-                Owner = "local",
-                Model = "scripted",
-                Input = [new GenerationMessage("user", "Fan out to many windows")],
-                Parameters = new GenerationParameters { Seed = 3 },
-            });
-
-            // The reference: the runner's own fan-out, in process, before the group commit.
-            var produced = new ConcurrentDictionary<long, long>();
-            var reference = Task.Run(async () =>
-            {
-                await foreach (var e in sessions.FollowAsync(session.Id, null))
-                {
-                    produced[e.Seq] = Stopwatch.GetTimestamp();
-                }
-            });
-            var texts = new ConcurrentBag<string>();
-            var latencies = new ConcurrentQueue<double>();
-            await Task.WhenAll(clients.Select(client => Task.Run(async () =>
-            {
-                var text = new System.Text.StringBuilder();
-                await foreach (var e in client.FollowAsync(session.Id))
-                {
-                    var at = Stopwatch.GetTimestamp();
-                    if (e is GenerationChunkEvent chunk)
-                    {
-                        text.Append(chunk.Text);
-                        if (produced.TryGetValue(chunk.Seq, out var seen))
-                        {
-                            latencies.Enqueue(Stopwatch.GetElapsedTime(seen, at).TotalMilliseconds);
-                        }
-                    }
-                }
-
-                texts.Add(text.ToString());
-            })));
-            await reference;
-            var stored = await sessions.GetAsync(session.Id, null);
-            if (texts.Any(t => !string.Equals(t, stored.Output, StringComparison.Ordinal)))
-            {
-                throw new InvalidOperationException("a reader's text differs from the stored output");
-            }
-
-            return
-            [
-                new(name, "readers that got the exact stored text", texts.Count, "readers"),
-                .. Percentiles.Describe(name, "token at a reader after the runner had it (committed first)", latencies, "ms"),
-            ];
-        }
-        finally
-        {
-            foreach (var client in clients)
-            {
-                client.Dispose();
-            }
-        }
-    }
-
     /// <summary>
     /// Control under load: many SSE followers attached (several per session) and one pause per session sent all at
     /// once over the socket, each waiting until its runner stopped. Pause-to-stopped is measured server-side (the
@@ -291,7 +215,7 @@ internal static class ServerScenarios
         ];
     }
 
-    private static async Task<WebApplication> StartServerAsync(string dataDirectory, IDictionary<string, string?> settings)
+    internal static async Task<WebApplication> StartServerAsync(string dataDirectory, IDictionary<string, string?> settings)
     {
         var all = new Dictionary<string, string?>(StringComparer.Ordinal)
         {
