@@ -213,7 +213,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
         return text.ToString();
     }
 
-    private static void Signal(int processId, string signal)
+    internal static void Signal(int processId, string signal)
     {
         using var kill = Process.Start("kill", [$"-{signal}", processId.ToString(CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
@@ -333,6 +333,30 @@ public sealed class ClusterControlTests(ThreeNodeClusterFixture fixture, ITestOu
         started.Select(g => g.Id).Distinct().Count().ShouldBe(1);
         (await cluster.Database.ScalarAsync("SELECT count(*) FROM generation_sessions WHERE idempotency_key = 'one-key'")).ShouldBe(1L);
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task NodeWithAnotherBotKey_RefusesToStartWithOneLineNamingTheSetting()
+    {
+        var cluster = fixture.Cluster;
+        using var data = new TempDirectory();
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            ["HOLDFAST_DATA"] = data.Path,
+            ["HOLDFAST_STORE"] = cluster.Database.Uri,
+            ["Bots__AuthStateKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
+        };
+
+        var refused = await CliProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0"], environment, timeout: TimeSpan.FromSeconds(60));
+
+        output.WriteLine(refused.ToString());
+        refused.ExitCode.ShouldNotBe(0);
+        var lines = refused.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        lines.Length.ShouldBe(1, refused.ToString());
+        lines[0].ShouldContain("Bots:AuthStateKey");
+        lines[0].ShouldContain("does not match");
+        (refused.Stdout + refused.Stderr).ShouldNotContain("   at ", Case.Sensitive, "no stack trace");
+        (await cluster.Database.ScalarAsync("SELECT count(*) FROM store_settings WHERE name = 'bot_auth_key_fingerprint'")).ShouldBe(1L);
+    }
 }
 
 /// <summary>One node: its server process and the id it holds leases under (kept in its data directory).</summary>
@@ -353,6 +377,9 @@ internal sealed class NodeCluster : IAsyncDisposable
     }
 
     public TestDatabase Database { get; }
+
+    /// <summary>The bot login-state key every node of this cluster is started with.</summary>
+    public string AuthStateKey { get; } = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
 
     public List<Node> Nodes { get; } = [];
 
@@ -377,7 +404,9 @@ internal sealed class NodeCluster : IAsyncDisposable
 
     public async Task<Node> AddNodeAsync()
     {
+        // Every node of one database needs the same bot login-state key (a node with another one refuses to start).
         var settings = new Dictionary<string, string?>(_settings, StringComparer.Ordinal) { ["HOLDFAST_STORE"] = Database.Uri };
+        settings.TryAdd("Bots__AuthStateKey", AuthStateKey);
         var server = await ServerProcess.StartNewAsync(settings: settings);
         var node = new Node(server, (await File.ReadAllTextAsync(server.Data.File("node-id"))).Trim());
         lock (Nodes)
