@@ -774,8 +774,9 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
         var statusEvent = statusChange is null ? null : GenerationLogEvent.Status(session.Id, session.LastSeq + 1, statusChange);
         // One statement, one round trip: the compare-and-swap on (status, version), then, only when it matched, the
         // status event and the audit event (data-modifying CTEs; the audit seq is the session's previous max + 1, the
-        // row lock taken by the UPDATE keeps it from racing).
+        // row lock taken by the UPDATE keeps it from racing), and the owner's webhook subscriptions.
         Row updated;
+        List<(string Id, string EventTypes)> subscriptions;
         await using (var update = new NpgsqlCommand(
             $"""
             WITH updated AS (
@@ -807,7 +808,10 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                        @now, @actor, @action, @from_state, @to_state, @detail
                 FROM updated
             )
-            SELECT * FROM updated
+            SELECT updated.*,
+                   ARRAY(SELECT w.id FROM webhook_subscriptions w WHERE w.owner = updated.owner ORDER BY w.id),
+                   ARRAY(SELECT w.event_types FROM webhook_subscriptions w WHERE w.owner = updated.owner ORDER BY w.id)
+            FROM updated
             """,
             connection,
             transaction))
@@ -844,11 +848,15 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             }
 
             updated = Map(reader);
+            var ids = await reader.GetFieldValueAsync<string[]>(31, cancellationToken);
+            var types = await reader.GetFieldValueAsync<string[]>(32, cancellationToken);
+            subscriptions = ids.Zip(types).ToList();
         }
 
-        // The webhook events of this change (issue 12), in the same transaction as its audit event.
-        await PostgresWebhookStore.EnqueueAsync(
-            connection, transaction, SessionKind.Generation, session.Id, AuditActions.For(transition.Command.Kind), transition.From.ToString(), to.ToString(), now,
+        // The webhook events of this change (issue 12), in the same transaction as its audit event. The statement above
+        // returned the row and its owner's subscriptions, so this writes only when one matches (no extra round trip).
+        await PostgresWebhookStore.EnqueueGenerationAsync(
+            connection, transaction, updated.Session, subscriptions, AuditActions.For(transition.Command.Kind), transition.From.ToString(), to.ToString(), now,
             AuditActions.CombineDetail(GenerationRules.TransitionDetail(transition, actor, facts.Error), actor.Reason), cancellationToken);
         return (new GenerationChange(updated.Session, statusEvent, true), updated);
     }

@@ -1,3 +1,4 @@
+using Holdfast.Generation;
 using Holdfast.Sessions;
 using Holdfast.Webhooks;
 using Npgsql;
@@ -290,6 +291,55 @@ internal sealed class PostgresWebhookStore(PostgresDatabase database, TimeProvid
             }
         }
 
+        await EnqueueKnownAsync(connection, transaction, kind, sessionId, action, type, fromState, toState, at, detail, fields, subscriptions, cancellationToken);
+    }
+
+    /// <summary>
+    /// <see cref="EnqueueAsync"/> for a generation change whose row (owner, model, status, last seq) and owner's
+    /// subscriptions the caller read already (the transition statement returns them): no read, and no write unless a
+    /// subscription matches.
+    /// </summary>
+    internal static async Task EnqueueGenerationAsync(
+        NpgsqlConnection connection,
+        NpgsqlTransaction transaction,
+        GenerationSession session,
+        IReadOnlyList<(string Id, string EventTypes)> subscriptions,
+        string action,
+        string? fromState,
+        string? toState,
+        DateTimeOffset at,
+        string? detail,
+        CancellationToken cancellationToken)
+    {
+        if (subscriptions.Count == 0 || WebhookEvents.ForAudit(SessionKind.Generation, action, fromState, toState) is not { } type)
+        {
+            return;
+        }
+
+        var fields = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["model"] = session.Model,
+            ["status"] = session.Status.ToWire(),
+            ["last_seq"] = session.LastSeq,
+        };
+        await EnqueueKnownAsync(connection, transaction, SessionKind.Generation, session.Id, action, type, fromState, toState, at, detail, fields, subscriptions, cancellationToken);
+    }
+
+    private static async Task EnqueueKnownAsync(
+        NpgsqlConnection connection,
+        NpgsqlTransaction transaction,
+        SessionKind kind,
+        string sessionId,
+        string action,
+        string type,
+        string? fromState,
+        string? toState,
+        DateTimeOffset at,
+        string? detail,
+        Dictionary<string, object?> fields,
+        IReadOnlyList<(string Id, string EventTypes)> subscriptions,
+        CancellationToken cancellationToken)
+    {
         var matching = WebhookEvents.Matching(subscriptions, type);
         if (matching.Count == 0)
         {
