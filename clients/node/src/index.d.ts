@@ -32,6 +32,8 @@ export interface BotSession {
   /** What the runtime last reported (null before any report). */
   connection: BotConnection | null;
   version: number;
+  /** The node whose connector runs the bot under a lease (several nodes on one PostgreSQL); null when nobody holds it. */
+  holder?: { node_id: string; epoch: number; lease_expires_at: string } | null;
   [field: string]: unknown;
 }
 
