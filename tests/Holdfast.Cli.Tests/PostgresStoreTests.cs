@@ -30,14 +30,14 @@ public sealed class PostgresStoreTests(Xunit.Abstractions.ITestOutputHelper outp
         string keyId;
         string key;
         SortedDictionary<string, long> sourceRows;
-        // Slow enough (8 s a generation) that the pause lands mid-way on a busy machine.
+        // Slow enough (150 tokens at 5 a second: 30 s) that the pause lands mid-way on a busy machine, where starting
+        // the CLI twice between the first output and the pause took longer than a 40-token run once. The text an
+        // uninterrupted run gives is computed from the scripted plan, not run.
+        referenceOutput = ClusterTests.Expected(ClusterTests.Request(Prompt, seed: 7, maxTokens: 150));
+        referenceOutput.Length.ShouldBeGreaterThan(0);
         await using (var sqlite = await ServerProcess.StartNewAsync(settings: new Dictionary<string, string?> { ["Scripted__TokensPerSecond"] = "5", ["Bots__AuthStateKey"] = AuthStateKey, ["Webhooks__AllowPrivateTargets"] = "true" }))
         {
-            var reference = await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "40", "--wait", "--json", Prompt);
-            referenceOutput = Deserialize(reference).Output!;
-            referenceOutput.Length.ShouldBeGreaterThan(0);
-
-            pausedId = (await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "40", Prompt)).Stdout.Trim();
+            pausedId = (await RunAsync(sqlite.Environment, "gen", "start", "--model", "scripted", "--seed", "7", "--max-tokens", "150", Prompt)).Stdout.Trim();
             await Poll.UntilAsync(
                 async () => Deserialize(await RunAsync(sqlite.Environment, "gen", "show", pausedId, "--json")).Output is { Length: > 0 },
                 "some output before the pause");

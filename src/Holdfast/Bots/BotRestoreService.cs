@@ -120,6 +120,10 @@ internal sealed class BotRestoreService : BackgroundService
                 }
             }
         }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopped while waiting for a signal (a subscription whose source is being disposed cancels its waiter).
+        }
         finally
         {
             await renewal;
