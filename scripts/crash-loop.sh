@@ -26,20 +26,13 @@ done
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-echo "building (Release) …" >&2
-if ! dotnet build tests/Holdfast.Server.Tests -c Release -nologo > "$work/build.log" 2>&1; then
-  tail -40 "$work/build.log" >&2
-  echo "crash-loop.sh: the build failed" >&2
-  exit 1
-fi
+# shellcheck source=lib/server-check.sh
+source scripts/lib/server-check.sh
+server_check_build crash-loop.sh "$work"
 
 echo "running the crash loop: $kills kills …" >&2
-set +e
-env HOLDFAST_CRASH_KILLS="$kills" HOLDFAST_CRASH_SUMMARY="$work/summary" ${seed:+HOLDFAST_CRASH_SEED=$seed} \
-  dotnet test tests/Holdfast.Server.Tests -c Release --no-build -nologo \
-  --filter "FullyQualifiedName~Holdfast.Server.Tests.CrashLoopTests" --logger "console;verbosity=detailed" > "$work/test.log" 2>&1
-status=$?
-set -e
+server_check_run "$work" CrashLoopTests HOLDFAST_CRASH_KILLS="$kills" HOLDFAST_CRASH_SUMMARY="$work/summary" ${seed:+HOLDFAST_CRASH_SEED=$seed}
+status=$server_check_status
 # The test's own lines (seed, counts, any problem), without the runner's noise.
 sed -n '/Standard Output Messages:/,/^$/p' "$work/test.log" | sed '1d;/^$/d;/crash-loop:/d' >&2 || true
 if [[ ! -s "$work/summary" ]]; then

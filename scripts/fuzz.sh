@@ -27,20 +27,13 @@ done
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-echo "building (Release) …" >&2
-if ! dotnet build tests/Holdfast.Server.Tests -c Release -nologo > "$work/build.log" 2>&1; then
-  tail -40 "$work/build.log" >&2
-  echo "fuzz.sh: the build failed" >&2
-  exit 1
-fi
+# shellcheck source=lib/server-check.sh
+source scripts/lib/server-check.sh
+server_check_build fuzz.sh "$work"
 
 echo "fuzzing for $seconds s …" >&2
-set +e
-env HOLDFAST_FUZZ_SECONDS="$seconds" HOLDFAST_FUZZ_SUMMARY="$work/summary" ${seed:+HOLDFAST_FUZZ_SEED=$seed} \
-  dotnet test tests/Holdfast.Server.Tests -c Release --no-build -nologo \
-  --filter "FullyQualifiedName~Holdfast.Server.Tests.EndpointFuzzTests" --logger "console;verbosity=detailed" > "$work/test.log" 2>&1
-status=$?
-set -e
+server_check_run "$work" EndpointFuzzTests HOLDFAST_FUZZ_SECONDS="$seconds" HOLDFAST_FUZZ_SUMMARY="$work/summary" ${seed:+HOLDFAST_FUZZ_SEED=$seed}
+status=$server_check_status
 sed -n '/Standard Output Messages:/,/^$/p' "$work/test.log" | sed '1d;/^$/d;/ endpoints: /d;/^ *fuzz:/d' >&2 || true
 if [[ ! -s "$work/summary" ]]; then
   tail -60 "$work/test.log" >&2

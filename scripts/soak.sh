@@ -29,21 +29,14 @@ out="$(cd "$out" && pwd)"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-echo "building (Release) …" >&2
-if ! dotnet build tests/Holdfast.Server.Tests -c Release -nologo > "$work/build.log" 2>&1; then
-  tail -40 "$work/build.log" >&2
-  echo "soak.sh: the build failed" >&2
-  exit 1
-fi
+# shellcheck source=lib/server-check.sh
+source scripts/lib/server-check.sh
+server_check_build soak.sh "$work"
 
 echo "soaking for $seconds s (plus warm-up) …" >&2
 rm -f "$out/summary.txt"
-set +e
-env HOLDFAST_SOAK_SECONDS="$seconds" HOLDFAST_SOAK_REPORT="$out" \
-  dotnet test tests/Holdfast.Server.Tests -c Release --no-build -nologo \
-  --filter "FullyQualifiedName~Holdfast.Server.Tests.SoakTests" --logger "console;verbosity=detailed" > "$work/test.log" 2>&1
-status=$?
-set -e
+server_check_run "$work" SoakTests HOLDFAST_SOAK_SECONDS="$seconds" HOLDFAST_SOAK_REPORT="$out"
+status=$server_check_status
 if [[ ! -s "$out/summary.txt" ]]; then
   tail -60 "$work/test.log" >&2
   echo "soak: did not finish (see above)"

@@ -281,6 +281,7 @@ internal sealed class ServerStartup(
     IConfiguration configuration,
     StoreSchema schema,
     IStoreAdministration store,
+    IServiceProvider services,
     ILogger<ServerStartup> logger) : IDisposable
 {
     private DataDirectoryLock? _lock;
@@ -373,6 +374,10 @@ internal sealed class ServerStartup(
             {
                 throw new StoreUnavailableException(failure);
             }
+
+            // Every node of one database encrypts bot login state with the same key: the first start stores the key's
+            // fingerprint, a node with another key refuses to start here, in one line naming Bots:AuthStateKey.
+            await services.GetRequiredService<Holdfast.Bots.BotManager>().EnsureAuthKeyMatchesStoreAsync(cancellationToken);
         }
         catch (StoreUnavailableException ex) when (store.WriteFailure is not null)
         {

@@ -16,7 +16,8 @@ internal sealed class PostgresBotStore : IBotStore
 {
     private const string Columns =
         "session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version, last_message_at, " +
-        "connection_state, connection_reason, connection_code, connection_changed_at, qr_seq, qr_set_at, qr_attempts";
+        "connection_state, connection_reason, connection_code, connection_changed_at, qr_seq, qr_set_at, qr_attempts, " +
+        "lease_holder, lease_expires_at, lease_epoch";
 
     private const string ReactivateSql = $"""
         UPDATE bot_sessions
@@ -69,7 +70,8 @@ internal sealed class PostgresBotStore : IBotStore
         UPDATE bot_sessions SET status = 'inactive', qr_data = NULL, connection_detail = NULL,
             connection_state = CASE WHEN connection_state IN ('logged_out', 'failed') THEN connection_state ELSE 'disconnected' END,
             connection_reason = CASE WHEN connection_state IN ('logged_out', 'failed') THEN connection_reason ELSE 'ended' END,
-            connection_changed_at = @now, updated_at = @now, version = version + 1
+            connection_changed_at = @now, updated_at = @now, version = version + 1,
+            lease_holder = NULL, lease_expires_at = NULL
         WHERE session_id = @id AND version = @version
         RETURNING {Columns}
         """;
@@ -154,7 +156,10 @@ internal sealed class PostgresBotStore : IBotStore
                 cancellationToken);
     }
 
-    public Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, CancellationToken cancellationToken = default) =>
+        SetQrAsync(sessionId, qrData, actor, null, cancellationToken);
+
+    public Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, BotLease? fence, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateQr(qrData);
@@ -162,6 +167,7 @@ internal sealed class PostgresBotStore : IBotStore
             sessionId,
             actor,
             BotRules.SetQr(qrData),
+            fence,
             update: SetQrSql,
             bind: command => command.Parameters.Add(Pg.Text("qr", qrData)),
             cancellationToken);
@@ -170,7 +176,10 @@ internal sealed class PostgresBotStore : IBotStore
     public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor actor, CancellationToken cancellationToken = default) =>
         RecordMessageAsync(sessionId, text, null, actor, cancellationToken);
 
-    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, CancellationToken cancellationToken = default) =>
+        RecordMessageAsync(sessionId, text, receivedAt, actor, null, cancellationToken);
+
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, BotLease? fence, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateMessage(text);
@@ -181,6 +190,7 @@ internal sealed class PostgresBotStore : IBotStore
             sessionId,
             actor,
             BotRules.RecordMessage(text, receivedAt),
+            fence,
             update: RecordMessageSql,
             bind: command =>
             {
@@ -190,7 +200,10 @@ internal sealed class PostgresBotStore : IBotStore
             cancellationToken);
     }
 
-    public Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, CancellationToken cancellationToken = default) =>
+        SetConnectionStateAsync(sessionId, state, reason, code, actor, null, cancellationToken);
+
+    public Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, BotLease? fence, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         var wire = state.ToWire();
@@ -199,6 +212,7 @@ internal sealed class PostgresBotStore : IBotStore
             sessionId,
             actor,
             BotRules.SetConnectionState(state, reason, code, detail),
+            fence,
             update: SetConnectionStateSql,
             bind: command =>
             {
@@ -210,7 +224,10 @@ internal sealed class PostgresBotStore : IBotStore
             cancellationToken);
     }
 
-    public Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, CancellationToken cancellationToken = default) =>
+        SetConnectionAsync(sessionId, connectionDetail, actor, null, cancellationToken);
+
+    public Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, BotLease? fence, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateConnectionDetail(connectionDetail);
@@ -218,6 +235,7 @@ internal sealed class PostgresBotStore : IBotStore
             sessionId,
             actor,
             BotRules.SetConnection(connectionDetail),
+            fence,
             update: SetConnectionSql,
             bind: command => command.Parameters.Add(Pg.Text("detail", connectionDetail)),
             cancellationToken);
@@ -231,6 +249,7 @@ internal sealed class PostgresBotStore : IBotStore
             sessionId,
             actor,
             BotRules.AssignOwner(owner),
+            fence: null,
             update: AssignOwnerSql,
             bind: command => command.Parameters.Add(Pg.Text("owner", owner)),
             cancellationToken);
@@ -243,6 +262,7 @@ internal sealed class PostgresBotStore : IBotStore
             sessionId,
             actor,
             BotRules.End(),
+            fence: null,
             update: EndSql,
             bind: _ => { },
             cancellationToken);
@@ -294,7 +314,10 @@ internal sealed class PostgresBotStore : IBotStore
             cancellationToken);
     }
 
-    public Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, CancellationToken cancellationToken = default) =>
+        SaveAuthStateAsync(sessionId, protectedState, actor, null, cancellationToken);
+
+    public Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, BotLease? fence, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         if (protectedState is { } blob)
@@ -307,6 +330,7 @@ internal sealed class PostgresBotStore : IBotStore
             sessionId,
             actor,
             BotRules.SaveAuthState(bytes?.Length),
+            fence,
             update: SaveAuthStateSql,
             bind: command => command.Parameters.Add(Pg.Bytea("state", bytes)),
             cancellationToken);
@@ -331,10 +355,134 @@ internal sealed class PostgresBotStore : IBotStore
             cancellationToken);
     }
 
+    public async Task<BotLease?> ClaimLeaseAsync(string sessionId, string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return await _database.WriteAsync<BotLease?>(
+            async (connection, transaction, ct) =>
+            {
+                // One conditional statement: of two nodes claiming at once, the second waits for the row lock, then
+                // sees a live lease of the first and updates nothing.
+                await using var command = new NpgsqlCommand(
+                    """
+                    UPDATE bot_sessions SET lease_holder = @node, lease_expires_at = @expires, lease_epoch = lease_epoch + 1
+                    WHERE session_id = @id AND status = 'active'
+                      AND (lease_holder IS NULL OR lease_holder = @node OR lease_expires_at IS NULL OR lease_expires_at <= @now)
+                    RETURNING lease_epoch, lease_expires_at
+                    """,
+                    connection,
+                    transaction);
+                var now = _time.GetUtcNow();
+                command.Parameters.Add(Pg.Text("id", sessionId));
+                command.Parameters.Add(Pg.Text("node", nodeId));
+                command.Parameters.Add(Pg.Time("now", now));
+                command.Parameters.Add(Pg.Time("expires", now + leaseDuration));
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                return await reader.ReadAsync(ct) ? new BotLease(sessionId, nodeId, reader.GetInt64(0), reader.Time(1)) : null;
+            },
+            cancellationToken);
+    }
+
+    public Task<IReadOnlyList<BotLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync<IReadOnlyList<BotLease>>(
+            async (connection, transaction, ct) =>
+            {
+                await using var command = new NpgsqlCommand(
+                    """
+                    UPDATE bot_sessions SET lease_expires_at = @expires
+                    WHERE lease_holder = @node AND status = 'active'
+                    RETURNING session_id, lease_epoch, lease_expires_at
+                    """,
+                    connection,
+                    transaction);
+                command.Parameters.Add(Pg.Text("node", nodeId));
+                command.Parameters.Add(Pg.Time("expires", _time.GetUtcNow() + leaseDuration));
+                var leases = new List<BotLease>();
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    leases.Add(new BotLease(reader.GetString(0), nodeId, reader.GetInt64(1), reader.Time(2)));
+                }
+
+                return leases;
+            },
+            cancellationToken);
+
+    public Task<IReadOnlyList<string>> ListClaimableAsync(string nodeId, int limit, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync<IReadOnlyList<string>>(
+            async (connection, ct) =>
+            {
+                await using var command = new NpgsqlCommand(
+                    """
+                    SELECT session_id FROM bot_sessions
+                    WHERE status = 'active'
+                      AND (connection_state IS NULL OR connection_state NOT IN ('failed', 'logged_out'))
+                      AND (lease_holder IS NULL OR lease_holder = @node OR lease_expires_at IS NULL OR lease_expires_at <= @now)
+                    ORDER BY session_id
+                    LIMIT @limit
+                    """,
+                    connection);
+                command.Parameters.Add(Pg.Text("node", nodeId));
+                command.Parameters.Add(Pg.Time("now", _time.GetUtcNow()));
+                command.Parameters.Add(Pg.Integer("limit", limit));
+                var ids = new List<string>();
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    ids.Add(reader.GetString(0));
+                }
+
+                return ids;
+            },
+            cancellationToken);
+
+    public Task<IReadOnlyList<string>> ReleaseLeasesAsync(string nodeId, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync<IReadOnlyList<string>>(
+            async (connection, transaction, ct) =>
+            {
+                await using var command = new NpgsqlCommand(
+                    "UPDATE bot_sessions SET lease_holder = NULL, lease_expires_at = NULL WHERE lease_holder = @node RETURNING session_id",
+                    connection,
+                    transaction);
+                command.Parameters.Add(Pg.Text("node", nodeId));
+                var ids = new List<string>();
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    ids.Add(reader.GetString(0));
+                }
+
+                return ids;
+            },
+            cancellationToken);
+
+    public Task<string> EnsureSettingAsync(string name, string value, CancellationToken cancellationToken = default) =>
+        _database.WriteAsync(
+            async (connection, transaction, ct) =>
+            {
+                // ON CONFLICT DO NOTHING: of two first starts, the second waits for the first insert, then reads it.
+                await using (var insert = new NpgsqlCommand(
+                    "INSERT INTO store_settings (name, value, set_at) VALUES (@name, @value, @now) ON CONFLICT (name) DO NOTHING",
+                    connection,
+                    transaction))
+                {
+                    insert.Parameters.Add(Pg.Text("name", name));
+                    insert.Parameters.Add(Pg.Text("value", value));
+                    insert.Parameters.Add(Pg.Time("now", _time.GetUtcNow()));
+                    await insert.ExecuteNonQueryAsync(ct);
+                }
+
+                await using var read = new NpgsqlCommand("SELECT value FROM store_settings WHERE name = @name", connection, transaction);
+                read.Parameters.Add(Pg.Text("name", name));
+                return (string)(await read.ExecuteScalarAsync(ct))!;
+            },
+            cancellationToken);
+
     private async Task<BotSession> ChangeAsync(
         string sessionId,
         Actor actor,
         BotChangeRule rule,
+        BotLease? fence,
         string update,
         Action<NpgsqlCommand> bind,
         CancellationToken cancellationToken)
@@ -345,6 +493,12 @@ internal sealed class PostgresBotStore : IBotStore
             {
                 var existing = await ReadRowAsync(connection, transaction, sessionId, ct)
                     ?? throw new SessionNotFoundException(SessionKind.Bot, sessionId);
+                if (fence is not null && (existing.Holder is not { } holder || holder.NodeId != fence.NodeId || holder.Epoch != fence.Epoch))
+                {
+                    // The holder's write with a lease that is no longer the row's (taken over, released or ended).
+                    throw new LeaseLostException([sessionId]);
+                }
+
                 // The rule decides on the row as it is now, inside the write transaction.
                 if (rule.Decide(existing) is not { } change)
                 {
@@ -417,5 +571,6 @@ internal sealed class PostgresBotStore : IBotStore
                 reader.NullableTime(14) ?? reader.Time(5)),
         QrSeq: reader.NullableInt64(15) ?? 0,
         QrSetAt: reader.NullableTime(16),
-        QrAttempts: reader.IsDBNull(17) ? 0 : reader.GetInt32(17));
+        QrAttempts: reader.IsDBNull(17) ? 0 : reader.GetInt32(17),
+        Holder: reader.IsDBNull(18) || reader.IsDBNull(19) ? null : new Cluster.LeaseHolder(reader.GetString(18), reader.GetInt64(20), reader.Time(19)));
 }

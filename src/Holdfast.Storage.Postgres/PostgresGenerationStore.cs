@@ -300,29 +300,44 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             async (connection, transaction, ct) =>
             {
                 var rows = new List<GenerationSession>();
+                ClaimLoad? load = null;
+                // The cluster's load in the same statement (uncorrelated subqueries run once): live nodes other than
+                // this one, the running sessions they hold, and those this node holds.
                 await using (var select = new NpgsqlCommand(
                     $"""
-                    SELECT {Columns} FROM generation_sessions
+                    SELECT {Columns},
+                        (SELECT count(*)::int FROM cluster_nodes
+                         WHERE node_id <> @node AND stopped_at IS NULL AND heartbeat_at > @live_after),
+                        (SELECT count(*)::int FROM generation_sessions h JOIN cluster_nodes n ON n.node_id = h.lease_holder
+                         WHERE h.status = 'running' AND h.lease_expires_at > @now
+                           AND n.node_id <> @node AND n.stopped_at IS NULL AND n.heartbeat_at > @live_after),
+                        (SELECT count(*)::int FROM generation_sessions WHERE status = 'running' AND lease_holder = @node)
+                    FROM generation_sessions
                     WHERE status = 'queued' AND desired_state = 'running'
                     ORDER BY id
                     LIMIT @limit
-                    FOR UPDATE SKIP LOCKED
+                    FOR UPDATE OF generation_sessions SKIP LOCKED
                     """,
                     connection,
                     transaction))
                 {
+                    var now = _time.GetUtcNow();
                     select.Parameters.Add(Pg.Integer("limit", request.Limit));
+                    select.Parameters.Add(Pg.Text("node", request.NodeId));
+                    select.Parameters.Add(Pg.Time("now", now));
+                    select.Parameters.Add(Pg.Time("live_after", now - request.LeaseDuration));
                     await using var reader = await select.ExecuteReaderAsync(ct);
                     while (await reader.ReadAsync(ct))
                     {
                         rows.Add(Map(reader).Session);
+                        load ??= new ClaimLoad(reader.GetInt32(31), reader.GetInt32(32), reader.GetInt32(33));
                     }
                 }
 
                 var claims = new List<RunClaim>();
                 foreach (var session in rows)
                 {
-                    var choice = choose(new ClaimCandidate(session.Id, session.Backend, session.Output.Length > 0, rows.Count));
+                    var choice = choose(new ClaimCandidate(session.Id, session.Backend, session.Output.Length > 0, rows.Count, load, session.UpdatedAt));
                     if (!choice.Take)
                     {
                         continue;
@@ -350,7 +365,7 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             cancellationToken);
     }
 
-    public Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default) =>
+    public Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, bool stopping = false, CancellationToken cancellationToken = default) =>
         _database.WriteAsync<IReadOnlyList<RunLease>>(
             async (connection, transaction, ct) =>
             {
@@ -359,11 +374,12 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                 await using var command = new NpgsqlCommand(
                     """
                     WITH heartbeat AS (
-                        INSERT INTO cluster_nodes (node_id, started_at, heartbeat_at) VALUES (@node, @now, @now)
+                        INSERT INTO cluster_nodes (node_id, started_at, heartbeat_at, stopped_at)
+                        VALUES (@node, @now, @now, CASE WHEN @stopping THEN @now END)
                         ON CONFLICT (node_id) DO UPDATE SET
                             heartbeat_at = EXCLUDED.heartbeat_at,
-                            started_at = CASE WHEN cluster_nodes.stopped_at IS NULL THEN cluster_nodes.started_at ELSE EXCLUDED.started_at END,
-                            stopped_at = NULL)
+                            started_at = CASE WHEN cluster_nodes.stopped_at IS NULL OR @stopping THEN cluster_nodes.started_at ELSE EXCLUDED.started_at END,
+                            stopped_at = CASE WHEN @stopping THEN COALESCE(cluster_nodes.stopped_at, EXCLUDED.heartbeat_at) END)
                     UPDATE generation_sessions SET lease_expires_at = @expires
                     WHERE lease_holder = @node AND status = 'running'
                     RETURNING id, lease_epoch, lease_expires_at
@@ -374,6 +390,7 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                 command.Parameters.Add(Pg.Time("now", now));
                 command.Parameters.Add(Pg.Time("expires", now + leaseDuration));
                 command.Parameters.Add(Pg.Text("node", nodeId));
+                command.Parameters.Add(Pg.Bool("stopping", stopping));
                 var leases = new List<RunLease>();
                 await using var reader = await command.ExecuteReaderAsync(ct);
                 while (await reader.ReadAsync(ct))

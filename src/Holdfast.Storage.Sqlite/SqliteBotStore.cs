@@ -16,7 +16,8 @@ internal sealed class SqliteBotStore : IBotStore
 {
     private const string Columns =
         "session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version, last_message_at, " +
-        "connection_state, connection_reason, connection_code, connection_changed_at, qr_seq, qr_set_at, qr_attempts";
+        "connection_state, connection_reason, connection_code, connection_changed_at, qr_seq, qr_set_at, qr_attempts, " +
+        "lease_holder, lease_expires_at, lease_epoch";
 
     // One complete UPDATE per change, each guarded by the version read in the same transaction ($id, $version) and
     // stamping updated_at ($now); every value is a parameter. {Columns} is a compile-time constant.
@@ -71,7 +72,8 @@ internal sealed class SqliteBotStore : IBotStore
         UPDATE bot_sessions SET status = 'inactive', qr_data = NULL, connection_detail = NULL,
             connection_state = CASE WHEN connection_state IN ('logged_out', 'failed') THEN connection_state ELSE 'disconnected' END,
             connection_reason = CASE WHEN connection_state IN ('logged_out', 'failed') THEN connection_reason ELSE 'ended' END,
-            connection_changed_at = $now, updated_at = $now, version = version + 1
+            connection_changed_at = $now, updated_at = $now, version = version + 1,
+            lease_holder = NULL, lease_expires_at = NULL
         WHERE session_id = $id AND version = $version
         RETURNING {Columns}
         """;
@@ -153,12 +155,16 @@ internal sealed class SqliteBotStore : IBotStore
             sessionId,
             actor,
             BotRules.AssignOwner(owner),
+            fence: null,
             update: AssignOwnerSql,
             bind: command => command.Parameters.AddWithValue("$owner", owner),
             cancellationToken);
     }
 
-    public Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, CancellationToken cancellationToken = default) =>
+        SetQrAsync(sessionId, qrData, actor, null, cancellationToken);
+
+    public Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, BotLease? fence, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateQr(qrData);
@@ -166,6 +172,7 @@ internal sealed class SqliteBotStore : IBotStore
             sessionId,
             actor,
             BotRules.SetQr(qrData),
+            fence,
             update: SetQrSql,
             bind: command => command.Parameters.AddWithValue("$qr", (object?)qrData ?? DBNull.Value),
             cancellationToken);
@@ -174,7 +181,10 @@ internal sealed class SqliteBotStore : IBotStore
     public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor actor, CancellationToken cancellationToken = default) =>
         RecordMessageAsync(sessionId, text, null, actor, cancellationToken);
 
-    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, CancellationToken cancellationToken = default) =>
+        RecordMessageAsync(sessionId, text, receivedAt, actor, null, cancellationToken);
+
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, BotLease? fence, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateMessage(text);
@@ -185,6 +195,7 @@ internal sealed class SqliteBotStore : IBotStore
             sessionId,
             actor,
             BotRules.RecordMessage(text, receivedAt),
+            fence,
             update: RecordMessageSql,
             bind: command =>
             {
@@ -194,7 +205,10 @@ internal sealed class SqliteBotStore : IBotStore
             cancellationToken);
     }
 
-    public Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, CancellationToken cancellationToken = default) =>
+        SetConnectionStateAsync(sessionId, state, reason, code, actor, null, cancellationToken);
+
+    public Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, BotLease? fence, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         var wire = state.ToWire();
@@ -203,6 +217,7 @@ internal sealed class SqliteBotStore : IBotStore
             sessionId,
             actor,
             BotRules.SetConnectionState(state, reason, code, detail),
+            fence,
             update: SetConnectionStateSql,
             bind: command =>
             {
@@ -214,7 +229,10 @@ internal sealed class SqliteBotStore : IBotStore
             cancellationToken);
     }
 
-    public Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, CancellationToken cancellationToken = default) =>
+        SetConnectionAsync(sessionId, connectionDetail, actor, null, cancellationToken);
+
+    public Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, BotLease? fence, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateConnectionDetail(connectionDetail);
@@ -222,6 +240,7 @@ internal sealed class SqliteBotStore : IBotStore
             sessionId,
             actor,
             BotRules.SetConnection(connectionDetail),
+            fence,
             update: SetConnectionSql,
             bind: command => command.Parameters.AddWithValue("$detail", (object?)connectionDetail ?? DBNull.Value),
             cancellationToken);
@@ -234,6 +253,7 @@ internal sealed class SqliteBotStore : IBotStore
             sessionId,
             actor,
             BotRules.End(),
+            fence: null,
             update: EndSql,
             bind: _ => { },
             cancellationToken);
@@ -282,7 +302,10 @@ internal sealed class SqliteBotStore : IBotStore
             cancellationToken);
     }
 
-    public Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, CancellationToken cancellationToken = default) =>
+        SaveAuthStateAsync(sessionId, protectedState, actor, null, cancellationToken);
+
+    public Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, BotLease? fence, CancellationToken cancellationToken = default)
     {
         SessionIds.Validate(sessionId);
         if (protectedState is { } blob)
@@ -296,6 +319,7 @@ internal sealed class SqliteBotStore : IBotStore
             sessionId,
             actor,
             BotRules.SaveAuthState(bytes?.Length),
+            fence,
             update: SaveAuthStateSql,
             bind: command => command.Parameters.Add("$state", SqliteType.Blob).Value = (object?)bytes ?? DBNull.Value,
             cancellationToken);
@@ -321,10 +345,130 @@ internal sealed class SqliteBotStore : IBotStore
             cancellationToken);
     }
 
+    public async Task<BotLease?> ClaimLeaseAsync(string sessionId, string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default)
+    {
+        SessionIds.Validate(sessionId);
+        return await WriteAsync<BotLease?>(
+            async (connection, transaction) =>
+            {
+                await using var command = connection.CreateCommand();
+                command.Transaction = transaction;
+                command.CommandText = """
+                    UPDATE bot_sessions SET lease_holder = $node, lease_expires_at = $expires, lease_epoch = lease_epoch + 1
+                    WHERE session_id = $id AND status = 'active'
+                      AND (lease_holder IS NULL OR lease_holder = $node OR lease_expires_at IS NULL OR lease_expires_at <= $now)
+                    RETURNING lease_epoch
+                    """;
+                var now = _time.GetUtcNow();
+                var expires = now + leaseDuration;
+                command.Parameters.AddWithValue("$id", sessionId);
+                command.Parameters.AddWithValue("$node", nodeId);
+                command.Parameters.AddWithValue("$now", SqliteTime.Format(now));
+                command.Parameters.AddWithValue("$expires", SqliteTime.Format(expires));
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                return await reader.ReadAsync(cancellationToken) ? new BotLease(sessionId, nodeId, reader.GetInt64(0), expires) : null;
+            },
+            cancellationToken);
+    }
+
+    public Task<IReadOnlyList<BotLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default) =>
+        _database.WriteAheadAsync<IReadOnlyList<BotLease>>(
+            async (connection, transaction) =>
+            {
+                await using var command = connection.CreateCommand();
+                command.Transaction = transaction;
+                command.CommandText = """
+                    UPDATE bot_sessions SET lease_expires_at = $expires
+                    WHERE lease_holder = $node AND status = 'active'
+                    RETURNING session_id, lease_epoch
+                    """;
+                var expires = _time.GetUtcNow() + leaseDuration;
+                command.Parameters.AddWithValue("$node", nodeId);
+                command.Parameters.AddWithValue("$expires", SqliteTime.Format(expires));
+                var leases = new List<BotLease>();
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    leases.Add(new BotLease(reader.GetString(0), nodeId, reader.GetInt64(1), expires));
+                }
+
+                return leases;
+            },
+            cancellationToken);
+
+    public Task<IReadOnlyList<string>> ListClaimableAsync(string nodeId, int limit, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync<IReadOnlyList<string>>(
+            async connection =>
+            {
+                await using var command = connection.CreateCommand();
+                command.CommandText = """
+                    SELECT session_id FROM bot_sessions
+                    WHERE status = 'active'
+                      AND (connection_state IS NULL OR connection_state NOT IN ('failed', 'logged_out'))
+                      AND (lease_holder IS NULL OR lease_holder = $node OR lease_expires_at IS NULL OR lease_expires_at <= $now)
+                    ORDER BY session_id
+                    LIMIT $limit
+                    """;
+                command.Parameters.AddWithValue("$node", nodeId);
+                command.Parameters.AddWithValue("$now", SqliteTime.Format(_time.GetUtcNow()));
+                command.Parameters.AddWithValue("$limit", limit);
+                var ids = new List<string>();
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    ids.Add(reader.GetString(0));
+                }
+
+                return ids;
+            },
+            cancellationToken);
+
+    public Task<IReadOnlyList<string>> ReleaseLeasesAsync(string nodeId, CancellationToken cancellationToken = default) =>
+        WriteAsync<IReadOnlyList<string>>(
+            async (connection, transaction) =>
+            {
+                await using var command = connection.CreateCommand();
+                command.Transaction = transaction;
+                command.CommandText = "UPDATE bot_sessions SET lease_holder = NULL, lease_expires_at = NULL WHERE lease_holder = $node RETURNING session_id";
+                command.Parameters.AddWithValue("$node", nodeId);
+                var ids = new List<string>();
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    ids.Add(reader.GetString(0));
+                }
+
+                return ids;
+            },
+            cancellationToken);
+
+    public Task<string> EnsureSettingAsync(string name, string value, CancellationToken cancellationToken = default) =>
+        WriteAsync(
+            async (connection, transaction) =>
+            {
+                await using (var insert = connection.CreateCommand())
+                {
+                    insert.Transaction = transaction;
+                    insert.CommandText = "INSERT INTO store_settings (name, value, set_at) VALUES ($name, $value, $now) ON CONFLICT (name) DO NOTHING";
+                    insert.Parameters.AddWithValue("$name", name);
+                    insert.Parameters.AddWithValue("$value", value);
+                    insert.Parameters.AddWithValue("$now", SqliteTime.Format(_time.GetUtcNow()));
+                    await insert.ExecuteNonQueryAsync(cancellationToken);
+                }
+
+                await using var read = connection.CreateCommand();
+                read.Transaction = transaction;
+                read.CommandText = "SELECT value FROM store_settings WHERE name = $name";
+                read.Parameters.AddWithValue("$name", name);
+                return (string)(await read.ExecuteScalarAsync(cancellationToken))!;
+            },
+            cancellationToken);
+
     private async Task<BotSession> ChangeAsync(
         string sessionId,
         Actor actor,
         BotChangeRule rule,
+        BotLease? fence,
         string update,
         Action<SqliteCommand> bind,
         CancellationToken cancellationToken)
@@ -335,6 +479,12 @@ internal sealed class SqliteBotStore : IBotStore
             {
                 var existing = await ReadRowAsync(connection, transaction, sessionId, cancellationToken)
                     ?? throw new SessionNotFoundException(SessionKind.Bot, sessionId);
+                if (fence is not null && (existing.Holder is not { } holder || holder.NodeId != fence.NodeId || holder.Epoch != fence.Epoch))
+                {
+                    // The holder's write with a lease that is no longer the row's (taken over, released or ended).
+                    throw new LeaseLostException([sessionId]);
+                }
+
                 // The rule decides on the row as it is now, inside the write transaction.
                 if (rule.Decide(existing) is not { } change)
                 {
@@ -426,5 +576,6 @@ internal sealed class SqliteBotStore : IBotStore
                 reader.IsDBNull(14) ? SqliteTime.Parse(reader.GetString(5)) : SqliteTime.Parse(reader.GetString(14))),
         QrSeq: reader.IsDBNull(15) ? 0 : reader.GetInt64(15),
         QrSetAt: reader.IsDBNull(16) ? null : SqliteTime.Parse(reader.GetString(16)),
-        QrAttempts: reader.IsDBNull(17) ? 0 : reader.GetInt32(17));
+        QrAttempts: reader.IsDBNull(17) ? 0 : reader.GetInt32(17),
+        Holder: reader.IsDBNull(18) || reader.IsDBNull(19) ? null : new Cluster.LeaseHolder(reader.GetString(18), reader.GetInt64(20), SqliteTime.Parse(reader.GetString(19))));
 }

@@ -204,8 +204,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             {
                 var candidates = new List<ClaimCandidate>();
                 await using (var select = Command(connection, transaction, """
-                    SELECT id, backend, has_output FROM (
-                        SELECT id, backend, length(output) > 0 AS has_output,
+                    SELECT id, backend, has_output, updated_at FROM (
+                        SELECT id, backend, length(output) > 0 AS has_output, updated_at,
                                row_number() OVER (PARTITION BY backend ORDER BY id) AS position
                         FROM generation_sessions
                         WHERE status = 'queued' AND desired_state = 'running')
@@ -217,15 +217,17 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
                     await using var reader = await select.ExecuteReaderAsync(cancellationToken);
                     while (await reader.ReadAsync(cancellationToken))
                     {
-                        candidates.Add(new ClaimCandidate(reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)));
+                        candidates.Add(new ClaimCandidate(reader.GetString(0), reader.GetString(1), reader.GetBoolean(2), QueuedSince: SqliteTime.Parse(reader.GetString(3))));
                     }
                 }
+
+                var load = candidates.Count == 0 ? null : await ReadClaimLoadAsync(connection, transaction, request, cancellationToken);
 
                 var claimed = new List<RunClaim>();
                 var expires = _time.GetUtcNow() + request.LeaseDuration;
                 foreach (var candidate in candidates)
                 {
-                    var choice = choose(candidate with { Offered = candidates.Count });
+                    var choice = choose(candidate with { Offered = candidates.Count, Load = load });
                     if (!choice.Take)
                     {
                         continue;
@@ -254,24 +256,46 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             cancellationToken);
     }
 
+    /// <summary>The cluster's load as a claim sees it (see <see cref="ClaimLoad"/>); on one node, no other node is live.</summary>
+    private async Task<ClaimLoad> ReadClaimLoadAsync(SqliteConnection connection, SqliteTransaction transaction, RunClaimRequest request, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        await using var command = Command(connection, transaction, """
+            SELECT
+                (SELECT count(*) FROM cluster_nodes WHERE node_id <> $node AND stopped_at IS NULL AND heartbeat_at > $live_after),
+                (SELECT count(*) FROM generation_sessions h JOIN cluster_nodes n ON n.node_id = h.lease_holder
+                 WHERE h.status = 'running' AND h.lease_expires_at > $now
+                   AND n.node_id <> $node AND n.stopped_at IS NULL AND n.heartbeat_at > $live_after),
+                (SELECT count(*) FROM generation_sessions WHERE status = 'running' AND lease_holder = $node)
+            """);
+        command.Parameters.AddWithValue("$node", request.NodeId);
+        command.Parameters.AddWithValue("$now", SqliteTime.Format(now));
+        command.Parameters.AddWithValue("$live_after", SqliteTime.Format(now - request.LeaseDuration));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return new ClaimLoad(reader.GetInt32(0), reader.GetInt32(1), reader.GetInt32(2));
+    }
+
     /// <summary>
     /// Extends every lease <paramref name="nodeId"/> holds on a running session, in one statement; returns the leases it
     /// holds. It goes before every ordinary write waiting for the writer, so group commits and controls cannot starve it.
     /// </summary>
-    public Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default) =>
+    public Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, bool stopping = false, CancellationToken cancellationToken = default) =>
         WriteAsync<IReadOnlyList<RunLease>>(
             async (connection, transaction) =>
             {
                 var now = _time.GetUtcNow();
                 var expires = now + leaseDuration;
                 await using (var heartbeat = Command(connection, transaction, """
-                    INSERT INTO cluster_nodes (node_id, started_at, heartbeat_at) VALUES ($node, $now, $now)
+                    INSERT INTO cluster_nodes (node_id, started_at, heartbeat_at, stopped_at)
+                    VALUES ($node, $now, $now, CASE WHEN $stopping THEN $now END)
                     ON CONFLICT (node_id) DO UPDATE SET
                         heartbeat_at = excluded.heartbeat_at,
-                        started_at = CASE WHEN cluster_nodes.stopped_at IS NULL THEN cluster_nodes.started_at ELSE excluded.started_at END,
-                        stopped_at = NULL
+                        started_at = CASE WHEN cluster_nodes.stopped_at IS NULL OR $stopping THEN cluster_nodes.started_at ELSE excluded.started_at END,
+                        stopped_at = CASE WHEN $stopping THEN COALESCE(cluster_nodes.stopped_at, excluded.heartbeat_at) END
                     """))
                 {
+                    heartbeat.Parameters.AddWithValue("$stopping", stopping);
                     heartbeat.Parameters.AddWithValue("$node", nodeId);
                     heartbeat.Parameters.AddWithValue("$now", SqliteTime.Format(now));
                     await heartbeat.ExecuteNonQueryAsync(cancellationToken);

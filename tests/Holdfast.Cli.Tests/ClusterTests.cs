@@ -58,6 +58,15 @@ public sealed class ClusterTests(ITestOutputHelper output)
         takeover.ShouldBeLessThan(TimeSpan.FromSeconds(3 + 5), "takeover within lease + 5 s");
         output.WriteLine($"spread: {string.Join(", ", takenOver.Values.GroupBy(v => v.Holder ?? "(finished)").Select(g => $"{g.Key}: {g.Count()}"))}");
 
+        // Spread across the survivors: each claims its fair share (the survivors held equal parts, give or take one),
+        // so neither takes more than half of the killed node's sessions, plus one for rounding.
+        var bound = ((victimSessions.Count + 1) / 2) + 1;
+        foreach (var survivor in survivors)
+        {
+            takenOver.Values.Count(v => v.Holder == survivor.NodeId).ShouldBeLessThanOrEqualTo(
+                bound, $"{survivor.NodeId} took at most {bound} of the {victimSessions.Count} sessions (held before: {string.Join(", ", cluster.Nodes.Select(n => $"{n.NodeId}: {holders.Values.Count(v => v.Holder == n.NodeId)}"))})");
+        }
+
         var finished = await Poll.UntilAsync(
             () => Task.WhenAll(ids.Select(id => cluster.ClientOf(survivors[0]).GetGenerationAsync(id))),
             all => all.All(g => g.Status == GenerationStatus.Completed),
@@ -204,7 +213,7 @@ public sealed class ClusterTests(ITestOutputHelper output)
         return text.ToString();
     }
 
-    private static void Signal(int processId, string signal)
+    internal static void Signal(int processId, string signal)
     {
         using var kill = Process.Start("kill", [$"-{signal}", processId.ToString(CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
@@ -287,6 +296,32 @@ public sealed class ClusterControlTests(ThreeNodeClusterFixture fixture, ITestOu
         (await reader).ShouldBe(stored, "the reader on the third node got exactly the stored text");
     }
 
+    /// <summary>
+    /// The durable request is the session row: a pause stored with no notification at all (as when the node that stored
+    /// it dies before its batched <c>NOTIFY</c> goes out) is still honoured by the holder, through its periodic check
+    /// every <c>Generation:PollInterval</c> (500 ms here). Written the way the store writes a pause of a running
+    /// session (desired state, reason, version), by SQL from the test, so no node sends a notification.
+    /// </summary>
+    [Fact(Timeout = 120_000)]
+    public async Task PauseStoredWithoutANotification_HolderStopsOnItsNextPoll()
+    {
+        var cluster = fixture.Cluster;
+        var id = (await cluster.Clients[1].CreateGenerationAsync(ClusterTests.Request("Lost notification", seed: 11, maxTokens: 400))).Id;
+        await Poll.UntilAsync(() => cluster.HoldersAsync([id]), h => h[id].Holder is not null && h[id].Output > 0, "the session runs with output");
+
+        var clock = Stopwatch.StartNew();
+        (await cluster.StorePauseWithoutNotifyAsync(id)).ShouldBe(1);
+
+        var stopped = await Poll.UntilAsync(
+            () => cluster.HoldersAsync([id]), h => !h[id].Running, "the holder stops the run", TimeSpan.FromSeconds(20));
+        var elapsed = clock.Elapsed;
+        output.WriteLine($"pause stored without NOTIFY: the holder stopped the run {elapsed.TotalMilliseconds:0} ms later (poll interval 500 ms)");
+        (await cluster.Clients[0].GetGenerationAsync(id)).Status.ShouldBe(GenerationStatus.Paused);
+        stopped[id].Holder.ShouldBeNull();
+        elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(5), "honoured by the next poll (500 ms), not left running");
+        await cluster.Clients[2].CancelGenerationAsync(id, wait: TimeSpan.FromSeconds(10));
+    }
+
     [Fact(Timeout = 120_000)]
     public async Task FiveConcurrentStartsWithOneIdempotencyKey_OverThreeNodes_OneSession()
     {
@@ -297,6 +332,30 @@ public sealed class ClusterControlTests(ThreeNodeClusterFixture fixture, ITestOu
 
         started.Select(g => g.Id).Distinct().Count().ShouldBe(1);
         (await cluster.Database.ScalarAsync("SELECT count(*) FROM generation_sessions WHERE idempotency_key = 'one-key'")).ShouldBe(1L);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task NodeWithAnotherBotKey_RefusesToStartWithOneLineNamingTheSetting()
+    {
+        var cluster = fixture.Cluster;
+        using var data = new TempDirectory();
+        var environment = new Dictionary<string, string?>(StringComparer.Ordinal)
+        {
+            ["HOLDFAST_DATA"] = data.Path,
+            ["HOLDFAST_STORE"] = cluster.Database.Uri,
+            ["Bots__AuthStateKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
+        };
+
+        var refused = await CliProcess.RunAsync(["serve", "--urls", "http://127.0.0.1:0"], environment, timeout: TimeSpan.FromSeconds(60));
+
+        output.WriteLine(refused.ToString());
+        refused.ExitCode.ShouldNotBe(0);
+        var lines = refused.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        lines.Length.ShouldBe(1, refused.ToString());
+        lines[0].ShouldContain("Bots:AuthStateKey");
+        lines[0].ShouldContain("does not match");
+        (refused.Stdout + refused.Stderr).ShouldNotContain("   at ", Case.Sensitive, "no stack trace");
+        (await cluster.Database.ScalarAsync("SELECT count(*) FROM store_settings WHERE name = 'bot_auth_key_fingerprint'")).ShouldBe(1L);
     }
 }
 
@@ -318,6 +377,9 @@ internal sealed class NodeCluster : IAsyncDisposable
     }
 
     public TestDatabase Database { get; }
+
+    /// <summary>The bot login-state key every node of this cluster is started with.</summary>
+    public string AuthStateKey { get; } = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
 
     public List<Node> Nodes { get; } = [];
 
@@ -342,7 +404,9 @@ internal sealed class NodeCluster : IAsyncDisposable
 
     public async Task<Node> AddNodeAsync()
     {
+        // Every node of one database needs the same bot login-state key (a node with another one refuses to start).
         var settings = new Dictionary<string, string?>(_settings, StringComparer.Ordinal) { ["HOLDFAST_STORE"] = Database.Uri };
+        settings.TryAdd("Bots__AuthStateKey", AuthStateKey);
         var server = await ServerProcess.StartNewAsync(settings: settings);
         var node = new Node(server, (await File.ReadAllTextAsync(server.Data.File("node-id"))).Trim());
         lock (Nodes)
@@ -373,6 +437,24 @@ internal sealed class NodeCluster : IAsyncDisposable
         }
 
         return states;
+    }
+
+    /// <summary>
+    /// Stores a pause of a running session the way the store does (desired state, reason, version), with no
+    /// <c>NOTIFY</c>: what the holder sees when the notification of a stored pause is lost. Returns the rows changed.
+    /// </summary>
+    public async Task<int> StorePauseWithoutNotifyAsync(string id)
+    {
+        await using var connection = new NpgsqlConnection(Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            """
+            UPDATE generation_sessions SET desired_state = 'paused', pause_reason = 'user', version = version + 1, updated_at = now()
+            WHERE id = @id AND status = 'running' AND desired_state = 'running'
+            """,
+            connection);
+        command.Parameters.AddWithValue("id", id);
+        return await command.ExecuteNonQueryAsync();
     }
 
     /// <summary>Server-side time from the stored pause (its audit event) to the stored stop (the paused status).</summary>

@@ -86,8 +86,12 @@ public sealed class BotSignalsAcrossNodesTests
         TimeProvider.System.GetElapsedTime(started).ShouldBeLessThan(TimeSpan.FromSeconds(40), "woken by the signal, not by the end of the wait");
     }
 
+    // Both nodes with one bot login-state key: a node whose key differs from the stored fingerprint refuses to start.
+    private static readonly string AuthStateKey = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
     private static Dictionary<string, string?> OnDatabase(TestDatabase db) => new(StringComparer.Ordinal)
     {
         ["Storage:ConnectionString"] = db.Uri,
+        ["Bots:AuthStateKey"] = AuthStateKey,
     };
 }

@@ -39,6 +39,45 @@ public abstract class RunStoreContractTests(IStoreProvider provider) : StoreCont
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task ClaimRunnableAsync_OffersTheClusterLoad_LiveNodesOnlyAndAStoppingNodeNotCounted()
+    {
+        for (var i = 0; i < 6; i++)
+        {
+            await Store.Generations.CreateAsync(NewSession($"gen_{i:D3}"), Alice);
+        }
+
+        // node-b holds two, node-dead one (and stops renewing), node-c one; node-a holds none yet.
+        await Store.Runs.ClaimRunnableAsync(new RunClaimRequest("node-b", Lease, 10), c => new ClaimChoice(c.Id is "gen_000" or "gen_001"));
+        await Store.Runs.ClaimRunnableAsync(new RunClaimRequest("node-dead", Lease, 10), c => new ClaimChoice(c.Id == "gen_002"));
+        await Store.Runs.ClaimRunnableAsync(new RunClaimRequest("node-c", Lease, 10), c => new ClaimChoice(c.Id == "gen_003"));
+        await Store.Runs.RenewLeasesAsync("node-dead", Lease);
+        Clock.Advance(Lease / 2);
+        await Store.Runs.RenewLeasesAsync("node-b", Lease);
+        await Store.Runs.RenewLeasesAsync("node-c", Lease);
+        await Store.Runs.RenewLeasesAsync("node-a", Lease);
+        Clock.Advance((Lease / 2) + TimeSpan.FromSeconds(1));
+
+        var offered = new List<ClaimCandidate>();
+        await Store.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 10), c => { offered.Add(c); return ClaimChoice.Skip; });
+
+        offered.Select(c => c.Id).ShouldBe(["gen_004", "gen_005"]);
+        offered.ShouldAllBe(c => c.Load == new ClaimLoad(2, 3, 0), "node-b (2) and node-c (1) are live; node-dead's heartbeat is older than the lease");
+        offered.ShouldAllBe(c => c.QueuedSince < Clock.GetUtcNow());
+
+        // node-c stops gracefully: marked stopped, and its renewals during the handover keep the mark.
+        await Store.Runs.MarkNodeStoppedAsync("node-c");
+        await Store.Runs.RenewLeasesAsync("node-c", Lease, stopping: true);
+        offered.Clear();
+        await Store.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 10), c => { offered.Add(c); return ClaimChoice.Skip; });
+        offered.ShouldAllBe(c => c.Load == new ClaimLoad(1, 2, 0), "a stopping node is not counted");
+        (await Store.Runs.ListNodesAsync()).Single(n => n.NodeId == "node-c").StoppedAt.ShouldNotBeNull();
+
+        // Started again, its first renewal clears the mark.
+        await Store.Runs.RenewLeasesAsync("node-c", Lease);
+        (await Store.Runs.ListNodesAsync()).Single(n => n.NodeId == "node-c").StoppedAt.ShouldBeNull();
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task CommitAsync_StaleFencingToken_RejectedAndNothingOfTheCommitWritten()
     {
         await Store.Generations.CreateAsync(NewSession("gen_old"), Alice);

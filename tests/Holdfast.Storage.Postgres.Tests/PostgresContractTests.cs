@@ -25,3 +25,6 @@ public sealed class PostgresBotConnectionTests(PostgresStoreProvider provider) :
 
 /// <summary>Webhook subscriptions and the outbox over a real PostgreSQL (claims with SKIP LOCKED across two "nodes").</summary>
 public sealed class PostgresWebhookStoreTests(PostgresStoreProvider provider) : WebhookStoreContractTests(provider), IClassFixture<PostgresStoreProvider>;
+
+/// <summary>Bot leases across nodes (one holder, fencing epoch, release) over PostgreSQL.</summary>
+public sealed class PostgresBotLeaseTests(PostgresStoreProvider provider) : BotLeaseContractTests(provider), IClassFixture<PostgresStoreProvider>;

@@ -22,3 +22,6 @@ public sealed class SqliteBotConnectionTests(SqliteStoreProvider provider) : Bot
 
 /// <summary>Webhook subscriptions and the outbox over real SQLite files.</summary>
 public sealed class SqliteWebhookStoreTests(SqliteStoreProvider provider) : WebhookStoreContractTests(provider), IClassFixture<SqliteStoreProvider>;
+
+/// <summary>Bot leases (one holder, fencing epoch, release) over real SQLite files.</summary>
+public sealed class SqliteBotLeaseTests(SqliteStoreProvider provider) : BotLeaseContractTests(provider), IClassFixture<SqliteStoreProvider>;

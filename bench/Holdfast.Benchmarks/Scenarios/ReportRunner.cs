@@ -16,6 +16,9 @@ internal static class ReportRunner
     public const string Begin = "<!-- bench:begin -->";
     public const string End = "<!-- bench:end -->";
 
+    /// <summary>The "Cluster (PostgreSQL, 3 nodes)" section of this run (empty with <c>--skip-cluster</c>).</summary>
+    private static string ClusterSection { get; set; } = string.Empty;
+
     public static async Task<int> RunAsync(string[] args)
     {
         var pairs = IntOption(args, "--pairs", 3);
@@ -57,6 +60,24 @@ internal static class ReportRunner
             pauses.Add((Percentiles.Of(latencies, 50), Percentiles.Of(latencies, 99), load));
             await Log($"  p50 {pauses[^1].P50:0.0} ms, p99 {pauses[^1].P99:0.0} ms (load {load})");
         }
+
+        // Three nodes on one PostgreSQL (HOLDFAST_TEST_POSTGRES, or a server scripts/test-deps/postgres.sh starts).
+        var cluster = new List<ClusterScenarios.ClusterRun>();
+        string? clusterError = null;
+        if (!args.Contains("--skip-cluster", StringComparer.Ordinal))
+        {
+            try
+            {
+                cluster = await ClusterScenarios.RunManyAsync(IntOption(args, "--cluster-runs", runs));
+            }
+            catch (Exception e) when (e is InvalidOperationException or TimeoutException or Npgsql.NpgsqlException or IOException or System.ComponentModel.Win32Exception)
+            {
+                clusterError = e.Message;
+                await Log($"cluster: not measured ({e.Message})");
+            }
+        }
+
+        ClusterSection = cluster.Count > 0 ? ClusterScenarios.Table(cluster) : clusterError is null ? string.Empty : $"### Cluster (PostgreSQL, 3 nodes)\n\nNot measured in this run: {clusterError}\n\n";
 
         var scenarioResults = new List<List<Measurement>>();
         if (!skipScenarios)
@@ -166,6 +187,7 @@ internal static class ReportRunner
         }
 
         s.AppendLine();
+        s.Append(ClusterSection);
         if (scenarioRuns.Count > 0)
         {
             s.AppendLine(Inv($"### Scenarios ({scenarioRuns.Count} runs each: median and the range over the runs)"));

@@ -133,6 +133,7 @@ internal static class BotCommands
             Row("connection", bot.ConnectionDetail);
             Row("last message", bot.LastMessage);
             Row("qr", bot.QrData is null ? "none" : "waiting for a scan (holdfast bot qr " + bot.SessionId + ")");
+            Row("holder", bot.Holder is { } h ? string.Create(CultureInfo.InvariantCulture, $"{h.NodeId} (epoch {h.Epoch}, lease until {h.LeaseExpiresAt:u})") : "none");
             Row("version", bot.Version.ToString(CultureInfo.InvariantCulture));
             Row("created", bot.CreatedAt.ToString("u", CultureInfo.InvariantCulture));
             Row("updated", bot.UpdatedAt.ToString("u", CultureInfo.InvariantCulture));

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Holdfast.Client.Models;
 
 /// <summary>Status of a bot session, exactly as in the <c>bot_sessions</c> table.</summary>
@@ -21,7 +23,16 @@ public sealed record Bot(
     long Version,
     BotConnectionInfo? Connection = null,
     long QrSeq = 0,
-    int QrAttempts = 0);
+    int QrAttempts = 0)
+{
+    /// <summary>
+    /// The node whose connector runs the bot under a lease (several nodes on one PostgreSQL): its id, the lease's
+    /// fencing epoch (it grows with every takeover) and when the lease expires unless renewed. Null when nobody holds
+    /// it (ended, or its node stopped and no other took it over yet).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
+    public SessionHolder? Holder { get; init; }
+}
 
 /// <summary>
 /// The connection state a runtime last reported (<c>starting, awaiting_qr, connected, reconnecting, disconnected,

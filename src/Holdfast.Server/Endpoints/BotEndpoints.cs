@@ -443,7 +443,10 @@ internal static class BotEndpoints
         bot.Version,
         bot.Connection is { } c ? new BotConnectionInfo(c.State.ToWire(), c.Reason, c.Code, c.At) : null,
         bot.QrSeq,
-        bot.QrAttempts);
+        bot.QrAttempts)
+    {
+        Holder = bot.Holder is { } holder ? new SessionHolder(holder.NodeId, holder.Epoch, holder.LeaseExpiresAt) : null,
+    };
 
     private static string Shorten(string value) => value.Length <= 40 ? value : value[..40] + "…";
 }

@@ -38,7 +38,16 @@ public sealed class BotAuthStateProtector : IDisposable
         }
 
         _aes = new AesGcm(key, TagSize);
+        KeyFingerprint = Convert.ToHexStringLower(HMACSHA256.HashData(key, FingerprintLabel));
     }
+
+    /// <summary>
+    /// Identifies the key without revealing it: HMAC-SHA-256 of a fixed label under the key, hex. Stored in the
+    /// database by the first start, so every node of a store can check that it uses the same key.
+    /// </summary>
+    public string KeyFingerprint { get; }
+
+    private static ReadOnlySpan<byte> FingerprintLabel => "holdfast bot auth state key fingerprint v1"u8;
 
     /// <summary>Resolves the key from options (configured key, else the key file in the data directory).</summary>
     public BotAuthStateProtector(IOptions<BotOptions> botOptions, IOptions<StorageOptions> storageOptions, ILogger<BotAuthStateProtector>? logger = null)

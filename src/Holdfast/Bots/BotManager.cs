@@ -21,7 +21,10 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     private readonly ILogger _logger;
     private readonly SessionChanges? _changes;
     private readonly Storage.IChangeSignals? _signals;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _connected = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HeldConnection> _connected = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _missingConnectorLogged = new(StringComparer.Ordinal);
+    private readonly TimeSpan _leaseDuration;
+    private long _claimSeq;
 
     // Start, end and restore of one session are serialised (striped by id) so a session is never connected twice.
     private readonly SemaphoreSlim[] _sessionLocks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
@@ -44,9 +47,13 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         TimeProvider? time,
         ILogger<BotManager>? logger = null,
         SessionChanges? changes = null,
-        Storage.IChangeSignals? signals = null)
+        Storage.IChangeSignals? signals = null,
+        Cluster.NodeIdentity? identity = null,
+        Microsoft.Extensions.Options.IOptions<Cluster.ClusterOptions>? cluster = null)
     {
         Time = time ?? TimeProvider.System;
+        NodeId = identity?.NodeId ?? Environment.MachineName;
+        _leaseDuration = cluster?.Value.LeaseDuration ?? new Cluster.ClusterOptions().LeaseDuration;
         _signals = signals;
         StartedAt = Time.GetUtcNow();
         _store = store;
@@ -65,6 +72,9 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         }
     }
 
+    /// <summary>This node's id: the holder recorded on the leases of the bot sessions whose connection runs here.</summary>
+    public string NodeId { get; }
+
     /// <summary>When this manager (the service) started: a QR stored before it counts as expired.</summary>
     public DateTimeOffset StartedAt { get; }
 
@@ -78,7 +88,8 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     /// Starts bot session <paramref name="request"/>: reactivates the stored session (keeping its login state and last
     /// message) or creates it, then hands it to the connector of its bot type. Completes once the change is committed
     /// and the connector has taken the session (for <c>web</c>: its QR pairing link is stored). Starting an active
-    /// session changes nothing (it is reconnected if this process did not hold it yet). Throws
+    /// session changes nothing (it is reconnected if no node holds its lease, e.g. after a failed connect; a session whose lease
+    /// another live node holds stays connected there). Throws
     /// <see cref="InvalidSessionInputException"/> for a bad id or an unknown bot type (nothing changed) and
     /// <see cref="SessionConflictException"/> when the id is active as another bot type, and
     /// <see cref="BotIdUnavailableException"/> when <see cref="StartBotSession.Owner"/> is set and the session belongs
@@ -99,9 +110,16 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
                 return result;
             }
 
+            // Exactly one node runs a bot's connection: the one that holds its lease.
+            if (await ClaimAsync(request.SessionId, cancellationToken) is not { } lease)
+            {
+                Log.BotHeldElsewhere(_logger, request.SessionId);
+                return result with { Session = await _store.FindAsync(request.SessionId, cancellationToken) ?? result.Session };
+            }
+
             try
             {
-                await ConnectAsync(connector, result.Session, cancellationToken);
+                await ConnectAsync(connector, result.Session, lease, cancellationToken);
             }
             finally
             {
@@ -187,11 +205,14 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     public bool IsConnected(string sessionId) => _connected.ContainsKey(sessionId);
 
     /// <inheritdoc />
-    public async Task<BotSession> UpdateQrAsync(string sessionId, string? qrData, Actor? actor = null, CancellationToken cancellationToken = default)
+    public Task<BotSession> UpdateQrAsync(string sessionId, string? qrData, Actor? actor = null, CancellationToken cancellationToken = default) =>
+        UpdateQrAsync(sessionId, qrData, actor, null, cancellationToken);
+
+    private async Task<BotSession> UpdateQrAsync(string sessionId, string? qrData, Actor? actor, BotLease? fence, CancellationToken cancellationToken)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateQr(qrData);
-        return Changed(await _store.SetQrAsync(sessionId, qrData, actor ?? DefaultActor, cancellationToken));
+        return Changed(await _store.SetQrAsync(sessionId, qrData, actor ?? DefaultActor, fence, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -202,11 +223,14 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     /// Records a message the runtime received at <paramref name="receivedAt"/> (null: now). Only forward: a message
     /// older than the stored last message changes nothing. Completes once committed with its audit event.
     /// </summary>
-    public async Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor? actor = null, CancellationToken cancellationToken = default)
+    public Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor? actor = null, CancellationToken cancellationToken = default) =>
+        RecordMessageAsync(sessionId, text, receivedAt, actor, null, cancellationToken);
+
+    private async Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor? actor, BotLease? fence, CancellationToken cancellationToken)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateMessage(text);
-        return Changed(await _store.RecordMessageAsync(sessionId, text, receivedAt, actor ?? DefaultActor, cancellationToken));
+        return Changed(await _store.RecordMessageAsync(sessionId, text, receivedAt, actor ?? DefaultActor, fence, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -220,11 +244,14 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     /// <see cref="SessionConflictException"/> for a refused move and <see cref="InvalidSessionInputException"/> for a
     /// reason over the limit; nothing changes then.
     /// </summary>
-    public async Task<BotSession> ReportConnectionAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor? actor = null, CancellationToken cancellationToken = default)
+    public Task<BotSession> ReportConnectionAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor? actor = null, CancellationToken cancellationToken = default) =>
+        ReportConnectionAsync(sessionId, state, reason, code, actor, null, cancellationToken);
+
+    private async Task<BotSession> ReportConnectionAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor? actor, BotLease? fence, CancellationToken cancellationToken)
     {
         SessionIds.Validate(sessionId);
         BotLimits.ValidateConnectionDetail(BotLimits.ConnectionDetail(state.ToWire(), reason, code));
-        return Changed(await _store.SetConnectionStateAsync(sessionId, state, string.IsNullOrEmpty(reason) ? null : reason, code, actor ?? DefaultActor, cancellationToken));
+        return Changed(await _store.SetConnectionStateAsync(sessionId, state, string.IsNullOrEmpty(reason) ? null : reason, code, actor ?? DefaultActor, fence, cancellationToken));
     }
 
     /// <summary>A connection state from its wire name, or <see cref="InvalidSessionInputException"/> naming the valid ones.</summary>
@@ -234,7 +261,10 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
             : throw new InvalidSessionInputException("state", $"'state' must be one of {string.Join(", ", BotConnectionStates.WireNames)}.");
 
     /// <inheritdoc />
-    public async Task SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? state, Actor? actor = null, CancellationToken cancellationToken = default)
+    public Task SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? state, Actor? actor = null, CancellationToken cancellationToken = default) =>
+        SaveAuthStateAsync(sessionId, state, actor, null, cancellationToken);
+
+    private async Task SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? state, Actor? actor, BotLease? fence, CancellationToken cancellationToken)
     {
         SessionIds.Validate(sessionId);
         ReadOnlyMemory<byte>? blob = null;
@@ -244,7 +274,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
             blob = _protector.Protect(sessionId, plaintext.Span);
         }
 
-        await _store.SaveAuthStateAsync(sessionId, blob, actor ?? DefaultActor, cancellationToken);
+        await _store.SaveAuthStateAsync(sessionId, blob, actor ?? DefaultActor, fence, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -372,6 +402,148 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         while (cursor is not null);
 
         Log.BotRestoreStarting(_logger, pending.Count);
+        return await RestoreAsync(pending, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// Takes over the active sessions no live node holds (their holder died or stopped: the lease expired or was
+    /// released), each by claiming its lease first, so every bot is restored by exactly one node; restored like on
+    /// start (<see cref="RestoreActiveSessionsAsync(BotOptions, CancellationToken)"/>: bounded, jittered, retried).
+    /// Completes when each was tried; returns how many this node now runs.
+    /// </summary>
+    public async Task<int> TakeOverAbandonedAsync(BotOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var pending = new List<BotSession>();
+        foreach (var id in await _store.ListClaimableAsync(NodeId, BotLimits.MaxPageSize, cancellationToken))
+        {
+            if (!_connected.ContainsKey(id) && await _store.FindAsync(id, cancellationToken) is { } session)
+            {
+                pending.Add(session);
+            }
+        }
+
+        if (pending.Count == 0)
+        {
+            return 0;
+        }
+
+        var restored = await RestoreAsync(pending, options, cancellationToken);
+        if (restored > 0)
+        {
+            Log.BotsTakenOver(_logger, restored, NodeId);
+        }
+
+        return restored;
+    }
+
+    /// <summary>
+    /// Renews every bot lease this node holds, in one statement, and drops (without a word to the runtime, and without
+    /// writing) each connection whose lease is gone: taken over by another node while this one was paused, or ended.
+    /// Returns the dropped session ids.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> RenewLeasesAsync(CancellationToken cancellationToken = default)
+    {
+        // A lease claimed after this point may commit after the renewal statement read the rows: it is left alone.
+        var claimedBefore = Interlocked.Read(ref _claimSeq);
+        var held = (await _store.RenewLeasesAsync(NodeId, _leaseDuration, cancellationToken)).ToDictionary(l => l.SessionId, l => l.Epoch, StringComparer.Ordinal);
+        var dropped = new List<string>();
+        foreach (var (id, connection) in _connected)
+        {
+            if (connection.ClaimSeq > claimedBefore || (held.TryGetValue(id, out var epoch) && epoch == connection.Lease.Epoch))
+            {
+                continue;
+            }
+
+            if (await DropAsync(id, connection, cancellationToken))
+            {
+                Log.BotLeaseLost(_logger, id, connection.Lease.Epoch);
+                dropped.Add(id);
+            }
+        }
+
+        return dropped;
+    }
+
+    /// <summary>
+    /// A graceful stop: lets go of every connection this node runs (without ending the sessions) and releases their
+    /// leases, so another node takes them over at once instead of after the lease expires. Completes once released.
+    /// </summary>
+    public async Task HandOverAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var (id, connection) in _connected)
+        {
+            await DropAsync(id, connection, cancellationToken);
+        }
+
+        var released = await _store.ReleaseLeasesAsync(NodeId, cancellationToken);
+        if (released.Count > 0)
+        {
+            Log.BotsHandedOver(_logger, released.Count, NodeId);
+
+            // Other nodes wake and take them over now (LISTEN/NOTIFY on PostgreSQL).
+            BotSignals.Publish(_signals, BotSignals.Leases);
+        }
+    }
+
+    /// <summary>The lease this node holds on the session (its connection runs here), or null.</summary>
+    public BotLease? HeldLease(string sessionId) => _connected.TryGetValue(sessionId, out var connection) ? connection.Lease : null;
+
+    /// <summary>
+    /// Checks that this node encrypts login state with the same key as every other node of the store: the key's
+    /// fingerprint is stored by the first start; a node with another key gets <see cref="BotAuthKeyMismatchException"/>
+    /// naming <c>Bots:AuthStateKey</c> (nothing written). Completes once checked.
+    /// </summary>
+    public async Task EnsureAuthKeyMatchesStoreAsync(CancellationToken cancellationToken = default)
+    {
+        var mine = _protector.KeyFingerprint;
+        var stored = await _store.EnsureSettingAsync(BotStoreSettings.AuthKeyFingerprint, mine, cancellationToken);
+        if (!string.Equals(stored, mine, StringComparison.Ordinal))
+        {
+            throw new BotAuthKeyMismatchException(stored, mine);
+        }
+    }
+
+    private async Task<bool> DropAsync(string id, HeldConnection connection, CancellationToken cancellationToken)
+    {
+        var gate = LockFor(id);
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_connected.TryRemove(new KeyValuePair<string, HeldConnection>(id, connection)))
+            {
+                return false;
+            }
+
+            if (_connectors.TryGetValue(connection.BotType, out var connector))
+            {
+                try
+                {
+                    await connector.ReleaseAsync(id, cancellationToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Log.BotDisconnectFailed(_logger, ex, id, connection.BotType);
+                }
+            }
+
+            Changed(id);
+            return true;
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private async Task<BotLease?> ClaimAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        var lease = await _store.ClaimLeaseAsync(sessionId, NodeId, _leaseDuration, cancellationToken);
+        return lease;
+    }
+
+    private async Task<int> RestoreAsync(List<BotSession> pending, BotOptions options, CancellationToken cancellationToken)
+    {
         var restored = 0;
         var backoff = options.RestoreBackoff;
         for (var attempt = 1; pending.Count > 0; attempt++)
@@ -456,7 +628,11 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     {
         if (!_connectors.TryGetValue(session.BotType, out var connector))
         {
-            Log.BotConnectorMissing(_logger, session.SessionId, session.BotType);
+            if (_missingConnectorLogged.TryAdd(session.SessionId, 0))
+            {
+                Log.BotConnectorMissing(_logger, session.SessionId, session.BotType);
+            }
+
             return RestoreOutcome.Skipped;
         }
 
@@ -476,7 +652,13 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
                 return RestoreOutcome.Skipped;
             }
 
-            await ConnectAsync(connector, current, cancellationToken);
+            // Held by another live node: it runs the connection (each bot by exactly one node).
+            if (await ClaimAsync(session.SessionId, cancellationToken) is not { } lease)
+            {
+                return RestoreOutcome.Skipped;
+            }
+
+            await ConnectAsync(connector, current, lease, cancellationToken);
             Changed(session.SessionId);
             Log.BotRestored(_logger, session.SessionId, session.BotType);
             return RestoreOutcome.Restored;
@@ -500,19 +682,20 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         }
     }
 
-    private async Task ConnectAsync(IBotConnector connector, BotSession session, CancellationToken cancellationToken)
+    private async Task ConnectAsync(IBotConnector connector, BotSession session, BotLease lease, CancellationToken cancellationToken)
     {
         try
         {
-            await connector.ConnectAsync(session, this, cancellationToken);
-            _connected[session.SessionId] = connector.BotType;
+            // The connector's writes carry the lease: once another node took the session over, they are refused.
+            await connector.ConnectAsync(session with { Holder = new Cluster.LeaseHolder(lease.NodeId, lease.Epoch, lease.ExpiresAt) }, new HolderCallbacks(this, lease), cancellationToken);
+            _connected[session.SessionId] = new HeldConnection(connector.BotType, lease, Interlocked.Increment(ref _claimSeq));
         }
         catch (Exception ex) when (ex is not OperationCanceledException && ex is not HoldfastException)
         {
             Log.BotConnectFailed(_logger, ex, session.SessionId, connector.BotType);
 
             // Visible on the session (dashboard, API); the exception's type only, its message stays in the log.
-            await _store.SetConnectionAsync(session.SessionId, $"connect_failed: {ex.GetType().Name}", Actor.System("bots"), CancellationToken.None);
+            await _store.SetConnectionAsync(session.SessionId, $"connect_failed: {ex.GetType().Name}", Actor.System("bots"), lease, CancellationToken.None);
             throw;
         }
     }
@@ -547,4 +730,26 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
 
     private SemaphoreSlim LockFor(string sessionId) =>
         _sessionLocks[(int)((uint)StringComparer.Ordinal.GetHashCode(sessionId) % (uint)_sessionLocks.Length)];
+
+    /// <summary>A connection this node runs: the connector's bot type, its lease, and when (in claim order) it was taken.</summary>
+    private sealed record HeldConnection(string BotType, BotLease Lease, long ClaimSeq);
+
+    /// <summary>What a connector reports through: the manager's writes, each fenced by the lease it was connected under.</summary>
+    private sealed class HolderCallbacks(BotManager manager, BotLease lease) : IBotSessionCallbacks
+    {
+        public Task<BotSession> UpdateQrAsync(string sessionId, string? qrData, Actor? actor = null, CancellationToken cancellationToken = default) =>
+            manager.UpdateQrAsync(sessionId, qrData, actor, lease, cancellationToken);
+
+        public Task<BotSession> RecordMessageAsync(string sessionId, string text, Actor? actor = null, CancellationToken cancellationToken = default) =>
+            manager.RecordMessageAsync(sessionId, text, null, actor, lease, cancellationToken);
+
+        public Task<BotSession> ReportConnectionAsync(string sessionId, string state, string? detail = null, Actor? actor = null, CancellationToken cancellationToken = default) =>
+            manager.ReportConnectionAsync(sessionId, ParseConnectionState(state), detail, null, actor, lease, cancellationToken);
+
+        public Task SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? state, Actor? actor = null, CancellationToken cancellationToken = default) =>
+            manager.SaveAuthStateAsync(sessionId, state, actor, lease, cancellationToken);
+
+        public Task<byte[]?> LoadAuthStateAsync(string sessionId, CancellationToken cancellationToken = default) =>
+            manager.LoadAuthStateAsync(sessionId, cancellationToken);
+    }
 }

@@ -20,6 +20,7 @@ public static class BotServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<BotAuthStateProtector>();
         services.TryAddSingleton<Sessions.SessionChanges>();
+        services.TryAddSingleton<Cluster.NodeIdentity>();
         services.TryAddSingleton<BotManager>();
         services.AddHoldfastBotConnector<WebBotConnector>(WebBotConnector.TypeName);
         services.AddHoldfastBotConnector<BridgeBotConnector>(BridgeBotConnector.TypeName);

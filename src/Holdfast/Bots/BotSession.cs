@@ -29,7 +29,8 @@ public static class BotSessionStatusNames
 /// One row of <c>bot_sessions</c>: the columns of the design record (<c>session_id, created_at, last_message,
 /// status, qr_data, updated_at</c>) plus the additive ones (bot type, owner, connection detail, version, and the
 /// reported <see cref="Connection"/> state, and the QR's number <see cref="QrSeq"/>, when it was stored and how many
-/// QR codes came since the session was last connected).
+/// QR codes came since the session was last connected), and the <see cref="Holder"/> of its lease: the node whose
+/// connector runs it (null when nobody does: ended, or its node stopped).
 /// <see cref="Version"/> grows by one with every change.
 /// </summary>
 public sealed record BotSession(
@@ -47,7 +48,8 @@ public sealed record BotSession(
     BotConnection? Connection = null,
     long QrSeq = 0,
     DateTimeOffset? QrSetAt = null,
-    int QrAttempts = 0);
+    int QrAttempts = 0,
+    Cluster.LeaseHolder? Holder = null);
 
 /// <summary>
 /// Asks to start bot session <paramref name="SessionId"/>: reactivates the stored row when there is one, else creates

@@ -17,6 +17,9 @@ public static class BotSignals
     /// <summary>The topic a connect (start, restore) or disconnect (end) of <paramref name="sessionId"/> publishes to.</summary>
     public static string Commands(string sessionId) => "bot-commands:" + sessionId;
 
+    /// <summary>The topic a node's graceful stop publishes when it released its bot leases: the others take them over now.</summary>
+    public const string Leases = "bot-leases";
+
     /// <summary>Publishes <paramref name="topic"/> (never blocks; a signal that cannot be sent is dropped: listeners re-read on reconnect).</summary>
     internal static void Publish(IChangeSignals? signals, string topic)
     {

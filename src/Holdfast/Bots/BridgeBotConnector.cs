@@ -60,6 +60,15 @@ public sealed class BridgeBotConnector : IBotConnector
     }
 
     /// <summary>
+    /// Lets go of the session here without an <c>end</c>: another node runs it now and has sent its runtime <c>start</c>.
+    /// </summary>
+    public Task ReleaseAsync(string sessionId, CancellationToken cancellationToken = default)
+    {
+        _sessions.TryRemove(sessionId, out _);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
     /// Listens for the commands of <paramref name="sessionId"/> in this process until the returned listener is
     /// disposed. Commands are hints to re-read the session: a listener that falls behind keeps only the newest ones.
     /// </summary>

@@ -22,6 +22,12 @@ public interface IBotConnector
 
     /// <summary>Lets go of the session (it was ended). Completes once disconnected; unknown sessions are ignored.</summary>
     Task DisconnectAsync(string sessionId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Lets go of the session on this node only: it was not ended, another node runs it now (this node lost its lease,
+    /// or handed it over on a graceful stop). Must not tell the bot runtime to end. Default: <see cref="DisconnectAsync"/>.
+    /// </summary>
+    Task ReleaseAsync(string sessionId, CancellationToken cancellationToken = default) => DisconnectAsync(sessionId, cancellationToken);
 }
 
 /// <summary>

@@ -78,4 +78,66 @@ public interface IBotStore
 
     /// <summary>The stored (encrypted) login state, or null. Throws <see cref="SessionNotFoundException"/> for an unknown session.</summary>
     Task<byte[]?> LoadAuthStateAsync(string sessionId, CancellationToken cancellationToken = default);
+
+    // Writes by the node that holds the session's lease: fenced by it (null: not fenced, e.g. a bridge runtime's
+    // report over HTTP, which may reach any node). A fence whose node or epoch is not the row's current lease throws
+    // LeaseLostException and writes nothing.
+
+    /// <summary>
+    /// <see cref="SetQrAsync(string, string?, Actor, CancellationToken)"/> fenced by <paramref name="fence"/>: throws
+    /// <see cref="LeaseLostException"/> (nothing written) when the session's lease is no longer that one.
+    /// </summary>
+    Task<BotSession> SetQrAsync(string sessionId, string? qrData, Actor actor, BotLease? fence, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// <see cref="RecordMessageAsync(string, string, DateTimeOffset?, Actor, CancellationToken)"/> fenced by
+    /// <paramref name="fence"/> (throws <see cref="LeaseLostException"/> when stale).
+    /// </summary>
+    Task<BotSession> RecordMessageAsync(string sessionId, string text, DateTimeOffset? receivedAt, Actor actor, BotLease? fence, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// <see cref="SetConnectionStateAsync(string, BotConnectionState, string?, int?, Actor, CancellationToken)"/> fenced by
+    /// <paramref name="fence"/> (throws <see cref="LeaseLostException"/> when stale).
+    /// </summary>
+    Task<BotSession> SetConnectionStateAsync(string sessionId, BotConnectionState state, string? reason, int? code, Actor actor, BotLease? fence, CancellationToken cancellationToken = default);
+
+    /// <summary><see cref="SetConnectionAsync(string, string?, Actor, CancellationToken)"/> fenced by <paramref name="fence"/> (throws <see cref="LeaseLostException"/> when stale).</summary>
+    Task<BotSession> SetConnectionAsync(string sessionId, string? connectionDetail, Actor actor, BotLease? fence, CancellationToken cancellationToken = default);
+
+    /// <summary><see cref="SaveAuthStateAsync(string, ReadOnlyMemory{byte}?, Actor, CancellationToken)"/> fenced by <paramref name="fence"/> (throws <see cref="LeaseLostException"/> when stale).</summary>
+    Task<BotSession> SaveAuthStateAsync(string sessionId, ReadOnlyMemory<byte>? protectedState, Actor actor, BotLease? fence, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Takes the lease on active session <paramref name="sessionId"/> for <paramref name="nodeId"/> when nobody holds
+    /// it, its lease expired, or <paramref name="nodeId"/> holds it already: holder = node, expiry = now +
+    /// <paramref name="leaseDuration"/>, epoch + 1 (one conditional statement, so two nodes never both win). Returns the
+    /// new lease, or null when another node holds a live lease or the session is not active.
+    /// </summary>
+    Task<BotLease?> ClaimLeaseAsync(string sessionId, string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Extends every lease <paramref name="nodeId"/> holds on an active session to now + <paramref name="leaseDuration"/>
+    /// in one statement, and returns the leases it still holds: a session missing from the answer was taken over (or
+    /// ended), and the node must drop its connection without writing.
+    /// </summary>
+    Task<IReadOnlyList<BotLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> active sessions that should be connected but are not held (no holder, or an
+    /// expired lease, or a lease of <paramref name="nodeId"/> itself, e.g. after its restart), by id; parked sessions
+    /// (<c>failed</c>, <c>logged_out</c>) are left out. Completes when read.
+    /// </summary>
+    Task<IReadOnlyList<string>> ListClaimableAsync(string nodeId, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Lets go of every lease <paramref name="nodeId"/> holds (a graceful stop): holder and expiry cleared, so another
+    /// node claims the sessions at once instead of after expiry. Returns the released session ids.
+    /// </summary>
+    Task<IReadOnlyList<string>> ReleaseLeasesAsync(string nodeId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Stores <paramref name="value"/> as store setting <paramref name="name"/> unless one is stored already, and returns
+    /// the stored value (the first writer wins; concurrent first starts agree). Completes once committed.
+    /// </summary>
+    Task<string> EnsureSettingAsync(string name, string value, CancellationToken cancellationToken = default);
 }

@@ -46,4 +46,19 @@ internal static partial class Log
 
     [LoggerMessage(2013, LogLevel.Warning, "Bot session {SessionId} did not reconnect in {Attempts} attempts; parked as failed until it is started again")]
     public static partial void BotParked(ILogger logger, string sessionId, int attempts);
+
+    [LoggerMessage(2014, LogLevel.Information, "Bot session {SessionId} is held by another live node, which runs its connection; not connected here")]
+    public static partial void BotHeldElsewhere(ILogger logger, string sessionId);
+
+    [LoggerMessage(2015, LogLevel.Warning, "Took over {Count} bot session(s) whose node stopped renewing or handed them over; node {NodeId} runs them now")]
+    public static partial void BotsTakenOver(ILogger logger, int count, string nodeId);
+
+    [LoggerMessage(2016, LogLevel.Warning, "The lease on bot session {SessionId} (epoch {Epoch}) was lost: another node took it over or it was ended; its connection here is dropped and nothing more is written for it")]
+    public static partial void BotLeaseLost(ILogger logger, string sessionId, long epoch);
+
+    [LoggerMessage(2017, LogLevel.Information, "Handed {Count} bot session(s) over: node {NodeId} released their leases for the other nodes")]
+    public static partial void BotsHandedOver(ILogger logger, int count, string nodeId);
+
+    [LoggerMessage(2018, LogLevel.Warning, "Renewing the bot leases of node {NodeId} failed; retrying on the next tick")]
+    public static partial void BotLeaseRenewalFailed(ILogger logger, Exception exception, string nodeId);
 }

@@ -137,6 +137,21 @@ public static class GenerationRules
         return (finish.Command, RunnerActor);
     }
 
+    /// <summary>
+    /// How many of the <paramref name="offered"/> queued sessions a node may claim now: its fair share of every running
+    /// and queued session over the live nodes (itself included), less what it holds already (between zero and <paramref name="offered"/>). Every
+    /// node computing its share this way leaves no session out (the shares add up to at least the total), and the
+    /// sessions of a dead node go to the survivors in equal parts when they held equal parts before.
+    /// </summary>
+    public static int ClaimShare(ClaimLoad load, int offered)
+    {
+        ArgumentNullException.ThrowIfNull(load);
+        var nodes = Math.Max(0, load.OtherLiveNodes) + 1;
+        var total = (long)Math.Max(0, load.HeldByOthers) + Math.Max(0, load.HeldByNode) + Math.Max(0, offered);
+        var share = (total + nodes - 1) / nodes;
+        return (int)Math.Clamp(share - load.HeldByNode, 0, Math.Max(0, offered));
+    }
+
     /// <summary>What the recovery sweep applies to a session whose runner is gone, and as whom.</summary>
     public static (GenerationCommand Command, Actor Actor) Recovery(GenerationRecoveryPolicy policy) =>
         (GenerationCommand.Interrupt(policy),

@@ -53,7 +53,7 @@ internal sealed class GenerationRunner : BackgroundService
     private long _nextCompaction;
     private long _nextExpirySweep;
     private long _lastRenewal;
-    private int _liveNodes = 1;
+    private bool _stopping;
     private bool _capped;
 
     public GenerationRunner(
@@ -192,6 +192,21 @@ internal sealed class GenerationRunner : BackgroundService
     {
         await _shutdown.CancelAsync();
         await base.StopAsync(cancellationToken);
+
+        // Marked stopped before the runs end, so the nodes that take the sessions over no longer count this one when
+        // they share them out (its renewals until the handover is written keep the mark).
+        Volatile.Write(ref _stopping, true);
+        try
+        {
+            await _runs.MarkNodeStoppedAsync(_nodeId, cancellationToken);
+        }
+#pragma warning disable CA1031 // Then the others count this node as live until its heartbeat ages; sessions it leaves are taken after a lease duration at most.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.GenerationLeaseRenewalFailed(_logger, ex, _nodeId);
+        }
+
         var runs = _handles.Values.ToList();
         foreach (var run in runs)
         {
@@ -302,9 +317,12 @@ internal sealed class GenerationRunner : BackgroundService
             return ClaimChoice.Skip;
         }
 
-        // Several live nodes: take a fair share of what this claim offers, so sessions a dead node left are spread.
-        var live = Volatile.Read(ref _liveNodes);
-        if (live > 1 && chosen.Count >= (candidate.Offered + live - 1) / live)
+        // Several live nodes: take no more than this node's fair share (the sessions a dead node left are spread over
+        // the survivors; the other nodes take the rest). A session left queued for a whole lease duration is taken by
+        // whichever node sees it, so none waits for good on a node that cannot take it (at its backend's limit).
+        if (candidate.Load is { OtherLiveNodes: > 0 } load
+            && chosen.Count >= GenerationRules.ClaimShare(load, candidate.Offered)
+            && _time.GetUtcNow() - candidate.QueuedSince < _cluster.LeaseDuration)
         {
             _capped = true;
             return ClaimChoice.Skip;
@@ -383,12 +401,9 @@ internal sealed class GenerationRunner : BackgroundService
     private async Task RenewLeasesAsync(CancellationToken cancellationToken)
     {
         var started = _time.GetTimestamp();
-        var held = (await _runs.RenewLeasesAsync(_nodeId, _cluster.LeaseDuration, cancellationToken))
+        var held = (await _runs.RenewLeasesAsync(_nodeId, _cluster.LeaseDuration, Volatile.Read(ref _stopping), cancellationToken))
             .Select(l => (l.SessionId, l.FencingToken))
             .ToHashSet();
-        var now = _time.GetUtcNow();
-        var live = (await _runs.ListNodesAsync(cancellationToken)).Count(n => n.StoppedAt is null && now - n.HeartbeatAt < _cluster.LeaseDuration);
-        Volatile.Write(ref _liveNodes, Math.Max(1, live));
         var previous = Interlocked.Exchange(ref _lastRenewal, started);
         var gap = TimeSpan.FromSeconds((started - previous) / (double)_time.TimestampFrequency);
         if (previous != 0 && gap > _cluster.RenewInterval + _cluster.RenewInterval)
@@ -417,8 +432,8 @@ internal sealed class GenerationRunner : BackgroundService
 
     /// <summary>
     /// Every <see cref="ClusterOptions.RenewInterval"/>: sessions whose lease expired on another node (a node that died or
-    /// stopped renewing) are recovered, queued again for whichever node claims them first. This node's own leases are
-    /// left alone (it is alive and renews them).
+    /// stopped renewing) are recovered, queued again; every live node then claims its fair share of them
+    /// (<see cref="GenerationRules.ClaimShare"/>). This node's own leases are left alone (it is alive and renews them).
     /// </summary>
     private async Task RecoverExpiredAsync(CancellationToken cancellationToken)
     {

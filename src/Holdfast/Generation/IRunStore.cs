@@ -10,10 +10,17 @@ namespace Holdfast.Generation;
 public sealed record RunLease(string SessionId, string NodeId, long FencingToken, DateTimeOffset ExpiresAt);
 
 /// <summary>
-/// A queued session offered to the runner inside a claim: its id, backend, whether it has output to continue, and how
-/// many sessions this claim offers in all (so a node of several can take only its share).
+/// A queued session offered to the runner inside a claim: its id, backend, whether it has output to continue, how
+/// many sessions this claim offers in all, the cluster's load as the claim sees it (so a node of several takes only its
+/// share, see <see cref="GenerationRules.ClaimShare"/>), and when the session was last changed (queued).
 /// </summary>
-public sealed record ClaimCandidate(string Id, string Backend, bool HasOutput, int Offered = 1);
+public sealed record ClaimCandidate(string Id, string Backend, bool HasOutput, int Offered = 1, ClaimLoad? Load = null, DateTimeOffset QueuedSince = default);
+
+/// <summary>
+/// The cluster as one claim sees it, read in the claim's transaction: the other live nodes (heartbeat younger than the
+/// lease duration, not stopped), the running sessions they hold, and the running sessions the claiming node holds.
+/// </summary>
+public sealed record ClaimLoad(int OtherLiveNodes, int HeldByOthers, int HeldByNode);
 
 /// <summary>The runner's answer for one <see cref="ClaimCandidate"/>: take it (recording <see cref="Continuation"/>) or leave it queued.</summary>
 public readonly record struct ClaimChoice(bool Take, string? Continuation = null)
@@ -64,7 +71,9 @@ public interface IRunStore
     /// oldest id first) to <paramref name="choose"/> (called inside the transaction: quick, no I/O) and moves each taken
     /// one to <c>running</c> through <see cref="GenerationStateMachine"/> (<see cref="GenerationCommand.Claim"/>): attempts
     /// + 1, continuation recorded, lease holder = node, lease expiry = now + duration, lease epoch + 1, status event and
-    /// audit event written. Two nodes never claim one session: a session another node claimed first is skipped.
+    /// audit event written. Two nodes never claim one session: a session another node claimed first is skipped. Every
+    /// candidate carries the cluster's <see cref="ClaimLoad"/> as read in this transaction (<see cref="RunClaimRequest.LeaseDuration"/>
+    /// is the heartbeat age under which a node counts as live).
     /// </summary>
     Task<IReadOnlyList<RunClaim>> ClaimRunnableAsync(RunClaimRequest request, Func<ClaimCandidate, ClaimChoice> choose, CancellationToken cancellationToken = default);
 
@@ -74,7 +83,12 @@ public interface IRunStore
     /// cleared), and returns the leases it still holds (a run whose session is missing from the answer lost its lease
     /// and must stop without writing).
     /// </summary>
-    Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, CancellationToken cancellationToken = default);
+    /// <remarks>
+    /// With <paramref name="stopping"/> (a node handing its sessions over on a graceful stop) the node's row stays
+    /// marked stopped (<see cref="MarkNodeStoppedAsync"/>), so other nodes no longer count it as live when they share
+    /// out the sessions it leaves.
+    /// </remarks>
+    Task<IReadOnlyList<RunLease>> RenewLeasesAsync(string nodeId, TimeSpan leaseDuration, bool stopping = false, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// One group commit, one transaction: appends the chunks (per session, a run's consecutive chunks; chunks that do

@@ -156,3 +156,16 @@ public sealed class StoreFeatureNotSupportedException : HoldfastException
     {
     }
 }
+
+/// <summary>
+/// This node encrypts bot login state with another key than the one the store's other nodes use (its fingerprint differs
+/// from the one stored by the first start): it must not start, or it could not read their bots' login state.
+/// </summary>
+public sealed class BotAuthKeyMismatchException(string storedFingerprint, string fingerprint)
+    : HoldfastException(
+        $"Bots:AuthStateKey does not match the key this database's other nodes use (stored key fingerprint {storedFingerprint[..12]}…, this node's {fingerprint[..12]}…): " +
+        "give every node the same Bots:AuthStateKey (base64 of 32 bytes; without it each data directory makes its own key file).")
+{
+    /// <summary>The fingerprint stored in the database.</summary>
+    public string StoredFingerprint { get; } = storedFingerprint;
+}

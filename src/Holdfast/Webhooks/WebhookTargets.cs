@@ -7,7 +7,8 @@ namespace Holdfast.Webhooks;
 /// <summary>
 /// Where a webhook may be sent. Only <c>http</c>/<c>https</c> URLs without user info; unless private targets are
 /// allowed, every address the host resolves to must be public: loopback, private (RFC 1918, unique local), link-local,
-/// carrier-grade NAT, unspecified, multicast, broadcast and documentation ranges are refused. The check runs before
+/// carrier-grade NAT, unspecified, multicast, broadcast and documentation ranges are refused, and so are NAT64, 6to4
+/// and IPv4-compatible IPv6 addresses carrying one of those IPv4 addresses. The check runs before
 /// any connection, on the addresses the connection will use (see <see cref="WebhookDispatcher"/>), so a name that
 /// resolves to a private address later is refused too.
 /// </summary>
@@ -68,13 +69,41 @@ public static class WebhookTargets
         if (address.AddressFamily == AddressFamily.InterNetworkV6)
         {
             var b = address.GetAddressBytes();
-            return address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6Multicast
+            if (EmbeddedIPv4(b) is { } embedded)
+            {
+                // NAT64 (64:ff9b::/96), 6to4 (2002::/16) and IPv4-compatible (::a.b.c.d) addresses reach the IPv4
+                // address inside them: 64:ff9b::a9fe:a9fe is the cloud metadata service behind a NAT64 gateway.
+                return IsPrivate(embedded);
+            }
+
+            return (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xFF && b[3] == 0x9B && b[4] == 0x00 && b[5] == 0x01) // 64:ff9b:1::/48 local-use NAT64
+                || (b[0] == 0x01 && b[1] == 0x00 && b.AsSpan(2, 6).IndexOfAnyExcept((byte)0) < 0) // 100::/64 discard
+                || address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6Multicast
                 || (b[0] & 0xFE) == 0xFC                      // fc00::/7 unique local
                 || (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0D && b[3] == 0xB8) // 2001:db8::/32 documentation
                 || address.IsIPv6Teredo;
         }
 
         return true;
+    }
+
+    /// <summary>The IPv4 address a NAT64 (64:ff9b::/96), 6to4 (2002::/16) or IPv4-compatible (::/96) address carries, or null.</summary>
+    private static IPAddress? EmbeddedIPv4(byte[] b)
+    {
+        if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xFF && b[3] == 0x9B && b.AsSpan(4, 8).IndexOfAnyExcept((byte)0) < 0)
+        {
+            return new IPAddress(b.AsSpan(12, 4));
+        }
+
+        if (b[0] == 0x20 && b[1] == 0x02)
+        {
+            return new IPAddress(b.AsSpan(2, 4));
+        }
+
+        // ::a.b.c.d, but not :: and ::1 (handled as unspecified and loopback before).
+        return b.AsSpan(0, 12).IndexOfAnyExcept((byte)0) < 0 && b.AsSpan(12, 4).IndexOfAnyExcept((byte)0) >= 0
+            ? new IPAddress(b.AsSpan(12, 4))
+            : null;
     }
 
     /// <summary>

@@ -25,6 +25,44 @@ public sealed class GenerationRulesTests
     };
 
     [Theory]
+    // other live nodes, held by them, held by this node, offered → may take
+    [InlineData(0, 0, 0, 10, 10)] // alone: everything
+    [InlineData(0, 0, 3, 10, 10)] // alone, holding some: everything
+    [InlineData(1, 10, 10, 10, 5)] // two survivors holding 10 each share a dead node's 10: 5 each
+    [InlineData(1, 15, 10, 5, 5)] // the second survivor, after the first took its 5
+    [InlineData(1, 12, 8, 10, 7)] // the one holding less takes more: both end at 15
+    [InlineData(1, 8, 12, 10, 3)]
+    [InlineData(2, 0, 0, 1, 1)] // three nodes, one new session: any of them
+    [InlineData(2, 1, 0, 1, 1)] // the next goes to a node holding none
+    [InlineData(2, 1, 1, 1, 0)] // not to one that holds its share already
+    [InlineData(2, 0, 0, 5, 2)] // a burst of 5 over three idle nodes: 2, 2, 1
+    [InlineData(1, 0, 20, 3, 0)] // over its share: nothing
+    public void ClaimShare_Table(int otherLiveNodes, int heldByOthers, int heldByNode, int offered, int expected)
+    {
+        GenerationRules.ClaimShare(new ClaimLoad(otherLiveNodes, heldByOthers, heldByNode), offered).ShouldBe(expected);
+    }
+
+    [Theory]
+    [InlineData(2, 10)]
+    [InlineData(3, 7)]
+    [InlineData(5, 301)]
+    public void ClaimShare_EveryNodeTakingItsShareInTurn_LeavesNothingQueuedAndSpreadsEvenly(int nodes, int queued)
+    {
+        var held = new int[nodes];
+        var left = queued;
+        for (var node = 0; node < nodes && left > 0; node++)
+        {
+            var take = Math.Min(left, GenerationRules.ClaimShare(new ClaimLoad(nodes - 1, held.Sum() - held[node], held[node]), left));
+            held[node] += take;
+            left -= take;
+        }
+
+        left.ShouldBe(0);
+        (held.Max() - held.Min()).ShouldBeLessThanOrEqualTo(nodes - 1);
+        held.Max().ShouldBeLessThanOrEqualTo((queued + nodes - 1) / nodes);
+    }
+
+    [Theory]
     [MemberData(nameof(ForkTable))]
     public void CheckFork_Table(long lastSeq, bool compacted, long? atSeq, string expected)
     {

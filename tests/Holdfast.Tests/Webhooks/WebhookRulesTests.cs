@@ -102,6 +102,15 @@ public sealed class WebhookRulesTests
     [InlineData("8.8.8.8", false)]
     [InlineData("2606:4700:4700::1111", false)]
     [InlineData("::ffff:8.8.8.8", false)]
+    [InlineData("64:ff9b::a9fe:a9fe", true)]          // NAT64 of 169.254.169.254
+    [InlineData("64:ff9b::7f00:1", true)]             // NAT64 of 127.0.0.1
+    [InlineData("64:ff9b::808:808", false)]           // NAT64 of 8.8.8.8
+    [InlineData("64:ff9b:1::808:808", true)]          // local-use NAT64 prefix
+    [InlineData("2002:a00:1::1", true)]               // 6to4 of 10.0.0.1
+    [InlineData("2002:7f00:1::", true)]               // 6to4 of 127.0.0.1
+    [InlineData("2002:808:808::1", false)]            // 6to4 of 8.8.8.8
+    [InlineData("::a9fe:a9fe", true)]                 // IPv4-compatible 169.254.169.254
+    [InlineData("100::1", true)]                      // discard prefix
     public void IsPrivate_Table(string address, bool isPrivate) => WebhookTargets.IsPrivate(IPAddress.Parse(address)).ShouldBe(isPrivate);
 
     [Theory]
