@@ -192,6 +192,34 @@ internal sealed class PostgresWebhookStore(PostgresDatabase database, TimeProvid
             cancellationToken);
     }
 
+    public Task<IReadOnlyList<WebhookDelivery>> ListSessionDeliveriesAsync(string owner, SessionKind kind, string sessionId, int limit, CancellationToken cancellationToken = default) =>
+        database.ReadAsync<IReadOnlyList<WebhookDelivery>>(
+            async (connection, ct) =>
+            {
+                // Through the owner's subscriptions (ix_webhook_outbox_subscription): a session's rows belong to those only.
+                await using var command = new NpgsqlCommand(
+                    $"""
+                    SELECT {DeliveryColumns} FROM webhook_outbox
+                    WHERE subscription_id IN (SELECT id FROM webhook_subscriptions WHERE owner = @owner)
+                      AND session_kind = @kind AND session_id = @session
+                    ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT @limit
+                    """,
+                    connection);
+                command.Parameters.Add(Pg.Text("owner", owner));
+                command.Parameters.Add(Pg.Text("kind", kind.ToWire()));
+                command.Parameters.Add(Pg.Text("session", sessionId));
+                command.Parameters.Add(Pg.Integer("limit", limit));
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                var items = new List<WebhookDelivery>();
+                while (await reader.ReadAsync(ct))
+                {
+                    items.Add(ReadDelivery(reader));
+                }
+
+                return items;
+            },
+            cancellationToken);
+
     /// <summary>
     /// Writes the outbox rows of one audit event inside the change's transaction: one per subscription of the session's
     /// owner that lists the event type (<see cref="WebhookEvents.ForAudit"/>). Nothing when it is no event or nobody listens.

@@ -193,6 +193,33 @@ public sealed class SqliteWebhookStore(SqliteDatabase database, TimeProvider? ti
             cancellationToken);
     }
 
+    public Task<IReadOnlyList<WebhookDelivery>> ListSessionDeliveriesAsync(string owner, SessionKind kind, string sessionId, int limit, CancellationToken cancellationToken = default) =>
+        database.ReadAsync<IReadOnlyList<WebhookDelivery>>(
+            async connection =>
+            {
+                // Through the owner's subscriptions (ix_webhook_outbox_subscription): a session's rows belong to those only.
+                await using var command = connection.CreateCommand();
+                command.CommandText = $"""
+                    SELECT {DeliveryColumns} FROM webhook_outbox
+                    WHERE subscription_id IN (SELECT id FROM webhook_subscriptions WHERE owner = $owner)
+                      AND session_kind = $kind AND session_id = $session
+                    ORDER BY created_at DESC, id DESC LIMIT $limit
+                    """;
+                command.Parameters.AddWithValue("$owner", owner);
+                command.Parameters.AddWithValue("$kind", kind.ToWire());
+                command.Parameters.AddWithValue("$session", sessionId);
+                command.Parameters.AddWithValue("$limit", limit);
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                var items = new List<WebhookDelivery>();
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    items.Add(ReadDelivery(reader));
+                }
+
+                return items;
+            },
+            cancellationToken);
+
     /// <summary>
     /// Writes the outbox rows of one audit event inside the change's transaction: one per subscription of the session's
     /// owner that lists the event type (<see cref="WebhookEvents.ForAudit"/>). Nothing when it is no event or nobody listens.

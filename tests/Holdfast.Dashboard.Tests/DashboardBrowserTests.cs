@@ -255,6 +255,60 @@ public sealed partial class DashboardBrowserTests(BrowserFixture browser)
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task Bot_WebhookDeliveries_ShowLive_EventStatusAttemptsAndLastError()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync();
+        await using var server = await DashboardServer.StartAsync(WebhookReceiver.ServerSettings);
+        var key = await server.CreateKeyAsync("alice");
+        var bob = await server.CreateKeyAsync("bob");
+        var accepting = await WebhookReceiver.SubscribeAsync(server, key, receiver.Accepting, "qrcode.updated", "message.received");
+        var failing = await WebhookReceiver.SubscribeAsync(server, key, receiver.Failing, "message.received");
+        await WebhookReceiver.SubscribeAsync(server, bob, receiver.Accepting);
+        using var api = server.Tcp(key);
+        (await api.PostAsJsonAsync("/api/v1/bots", new StartBotRequest("hook-bot", "bridge"), HoldfastJson.Options)).EnsureSuccessStatusCode();
+        (await api.PostAsJsonAsync("/api/v1/bots", new StartBotRequest("other-bot", "bridge"), HoldfastJson.Options)).EnsureSuccessStatusCode();
+        await using var profile = await browser.NewProfileAsync();
+        await Pages.KeepScreenshotsOnFailureAsync(profile, "bot-deliveries", async () =>
+        {
+            var page = await profile.NewPageAsync();
+            await Pages.SignInAsync(page, server, key);
+            await page.GotoAsync(server.Url("/bots/hook-bot"));
+            var section = page.GetByRole(AriaRole.Region, new() { Name = "Webhook deliveries" });
+            await Assertions.Expect(section).ToContainTextAsync("No webhook deliveries about this bot yet");
+            var rows = section.Locator("table.deliveries tbody tr");
+
+            // A new QR code: its event is delivered, and the row says so without a reload.
+            (await api.PostAsJsonAsync("/api/v1/bots/hook-bot/qr", new BotQrUpdate("https://example.invalid/pair/hook"), HoldfastJson.Options)).EnsureSuccessStatusCode();
+            var qrRow = rows.Filter(new() { HasText = "qrcode.updated" });
+            await Assertions.Expect(qrRow).ToHaveCountAsync(1);
+            await Assertions.Expect(qrRow.Locator("[data-label='Status']")).ToHaveTextAsync("delivered");
+            await Assertions.Expect(qrRow.Locator("[data-label='Attempts']")).ToHaveTextAsync("1");
+            await Assertions.Expect(qrRow.Locator("[data-label='Last answer']")).ToHaveTextAsync("HTTP 204");
+            await Assertions.Expect(qrRow.Locator("[data-label='Subscription']")).ToHaveTextAsync(accepting);
+            receiver.Received.ShouldContain(("/ok", (await qrRow.GetAttributeAsync("data-id"))!));
+
+            // A message goes to both subscriptions; the failing one is retried once and given up. Its second attempt
+            // changes nothing of the bot: the view hears of it from the server's feed and reads the log again.
+            (await api.PostAsJsonAsync("/api/v1/bots/hook-bot/messages", new BotMessage("Do you deliver?"), HoldfastJson.Options)).EnsureSuccessStatusCode();
+            (await api.PostAsJsonAsync("/api/v1/bots/other-bot/messages", new BotMessage("not about hook-bot"), HoldfastJson.Options)).EnsureSuccessStatusCode();
+            var failed = rows.Filter(new() { HasText = failing });
+            await Assertions.Expect(failed).ToHaveCountAsync(1);
+            await Assertions.Expect(failed.Locator("[data-label='Event']")).ToHaveTextAsync("message.received");
+            await Assertions.Expect(failed.Locator("[data-label='Status']")).ToHaveTextAsync("failed");
+            await Assertions.Expect(failed.Locator("[data-label='Attempts']")).ToHaveTextAsync("2");
+            await Assertions.Expect(failed.Locator("[data-label='Last answer']")).ToHaveTextAsync("HTTP 503");
+            await Assertions.Expect(rows.Filter(new() { HasText = "message.received" }).Filter(new() { HasText = accepting }).Locator("[data-label='Status']"))
+                .ToHaveTextAsync("delivered");
+            await Assertions.Expect(rows).ToHaveCountAsync(3, new() { Timeout = 1000 });
+            var failedId = await failed.GetAttributeAsync("data-id");
+            receiver.Received.Count(r => r.Id == failedId).ShouldBe(2, "the row is the delivery the receiver refused twice");
+
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = BrowserFixture.ArtifactPath("bot-deliveries-light-1280.png"), FullPage = true });
+            (await Pages.SeriousAccessibilityProblemsAsync(page)).ShouldBeEmpty();
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task AnotherUsersSessions_AreAbsentFromTheListAndTheirViews_EvenLive()
     {
         await using var server = await DashboardServer.StartAsync();

@@ -7,7 +7,8 @@ namespace Holdfast.Dashboard.Tests;
 
 /// <summary>
 /// Every main view in light and dark (following the system setting) and on a narrow phone screen: a screenshot kept
-/// in <c>artifacts/dashboard/</c>, and an axe-core scan with no serious or critical violation.
+/// in <c>artifacts/dashboard/</c>, and an axe-core scan with no serious or critical violation. The bot view has webhook
+/// deliveries (delivered and failing ones, to a receiver on loopback).
 /// </summary>
 [Collection(BrowserCollection.Name)]
 public sealed class DashboardLookTests(BrowserFixture browser)
@@ -24,8 +25,11 @@ public sealed class DashboardLookTests(BrowserFixture browser)
     [MemberData(nameof(Looks))]
     public async Task EveryView_HasNoSeriousAccessibilityViolation_AndIsKeptAsAScreenshot(ColorScheme scheme, int width)
     {
-        await using var server = await DashboardServer.StartAsync();
+        await using var receiver = await WebhookReceiver.StartAsync();
+        await using var server = await DashboardServer.StartAsync(WebhookReceiver.ServerSettings);
         var key = await server.CreateKeyAsync("alice");
+        await WebhookReceiver.SubscribeAsync(server, key, receiver.Accepting, "qrcode.updated", "message.received");
+        await WebhookReceiver.SubscribeAsync(server, key, receiver.Failing, "message.received");
         var done = await server.StartGenerationAsync(key, "Tell me about harbours", maxTokens: 12);
         var generation = await server.StartGenerationAsync(key, "Tell me about the holdfast of a kelp forest.");
         using var api = server.Tcp(key);
@@ -58,6 +62,9 @@ public sealed class DashboardLookTests(BrowserFixture browser)
         var qr = page.GetByRole(AriaRole.Img, new() { Name = "QR code to pair bot support-bot", Exact = false });
         await Assertions.Expect(qr).ToBeVisibleAsync();
         await Poll.UntilAsync(() => qr.EvaluateAsync<bool>("img => img.complete && img.naturalWidth > 0"), "the QR image loads");
+        var deliveries = page.Locator("table.deliveries tbody tr");
+        await Assertions.Expect(deliveries).ToHaveCountAsync(3);
+        await Assertions.Expect(deliveries.Locator("[data-label='Status']").Filter(new() { HasText = "delivered" })).ToHaveCountAsync(2);
         await CheckAsync(page, $"bot-{tag}", problems);
 
         problems.ShouldBeEmpty();

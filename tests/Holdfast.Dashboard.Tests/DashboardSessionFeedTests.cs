@@ -62,11 +62,11 @@ public sealed class DashboardSessionFeedTests
         running.Select(r => r.OutputTokens).ShouldBeInOrder(SortDirection.Ascending);
     }
 
-    private static async Task<List<(IReadOnlyList<DashboardSession> Rows, IReadOnlyList<DashboardSessionRef> Removed)>> DrainUntilAsync(
+    private static async Task<List<DashboardFeedBatch>> DrainUntilAsync(
         DashboardSessionFeed.Subscriber subscriber,
-        Func<(IReadOnlyList<DashboardSession> Rows, IReadOnlyList<DashboardSessionRef> Removed), bool> done)
+        Func<DashboardFeedBatch, bool> done)
     {
-        var batches = new List<(IReadOnlyList<DashboardSession>, IReadOnlyList<DashboardSessionRef>)>();
+        var batches = new List<DashboardFeedBatch>();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         while (true)
         {

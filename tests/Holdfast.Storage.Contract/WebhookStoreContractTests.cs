@@ -199,6 +199,33 @@ public abstract class WebhookStoreContractTests(IStoreProvider provider) : Store
         (await Webhooks.ClaimDueAsync(100, ClaimLease)).ShouldBeEmpty();
     }
 
+    [Fact(Timeout = 30_000)]
+    public async Task SessionDeliveries_OfOneSessionAcrossTheOwnersSubscriptions_NewestFirst()
+    {
+        await SubscribeAsync("wh_a", "alice", WebhookEvents.All);
+        await SubscribeAsync("wh_m", "alice", [WebhookEvents.MessageReceived]);
+        await SubscribeAsync("wh_bob", "bob", WebhookEvents.All);
+        await Store.Bots.StartOrReactivateAsync(new StartBotSession("bot1", Owner: "alice"), Alice);
+        await Store.Bots.StartOrReactivateAsync(new StartBotSession("bot2", Owner: "alice"), Alice);
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        await Store.Bots.SetQrAsync("bot1", "2@qr", Alice);
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        await Store.Bots.RecordMessageAsync("bot2", "to the other bot", Alice);
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        await Store.Bots.RecordMessageAsync("bot1", "hello", Alice);
+
+        var bot1 = await Webhooks.ListSessionDeliveriesAsync("alice", SessionKind.Bot, "bot1", 10);
+        var newest = await Webhooks.ListSessionDeliveriesAsync("alice", SessionKind.Bot, "bot1", 2);
+
+        bot1.Select(d => (d.EventType, d.SubscriptionId)).OrderBy(x => x.SubscriptionId, StringComparer.Ordinal).ThenBy(x => x.EventType, StringComparer.Ordinal)
+            .ShouldBe([(WebhookEvents.MessageReceived, "wh_a"), (WebhookEvents.QrCodeUpdated, "wh_a"), (WebhookEvents.MessageReceived, "wh_m")]);
+        bot1.ShouldAllBe(d => d.SessionId == "bot1" && d.SessionKind == "bot");
+        bot1.Select(d => d.CreatedAt).ShouldBeInOrder(SortDirection.Descending);
+        newest.Select(d => d.EventType).ShouldBe([WebhookEvents.MessageReceived, WebhookEvents.MessageReceived]);
+        (await Webhooks.ListSessionDeliveriesAsync("bob", SessionKind.Bot, "bot1", 10)).ShouldBeEmpty("bob's subscription never hears alice's bot");
+        (await Webhooks.ListSessionDeliveriesAsync("alice", SessionKind.Generation, "bot1", 10)).ShouldBeEmpty();
+    }
+
     private Task<WebhookSubscription> SubscribeAsync(string id, string owner, IReadOnlyList<string> types) =>
         Webhooks.CreateSubscriptionAsync(new NewWebhookSubscription(id, owner, "https://example.test/hook", types, [1, 2, 3]));
 }

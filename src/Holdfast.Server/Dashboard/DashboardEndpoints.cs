@@ -62,7 +62,7 @@ internal static class DashboardEndpoints
         api.MapPost("/login-links", CreateLoginLink)
             .WithSummary("A one-time dashboard login link for the caller (what 'holdfast dashboard' prints); not with the dashboard cookie.");
         api.MapGet("/sessions/stream", SessionsStreamAsync)
-            .WithSummary("Server-Sent Events: a snapshot of the caller's generation and bot sessions (?kind=, ?id=), then every change live.");
+            .WithSummary("Server-Sent Events: a snapshot of the caller's generation and bot sessions (?kind=, ?id=), then every change live; with ?id=, 'deliveries' when the session's webhook deliveries changed.");
         return app;
     }
 
@@ -221,7 +221,7 @@ internal static class DashboardEndpoints
         {
             // Before any byte: a missing session, or another user's, is a 404 problem like everywhere else.
             single = only == SessionKind.Generation
-                ? DashboardSession.From(await generations.GetAsync(id, scope, cancellationToken))
+                ? await feed.RowAsync(await generations.GetAsync(id, scope, cancellationToken), cancellationToken)
                 : DashboardSession.From(await Endpoints.BotEndpoints.FindOwnedAsync(id, caller, bots, cancellationToken));
         }
 
@@ -246,7 +246,13 @@ internal static class DashboardEndpoints
                     do
                     {
                         var page = await generations.ListAsync(new GenerationListQuery { Owner = scope, Limit = 500, Cursor = cursor }, token);
-                        await WriteSnapshotAsync(sse, subscriber, page.Items.Select(DashboardSession.From).ToList(), token);
+                        var rows = new List<DashboardSession>(page.Items.Count);
+                        foreach (var session in page.Items)
+                        {
+                            rows.Add(await feed.RowAsync(session, token));
+                        }
+
+                        await WriteSnapshotAsync(sse, subscriber, rows, token);
                         generationCount += page.Items.Count;
                         cursor = page.NextCursor;
                     }
@@ -267,7 +273,7 @@ internal static class DashboardEndpoints
                 }
             }
 
-            await sse.WriteEventAsync("ready", new DashboardReady(generationCount, botCount), null, token);
+            await sse.WriteEventAsync("ready", new DashboardReady(generationCount, botCount, await feed.LiveNodesAsync(token)), null, token);
             await sse.FlushAsync(token);
 
             // The feed completes when this browser fell too far behind: it reconnects and starts over from a fresh snapshot.
@@ -284,6 +290,11 @@ internal static class DashboardEndpoints
                     if (batch.Removed.Count > 0)
                     {
                         await sse.WriteEventAsync("remove", new DashboardRemovedBatch(batch.Removed), null, token);
+                    }
+
+                    if (batch.WebhookDeliveries.Count > 0)
+                    {
+                        await sse.WriteEventAsync("deliveries", new DashboardRemovedBatch(batch.WebhookDeliveries), null, token);
                     }
                 }
 

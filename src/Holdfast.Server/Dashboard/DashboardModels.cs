@@ -7,7 +7,8 @@ namespace Holdfast.Server.Dashboard;
 /// <summary>
 /// One row of the dashboard's sessions list, for either kind: what the list shows and what the session views need
 /// to enable their buttons. <see cref="Version"/> grows with every change of status (generations: not with output,
-/// so <see cref="OutputTokens"/> orders those); a browser keeps the newest it saw.
+/// so <see cref="OutputTokens"/> orders those); a browser keeps the newest it saw. <see cref="Holder"/> is the node that
+/// holds the session's lease (runs a running generation, or a bot's connection), null otherwise.
 /// </summary>
 internal sealed record DashboardSession(
     string Kind,
@@ -29,7 +30,8 @@ internal sealed record DashboardSession(
     string? LastMessage = null,
     DateTimeOffset? LastMessageAt = null,
     string? Connection = null,
-    bool HasQr = false)
+    bool HasQr = false,
+    string? Holder = null)
 {
     public static DashboardSession From(GenerationSession s) => new(
         SessionKind.Generation.ToWire(),
@@ -60,7 +62,8 @@ internal sealed record DashboardSession(
         LastMessage: b.LastMessage,
         LastMessageAt: b.LastMessageAt,
         Connection: b.ConnectionDetail,
-        HasQr: b.QrData is not null);
+        HasQr: b.QrData is not null,
+        Holder: b.Holder?.NodeId);
 }
 
 /// <summary>A session that no longer exists (deleted).</summary>
@@ -69,11 +72,11 @@ internal sealed record DashboardSessionRef(string Kind, string Id);
 /// <summary>Data of the feed's <c>snapshot</c>, <c>upsert</c> and <c>remove</c> events.</summary>
 internal sealed record DashboardSessionBatch(IReadOnlyList<DashboardSession> Items);
 
-/// <summary>Data of the feed's <c>remove</c> event.</summary>
+/// <summary>Data of the feed's <c>remove</c> and <c>deliveries</c> events: which sessions.</summary>
 internal sealed record DashboardRemovedBatch(IReadOnlyList<DashboardSessionRef> Items);
 
-/// <summary>Data of the feed's <c>ready</c> event: the snapshot is complete.</summary>
-internal sealed record DashboardReady(int Generations, int Bots);
+/// <summary>Data of the feed's <c>ready</c> event: the snapshot is complete; <see cref="Nodes"/> live nodes share the store.</summary>
+internal sealed record DashboardReady(int Generations, int Bots, int Nodes);
 
 /// <summary>Body of <c>POST /api/v1/dashboard/sign-in</c>: an API key, or the token of a one-time login link.</summary>
 internal sealed record DashboardSignInRequest(string? ApiKey = null, string? LoginToken = null);

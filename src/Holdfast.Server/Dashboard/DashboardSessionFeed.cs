@@ -14,11 +14,13 @@ namespace Holdfast.Server.Dashboard;
 /// them back once through <see cref="GenerationSessions"/> or <see cref="BotManager"/> and hands the rows to every
 /// open feed that may see them (owner, kind, id). A session whose output only grew is read at most once per
 /// <see cref="OutputRefresh"/>, so a thousand streaming generations cost a thousand reads a second at most, and
-/// nothing while no dashboard is open.
+/// nothing while no dashboard is open. A change of a session's webhook deliveries only (an attempt recorded) reads
+/// nothing: the feeds of that one session (its view) are told, and the view reads its delivery log again.
 /// </summary>
 internal sealed class DashboardSessionFeed(
     SessionChanges changes,
     GenerationSessions generations,
+    GenerationRunner runner,
     BotManager bots,
     TimeProvider time,
     ILogger<DashboardSessionFeed> logger)
@@ -34,6 +36,7 @@ internal sealed class DashboardSessionFeed(
 
     // Value: true when something other than output changed since the id was last read.
     private readonly ConcurrentDictionary<(SessionKind Kind, string Id), bool> _dirty = new();
+    private readonly ConcurrentDictionary<(SessionKind Kind, string Id), byte> _deliveriesChanged = new();
     private readonly Dictionary<string, long> _outputReadAt = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly List<Subscriber> _subscribers = [];
@@ -88,6 +91,12 @@ internal sealed class DashboardSessionFeed(
             return;
         }
 
+        if (change.WebhookDeliveriesOnly)
+        {
+            _deliveriesChanged.TryAdd((change.Kind, change.SessionId), 0);
+            return;
+        }
+
         var full = !change.OutputOnly;
         _dirty.AddOrUpdate((change.Kind, change.SessionId), full, (_, old) => old || full);
     }
@@ -98,8 +107,18 @@ internal sealed class DashboardSessionFeed(
         if (Volatile.Read(ref _subscriberCount) == 0)
         {
             _dirty.Clear();
+            _deliveriesChanged.Clear();
             _outputReadAt.Clear();
             return;
+        }
+
+        var deliveries = new List<DashboardSessionRef>();
+        foreach (var key in _deliveriesChanged.Keys)
+        {
+            if (_deliveriesChanged.TryRemove(key, out _))
+            {
+                deliveries.Add(new DashboardSessionRef(key.Kind.ToWire(), key.Id));
+            }
         }
 
         var now = time.GetTimestamp();
@@ -118,7 +137,7 @@ internal sealed class DashboardSessionFeed(
             }
         }
 
-        if (due.Count == 0)
+        if (due.Count == 0 && deliveries.Count == 0)
         {
             return;
         }
@@ -135,7 +154,7 @@ internal sealed class DashboardSessionFeed(
                     _outputReadAt[id] = now;
                     try
                     {
-                        rows.Add(DashboardSession.From(await generations.GetAsync(id, ownerScope: null, cancellationToken)));
+                        rows.Add(await RowAsync(await generations.GetAsync(id, ownerScope: null, cancellationToken), cancellationToken));
                     }
                     catch (SessionNotFoundException)
                     {
@@ -176,7 +195,7 @@ internal sealed class DashboardSessionFeed(
 
         foreach (var subscriber in subscribers)
         {
-            subscriber.Deliver(rows, removed);
+            subscriber.Deliver(new DashboardFeedBatch(rows, removed, deliveries));
         }
 
         if (failure is not null && (_failureLoggedAt == 0 || time.GetElapsedTime(_failureLoggedAt) > TimeSpan.FromSeconds(30)))
@@ -185,6 +204,23 @@ internal sealed class DashboardSessionFeed(
             _failureLoggedAt = time.GetTimestamp();
             Log.DashboardFeedFailed(logger, failure);
         }
+    }
+
+    /// <summary>The row of a generation, with the node that holds it while it runs.</summary>
+    internal async Task<DashboardSession> RowAsync(GenerationSession session, CancellationToken cancellationToken)
+    {
+        var row = DashboardSession.From(session);
+        return session.Status == GenerationStatus.Running && await runner.FindHolderAsync(session.Id, cancellationToken) is { } holder
+            ? row with { Holder = holder.NodeId }
+            : row;
+    }
+
+    /// <summary>Nodes that share the store now (heartbeat within a lease, not stopped): one on SQLite.</summary>
+    internal async Task<int> LiveNodesAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var nodes = await runner.ListNodesAsync(cancellationToken);
+        return Math.Max(1, nodes.Count(n => n.StoppedAt is null && now - n.HeartbeatAt < runner.Cluster.LeaseDuration));
     }
 
     private void Remove(Subscriber subscriber)
@@ -200,8 +236,8 @@ internal sealed class DashboardSessionFeed(
     internal sealed class Subscriber : IDisposable
     {
         private readonly DashboardSessionFeed _feed;
-        private readonly Channel<(IReadOnlyList<DashboardSession> Rows, IReadOnlyList<DashboardSessionRef> Removed)> _channel =
-            Channel.CreateBounded<(IReadOnlyList<DashboardSession>, IReadOnlyList<DashboardSessionRef>)>(
+        private readonly Channel<DashboardFeedBatch> _channel =
+            Channel.CreateBounded<DashboardFeedBatch>(
                 new BoundedChannelOptions(MaxQueuedBatches) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
 
         public Subscriber(DashboardSessionFeed feed, string? ownerScope, SessionKind? kind, string? id)
@@ -220,8 +256,8 @@ internal sealed class DashboardSessionFeed(
 
         private readonly HashSet<(string Kind, string Id)> _known = [];
 
-        /// <summary>Batches of changed rows and removed sessions; completes when the feed fell too far behind.</summary>
-        public ChannelReader<(IReadOnlyList<DashboardSession> Rows, IReadOnlyList<DashboardSessionRef> Removed)> Reader => _channel.Reader;
+        /// <summary>Batches of changed rows, removed sessions and changed delivery logs; completes when the feed fell too far behind.</summary>
+        public ChannelReader<DashboardFeedBatch> Reader => _channel.Reader;
 
         /// <summary>True when <paramref name="row"/> is one this feed may show.</summary>
         public bool Accepts(DashboardSession row) =>
@@ -245,19 +281,21 @@ internal sealed class DashboardSessionFeed(
             _channel.Writer.TryComplete();
         }
 
-        internal void Deliver(IReadOnlyList<DashboardSession> rows, IReadOnlyList<DashboardSessionRef> removed)
+        internal void Deliver(DashboardFeedBatch batch)
         {
-            var mine = rows.Where(Accepts).ToList();
+            var mine = batch.Rows.Where(Accepts).ToList();
             Remember(mine);
 
             // A removed session's owner cannot be read any more: only a feed that was sent the row hears of its removal.
             List<DashboardSessionRef> gone;
             lock (_known)
             {
-                gone = removed.Where(r => _known.Remove((r.Kind, r.Id))).ToList();
+                gone = batch.Removed.Where(r => _known.Remove((r.Kind, r.Id))).ToList();
             }
 
-            if ((mine.Count > 0 || gone.Count > 0) && !_channel.Writer.TryWrite((mine, gone)))
+            // Delivery logs only to the views of one session: the stream checked the caller may see it when it opened.
+            var deliveries = Id is null ? [] : batch.WebhookDeliveries.Where(r => Matches(r.Kind, r.Id)).ToList();
+            if ((mine.Count > 0 || gone.Count > 0 || deliveries.Count > 0) && !_channel.Writer.TryWrite(new DashboardFeedBatch(mine, gone, deliveries)))
             {
                 _channel.Writer.TryComplete();
             }
@@ -268,6 +306,12 @@ internal sealed class DashboardSessionFeed(
             && (Id is null || string.Equals(Id, id, StringComparison.Ordinal));
     }
 }
+
+/// <summary>What one feed is sent at once: changed rows, removed sessions, sessions whose webhook deliveries changed.</summary>
+internal sealed record DashboardFeedBatch(
+    IReadOnlyList<DashboardSession> Rows,
+    IReadOnlyList<DashboardSessionRef> Removed,
+    IReadOnlyList<DashboardSessionRef> WebhookDeliveries);
 
 /// <summary>Runs the <see cref="DashboardSessionFeed"/> for the life of the server.</summary>
 internal sealed class DashboardSessionFeedService(DashboardSessionFeed feed) : BackgroundService

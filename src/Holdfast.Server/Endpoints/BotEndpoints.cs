@@ -6,6 +6,7 @@ using Holdfast.Security;
 using Holdfast.Server.Errors;
 using Holdfast.Server.Security;
 using Holdfast.Sessions;
+using Holdfast.Webhooks;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -30,6 +31,8 @@ internal static class BotEndpoints
         bots.MapGet("/{id}/qr", QrAsync).WithSummary("The current QR code as PNG, SVG or terminal text; ?after_seq=N&wait=S waits for a newer one (204: none came); 410 when it expired.");
         bots.MapPost("/{id}/end", EndAsync).WithSummary("Ends the session: inactive, QR cleared.");
         bots.MapGet("/{id}/events", EventsAsync).WithSummary("Audit trail, newest first.");
+        bots.MapGet("/{id}/webhook-deliveries", WebhookDeliveriesAsync)
+            .WithSummary("The newest webhook deliveries about this session, across its owner's subscriptions, newest first: event, status, attempts, last answer; ?limit=N (default 20).");
         bots.MapPost("/{id}/owner", AssignOwnerAsync).RequireAuthorization(HoldfastServer.AdminPolicy)
             .WithSummary("Admins: gives the session to a user (e.g. one created through the library without an owner); audited.");
 
@@ -210,6 +213,19 @@ internal static class BotEndpoints
         var bot = await FindOwnedAsync(id, context.Caller(), manager, cancellationToken);
         var page = await audit.ReadAuditAsync(SessionKind.Bot, bot.SessionId, ValidSeq(before, "before"), ValidLimit(limit, 1000, 100), cancellationToken);
         return TypedResults.Ok(EndpointHelpers.ToWire(page));
+    }
+
+    private static async Task<Ok<ItemPage<WebhookDeliveryInfo>>> WebhookDeliveriesAsync(
+        string id,
+        int? limit,
+        HttpContext context,
+        BotManager manager,
+        WebhookSubscriptions webhooks,
+        CancellationToken cancellationToken)
+    {
+        var bot = await FindOwnedAsync(id, context.Caller(), manager, cancellationToken);
+        var items = await webhooks.SessionDeliveriesAsync(bot.Owner, SessionKind.Bot, bot.SessionId, ValidLimit(limit, 200, 20), cancellationToken);
+        return TypedResults.Ok(new ItemPage<WebhookDeliveryInfo>(items.Select(WebhookEndpoints.ToWire).ToList(), null));
     }
 
     private static async Task<Ok<Bot>> ReportQrAsync(string id, BotQrUpdate request, HttpContext context, BotManager manager, CancellationToken cancellationToken)

@@ -3,9 +3,10 @@ namespace Holdfast.Sessions;
 /// <summary>
 /// A session changed: <paramref name="Kind"/> and <paramref name="SessionId"/> say which. <paramref name="OutputOnly"/>
 /// is true when only a generation's output grew (a chunk), false for anything else (created, status, control, QR,
-/// message, connection, ended, deleted).
+/// message, connection, ended, deleted). <paramref name="WebhookDeliveriesOnly"/> is true when the session itself did
+/// not change but one of its webhook deliveries did (an attempt was recorded: delivered, failed, due again).
 /// </summary>
-public readonly record struct SessionChange(SessionKind Kind, string SessionId, bool OutputOnly = false);
+public readonly record struct SessionChange(SessionKind Kind, string SessionId, bool OutputOnly = false, bool WebhookDeliveriesOnly = false);
 
 /// <summary>
 /// In-process signal that a session changed, for live views (the dashboard's sessions list). A signal carries no

@@ -1,3 +1,5 @@
+using Holdfast.Sessions;
+
 namespace Holdfast.Webhooks;
 
 /// <summary>A webhook subscription: events of <see cref="Owner"/>'s sessions of the listed types go to <see cref="Url"/>.</summary>
@@ -76,4 +78,10 @@ public interface IWebhookStore
 
     /// <summary>Deliveries of one subscription, newest first (<paramref name="before"/>: a cursor from a previous page). Completes when read.</summary>
     Task<WebhookDeliveryPage> ListDeliveriesAsync(string subscriptionId, string? before, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The newest <paramref name="limit"/> deliveries about one session, across every subscription of
+    /// <paramref name="owner"/> (a session's events go only to its owner's subscriptions), newest first. Completes when read.
+    /// </summary>
+    Task<IReadOnlyList<WebhookDelivery>> ListSessionDeliveriesAsync(string owner, SessionKind kind, string sessionId, int limit, CancellationToken cancellationToken = default);
 }

@@ -30,16 +30,20 @@ public sealed class WebhookDispatcher : BackgroundService
     private readonly ILogger _logger;
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly SessionChanges? _changes;
 
+    /// <summary>A dispatcher over <paramref name="store"/>; <paramref name="changes"/>, when given, is told of every recorded attempt (<see cref="SessionChange.WebhookDeliveriesOnly"/>), for live views.</summary>
     public WebhookDispatcher(
         IWebhookStore store,
         WebhookSubscriptions subscriptions,
         IOptions<WebhookOptions> options,
         TimeProvider time,
-        ILogger<WebhookDispatcher>? logger = null)
+        ILogger<WebhookDispatcher>? logger = null,
+        SessionChanges? changes = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _store = store;
+        _changes = changes;
         _subscriptions = subscriptions;
         _options = options.Value;
         _time = time;
@@ -136,8 +140,20 @@ public sealed class WebhookDispatcher : BackgroundService
         await Parallel.ForEachAsync(
             due,
             new ParallelOptions { MaxDegreeOfParallelism = MaxParallel, CancellationToken = cancellationToken },
-            async (dispatch, token) => await _store.RecordAttemptAsync(await SendAsync(dispatch, token), token));
+            async (dispatch, token) =>
+            {
+                await _store.RecordAttemptAsync(await SendAsync(dispatch, token), token);
+                NotifyRecorded(dispatch.Delivery);
+            });
         return due.Count;
+    }
+
+    private void NotifyRecorded(WebhookDelivery delivery)
+    {
+        if (_changes is { HasObservers: true } && delivery.SessionKind is "bot" or "generation")
+        {
+            _changes.Notify(new SessionChange(SessionKindNames.Parse(delivery.SessionKind), delivery.SessionId, WebhookDeliveriesOnly: true));
+        }
     }
 
     private async Task<WebhookAttempt> SendAsync(WebhookDispatch dispatch, CancellationToken cancellationToken)

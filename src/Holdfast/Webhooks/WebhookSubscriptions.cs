@@ -88,6 +88,13 @@ public sealed class WebhookSubscriptions(IWebhookStore store, BotAuthStateProtec
         return await store.ListDeliveriesAsync(id, before, Math.Clamp(limit, 1, 1000), cancellationToken);
     }
 
+    /// <summary>
+    /// The newest deliveries about one session (its events go only to subscriptions of its owner,
+    /// <paramref name="sessionOwner"/>; none when it has no owner), newest first. The caller has checked that it may see the session.
+    /// </summary>
+    public async Task<IReadOnlyList<WebhookDelivery>> SessionDeliveriesAsync(string? sessionOwner, SessionKind kind, string sessionId, int limit, CancellationToken cancellationToken = default) =>
+        sessionOwner is null ? [] : await store.ListSessionDeliveriesAsync(sessionOwner, kind, sessionId, Math.Clamp(limit, 1, 1000), cancellationToken);
+
     /// <summary>The plaintext secret of a claimed delivery's subscription.</summary>
     internal string UnprotectSecret(string subscriptionId, byte[] protectedSecret) =>
         Encoding.UTF8.GetString(protector.Unprotect(SecretContext(subscriptionId), protectedSecret));

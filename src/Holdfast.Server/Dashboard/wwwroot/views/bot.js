@@ -1,10 +1,12 @@
 import { get, post, subscribe, enc, ApiError } from '../api.js';
 import { h, chip, dateTime, splitConnection, isNewer } from '../format.js';
 import { auditSection } from './audit.js';
+import { deliveriesSection } from './deliveries.js';
 
 /**
  * One bot session: its current QR code as an image (replaced as soon as a new one arrives), connection state and
- * reason, last message, and an End button; the audit trail below. Live from the sessions feed.
+ * reason, last message, and an End button; its webhook deliveries and the audit trail below. Live from the sessions
+ * feed (which also says when a delivery attempt was recorded).
  */
 export function mountBot(root, { id }) {
   document.title = `${id} · Holdfast`;
@@ -23,6 +25,7 @@ export function mountBot(root, { id }) {
   const actionMessage = h('p', { class: 'action-message', role: 'status' });
   const live = h('span', { class: 'live-state', role: 'status' }, 'Connecting…');
   const audit = auditSection(path);
+  const deliveries = deliveriesSection(path);
 
   root.append(
     h('p', { class: 'breadcrumb' }, h('a', { href: '/' }, '← All sessions')),
@@ -42,6 +45,7 @@ export function mountBot(root, { id }) {
           h('dt', {}, 'Owner'), owner),
         h('div', { class: 'controls' }, end),
         actionMessage)),
+    deliveries.section,
     audit.section);
 
   end.addEventListener('click', async () => {
@@ -92,6 +96,7 @@ export function mountBot(root, { id }) {
   const feed = subscribe(`/api/v1/dashboard/sessions/stream?kind=bot&id=${enc(id)}`, {
     snapshot: (d) => apply(d.items),
     upsert: (d) => apply(d.items),
+    deliveries: () => deliveries.refresh(),
   }, (s) => {
     live.textContent = s === 'live' ? 'Live' : s === 'signed-out' ? 'Signed out' : 'Reconnecting…';
     live.dataset.state = s;
@@ -102,6 +107,7 @@ export function mountBot(root, { id }) {
       if (r.id === id && isNewer(row, r)) {
         row = r;
         audit.refresh();
+        deliveries.refresh();
       }
     }
     draw();

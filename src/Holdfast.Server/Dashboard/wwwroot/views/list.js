@@ -10,7 +10,8 @@ export const sessionHref = (row) => (row.kind === 'bot' ? `/bots/${enc(row.id)}`
 /**
  * The sessions list: every generation and bot session the user may see, kept live by the server's sessions feed
  * (a snapshot, then each change). Filtering, search and paging run over the rows in memory and only the visible
- * page is drawn, so 10,000 sessions stay responsive.
+ * page is drawn, so 10,000 sessions stay responsive. When several nodes share the store (or the rows name more than
+ * one), a Node column shows which node holds each session (a row's `holder`; none when it is not held).
  */
 export function mountList(root, { navigate }) {
   document.title = 'Sessions · Holdfast';
@@ -28,6 +29,8 @@ export function mountList(root, { navigate }) {
   let sorted = null; // cached, newest first
   let scheduled = null;
   let drawnAt = 0;
+  let nodes = 1; // live nodes on the store, from the feed's 'ready'
+  let nodeColumn = null; // whether the Node column is drawn
 
   // --- controls
   const kindSelect = h('select', { id: 'filter-kind' },
@@ -48,10 +51,10 @@ export function mountList(root, { navigate }) {
   const live = h('p', { class: 'live-state', role: 'status' }, 'Connecting…');
   const summary = h('p', { class: 'summary', 'aria-live': 'polite' });
   const tbody = h('tbody');
+  const thead = h('thead');
   const table = h('table', { class: 'sessions' },
     h('caption', { class: 'visually-hidden' }, 'Sessions, newest first'),
-    h('thead', {}, h('tr', {},
-      ['Session', 'Kind', 'Status', 'Owner', 'Model or bot type', 'Age', 'Tokens'].map((t) => h('th', { scope: 'col', class: t === 'Tokens' ? 'num' : null }, t)))),
+    thead,
     tbody);
   const empty = h('p', { class: 'empty', hidden: true });
   const prev = h('button', { type: 'button', class: 'secondary' }, 'Previous page');
@@ -111,7 +114,8 @@ export function mountList(root, { navigate }) {
   const feed = subscribe('/api/v1/dashboard/sessions/stream', {
     begin: () => { pending = new Map(); },
     snapshot: (d) => { for (const r of d.items) put(pending ?? rows, r); },
-    ready: () => {
+    ready: (d) => {
+      nodes = d.nodes ?? 1;
       if (pending) { rows = pending; pending = null; }
       ready = true;
       changed();
@@ -137,12 +141,33 @@ export function mountList(root, { navigate }) {
       && (!q || r.id.toLowerCase().includes(q)));
   }
 
+  /** True when the rows name two nodes or more (stops looking at the second). */
+  function severalHolders() {
+    let first = null;
+    for (const r of rows.values()) {
+      if (!r.holder) continue;
+      if (first === null) first = r.holder;
+      else if (r.holder !== first) return true;
+    }
+    return false;
+  }
+
+  function drawHead(withNode) {
+    if (nodeColumn === withNode) return;
+    nodeColumn = withNode;
+    const titles = ['Session', 'Kind', 'Status', 'Owner', 'Model or bot type', ...(withNode ? ['Node'] : []), 'Age', 'Tokens'];
+    thead.replaceChildren(h('tr', {}, titles.map((t) => h('th', { scope: 'col', class: t === 'Tokens' ? 'num' : null }, t))));
+  }
+
   function draw() {
     drawnAt = performance.now();
     if (!ready) {
+      drawHead(false);
       summary.textContent = 'Loading sessions…';
       return;
     }
+    const withNode = nodes > 1 || severalHolders();
+    drawHead(withNode);
     const matching = visible();
     const pages = Math.max(1, Math.ceil(matching.length / state.size));
     if (state.page > pages) state.page = pages;
@@ -156,6 +181,7 @@ export function mountList(root, { navigate }) {
         ? h('span', { class: 'muted' }, ` (${r.desired_state === 'paused' ? 'pausing' : 'cancelling'})`) : null),
       h('td', { 'data-label': 'Owner' }, r.owner ?? '—'),
       h('td', { 'data-label': 'Model or bot type' }, r.kind === 'bot' ? r.bot_type : r.model),
+      withNode ? h('td', { 'data-label': 'Node', class: 'node' }, r.holder ?? '—') : null,
       h('td', { 'data-label': 'Age' }, h('time', { datetime: r.created_at, title: new Date(r.created_at).toLocaleString() }, age(r.created_at, now))),
       h('td', { 'data-label': 'Tokens', class: 'num' }, r.kind === 'generation' ? number(r.output_tokens) : '—'))));
     const total = rows.size;
