@@ -189,6 +189,16 @@ internal static class PeerScenarios
         return rows / watch.Elapsed.TotalSeconds;
     }
 
+    /// <summary>The report's pause-to-stopped run as a scenario (<c>scenarios --only pause</c>): 1,000 running, 200 pauses.</summary>
+    public static async Task<IEnumerable<Measurement>> PauseUntilStoppedAsync(ScenarioScale scale)
+    {
+        ArgumentNullException.ThrowIfNull(scale);
+        var running = scale.Pick(1_000, 200);
+        var pauses = scale.Pick(200, 50);
+        var latencies = await PauseToStoppedAsync(running, pauses);
+        return Percentiles.Describe(string.Create(CultureInfo.InvariantCulture, $"{running:#,0} running, {pauses} pauses one after another"), "pause until stopped (wait)", latencies, "ms");
+    }
+
     /// <summary>
     /// Pause until stopped with <paramref name="running"/> sessions running (20 tokens/s each): <paramref name="pauses"/>
     /// of them, one after another, each waiting until its runner stopped (what <c>POST …/pause?wait=</c> does).

@@ -16,6 +16,7 @@ internal static class ScenarioRunner
         ("paced-1000", scale => GenerationScenarios.ManyPacedStreamsAsync(scale, 1_000)),
         ("control", GenerationScenarios.ControlLatencyAsync),
         ("read-latency", ReadLatencyScenario.ReadLatencyAsync),
+        ("pause", PeerScenarios.PauseUntilStoppedAsync),
         ("memory", GenerationScenarios.MemoryPerSessionAsync),
         ("restart", GenerationScenarios.RestartAsync),
         ("restore", ScaleScenarios.RestoreAsync),
@@ -96,7 +97,8 @@ internal static class ScenarioRunner
     public static async Task<List<Measurement>> RunAllAsync(ScenarioScale scale, IReadOnlyCollection<string>? only)
     {
         var all = new List<Measurement>();
-        foreach (var (name, run) in Scenarios.Where(s => only is null || only.Contains(s.Name, StringComparer.Ordinal)))
+        // The report measures pause-to-stopped itself (its own runs and table), so it does not run `pause` again.
+        foreach (var (name, run) in Scenarios.Where(s => only is null ? s.Name != "pause" : only.Contains(s.Name, StringComparer.Ordinal)))
         {
             await Console.Error.WriteLineAsync($"  running {name} …");
             var watch = Stopwatch.StartNew();

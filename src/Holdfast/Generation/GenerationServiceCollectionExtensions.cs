@@ -55,6 +55,7 @@ public static class GenerationServiceCollectionExtensions
             sp.GetRequiredService<GenerationEventHub>(),
             sp.GetRequiredService<GenerationFollower>(),
             sp.GetRequiredService<GenerationBackends>(),
+            sp.GetRequiredService<GenerationRunner>(),
             sp.GetRequiredService<IOptions<GenerationOptions>>(),
             sp.GetRequiredService<TimeProvider>()));
         return services;

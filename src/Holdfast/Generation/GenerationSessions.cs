@@ -26,6 +26,7 @@ public sealed class GenerationSessions
     private readonly GenerationEventHub _hub;
     private readonly GenerationFollower _follower;
     private readonly GenerationBackends _backends;
+    private readonly GenerationRunner _runner;
     private readonly GenerationOptions _options;
     private readonly TimeProvider _time;
 
@@ -36,6 +37,7 @@ public sealed class GenerationSessions
         GenerationEventHub hub,
         GenerationFollower follower,
         GenerationBackends backends,
+        GenerationRunner runner,
         IOptions<GenerationOptions> options,
         TimeProvider time)
     {
@@ -45,6 +47,7 @@ public sealed class GenerationSessions
         _hub = hub;
         _follower = follower;
         _backends = backends;
+        _runner = runner;
         _options = options.Value;
         _time = time;
     }
@@ -225,6 +228,14 @@ public sealed class GenerationSessions
         var session = change.Session;
         if (change.Changed)
         {
+            if (session.Status == GenerationStatus.Running && session.DesiredState != GenerationDesiredState.Running)
+            {
+                // The control is durable: stop this process's run of the session now, rather than through the
+                // dispatcher's next pass (which re-reads every stop request from the store behind its claim write).
+                // A run on another node hears the stop request through the change signals below.
+                _runner.RequestStop(id);
+            }
+
             await PublishAsync(change);
         }
 

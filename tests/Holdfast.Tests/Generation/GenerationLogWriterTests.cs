@@ -172,6 +172,59 @@ public sealed class GenerationLogWriterTests
         }
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Pause_GatherWindowHeldOpen_RunEndingIsCommittedWithoutWaitingOutTheWindow()
+    {
+        // The host's clock stands still: a gather window never elapses (and the scripted backend never reaches its
+        // first token, so the session stays running). Before, a run ending waited out the window like a chunk.
+        await using var host = await GenerationTestHost.StartAsync(
+            new Dictionary<string, string?>
+            {
+                ["Generation:FlushInterval"] = "00:00:01",
+                ["Scripted:TokensPerSecond"] = "20",
+            },
+            configure: services => services.AddSingleton<TimeProvider>(new FrozenTimeProvider()));
+        var (session, _) = await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest("held open"));
+        await host.WaitForStatusAsync(session.Id, GenerationStatus.Running);
+
+        var paused = await host.Sessions.PauseAsync(session.Id, GenerationTestHost.Alice, wait: TimeSpan.FromSeconds(30))
+            .WaitAsync(TimeSpan.FromSeconds(20), TimeProvider.System);
+
+        paused.Status.ShouldBe(GenerationStatus.Paused, "the ending was committed without the gather window elapsing");
+        (await host.Sessions.GetAsync(session.Id, null)).Status.ShouldBe(GenerationStatus.Paused);
+    }
+
+    /// <summary>A clock that never moves: its timers never fire, so only work, not time, ends a wait.</summary>
+    private sealed class FrozenTimeProvider : TimeProvider
+    {
+        private readonly DateTimeOffset _now = DateTimeOffset.UtcNow;
+
+        public override DateTimeOffset GetUtcNow() => _now;
+
+        public override long GetTimestamp() => 1_000_000;
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            if (dueTime == TimeSpan.Zero)
+            {
+                ThreadPool.QueueUserWorkItem(_ => callback(state)); // due now: that needs no time to pass
+            }
+
+            return new NeverTimer();
+        }
+
+        private sealed class NeverTimer : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period) => true;
+
+            public void Dispose()
+            {
+            }
+
+            public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+        }
+    }
+
     private static async Task ExecuteAsync(string path, string sql)
     {
         await using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
