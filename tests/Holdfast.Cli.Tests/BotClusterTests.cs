@@ -62,6 +62,30 @@ public sealed class BotClusterTests(ITestOutputHelper output)
         shown.Stdout.ShouldContain($"{first.NodeId} (epoch {restored.Holder!.Epoch}");
     }
 
+    [Fact(Timeout = 180_000)]
+    public async Task WebBot_HolderStoppedGracefully_TheOtherNodeRestoresItAtOnce_NotAfterTheLease()
+    {
+        // A 30 s lease: a handover that waited for expiry could not finish within the bound below.
+        await using var cluster = await NodeCluster.StartAsync(2, ClusterTests.LeaseSettings("00:00:30", "00:00:03", tokensPerSecond: "10"));
+        var started = await cluster.Clients[0].StartBotAsync("wa-failover", "web");
+        await PairAsync(cluster.Nodes[0], started);
+        var held = await Poll.UntilAsync(
+            () => cluster.Clients[1].GetBotAsync("wa-failover"),
+            b => b.Holder is not null && b.Connection?.State == "connected",
+            "the paired bot connected and held by a node");
+        var leaving = cluster.Nodes.Single(n => n.NodeId == held.Holder!.NodeId);
+        var staying = cluster.Nodes.Single(n => n != leaving);
+
+        var clock = Stopwatch.StartNew();
+        (await leaving.Server.StopAsync()).ShouldBe(0, leaving.Server.Log);
+        var (restored, _) = await TakeOverAsync(cluster, staying, held);
+        output.WriteLine($"bot handover: {staying.NodeId} restored it {clock.Elapsed.TotalSeconds:0.0} s after SIGTERM of {leaving.NodeId} (lease 30 s)");
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(20), "handed over without waiting for the 30 s lease");
+        restored.Status.ShouldBe(BotStatus.Active);
+        restored.Connection.ShouldNotBeNull().State.ShouldBe("connected");
+        restored.QrData.ShouldBeNull("restored from the stored login state, no new scan");
+    }
+
     /// <summary>
     /// Waits until <paramref name="node"/> holds the bot under a newer epoch than <paramref name="before"/> and its web
     /// connector restored it (from the login state it decrypted: a state it could not read would fail the connect).
