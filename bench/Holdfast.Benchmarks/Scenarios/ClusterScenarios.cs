@@ -282,6 +282,8 @@ internal static class ClusterScenarios
 
         public string NodeId { get; }
 
+        private static readonly string ClusterBotKey = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
         public static async Task<ServeProcess> StartAsync(Uri store)
         {
             var data = new ScratchDirectory("cluster-node");
@@ -302,6 +304,8 @@ internal static class ClusterScenarios
             start.Environment["HOLDFAST_STORE"] = store.ToString();
             start.Environment["Cluster__LeaseDuration"] = Invariant($"00:00:{LeaseSeconds:00}");
             start.Environment["Cluster__RenewInterval"] = Invariant($"00:00:{RenewSeconds:00}");
+            // Every node of one database needs the same bot login-state key (a node with another refuses to start).
+            start.Environment["Bots__AuthStateKey"] = ClusterBotKey;
             start.Environment["Scripted__TokensPerSecond"] = "10";
             start.Environment["Scripted__MaxTokens"] = "3000";
             start.Environment["Scripted__MaxConcurrency"] = "1000";
