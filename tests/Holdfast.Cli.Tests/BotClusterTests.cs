@@ -19,12 +19,7 @@ public sealed class BotClusterTests(ITestOutputHelper output)
     public async Task WebBot_HolderFrozenThenKilled_TheOtherNodeRestoresItFromItsLoginStateEachTime_TheThawedOneDropsIt()
     {
         await using var cluster = await NodeCluster.StartAsync(2, ClusterTests.LeaseSettings("00:00:03", "00:00:01", tokensPerSecond: "10"));
-        var started = await cluster.Clients[0].StartBotAsync("wa-failover", "web");
-        await PairAsync(cluster.Nodes[0], started);
-        var held = await Poll.UntilAsync(
-            () => cluster.Clients[1].GetBotAsync("wa-failover"),
-            b => b.Holder is not null && b.Connection?.State == "connected",
-            "the paired bot connected and held by a node");
+        var held = await StartPairedBotAsync(cluster);
         var first = cluster.Nodes.Single(n => n.NodeId == held.Holder!.NodeId);
         var second = cluster.Nodes.Single(n => n != first);
 
@@ -67,12 +62,7 @@ public sealed class BotClusterTests(ITestOutputHelper output)
     {
         // A 30 s lease: a handover that waited for expiry could not finish within the bound below.
         await using var cluster = await NodeCluster.StartAsync(2, ClusterTests.LeaseSettings("00:00:30", "00:00:03", tokensPerSecond: "10"));
-        var started = await cluster.Clients[0].StartBotAsync("wa-failover", "web");
-        await PairAsync(cluster.Nodes[0], started);
-        var held = await Poll.UntilAsync(
-            () => cluster.Clients[1].GetBotAsync("wa-failover"),
-            b => b.Holder is not null && b.Connection?.State == "connected",
-            "the paired bot connected and held by a node");
+        var held = await StartPairedBotAsync(cluster);
         var leaving = cluster.Nodes.Single(n => n.NodeId == held.Holder!.NodeId);
         var staying = cluster.Nodes.Single(n => n != leaving);
 
@@ -84,6 +74,17 @@ public sealed class BotClusterTests(ITestOutputHelper output)
         restored.Status.ShouldBe(BotStatus.Active);
         restored.Connection.ShouldNotBeNull().State.ShouldBe("connected");
         restored.QrData.ShouldBeNull("restored from the stored login state, no new scan");
+    }
+
+    /// <summary>Starts web bot <c>wa-failover</c> on the first node, pairs it, and returns it once connected and held.</summary>
+    private static async Task<Bot> StartPairedBotAsync(NodeCluster cluster)
+    {
+        var started = await cluster.Clients[0].StartBotAsync("wa-failover", "web");
+        await PairAsync(cluster.Nodes[0], started);
+        return await Poll.UntilAsync(
+            () => cluster.Clients[1].GetBotAsync("wa-failover"),
+            b => b.Holder is not null && b.Connection?.State == "connected",
+            "the paired bot connected and held by a node");
     }
 
     /// <summary>
