@@ -223,8 +223,19 @@ internal static class PeerScenarios
         await GenerationScenarios.WaitUntilAsync(() => Task.FromResult(host.Runner.RunningCount == running), TimeSpan.FromSeconds(150));
         await Task.Delay(TimeSpan.FromSeconds(1)); // every session streaming, not just claimed
         var latencies = new List<double>();
+        using var meters = new HoldfastMeters();
+        var commitsBefore = host.Writer.Commits;
+        var chunksBefore = host.Writer.ChunksCommitted;
+        var window = Stopwatch.StartNew();
         for (var i = 0; i < pauses; i++)
         {
+            if (i % 10 == 0 && Environment.GetEnvironmentVariable("HOLDFAST_BENCH_TRACE") is "1")
+            {
+                var flushes = meters.Find("flush.duration");
+                await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"    [{i}] queue {host.Writer.QueueLength}, running {host.Runner.RunningCount}, {(host.Writer.Commits - commitsBefore) / window.Elapsed.TotalSeconds:0.0} commits/s, {(host.Writer.ChunksCommitted - chunksBefore) / window.Elapsed.TotalSeconds:0} chunks/s, flush mean {(flushes.Count > 0 ? flushes.Average() : 0):0.0} max {(flushes.Count > 0 ? flushes.Max() : 0):0.0} ms, last p {(latencies.Count > 0 ? latencies[^1] : 0):0.0} ms, gc {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} (load {LoadAverage()})"));
+            }
+
             var id = ids[i * running / pauses];
             var started = Stopwatch.GetTimestamp();
             var paused = await host.Sessions.PauseAsync(id, Bench, wait: TimeSpan.FromSeconds(30));
