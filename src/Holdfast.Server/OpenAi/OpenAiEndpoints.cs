@@ -309,10 +309,10 @@ internal static class OpenAiEndpoints
                     return false;
                 }
 
-                await sse.FlushAsync(cancellationToken);
                 return true;
             },
             () => sse.HeartbeatAsync(cancellationToken),
+            () => sse.FlushAsync(cancellationToken),
             cancellationToken);
 
         var stopping = context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
@@ -583,10 +583,10 @@ internal static class OpenAiEndpoints
                     return false;
                 }
 
-                await sse.FlushAsync(cancellationToken);
                 return true;
             },
             () => sse.HeartbeatAsync(cancellationToken),
+            () => sse.FlushAsync(cancellationToken),
             cancellationToken);
     }
 

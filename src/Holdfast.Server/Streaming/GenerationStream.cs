@@ -29,13 +29,16 @@ internal sealed class GenerationStream(
 {
     /// <summary>
     /// A generic follow of session <paramref name="sessionId"/>: events relayed (once durable) with heartbeats;
-    /// used by the OpenAI face too. <paramref name="onEvent"/> returns false to end the stream.
+    /// used by the OpenAI face too. <paramref name="onEvent"/> returns false to end the stream; it queues what it
+    /// writes, and <paramref name="flush"/> sends it: once per batch of events that became durable together (one
+    /// group commit's chunks go out in one write, not one write each), and before waiting for the next commit.
     /// </summary>
     public async Task RelayAsync(
         string sessionId,
         IAsyncEnumerable<GenerationLogEvent> source,
         Func<GenerationLogEvent, Task<bool>> onEvent,
         Func<Task> onHeartbeat,
+        Func<Task> flush,
         CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
@@ -47,6 +50,7 @@ internal sealed class GenerationStream(
             var heartbeat = options.Value.HeartbeatInterval;
             long durable = 0;
             long sent = -1;
+            var unsent = false;
             while (await IdleHeartbeat.WaitToReadAsync(channel.Reader, heartbeat, onHeartbeat, token))
             {
                 while (channel.Reader.TryRead(out var e))
@@ -56,8 +60,16 @@ internal sealed class GenerationStream(
                         continue; // Already sent from the log (below).
                     }
 
+                    if (unsent && e.Seq > durable)
+                    {
+                        // This one may wait for the next group commit: what is queued goes out first.
+                        await flush();
+                        unsent = false;
+                    }
+
                     // Woken by the group commit's change signal (no polling on the hot path).
                     (durable, var asRelayed) = await sessions.WaitRelayableAsync(e, durable, token);
+                    unsent = true;
                     if (asRelayed)
                     {
                         if (!await onEvent(e))
@@ -79,6 +91,12 @@ internal sealed class GenerationStream(
 
                         sent = stored.Seq;
                     }
+                }
+
+                if (unsent)
+                {
+                    await flush();
+                    unsent = false;
                 }
             }
         }
@@ -133,10 +151,10 @@ internal sealed class GenerationStream(
                     }
                 }
 
-                await sse.FlushAsync(cancellationToken);
                 return true;
             },
             () => sse.HeartbeatAsync(cancellationToken),
+            () => sse.FlushAsync(cancellationToken),
             cancellationToken);
     }
 
