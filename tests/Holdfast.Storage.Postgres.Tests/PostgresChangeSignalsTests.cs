@@ -34,13 +34,16 @@ public sealed class PostgresChangeSignalsTests : IAsyncLifetime
     {
         await ((PostgresChangeSignals)_nodeA.Signals).Listening;
         using var dispatcher = _nodeA.Signals.Subscribe(null);
+        using var delivered = _nodeA.Signals.Subscribe("gen_paused");
         using (var poll = new CancellationTokenSource(NotYet))
         {
             await Should.ThrowAsync<OperationCanceledException>(() => dispatcher.WaitAsync(poll.Token));
         }
 
-        // The pause arrives while the dispatcher is between two waits (mid-pass).
+        // The pause arrives while the dispatcher is between two waits (mid-pass): node A has received the
+        // notification (its session subscriber, signalled after the node-wide ones, woke) before the next wait starts.
         await _nodeB.Signals.PublishAsync(new ChangeSignal(ChangeKind.StopRequested, "gen_paused"));
+        await delivered.WaitAsync().WaitAsync(TimeSpan.FromSeconds(10));
 
         await dispatcher.WaitAsync().WaitAsync(TimeSpan.FromSeconds(10));
     }
