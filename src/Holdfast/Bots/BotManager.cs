@@ -105,6 +105,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         BotLimits.ValidateStart(request);
         var connector = GetConnector(request.BotType);
         var gate = LockFor(request.SessionId);
+        BotStartResult heldElsewhere;
         await gate.WaitAsync(cancellationToken);
         try
         {
@@ -118,28 +119,31 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
             }
 
             // Exactly one node runs a bot's connection: the one that holds its lease.
-            if ((result.Lease ?? await ClaimAsync(request.SessionId, cancellationToken)) is not { } lease)
+            if ((result.Lease ?? await ClaimAsync(request.SessionId, cancellationToken)) is { } lease)
             {
-                Log.BotHeldElsewhere(_logger, request.SessionId);
-                return result with { Session = await WaitForHolderAsync(connector, request.SessionId, cancellationToken) ?? result.Session };
+                try
+                {
+                    await ConnectAsync(connector, result.Session, lease, cancellationToken);
+                }
+                finally
+                {
+                    Changed(request.SessionId);
+                }
+
+                var current = await _store.FindAsync(request.SessionId, cancellationToken) ?? result.Session;
+                return result with { Session = current };
             }
 
-            try
-            {
-                await ConnectAsync(connector, result.Session, lease, cancellationToken);
-            }
-            finally
-            {
-                Changed(request.SessionId);
-            }
-
-            var current = await _store.FindAsync(request.SessionId, cancellationToken) ?? result.Session;
-            return result with { Session = current };
+            Log.BotHeldElsewhere(_logger, request.SessionId);
+            heldElsewhere = result;
         }
         finally
         {
             gate.Release();
         }
+
+        // Outside the lock: this node's ends and restores of other sessions on the same stripe do not wait for it.
+        return heldElsewhere with { Session = await WaitForHolderAsync(connector, request.SessionId, cancellationToken) ?? heldElsewhere.Session };
     }
 
     /// <summary>
