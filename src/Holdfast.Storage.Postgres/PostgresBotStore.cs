@@ -23,7 +23,10 @@ internal sealed class PostgresBotStore : IBotStore
         UPDATE bot_sessions
         SET status = 'active', bot_type = @bot_type, connection_detail = NULL,
             connection_state = 'starting', connection_reason = NULL, connection_code = NULL, connection_changed_at = @now,
-            updated_at = @now, version = version + 1
+            updated_at = @now, version = version + 1,
+            lease_holder = COALESCE(@node, lease_holder),
+            lease_expires_at = CASE WHEN @node::text IS NULL THEN lease_expires_at ELSE @expires END,
+            lease_epoch = CASE WHEN @node::text IS NULL THEN lease_epoch ELSE lease_epoch + 1 END
         WHERE session_id = @id AND version = @version
         RETURNING {Columns}
         """;
@@ -61,7 +64,9 @@ internal sealed class PostgresBotStore : IBotStore
         SET connection_state = @state, connection_reason = @reason, connection_code = @code, connection_changed_at = @now,
             connection_detail = @detail, qr_data = CASE WHEN @state = 'connected' THEN NULL ELSE qr_data END,
             qr_attempts = CASE WHEN @state = 'connected' THEN 0 ELSE qr_attempts END,
-            updated_at = @now, version = version + 1
+            updated_at = @now, version = version + 1,
+            lease_holder = CASE WHEN @state IN ('failed', 'logged_out') THEN NULL ELSE lease_holder END,
+            lease_expires_at = CASE WHEN @state IN ('failed', 'logged_out') THEN NULL ELSE lease_expires_at END
         WHERE session_id = @id AND version = @version
         RETURNING {Columns}
         """;
@@ -91,7 +96,10 @@ internal sealed class PostgresBotStore : IBotStore
         _time = time;
     }
 
-    public async Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, CancellationToken cancellationToken = default) =>
+        StartOrReactivateAsync(request, actor, null, cancellationToken);
+
+    public async Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, BotLeaseRequest? lease, CancellationToken cancellationToken = default)
     {
         BotLimits.ValidateStart(request);
         ArgumentNullException.ThrowIfNull(actor);
@@ -113,8 +121,10 @@ internal sealed class PostgresBotStore : IBotStore
                         await using var insert = new NpgsqlCommand(
                             $"""
                             INSERT INTO bot_sessions (session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version,
-                                                      connection_state, connection_changed_at)
-                            VALUES (@id, @now, NULL, 'active', NULL, @now, @bot_type, @owner, NULL, 1, 'starting', @now)
+                                                      connection_state, connection_changed_at,
+                                                      lease_holder, lease_expires_at, lease_epoch)
+                            VALUES (@id, @now, NULL, 'active', NULL, @now, @bot_type, @owner, NULL, 1, 'starting', @now,
+                                    @node, CASE WHEN @node::text IS NULL THEN NULL ELSE @expires END, CASE WHEN @node::text IS NULL THEN 0 ELSE 1 END)
                             ON CONFLICT (session_id) DO NOTHING
                             RETURNING {Columns}
                             """,
@@ -124,12 +134,13 @@ internal sealed class PostgresBotStore : IBotStore
                         insert.Parameters.Add(Pg.Time("now", now));
                         insert.Parameters.Add(Pg.Text("bot_type", request.BotType));
                         insert.Parameters.Add(Pg.Text("owner", request.Owner));
+                        BindLease(insert, lease, now);
                         if (await ReadSingleAsync(insert, ct) is { } created)
                         {
                             await PostgresAudit.AppendAsync(
                                 connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotCreated, null, "active", now,
                                 plan.Detail, ct);
-                            return new BotStartResult(created, BotStartOutcome.Created);
+                            return new BotStartResult(created, BotStartOutcome.Created, LeaseOf(created, lease));
                         }
 
                         // The other start won: decide again on its row, as for a session that existed.
@@ -146,12 +157,16 @@ internal sealed class PostgresBotStore : IBotStore
                         transaction,
                         existing,
                         ReactivateSql,
-                        command => command.Parameters.Add(Pg.Text("bot_type", request.BotType)),
+                        command =>
+                        {
+                            command.Parameters.Add(Pg.Text("bot_type", request.BotType));
+                            BindLease(command, lease, now);
+                        },
                         now,
                         ct);
                     await PostgresAudit.AppendAsync(
                         connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotReactivated, "inactive", "active", now, plan.Detail, ct);
-                    return new BotStartResult(reactivated, BotStartOutcome.Reactivated);
+                    return new BotStartResult(reactivated, BotStartOutcome.Reactivated, LeaseOf(reactivated, lease));
                 },
                 cancellationToken);
     }
@@ -477,6 +492,43 @@ internal sealed class PostgresBotStore : IBotStore
                 return (string)(await read.ExecuteScalarAsync(ct))!;
             },
             cancellationToken);
+
+    public Task<Generation.ClaimLoad> ReadLeaseLoadAsync(string nodeId, TimeSpan liveWithin, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(
+            async (connection, ct) =>
+            {
+                // Live nodes: a heartbeat (the generation runner's renewal) within liveWithin and not stopped.
+                await using var command = new NpgsqlCommand(
+                    """
+                    SELECT
+                        (SELECT count(*)::int FROM cluster_nodes
+                         WHERE node_id <> @node AND stopped_at IS NULL AND heartbeat_at > @live_after),
+                        (SELECT count(*)::int FROM bot_sessions b JOIN cluster_nodes n ON n.node_id = b.lease_holder
+                         WHERE b.status = 'active' AND b.lease_expires_at > @now
+                           AND n.node_id <> @node AND n.stopped_at IS NULL AND n.heartbeat_at > @live_after),
+                        (SELECT count(*)::int FROM bot_sessions WHERE status = 'active' AND lease_holder = @node AND lease_expires_at > @now)
+                    """,
+                    connection);
+                var now = _time.GetUtcNow();
+                command.Parameters.Add(Pg.Text("node", nodeId));
+                command.Parameters.Add(Pg.Time("now", now));
+                command.Parameters.Add(Pg.Time("live_after", now - liveWithin));
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                await reader.ReadAsync(ct);
+                return new Generation.ClaimLoad(reader.GetInt32(0), reader.GetInt32(1), reader.GetInt32(2));
+            },
+            cancellationToken);
+
+    private static void BindLease(NpgsqlCommand command, BotLeaseRequest? lease, DateTimeOffset now)
+    {
+        command.Parameters.Add(Pg.Text("node", lease?.NodeId));
+        command.Parameters.Add(Pg.Time("expires", lease is null ? null : now + lease.Duration));
+    }
+
+    private static BotLease? LeaseOf(BotSession session, BotLeaseRequest? lease) =>
+        lease is not null && session.Holder is { } holder && holder.NodeId == lease.NodeId
+            ? new BotLease(session.SessionId, holder.NodeId, holder.Epoch, holder.LeaseExpiresAt)
+            : null;
 
     private async Task<BotSession> ChangeAsync(
         string sessionId,

@@ -251,6 +251,12 @@ internal sealed class PostgresChangeSignals : IChangeSignals, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// One listener's wake-ups: a signal sets a flag and completes the waiter, if any; a wait returns at once while the
+    /// flag is set and clears it when it returns. The flag is set even when a waiter is completed: a wait cancelled
+    /// before (the dispatcher waits on a signal, its own wake-up and the poll interval at once and cancels the loser)
+    /// leaves its waiter behind, and a signal that only completed that abandoned waiter was lost until the next poll.
+    /// </summary>
     private sealed class Subscription : IChangeSubscription
     {
         private readonly PostgresChangeSignals _owner;
@@ -271,31 +277,54 @@ internal sealed class PostgresChangeSignals : IChangeSignals, IAsyncDisposable
             TaskCompletionSource? waiter;
             lock (_gate)
             {
+                _pending = true;
                 waiter = _waiter;
                 _waiter = null;
-                _pending = waiter is null;
             }
 
             waiter?.TrySetResult();
         }
 
-        public async Task WaitAsync(CancellationToken cancellationToken = default)
+        public Task WaitAsync(CancellationToken cancellationToken = default)
         {
-            TaskCompletionSource waiter;
+            Task task;
             lock (_gate)
             {
                 if (_pending)
                 {
                     _pending = false;
-                    return;
+                    return Task.CompletedTask;
                 }
 
-                waiter = _waiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _waiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                task = _waiter.Task;
             }
 
-            await waiter.Task.WaitAsync(cancellationToken);
+            return WaitCoreAsync(task, cancellationToken);
         }
 
-        public void Dispose() => _owner.Remove(this);
+        public void Dispose()
+        {
+            _owner.Remove(this);
+            TaskCompletionSource? waiter;
+            lock (_gate)
+            {
+                waiter = _waiter;
+                _waiter = null;
+            }
+
+            waiter?.TrySetCanceled();
+        }
+
+        private async Task WaitCoreAsync(Task task, CancellationToken cancellationToken)
+        {
+            await task.WaitAsync(cancellationToken).ConfigureAwait(false);
+
+            // Woken: this wake-up consumes the flag (a signal after this point sets it again for the next wait).
+            lock (_gate)
+            {
+                _pending = false;
+            }
+        }
     }
 }

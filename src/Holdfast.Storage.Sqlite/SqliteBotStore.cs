@@ -25,7 +25,10 @@ internal sealed class SqliteBotStore : IBotStore
         UPDATE bot_sessions
         SET status = 'active', bot_type = $bot_type, connection_detail = NULL,
             connection_state = 'starting', connection_reason = NULL, connection_code = NULL, connection_changed_at = $now,
-            updated_at = $now, version = version + 1
+            updated_at = $now, version = version + 1,
+            lease_holder = COALESCE($node, lease_holder),
+            lease_expires_at = CASE WHEN $node IS NULL THEN lease_expires_at ELSE $expires END,
+            lease_epoch = CASE WHEN $node IS NULL THEN lease_epoch ELSE lease_epoch + 1 END
         WHERE session_id = $id AND version = $version
         RETURNING {Columns}
         """;
@@ -63,7 +66,9 @@ internal sealed class SqliteBotStore : IBotStore
         SET connection_state = $state, connection_reason = $reason, connection_code = $code, connection_changed_at = $now,
             connection_detail = $detail, qr_data = CASE WHEN $state = 'connected' THEN NULL ELSE qr_data END,
             qr_attempts = CASE WHEN $state = 'connected' THEN 0 ELSE qr_attempts END,
-            updated_at = $now, version = version + 1
+            updated_at = $now, version = version + 1,
+            lease_holder = CASE WHEN $state IN ('failed', 'logged_out') THEN NULL ELSE lease_holder END,
+            lease_expires_at = CASE WHEN $state IN ('failed', 'logged_out') THEN NULL ELSE lease_expires_at END
         WHERE session_id = $id AND version = $version
         RETURNING {Columns}
         """;
@@ -96,7 +101,10 @@ internal sealed class SqliteBotStore : IBotStore
         _time = time;
     }
 
-    public async Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, CancellationToken cancellationToken = default)
+    public Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, CancellationToken cancellationToken = default) =>
+        StartOrReactivateAsync(request, actor, null, cancellationToken);
+
+    public async Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, BotLeaseRequest? lease, CancellationToken cancellationToken = default)
     {
         BotLimits.ValidateStart(request);
         ArgumentNullException.ThrowIfNull(actor);
@@ -117,19 +125,21 @@ internal sealed class SqliteBotStore : IBotStore
                     insert.Transaction = transaction;
                     insert.CommandText = $"""
                         INSERT INTO bot_sessions (session_id, created_at, last_message, status, qr_data, updated_at, bot_type, owner, connection_detail, version,
-                                                  connection_state, connection_changed_at)
-                        VALUES ($id, $now, NULL, 'active', NULL, $now, $bot_type, $owner, NULL, 1, 'starting', $now)
+                                                  connection_state, connection_changed_at, lease_holder, lease_expires_at, lease_epoch)
+                        VALUES ($id, $now, NULL, 'active', NULL, $now, $bot_type, $owner, NULL, 1, 'starting', $now,
+                                $node, CASE WHEN $node IS NULL THEN NULL ELSE $expires END, CASE WHEN $node IS NULL THEN 0 ELSE 1 END)
                         RETURNING {Columns}
                         """;
                     insert.Parameters.AddWithValue("$id", request.SessionId);
                     insert.Parameters.AddWithValue("$now", SqliteTime.Format(now));
                     insert.Parameters.AddWithValue("$bot_type", request.BotType);
                     insert.Parameters.AddWithValue("$owner", (object?)request.Owner ?? DBNull.Value);
+                    BindLease(insert, lease, now);
                     var created = await ReadSingleAsync(insert, cancellationToken);
                     await SqliteAudit.AppendAsync(
                         connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotCreated, null, "active", now,
                         plan.Detail, cancellationToken);
-                    return new BotStartResult(created!, BotStartOutcome.Created);
+                    return new BotStartResult(created!, BotStartOutcome.Created, LeaseOf(created!, lease));
                 }
 
                 var reactivated = await UpdateAsync(
@@ -137,12 +147,16 @@ internal sealed class SqliteBotStore : IBotStore
                     transaction,
                     existing,
                     ReactivateSql,
-                    command => command.Parameters.AddWithValue("$bot_type", request.BotType),
+                    command =>
+                    {
+                        command.Parameters.AddWithValue("$bot_type", request.BotType);
+                        BindLease(command, lease, now);
+                    },
                     now,
                     cancellationToken);
                 await SqliteAudit.AppendAsync(
                     connection, transaction, SessionKind.Bot, request.SessionId, actor, AuditActions.BotReactivated, "inactive", "active", now, plan.Detail, cancellationToken);
-                return new BotStartResult(reactivated, BotStartOutcome.Reactivated);
+                return new BotStartResult(reactivated, BotStartOutcome.Reactivated, LeaseOf(reactivated, lease));
             },
             cancellationToken);
     }
@@ -422,6 +436,42 @@ internal sealed class SqliteBotStore : IBotStore
                 return ids;
             },
             cancellationToken);
+
+    public Task<Generation.ClaimLoad> ReadLeaseLoadAsync(string nodeId, TimeSpan liveWithin, CancellationToken cancellationToken = default) =>
+        _database.ReadAsync(
+            async connection =>
+            {
+                // One node holds every lease on SQLite; the query is the same as on a shared store.
+                await using var command = connection.CreateCommand();
+                command.CommandText = """
+                    SELECT
+                        (SELECT count(*) FROM cluster_nodes
+                         WHERE node_id <> $node AND stopped_at IS NULL AND heartbeat_at > $live_after),
+                        (SELECT count(*) FROM bot_sessions b JOIN cluster_nodes n ON n.node_id = b.lease_holder
+                         WHERE b.status = 'active' AND b.lease_expires_at > $now
+                           AND n.node_id <> $node AND n.stopped_at IS NULL AND n.heartbeat_at > $live_after),
+                        (SELECT count(*) FROM bot_sessions WHERE status = 'active' AND lease_holder = $node AND lease_expires_at > $now)
+                    """;
+                var now = _time.GetUtcNow();
+                command.Parameters.AddWithValue("$node", nodeId);
+                command.Parameters.AddWithValue("$now", SqliteTime.Format(now));
+                command.Parameters.AddWithValue("$live_after", SqliteTime.Format(now - liveWithin));
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                return new Generation.ClaimLoad(reader.GetInt32(0), reader.GetInt32(1), reader.GetInt32(2));
+            },
+            cancellationToken);
+
+    private static void BindLease(SqliteCommand command, BotLeaseRequest? lease, DateTimeOffset now)
+    {
+        command.Parameters.AddWithValue("$node", (object?)lease?.NodeId ?? DBNull.Value);
+        command.Parameters.AddWithValue("$expires", lease is null ? DBNull.Value : (object)SqliteTime.Format(now + lease.Duration));
+    }
+
+    private static BotLease? LeaseOf(BotSession session, BotLeaseRequest? lease) =>
+        lease is not null && session.Holder is { } holder && holder.NodeId == lease.NodeId
+            ? new BotLease(session.SessionId, holder.NodeId, holder.Epoch, holder.LeaseExpiresAt)
+            : null;
 
     public Task<IReadOnlyList<string>> ReleaseLeasesAsync(string nodeId, CancellationToken cancellationToken = default) =>
         WriteAsync<IReadOnlyList<string>>(

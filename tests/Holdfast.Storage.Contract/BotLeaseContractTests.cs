@@ -69,6 +69,30 @@ public abstract class BotLeaseContractTests(IStoreProvider provider) : StoreCont
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task StartWithLease_HeldFromTheStart_AParkedStateReleasesIt()
+    {
+        var started = await Bots.StartOrReactivateAsync(new StartBotSession("bot1", "bridge"), Connector, new BotLeaseRequest("node-a", Lease));
+        var claimedByB = await Bots.ClaimLeaseAsync("bot1", "node-b", Lease);
+        var claimableForB = await Bots.ListClaimableAsync("node-b", 10);
+        var again = await Bots.StartOrReactivateAsync(new StartBotSession("bot1", "bridge"), Connector, new BotLeaseRequest("node-b", Lease));
+        var loadOfA = await Bots.ReadLeaseLoadAsync("node-a", Lease);
+        var parked = await Bots.SetConnectionStateAsync("bot1", BotConnectionState.Failed, "connecting failed", null, Connector, started.Lease);
+
+        started.Outcome.ShouldBe(BotStartOutcome.Created);
+        var lease = started.Lease.ShouldNotBeNull();
+        lease.NodeId.ShouldBe("node-a");
+        started.Session.Holder.ShouldBe(new Cluster.LeaseHolder("node-a", lease.Epoch, lease.ExpiresAt));
+        claimedByB.ShouldBeNull("held since its start");
+        claimableForB.ShouldBeEmpty();
+        again.Outcome.ShouldBe(BotStartOutcome.AlreadyActive);
+        again.Lease.ShouldBeNull("an active session is not taken by a start");
+        loadOfA.HeldByNode.ShouldBe(1);
+        parked.Holder.ShouldBeNull("a parked bot is not pinned to a node");
+        (await Bots.RenewLeasesAsync("node-a", Lease)).ShouldBeEmpty();
+        (await Bots.ClaimLeaseAsync("bot1", "node-b", Lease)).ShouldNotBeNull("any node may take it again");
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task EnsureSettingAsync_FirstValueWins()
     {
         (await Bots.EnsureSettingAsync(BotStoreSettings.AuthKeyFingerprint, "first")).ShouldBe("first");

@@ -8,6 +8,9 @@ namespace Holdfast.Bots;
 /// </summary>
 public sealed record BotLease(string SessionId, string NodeId, long Epoch, DateTimeOffset ExpiresAt);
 
+/// <summary>A lease to take for <paramref name="NodeId"/>, valid for <paramref name="Duration"/> from when it is written.</summary>
+public sealed record BotLeaseRequest(string NodeId, TimeSpan Duration);
+
 /// <summary>The name of the store setting that keeps the bot login-state key's fingerprint (never the key).</summary>
 public static class BotStoreSettings
 {

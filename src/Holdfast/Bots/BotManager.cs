@@ -1,3 +1,4 @@
+using Holdfast.Generation;
 using Holdfast.Sessions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -24,7 +25,11 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HeldConnection> _connected = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _missingConnectorLogged = new(StringComparer.Ordinal);
     private readonly TimeSpan _leaseDuration;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _deferredSince = new(StringComparer.Ordinal);
     private long _claimSeq;
+
+    /// <summary>How long a start answered by a node that does not hold the session waits for the holder's connect.</summary>
+    internal static readonly TimeSpan HolderConnectWait = TimeSpan.FromSeconds(5);
 
     // Start, end and restore of one session are serialised (striped by id) so a session is never connected twice.
     private readonly SemaphoreSlim[] _sessionLocks = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
@@ -100,10 +105,13 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         BotLimits.ValidateStart(request);
         var connector = GetConnector(request.BotType);
         var gate = LockFor(request.SessionId);
+        BotStartResult heldElsewhere;
         await gate.WaitAsync(cancellationToken);
         try
         {
-            var result = await _store.StartOrReactivateAsync(request, actor ?? DefaultActor, cancellationToken);
+            // A start that creates or reactivates the session takes its lease in the same transaction: no other node's
+            // takeover can claim it between the start and the connect (the start would then answer without the QR).
+            var result = await _store.StartOrReactivateAsync(request, actor ?? DefaultActor, new BotLeaseRequest(NodeId, _leaseDuration), cancellationToken);
             Log.BotSessionStarted(_logger, request.SessionId, request.BotType, result.Outcome);
             if (result.Outcome == BotStartOutcome.AlreadyActive && _connected.ContainsKey(request.SessionId))
             {
@@ -111,28 +119,31 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
             }
 
             // Exactly one node runs a bot's connection: the one that holds its lease.
-            if (await ClaimAsync(request.SessionId, cancellationToken) is not { } lease)
+            if ((result.Lease ?? await ClaimAsync(request.SessionId, cancellationToken)) is { } lease)
             {
-                Log.BotHeldElsewhere(_logger, request.SessionId);
-                return result with { Session = await _store.FindAsync(request.SessionId, cancellationToken) ?? result.Session };
+                try
+                {
+                    await ConnectAsync(connector, result.Session, lease, cancellationToken);
+                }
+                finally
+                {
+                    Changed(request.SessionId);
+                }
+
+                var current = await _store.FindAsync(request.SessionId, cancellationToken) ?? result.Session;
+                return result with { Session = current };
             }
 
-            try
-            {
-                await ConnectAsync(connector, result.Session, lease, cancellationToken);
-            }
-            finally
-            {
-                Changed(request.SessionId);
-            }
-
-            var current = await _store.FindAsync(request.SessionId, cancellationToken) ?? result.Session;
-            return result with { Session = current };
+            Log.BotHeldElsewhere(_logger, request.SessionId);
+            heldElsewhere = result;
         }
         finally
         {
             gate.Release();
         }
+
+        // Outside the lock: this node's ends and restores of other sessions on the same stripe do not wait for it.
+        return heldElsewhere with { Session = await WaitForHolderAsync(connector, request.SessionId, cancellationToken) ?? heldElsewhere.Session };
     }
 
     /// <summary>
@@ -415,7 +426,8 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         var pending = new List<BotSession>();
-        foreach (var id in await _store.ListClaimableAsync(NodeId, BotLimits.MaxPageSize, cancellationToken))
+        var claimable = await _store.ListClaimableAsync(NodeId, BotLimits.MaxPageSize, cancellationToken);
+        foreach (var id in claimable)
         {
             if (!_connected.ContainsKey(id) && await _store.FindAsync(id, cancellationToken) is { } session)
             {
@@ -423,12 +435,38 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
             }
         }
 
+        foreach (var id in _deferredSince.Keys.Except(pending.Select(p => p.SessionId), StringComparer.Ordinal))
+        {
+            _deferredSince.TryRemove(id, out _);
+        }
+
         if (pending.Count == 0)
         {
             return 0;
         }
 
-        var restored = await RestoreAsync(pending, options, cancellationToken);
+        // Several live nodes: take no more than this node's fair share, like generation takeover
+        // (GenerationRules.ClaimShare): the bots of a dead node are spread over the survivors. What this node holds is
+        // what it runs (a lease of its own from before a restart is offered, not held). A bot left over for a whole
+        // lease duration is taken by whichever node sees it, so none waits for good on a node that cannot take it.
+        var load = await _store.ReadLeaseLoadAsync(NodeId, _leaseDuration, cancellationToken);
+        var budget = load.OtherLiveNodes > 0
+            ? new ClaimBudget(GenerationRules.ClaimShare(load with { HeldByNode = _connected.Count }, pending.Count), Time.GetUtcNow() - _leaseDuration, _deferredSince)
+            : null;
+
+        // In random order, so survivors taking their shares at once rarely reach for the same bot.
+        var shuffled = pending.ToArray();
+        Random.Shared.Shuffle(shuffled);
+        var restored = await RestoreAsync([.. shuffled], options, cancellationToken, budget);
+        if (budget is not null)
+        {
+            var now = Time.GetUtcNow();
+            foreach (var id in budget.Deferred)
+            {
+                _deferredSince.TryAdd(id, now);
+            }
+        }
+
         if (restored > 0)
         {
             Log.BotsTakenOver(_logger, restored, NodeId);
@@ -536,13 +574,57 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         }
     }
 
+    /// <summary>
+    /// The session as another node holds it, for a start answered here. When its connector stores the QR or the
+    /// connection state on connect (<see cref="IBotConnector.ReportsOnConnect"/>) and the holder has not shown its
+    /// connect yet (state <c>starting</c>, no connection detail: it took the session over just now), waits for it, at
+    /// most <see cref="HolderConnectWait"/>, then answers 409 (retry) instead of a session without its QR.
+    /// </summary>
+    private async Task<BotSession?> WaitForHolderAsync(IBotConnector connector, string sessionId, CancellationToken cancellationToken)
+    {
+        using var changes = connector.ReportsOnConnect ? _signals?.Subscribe(BotSignals.Session(sessionId)) : null;
+        var deadline = Time.GetTimestamp() + (long)(HolderConnectWait.TotalSeconds * Time.TimestampFrequency);
+        while (true)
+        {
+            var session = await _store.FindAsync(sessionId, cancellationToken);
+            if (!connector.ReportsOnConnect || !AwaitsHolderConnect(session))
+            {
+                return session;
+            }
+
+            var left = TimeSpan.FromSeconds((deadline - Time.GetTimestamp()) / (double)Time.TimestampFrequency);
+            if (left <= TimeSpan.Zero)
+            {
+                throw new SessionConflictException(
+                    $"Bot session '{sessionId}' is being connected by node '{session!.Holder?.NodeId}', which took it over just now; start it again in a moment.");
+            }
+
+            // Signals are hints (and absent without a shared store): re-read at least every 250 ms.
+            using var wait = new CancellationTokenSource(TimeSpan.FromTicks(Math.Min(left.Ticks, TimeSpan.FromMilliseconds(250).Ticks)), Time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, wait.Token);
+            try
+            {
+                await (changes?.WaitAsync(linked.Token) ?? Task.Delay(Timeout.InfiniteTimeSpan, Time, linked.Token));
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Re-read.
+            }
+        }
+    }
+
+    /// <summary>True while a held, active session shows nothing of its holder's connect yet.</summary>
+    private static bool AwaitsHolderConnect(BotSession? session) =>
+        session is { Status: BotSessionStatus.Active, Holder: not null, ConnectionDetail: null }
+        && session.Connection?.State is null or BotConnectionState.Starting;
+
     private async Task<BotLease?> ClaimAsync(string sessionId, CancellationToken cancellationToken)
     {
         var lease = await _store.ClaimLeaseAsync(sessionId, NodeId, _leaseDuration, cancellationToken);
         return lease;
     }
 
-    private async Task<int> RestoreAsync(List<BotSession> pending, BotOptions options, CancellationToken cancellationToken)
+    private async Task<int> RestoreAsync(List<BotSession> pending, BotOptions options, CancellationToken cancellationToken, ClaimBudget? budget = null)
     {
         var restored = 0;
         var backoff = options.RestoreBackoff;
@@ -559,7 +641,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
                         await Task.Delay(TimeSpan.FromTicks(Random.Shared.NextInt64(options.RestoreJitter.Ticks + 1)), Time, token);
                     }
 
-                    switch (await RestoreOneAsync(session, token))
+                    switch (await RestoreOneAsync(session, budget, token))
                     {
                         case RestoreOutcome.Restored:
                             Interlocked.Increment(ref restored);
@@ -624,7 +706,7 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
         Failed,
     }
 
-    private async Task<RestoreOutcome> RestoreOneAsync(BotSession session, CancellationToken cancellationToken)
+    private async Task<RestoreOutcome> RestoreOneAsync(BotSession session, ClaimBudget? budget, CancellationToken cancellationToken)
     {
         if (!_connectors.TryGetValue(session.BotType, out var connector))
         {
@@ -652,9 +734,16 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
                 return RestoreOutcome.Skipped;
             }
 
+            // Beyond this node's share of a takeover: left to the other live nodes (taken next time if they do not).
+            if (budget is not null && !budget.TryTake(session.SessionId))
+            {
+                return RestoreOutcome.Skipped;
+            }
+
             // Held by another live node: it runs the connection (each bot by exactly one node).
             if (await ClaimAsync(session.SessionId, cancellationToken) is not { } lease)
             {
+                budget?.GiveBack(session.SessionId);
                 return RestoreOutcome.Skipped;
             }
 
@@ -730,6 +819,62 @@ public sealed class BotManager : IBotSessionCallbacks, IDisposable
 
     private SemaphoreSlim LockFor(string sessionId) =>
         _sessionLocks[(int)((uint)StringComparer.Ordinal.GetHashCode(sessionId) % (uint)_sessionLocks.Length)];
+
+    /// <summary>
+    /// This node's share of one takeover: how many bots it may still claim, and which it left to the others. A bot left
+    /// over since before <c>overdueBefore</c> (deferred by this node a lease duration ago) is taken regardless.
+    /// </summary>
+    private sealed class ClaimBudget(int share, DateTimeOffset overdueBefore, System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> deferredSince)
+    {
+        private readonly Lock _gate = new();
+        private readonly HashSet<string> _deferred = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _taken = new(StringComparer.Ordinal);
+        private int _left = share;
+
+        public IReadOnlyCollection<string> Deferred
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return [.. _deferred];
+                }
+            }
+        }
+
+        public bool TryTake(string sessionId)
+        {
+            lock (_gate)
+            {
+                if (_taken.Contains(sessionId))
+                {
+                    return true; // A retry round of a bot this node claimed already.
+                }
+
+                if (_left > 0 || (deferredSince.TryGetValue(sessionId, out var since) && since <= overdueBefore))
+                {
+                    _left--;
+                    _taken.Add(sessionId);
+                    _deferred.Remove(sessionId);
+                    return true;
+                }
+
+                _deferred.Add(sessionId);
+                return false;
+            }
+        }
+
+        public void GiveBack(string sessionId)
+        {
+            lock (_gate)
+            {
+                if (_taken.Remove(sessionId))
+                {
+                    _left++;
+                }
+            }
+        }
+    }
 
     /// <summary>A connection this node runs: the connector's bot type, its lease, and when (in claim order) it was taken.</summary>
     private sealed record HeldConnection(string BotType, BotLease Lease, long ClaimSeq);

@@ -71,8 +71,11 @@ public enum BotStartOutcome
     AlreadyActive,
 }
 
-/// <summary>The session after a start request, and what the request did.</summary>
-public sealed record BotStartResult(BotSession Session, BotStartOutcome Outcome);
+/// <summary>
+/// The session after a start request, and what the request did; <paramref name="Lease"/> is the lease the start took
+/// with it (<see cref="IBotStore.StartOrReactivateAsync(StartBotSession, Sessions.Actor, BotLeaseRequest?, CancellationToken)"/>), or null.
+/// </summary>
+public sealed record BotStartResult(BotSession Session, BotStartOutcome Outcome, BotLease? Lease = null);
 
 /// <summary>
 /// A page request over bot sessions, ordered by session id. <paramref name="Status"/> and <paramref name="Owner"/>

@@ -28,6 +28,13 @@ public interface IBotConnector
     /// or handed it over on a graceful stop). Must not tell the bot runtime to end. Default: <see cref="DisconnectAsync"/>.
     /// </summary>
     Task ReleaseAsync(string sessionId, CancellationToken cancellationToken = default) => DisconnectAsync(sessionId, cancellationToken);
+
+    /// <summary>
+    /// True when <see cref="ConnectAsync"/> stores the session's QR or connection state before it completes (e.g.
+    /// <c>web</c>): a start answered by a node that does not hold the session then waits for the holder's connect to
+    /// show. False (the default) when the state comes later from elsewhere (e.g. <c>bridge</c>: from the bot runtime).
+    /// </summary>
+    bool ReportsOnConnect => false;
 }
 
 /// <summary>

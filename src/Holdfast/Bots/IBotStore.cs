@@ -21,6 +21,15 @@ public interface IBotStore
     Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// <see cref="StartOrReactivateAsync(StartBotSession, Actor, CancellationToken)"/> that, when it creates or
+    /// reactivates the session, also takes its lease for <paramref name="lease"/>'s node in the same transaction (epoch + 1;
+    /// returned as <see cref="BotStartResult.Lease"/>), so no other node's takeover can claim a session between its start
+    /// and its connect. An already active session is returned as it is, without a lease (claim it with
+    /// <see cref="ClaimLeaseAsync"/>). Null <paramref name="lease"/>: no lease is taken.
+    /// </summary>
+    Task<BotStartResult> StartOrReactivateAsync(StartBotSession request, Actor actor, BotLeaseRequest? lease, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Gives the session to <paramref name="owner"/> (an operator's explicit decision; audited as <c>bot.owner</c> with
     /// the previous owner). Completes once committed; assigning the current owner changes nothing. Throws
     /// <see cref="SessionNotFoundException"/> for an unknown session.
@@ -49,7 +58,9 @@ public interface IBotStore
 
     /// <summary>
     /// Stores a reported connection state with its reason and code (and a readable connection detail), checked by
-    /// <see cref="BotConnectionStates.CheckTransition"/> inside the transaction; <c>connected</c> clears the QR.
+    /// <see cref="BotConnectionStates.CheckTransition"/> inside the transaction; <c>connected</c> clears the QR, and a
+    /// parked state (<c>failed</c>, <c>logged_out</c>) releases the lease (no node keeps a bot it does not run; a later
+    /// start on any node claims it).
     /// Completes once committed with its audit event. Throws <see cref="SessionNotFoundException"/>, or
     /// <see cref="SessionConflictException"/> for a move the state machine refuses (nothing changed).
     /// </summary>
@@ -128,6 +139,13 @@ public interface IBotStore
     /// (<c>failed</c>, <c>logged_out</c>) are left out. Completes when read.
     /// </summary>
     Task<IReadOnlyList<string>> ListClaimableAsync(string nodeId, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The bot load of the cluster, for each node's fair share of a takeover (<see cref="Generation.GenerationRules.ClaimShare"/>):
+    /// the live nodes other than <paramref name="nodeId"/> (not stopped, heartbeat within <paramref name="liveWithin"/>),
+    /// the active bot sessions they hold under a live lease, and those <paramref name="nodeId"/> holds. Completes when read.
+    /// </summary>
+    Task<Generation.ClaimLoad> ReadLeaseLoadAsync(string nodeId, TimeSpan liveWithin, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Lets go of every lease <paramref name="nodeId"/> holds (a graceful stop): holder and expiry cleared, so another

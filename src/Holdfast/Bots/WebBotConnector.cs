@@ -44,6 +44,9 @@ public sealed class WebBotConnector : IBotConnector, IDisposable
     public IReadOnlyCollection<string> ConnectedSessions => _sessions.Keys.ToList();
 
     /// <inheritdoc />
+    public bool ReportsOnConnect => true;
+
+    /// <inheritdoc />
     public async Task ConnectAsync(BotSession session, IBotSessionCallbacks callbacks, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(session);

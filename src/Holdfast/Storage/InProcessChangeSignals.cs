@@ -85,6 +85,7 @@ public sealed class InProcessChangeSignals : IChangeSignals
     {
         private readonly Lock _gate = new();
         private TaskCompletionSource? _waiter;
+        private int _waits;
         private bool _signalled;
 
         public void Signal()
@@ -96,6 +97,7 @@ public sealed class InProcessChangeSignals : IChangeSignals
                 if (_waiter is { } waiter)
                 {
                     _waiter = null;
+                    _waits = 0;
                     waiter.TrySetResult();
                 }
                 else
@@ -118,6 +120,7 @@ public sealed class InProcessChangeSignals : IChangeSignals
 
                 _waiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 task = _waiter.Task;
+                _waits++;
             }
 
             return cancellationToken.CanBeCanceled ? WaitCoreAsync(task, cancellationToken) : task;
@@ -150,6 +153,12 @@ public sealed class InProcessChangeSignals : IChangeSignals
                     if (task.IsCompletedSuccessfully)
                     {
                         _signalled = true;
+                    }
+                    else if (--_waits == 0 && _waiter?.Task == task)
+                    {
+                        // No wait is left on the waiter: drop it, or the next signal would complete it and be lost
+                        // (the runner cancels the wait that lost its race after every wake-up).
+                        _waiter = null;
                     }
                 }
 
