@@ -48,8 +48,21 @@ public sealed class PostgresDatabase : IAsyncDisposable, IDisposable
         withTimeout.Options = string.IsNullOrWhiteSpace(withTimeout.Options)
             ? IdleInTransactionOption
             : $"{withTimeout.Options} {IdleInTransactionOption}";
+        // Statements Holdfast sends over and over (the group commit's, claims, run endings, reads of a session) are
+        // prepared on each connection after a few uses, so PostgreSQL parses and plans them once per connection rather
+        // than on every call (Npgsql's automatic preparation; the pool keeps them across returns). A connection string
+        // that sets `Max Auto Prepare` itself (0 turns it off) wins.
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = settings.ConnectionString };
+        if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare"))
+        {
+            withTimeout.MaxAutoPrepare = DefaultMaxAutoPrepare;
+        }
+
         _dataSource = new NpgsqlDataSourceBuilder(withTimeout.ConnectionString).Build();
     }
+
+    /// <summary>How many statements each connection prepares automatically unless the connection string says otherwise.</summary>
+    public const int DefaultMaxAutoPrepare = 64;
 
     /// <summary>How long a connection may sit idle inside a transaction before the server ends it (releasing its locks).</summary>
     public static readonly TimeSpan IdleInTransactionTimeout = TimeSpan.FromSeconds(5);
