@@ -3,7 +3,7 @@ using Holdfast.Benchmarks.Scenarios;
 
 // `scenarios` (the default): end-to-end measurements over a real SQLite file and a real server, printed as the
 // Markdown table the README keeps. `report`: the full run (peers in the same run, every scenario several times) that
-// writes BENCHMARKS.md and README's table between the bench markers. `cluster`: three `holdfast serve` nodes on one
+// writes BENCHMARKS.md and README's table between the bench markers. `durable`: Holdfast's side of the SQLite pair alone (`--runs N`, `--synchronous FULL|NORMAL`), for A/B runs. `cluster`: three `holdfast serve` nodes on one
 // PostgreSQL (takeover after SIGKILL, cross-node pause latency; `--runs N`). `micro`: BenchmarkDotNet micro-benchmarks (any BenchmarkDotNet arguments after it).
 if (args is ["micro", .. var rest])
 {
@@ -20,6 +20,12 @@ if (args is ["serve-child", var dataDirectory, .. var settings])
 if (args is ["cluster", .. var clusterArgs])
 {
     return await ClusterScenarios.RunCommandAsync(clusterArgs);
+}
+
+if (args is ["durable", .. var durableArgs])
+{
+    // Holdfast's side of the SQLite pair alone, N times, with the raw limit between runs: for A/B runs and profiles.
+    return await PeerScenarios.DurableCommandAsync(durableArgs);
 }
 
 if (args is ["report", .. var reportArgs])

@@ -20,15 +20,13 @@ internal static class SqliteAudit
         string? detail = null,
         CancellationToken cancellationToken = default)
     {
-        await using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = """
+        await using var command = SqliteDatabase.Command(connection, transaction, """
             INSERT INTO session_events (session_kind, session_id, seq, occurred_at, actor, action, from_state, to_state, detail)
             VALUES ($kind, $id,
                     COALESCE((SELECT MAX(seq) FROM session_events WHERE session_kind = $kind AND session_id = $id), 0) + 1,
                     $at, $actor, $action, $from, $to, $detail)
             RETURNING seq
-            """;
+            """);
         command.Parameters.AddWithValue("$kind", kind.ToWire());
         command.Parameters.AddWithValue("$id", sessionId);
         command.Parameters.AddWithValue("$at", SqliteTime.Format(at));

@@ -11,14 +11,28 @@ namespace Holdfast.Storage.Sqlite;
 /// Every write goes through <see cref="WriteAsync{T}"/>, which serialises writers inside this process (so they never
 /// fight over the lock) and opens an IMMEDIATE transaction (so a second process waits up to the busy timeout
 /// instead of failing). Reads run on their own connections in parallel, as WAL allows.
+/// <para>
+/// The connections of reads and writes stay open between uses (<see cref="CachedConnection"/>: the writer's one, and
+/// up to <see cref="MaxIdleReaders"/> idle readers), with their statements kept prepared; <see cref="Command"/> gives a
+/// store the kept statement for its SQL. A connection whose work failed with a SQLite error, or whose rows could not be
+/// decoded, is closed rather than kept; <see cref="Dispose"/> closes them all.
+/// </para>
 /// </summary>
 public sealed class SqliteDatabase : IDisposable
 {
     /// <summary>How often (in SQLite steps: pages and cells checked) a quick_check asks whether its time is up.</summary>
     private const int QuickCheckProgressSteps = 100;
 
+    /// <summary>Reader connections kept open while idle; more may be open at once, and those are closed after use.</summary>
+    internal const int MaxIdleReaders = 16;
+
     private readonly WriterGate _writer = new();
     private readonly string _connectionString;
+    private readonly string _cachedConnectionString;
+    private readonly Lock _idleLock = new();
+    private readonly Stack<CachedConnection> _idleReaders = new();
+    private CachedConnection? _writerConnection;
+    private volatile bool _disposed;
     private readonly int _busyTimeoutMs;
     private readonly string _synchronous;
     private readonly TimeProvider _time;
@@ -51,6 +65,9 @@ public sealed class SqliteDatabase : IDisposable
             ForeignKeys = true,
             DefaultTimeout = Math.Max(1, _busyTimeoutMs / 1000),
         }.ToString();
+
+        // Kept open by this database itself (not in Microsoft.Data.Sqlite's pool): closed when dropped or disposed.
+        _cachedConnectionString = new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString();
     }
 
     /// <summary>Creates the database from <see cref="StorageOptions"/>, creating the data directory when needed.</summary>
@@ -72,14 +89,49 @@ public sealed class SqliteDatabase : IDisposable
     public static IReadOnlyList<Migration> KnownMigrations => MigrationCatalog.Load(StorageOptions.SqliteProvider, typeof(SqliteDatabase).Assembly);
 
     /// <summary>Opens a connection with the per-connection pragmas applied.</summary>
-    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
+    public Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default) =>
+        OpenCoreAsync(new SqliteConnection(_connectionString), cancellationToken);
+
+    /// <summary>
+    /// The command for <paramref name="sql"/> on <paramref name="connection"/> in <paramref name="transaction"/>,
+    /// without parameters: on a connection of <see cref="ReadAsync{T}"/> or <see cref="WriteAsync{T}"/> the statement
+    /// kept prepared for that text (see <see cref="CachedConnection"/>), else a new command. Dispose it after use.
+    /// </summary>
+    internal static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql)
+    {
+        if (connection is CachedConnection cached)
+        {
+            return cached.Statement(sql, transaction);
+        }
+
+        var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        return command;
+    }
+
+    /// <summary>Idle reader connections kept open now (for tests).</summary>
+    internal int IdleReaderCount
+    {
+        get
+        {
+            lock (_idleLock)
+            {
+                return _idleReaders.Count;
+            }
+        }
+    }
+
+    /// <summary>The writer's connection kept open between writes, if any (for tests).</summary>
+    internal CachedConnection? WriterConnection => _writerConnection;
+
+    private async Task<SqliteConnection> OpenCoreAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {
         if (!_fileEnsured)
         {
             EnsureFile();
         }
 
-        var connection = new SqliteConnection(_connectionString);
         try
         {
             await connection.OpenAsync(cancellationToken);
@@ -132,12 +184,30 @@ public sealed class SqliteDatabase : IDisposable
     private async Task<T> WriteCoreAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, bool priority, CancellationToken cancellationToken)
     {
         await _writer.WaitAsync(priority, cancellationToken);
+        CachedConnection? connection = null;
+        var keep = false;
         try
         {
-            await using var connection = await OpenAsync(cancellationToken);
-            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken);
-            var result = await work(connection, transaction);
-            await transaction.CommitAsync(cancellationToken);
+            connection = Interlocked.Exchange(ref _writerConnection, null) ?? await OpenCachedAsync(cancellationToken);
+            T result;
+            await using (var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken))
+            {
+                try
+                {
+                    result = await work(connection, transaction);
+                }
+                catch (Exception ex) when (KeepsConnection(ex))
+                {
+                    // The caller's own refusal (a conflict, a lost lease): once rolled back, the connection stays good.
+                    await transaction.RollbackAsync(CancellationToken.None);
+                    keep = true;
+                    throw;
+                }
+
+                await transaction.CommitAsync(cancellationToken);
+            }
+
+            keep = true;
             _writeFailure = null;
             return result;
         }
@@ -160,17 +230,48 @@ public sealed class SqliteDatabase : IDisposable
         }
         finally
         {
+            if (connection is not null)
+            {
+                if (keep && !_disposed)
+                {
+                    Volatile.Write(ref _writerConnection, connection);
+                    if (_disposed && Interlocked.Exchange(ref _writerConnection, null) is { } late)
+                    {
+                        await late.DisposeAsync();
+                    }
+                }
+                else
+                {
+                    await connection.DisposeAsync();
+                }
+            }
+
             _writer.Release();
         }
     }
 
-    /// <summary>Runs <paramref name="work"/> on a fresh connection for reading.</summary>
+    /// <summary>
+    /// Runs <paramref name="work"/> on a connection for reading: an idle one kept open (with its statements prepared),
+    /// or a new one, kept afterwards while fewer than <see cref="MaxIdleReaders"/> are idle.
+    /// </summary>
     public async Task<T> ReadAsync<T>(Func<SqliteConnection, Task<T>> work, CancellationToken cancellationToken = default)
     {
+        CachedConnection? connection = null;
+        var keep = false;
         try
         {
-            await using var connection = await OpenAsync(cancellationToken);
-            return await work(connection);
+            connection = RentReader() ?? await OpenCachedAsync(cancellationToken);
+            try
+            {
+                var result = await work(connection);
+                keep = true;
+                return result;
+            }
+            catch (Exception ex) when (KeepsConnection(ex))
+            {
+                keep = true;
+                throw;
+            }
         }
         catch (Exception ex) when (FindSqliteError(ex) is { } sqlite && IsDamage(sqlite))
         {
@@ -185,6 +286,47 @@ public sealed class SqliteDatabase : IDisposable
 
             throw;
         }
+        finally
+        {
+            if (connection is not null)
+            {
+                await ReturnReaderAsync(connection, keep);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether a connection whose work threw <paramref name="exception"/> may be used again: yes for the caller's own
+    /// exceptions (a conflict, a missing session, a cancellation), no after any SQLite error or an undecodable row.
+    /// </summary>
+    private static bool KeepsConnection(Exception exception) => FindSqliteError(exception) is null && !IsUndecodable(exception);
+
+    private async Task<CachedConnection> OpenCachedAsync(CancellationToken cancellationToken) =>
+        (CachedConnection)await OpenCoreAsync(new CachedConnection(_cachedConnectionString), cancellationToken);
+
+    private CachedConnection? RentReader()
+    {
+        lock (_idleLock)
+        {
+            return _idleReaders.TryPop(out var connection) ? connection : null;
+        }
+    }
+
+    private async ValueTask ReturnReaderAsync(CachedConnection connection, bool keep)
+    {
+        if (keep && !_disposed)
+        {
+            lock (_idleLock)
+            {
+                if (_idleReaders.Count < MaxIdleReaders)
+                {
+                    _idleReaders.Push(connection);
+                    return;
+                }
+            }
+        }
+
+        await connection.DisposeAsync();
     }
 
     /// <summary>
@@ -496,8 +638,24 @@ public sealed class SqliteDatabase : IDisposable
         await wal.ExecuteScalarAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Closes the connections kept open (the writer's and the idle readers'); one in use is closed when its work ends.
+    /// Connections from <see cref="OpenAsync"/> are pooled by Microsoft.Data.Sqlite and are the caller's.
+    /// </summary>
     public void Dispose()
     {
-        // Nothing to free: the writer gate holds no handle, and connections are pooled by Microsoft.Data.Sqlite.
+        _disposed = true;
+        Interlocked.Exchange(ref _writerConnection, null)?.Dispose();
+        List<CachedConnection> idle;
+        lock (_idleLock)
+        {
+            idle = [.. _idleReaders];
+            _idleReaders.Clear();
+        }
+
+        foreach (var connection in idle)
+        {
+            connection.Dispose();
+        }
     }
 }

@@ -334,16 +334,24 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         return await WriteAsync<IReadOnlyList<GenerationChange>>(
                 async (connection, transaction) =>
                 {
-                    var stale = await FindStaleAsync(connection, transaction, chunks, finishes, cancellationToken);
-                    if (stale.Count > 0)
-                    {
-                        // Thrown inside the transaction: it is rolled back, so nothing of this commit is stored.
-                        throw new LeaseLostException(stale);
-                    }
-
+                    // Fenced in the writes themselves: a run's output append matches only a running session whose lease
+                    // epoch is the run's, so its row count tells a stale run without a read; only an append that matched
+                    // nothing, and an ending whose run appended nothing here, read the row to tell why.
+                    var fence = new CommitFence();
                     if (chunks.Count > 0)
                     {
-                        await AppendChunksAsync(connection, transaction, chunks, cancellationToken);
+                        await AppendChunksAsync(connection, transaction, chunks, fence, cancellationToken);
+                    }
+
+                    foreach (var finish in finishes)
+                    {
+                        await fence.CheckAsync(connection, transaction, finish.SessionId, finish.FencingToken, cancellationToken);
+                    }
+
+                    if (fence.Stale.Count > 0)
+                    {
+                        // Thrown inside the transaction: it is rolled back, so nothing of this commit is stored.
+                        throw new LeaseLostException(fence.Stale);
                     }
 
                     var results = new List<GenerationChange>(finishes.Count);
@@ -571,11 +579,10 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         _database.ReadAsync(
             async connection =>
             {
-                await using var command = connection.CreateCommand();
-                command.CommandText = """
+                await using var command = Command(connection, null, """
                     SELECT (SELECT max(seq) FROM generation_log WHERE session_id = s.id AND type = 'chunk')
                     FROM generation_sessions s WHERE s.id = $id AND s.log_compacted_at IS NOT NULL
-                    """;
+                    """);
                 command.Parameters.AddWithValue("$id", id);
                 return await command.ExecuteScalarAsync(cancellationToken) is long seq ? seq : (long?)null;
             },
@@ -745,7 +752,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         return new GenerationChange(updated, statusEvent, true);
     }
 
-    private static async Task AppendChunksAsync(SqliteConnection connection, SqliteTransaction transaction, IReadOnlyList<ChunkAppend> chunks, CancellationToken cancellationToken)
+    private static async Task AppendChunksAsync(
+        SqliteConnection connection, SqliteTransaction transaction, IReadOnlyList<ChunkAppend> chunks, CommitFence fence, CancellationToken cancellationToken)
     {
         await using var update = Command(connection, transaction, """
             UPDATE generation_sessions
@@ -790,6 +798,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             pFirst.Value = first.Seq;
             if (await update.ExecuteNonQueryAsync(cancellationToken) == 1)
             {
+                fence.Held(first.SessionId, first.FencingToken);
                 iId.Value = first.SessionId;
                 for (var i = start; i < end; i++)
                 {
@@ -798,37 +807,49 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
                     await insert.ExecuteNonQueryAsync(cancellationToken);
                 }
             }
+            else
+            {
+                // Not appended: a stale run (the commit is refused), or a run that still holds the session but whose
+                // chunks do not follow its stored output (skipped, as before: its ending is fenced by its last seq).
+                await fence.CheckAsync(connection, transaction, first.SessionId, first.FencingToken, cancellationToken);
+            }
 
             start = end;
         }
     }
 
-    /// <summary>The sessions among the writes whose fencing token is not the row's lease epoch, or that are not running.</summary>
-    private static async Task<HashSet<string>> FindStaleAsync(
-        SqliteConnection connection, SqliteTransaction transaction, IReadOnlyList<ChunkAppend> chunks, IReadOnlyList<RunFinish> finishes, CancellationToken cancellationToken)
+    /// <summary>
+    /// Which runs of one group commit still hold their sessions (running, with the run's lease epoch): learnt from the
+    /// row counts of their output appends, or read for a run that appended nothing. Checks come before the commit's
+    /// status changes, so an ending sees the lease as its run held it.
+    /// </summary>
+    private sealed class CommitFence
     {
-        var stale = new HashSet<string>(StringComparer.Ordinal);
-        var tokens = new Dictionary<(string, long), bool>();
-        await using var check = Command(connection, transaction, "SELECT 1 FROM generation_sessions WHERE id = $id AND lease_epoch = $epoch AND status = 'running'");
-        var pId = check.Parameters.Add("$id", SqliteType.Text);
-        var pEpoch = check.Parameters.Add("$epoch", SqliteType.Integer);
-        foreach (var (id, token) in chunks.Select(c => (c.SessionId, c.FencingToken)).Concat(finishes.Select(f => (f.SessionId, f.FencingToken))))
+        private readonly Dictionary<(string Id, long Token), bool> _known = [];
+
+        /// <summary>The sessions whose runs in this commit no longer hold them.</summary>
+        public HashSet<string> Stale { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The run's fenced write matched its session's row: it holds the session.</summary>
+        public void Held(string id, long token) => _known[(id, token)] = true;
+
+        /// <summary>Reads whether the run holding <paramref name="token"/> still holds <paramref name="id"/> (once per run and commit).</summary>
+        public async Task CheckAsync(SqliteConnection connection, SqliteTransaction transaction, string id, long token, CancellationToken cancellationToken)
         {
-            if (!tokens.TryGetValue((id, token), out var valid))
+            if (!_known.TryGetValue((id, token), out var held))
             {
-                pId.Value = id;
-                pEpoch.Value = token;
-                valid = await check.ExecuteScalarAsync(cancellationToken) is not null;
-                tokens[(id, token)] = valid;
+                await using var check = Command(connection, transaction, "SELECT 1 FROM generation_sessions WHERE id = $id AND lease_epoch = $epoch AND status = 'running'");
+                check.Parameters.AddWithValue("$id", id);
+                check.Parameters.AddWithValue("$epoch", token);
+                held = await check.ExecuteScalarAsync(cancellationToken) is not null;
+                _known[(id, token)] = held;
             }
 
-            if (!valid)
+            if (!held)
             {
-                stale.Add(id);
+                Stale.Add(id);
             }
         }
-
-        return stale;
     }
 
     private static async Task<long> ReadEpochAsync(SqliteConnection connection, SqliteTransaction transaction, string id, CancellationToken cancellationToken)
@@ -945,11 +966,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         }
     }
 
-    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql)
-    {
-        var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = sql;
-        return command;
-    }
+    /// <summary>The statement for <paramref name="sql"/>, kept prepared on the connection (<see cref="SqliteDatabase.Command"/>).</summary>
+    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql) =>
+        SqliteDatabase.Command(connection, transaction, sql);
 }

@@ -241,14 +241,15 @@ public sealed class SqliteWebhookStore(SqliteDatabase database, TimeProvider? ti
             return;
         }
 
-        await using var read = connection.CreateCommand();
-        read.Transaction = transaction;
-        read.CommandText = kind == SessionKind.Bot
-            ? """
-              SELECT owner, bot_type, status, last_message, last_message_at, qr_data, qr_seq, connection_state, connection_reason, connection_code
-              FROM bot_sessions WHERE session_id = $id
-              """
-            : "SELECT owner, model, status, last_seq FROM generation_sessions WHERE id = $id";
+        await using var read = SqliteDatabase.Command(
+            connection,
+            transaction,
+            kind == SessionKind.Bot
+                ? """
+                  SELECT owner, bot_type, status, last_message, last_message_at, qr_data, qr_seq, connection_state, connection_reason, connection_code
+                  FROM bot_sessions WHERE session_id = $id
+                  """
+                : "SELECT owner, model, status, last_seq FROM generation_sessions WHERE id = $id");
         read.Parameters.AddWithValue("$id", sessionId);
         string? owner;
         var fields = new Dictionary<string, object?>(StringComparer.Ordinal);
@@ -279,10 +280,8 @@ public sealed class SqliteWebhookStore(SqliteDatabase database, TimeProvider? ti
         }
 
         var subscriptions = new List<(string, string)>();
-        await using (var list = connection.CreateCommand())
+        await using (var list = SqliteDatabase.Command(connection, transaction, "SELECT id, event_types FROM webhook_subscriptions WHERE owner = $owner"))
         {
-            list.Transaction = transaction;
-            list.CommandText = "SELECT id, event_types FROM webhook_subscriptions WHERE owner = $owner";
             list.Parameters.AddWithValue("$owner", owner);
             await using var reader = await list.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))

@@ -151,6 +151,39 @@ internal static class PeerScenarios
         return new DurableRun("Holdfast", postgresUrl is null ? synchronous : "synchronous_commit=on", (long)threads * tokens, textBytes, rate, Percentiles.Of(reads, 50), Percentiles.Of(reads, 99), bytes, load);
     }
 
+    /// <summary>
+    /// <c>durable [--runs N] [--synchronous FULL|NORMAL] [--threads N] [--tokens N] [--pause-ms N]</c>: Holdfast's side of
+    /// the SQLite pair alone, N times, each followed by the raw limit, one line per run (for A/B runs of two builds back
+    /// to back, and for attaching a profiler: <c>--pause-ms</c> waits before the first run).
+    /// </summary>
+    public static async Task<int> DurableCommandAsync(string[] arguments)
+    {
+        string Option(string name, string fallback)
+        {
+            var i = Array.IndexOf(arguments, "--" + name);
+            return i >= 0 && i + 1 < arguments.Length ? arguments[i + 1] : fallback;
+        }
+
+        var runs = int.Parse(Option("runs", "5"), CultureInfo.InvariantCulture);
+        var synchronous = Option("synchronous", "FULL");
+        var threads = int.Parse(Option("threads", "100"), CultureInfo.InvariantCulture);
+        var tokens = int.Parse(Option("tokens", "100"), CultureInfo.InvariantCulture);
+        await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"pid {Environment.ProcessId}"));
+        await Task.Delay(int.Parse(Option("pause-ms", "0"), CultureInfo.InvariantCulture));
+        var warmUp = await HoldfastAsync(synchronous, threads, tokens);
+        await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"warm-up: {warmUp.TokensPerSecond:0} tokens/s"));
+        for (var run = 1; run <= runs; run++)
+        {
+            var holdfast = await HoldfastAsync(synchronous, threads, tokens);
+            var raw = await RawSqliteRowsPerSecondAsync(synchronous, 100_000);
+            await Console.Out.WriteLineAsync(string.Create(
+                CultureInfo.InvariantCulture,
+                $"run {run}: {holdfast.TokensPerSecond:0} tokens/s, raw {raw:0} rows/s ({100 * holdfast.TokensPerSecond / raw:0} %), GetAsync p50 {holdfast.ReadP50Ms:0.000} ms p99 {holdfast.ReadP99Ms:0.000} ms, load {holdfast.LoadAverage}"));
+        }
+
+        return 0;
+    }
+
     /// <summary>The disk's limit for this row shape: plain inserts of (session, seq, text) rows in 1,000-row transactions.</summary>
     public static async Task<double> RawSqliteRowsPerSecondAsync(string synchronous, int rows)
     {
@@ -223,8 +256,19 @@ internal static class PeerScenarios
         await GenerationScenarios.WaitUntilAsync(() => Task.FromResult(host.Runner.RunningCount == running), TimeSpan.FromSeconds(150));
         await Task.Delay(TimeSpan.FromSeconds(1)); // every session streaming, not just claimed
         var latencies = new List<double>();
+        using var meters = new HoldfastMeters();
+        var commitsBefore = host.Writer.Commits;
+        var chunksBefore = host.Writer.ChunksCommitted;
+        var window = Stopwatch.StartNew();
         for (var i = 0; i < pauses; i++)
         {
+            if (i % 10 == 0 && Environment.GetEnvironmentVariable("HOLDFAST_BENCH_TRACE") is "1")
+            {
+                var flushes = meters.Find("flush.duration");
+                await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"    [{i}] queue {host.Writer.QueueLength}, running {host.Runner.RunningCount}, {(host.Writer.Commits - commitsBefore) / window.Elapsed.TotalSeconds:0.0} commits/s, {(host.Writer.ChunksCommitted - chunksBefore) / window.Elapsed.TotalSeconds:0} chunks/s, flush mean {(flushes.Count > 0 ? flushes.Average() : 0):0.0} max {(flushes.Count > 0 ? flushes.Max() : 0):0.0} ms, last p {(latencies.Count > 0 ? latencies[^1] : 0):0.0} ms, gc {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} (load {LoadAverage()})"));
+            }
+
             var id = ids[i * running / pauses];
             var started = Stopwatch.GetTimestamp();
             var paused = await host.Sessions.PauseAsync(id, Bench, wait: TimeSpan.FromSeconds(30));

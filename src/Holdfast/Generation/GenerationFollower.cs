@@ -226,34 +226,64 @@ internal sealed class GenerationFollower(
         // A session run here arrives through the hub; one run by another node is read back when its commits and
         // status changes are signalled (LISTEN/NOTIFY on PostgreSQL); the idle re-read covers a writer in another
         // process on a shared SQLite file.
+        //
+        // The waits for the next live event, the next change signal and the idle timer stay pending across wake-ups
+        // (one that did not fire is waited for again, not cancelled): cancelling the losing wait on every wake-up cost
+        // a thrown OperationCanceledException each time, hundreds a second with many followers.
         var poll = TimeSpan.FromMilliseconds(Math.Clamp(_options.PollInterval.TotalMilliseconds / 2, 50, 500));
+        Task<bool>? liveWait = null;
+        Task? signalWait = null;
+        Task? idle = null;
+        var liveOpen = true;
+        var lastWake = _time.GetTimestamp();
         while (true)
         {
-            var gotLive = false;
-            var signalled = false;
-            var timedOut = false;
-            using (var timer = new CancellationTokenSource(poll, _time))
-            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token))
+            if (liveOpen)
             {
-                try
-                {
-                    var live = subscription.Reader.WaitToReadAsync(wait.Token).AsTask();
-                    var signal = signals.WaitAsync(wait.Token);
-                    await Task.WhenAny(live, signal);
-                    await wait.CancelAsync();
-                    cancellationToken.ThrowIfCancellationRequested();
-                    gotLive = live.IsCompletedSuccessfully && await live;
-                    signalled = signal.IsCompletedSuccessfully;
-                    timedOut = !gotLive && !signalled;
-
-                    // A session run here needs no store read per commit: its events come through the hub.
-                    signalled &= !_hub.RunsHere(id);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    timedOut = true;
-                }
+                liveWait ??= subscription.Reader.WaitToReadAsync(cancellationToken).AsTask();
             }
+
+            signalWait ??= signals.WaitAsync(cancellationToken);
+            idle ??= Task.Delay(Max(TimeSpan.Zero, poll - _time.GetElapsedTime(lastWake)), _time, cancellationToken);
+            await Task.WhenAny(liveWait ?? signalWait, signalWait, idle);
+            cancellationToken.ThrowIfCancellationRequested();
+
+            var gotLive = false;
+            if (liveWait is { IsCompleted: true })
+            {
+                liveOpen = liveWait.IsCompletedSuccessfully && liveWait.Result;
+                gotLive = liveOpen;
+                liveWait = null;
+            }
+
+            var signalled = false;
+            if (signalWait.IsCompleted)
+            {
+                signalled = signalWait.IsCompletedSuccessfully;
+                signalWait = null;
+            }
+
+            var idleFired = false;
+            if (idle.IsCompleted)
+            {
+                idleFired = true;
+                idle = null;
+            }
+
+            // The idle timer runs from the last wake-up: it is a time-out only when nothing came for a whole poll.
+            var timedOut = false;
+            if (gotLive || signalled)
+            {
+                lastWake = _time.GetTimestamp();
+            }
+            else if (idleFired && _time.GetElapsedTime(lastWake) >= poll)
+            {
+                timedOut = true;
+                lastWake = _time.GetTimestamp();
+            }
+
+            // A session run here needs no store read per commit: its events come through the hub.
+            signalled &= !_hub.RunsHere(id);
 
             while (subscription.Reader.TryRead(out var live))
             {
@@ -288,6 +318,8 @@ internal sealed class GenerationFollower(
             }
         }
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     /// <summary>
     /// The committed-only live tail: woken by the session's change signals (a group commit or a status change),

@@ -40,6 +40,7 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
     private readonly Task _loop;
     private long _commits;
     private long _chunksCommitted;
+    private long _queued;
 
     public GenerationLogWriter(
         IRunStore store,
@@ -73,6 +74,9 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
     /// <summary>Chunks persisted so far.</summary>
     public long ChunksCommitted => Interlocked.Read(ref _chunksCommitted);
 
+    /// <summary>Chunks, run endings and barriers queued and not yet taken by the commit loop.</summary>
+    public long QueueLength => Interlocked.Read(ref _queued);
+
     /// <summary>Queues a chunk for the next group commit (returns at once).</summary>
     public void Enqueue(ChunkAppend chunk)
     {
@@ -80,6 +84,8 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
         {
             throw new InvalidOperationException("The generation log writer has stopped.");
         }
+
+        Interlocked.Increment(ref _queued);
     }
 
     /// <summary>
@@ -95,6 +101,8 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
         {
             throw new InvalidOperationException("The generation log writer has stopped.");
         }
+
+        Interlocked.Increment(ref _queued);
 
 #pragma warning disable VSTHRD003 // The source is ours; the commit loop completes it.
         return pending.Completion.Task.WaitAsync(cancellationToken);
@@ -112,6 +120,8 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
         {
             return Task.CompletedTask;
         }
+
+        Interlocked.Increment(ref _queued);
 
 #pragma warning disable VSTHRD003 // The source is ours; the commit loop completes it.
         return barrier.Task.WaitAsync(cancellationToken);
@@ -148,6 +158,7 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
             {
                 while (chunks.Count < _options.MaxChunksPerCommit && reader.TryRead(out var item))
                 {
+                    Interlocked.Decrement(ref _queued);
                     switch (item)
                     {
                         case ChunkAppend chunk:

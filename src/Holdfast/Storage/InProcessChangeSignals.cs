@@ -89,15 +89,20 @@ public sealed class InProcessChangeSignals : IChangeSignals
 
         public void Signal()
         {
-            TaskCompletionSource? waiter;
             lock (_gate)
             {
-                _signalled = true;
-                waiter = _waiter;
-                _waiter = null;
+                // A waiting wait takes the signal; otherwise it is kept for the next wait. Completed under the lock
+                // (its continuations run elsewhere), so a wait that gives up at the same moment can tell it was taken.
+                if (_waiter is { } waiter)
+                {
+                    _waiter = null;
+                    waiter.TrySetResult();
+                }
+                else
+                {
+                    _signalled = true;
+                }
             }
-
-            waiter?.TrySetResult();
         }
 
         public Task WaitAsync(CancellationToken cancellationToken = default)
@@ -115,7 +120,7 @@ public sealed class InProcessChangeSignals : IChangeSignals
                 task = _waiter.Task;
             }
 
-            return WaitCoreAsync(task, cancellationToken);
+            return cancellationToken.CanBeCanceled ? WaitCoreAsync(task, cancellationToken) : task;
         }
 
         public void Dispose()
@@ -133,10 +138,22 @@ public sealed class InProcessChangeSignals : IChangeSignals
 
         private async Task WaitCoreAsync(Task task, CancellationToken cancellationToken)
         {
-            await task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            lock (_gate)
+            try
             {
-                _signalled = false;
+                await task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                lock (_gate)
+                {
+                    // A signal that completed the waiter just as this wait gave up is kept for the next wait.
+                    if (task.IsCompletedSuccessfully)
+                    {
+                        _signalled = true;
+                    }
+                }
+
+                throw;
             }
         }
     }
