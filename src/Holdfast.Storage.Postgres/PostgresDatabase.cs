@@ -58,11 +58,23 @@ public sealed class PostgresDatabase : IAsyncDisposable, IDisposable
             withTimeout.MaxAutoPrepare = DefaultMaxAutoPrepare;
         }
 
+        // Every Holdfast operation holds a connection for a few statements only (the LISTEN connection aside), so a
+        // small pool serves many concurrent requests; Npgsql's default of 100 made a burst of 100 requests open 100
+        // server processes (a fork and a SCRAM login each), which cost more than the requests themselves, and three
+        // nodes at 100 each exceed PostgreSQL's default max_connections. `Maximum Pool Size` in the connection string wins.
+        if (!given.ContainsKey("Maximum Pool Size") && !given.ContainsKey("MaxPoolSize"))
+        {
+            withTimeout.MaxPoolSize = DefaultMaxPoolSize;
+        }
+
         _dataSource = new NpgsqlDataSourceBuilder(withTimeout.ConnectionString).Build();
     }
 
     /// <summary>How many statements each connection prepares automatically unless the connection string says otherwise.</summary>
     public const int DefaultMaxAutoPrepare = 64;
+
+    /// <summary>How many connections the pool opens at most unless the connection string says otherwise.</summary>
+    public const int DefaultMaxPoolSize = 20;
 
     /// <summary>How long a connection may sit idle inside a transaction before the server ends it (releasing its locks).</summary>
     public static readonly TimeSpan IdleInTransactionTimeout = TimeSpan.FromSeconds(5);

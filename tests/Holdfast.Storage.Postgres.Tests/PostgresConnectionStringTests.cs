@@ -34,6 +34,16 @@ public sealed class PostgresConnectionStringTests
         new Npgsql.NpgsqlConnectionStringBuilder(database.DataSource.ConnectionString).MaxAutoPrepare.ShouldBe(expected);
     }
 
+    [Theory]
+    [InlineData("postgres://alice:pw@127.0.0.1:5432/app", PostgresDatabase.DefaultMaxPoolSize)]
+    [InlineData("Host=127.0.0.1;Username=alice;Database=app;Maximum Pool Size=100", 100)]
+    public void Database_SmallPoolByDefault_UnlessTheConnectionStringSaysOtherwise(string value, int expected)
+    {
+        using var database = new PostgresDatabase(value);
+
+        new Npgsql.NpgsqlConnectionStringBuilder(database.DataSource.ConnectionString).MaxPoolSize.ShouldBe(expected);
+    }
+
     [Fact]
     public void Parse_SslModeQuery_MapsToNpgsql()
     {
