@@ -48,8 +48,33 @@ public sealed class PostgresDatabase : IAsyncDisposable, IDisposable
         withTimeout.Options = string.IsNullOrWhiteSpace(withTimeout.Options)
             ? IdleInTransactionOption
             : $"{withTimeout.Options} {IdleInTransactionOption}";
+        // Statements Holdfast sends over and over (the group commit's, claims, run endings, reads of a session) are
+        // prepared on each connection after a few uses, so PostgreSQL parses and plans them once per connection rather
+        // than on every call (Npgsql's automatic preparation; the pool keeps them across returns). A connection string
+        // that sets `Max Auto Prepare` itself (0 turns it off) wins.
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = settings.ConnectionString };
+        if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare"))
+        {
+            withTimeout.MaxAutoPrepare = DefaultMaxAutoPrepare;
+        }
+
+        // Every Holdfast operation holds a connection for a few statements only (the LISTEN connection aside), so a
+        // small pool serves many concurrent requests; Npgsql's default of 100 made a burst of 100 requests open 100
+        // server processes (a fork and a SCRAM login each), which cost more than the requests themselves, and three
+        // nodes at 100 each exceed PostgreSQL's default max_connections. `Maximum Pool Size` in the connection string wins.
+        if (!given.ContainsKey("Maximum Pool Size") && !given.ContainsKey("MaxPoolSize"))
+        {
+            withTimeout.MaxPoolSize = DefaultMaxPoolSize;
+        }
+
         _dataSource = new NpgsqlDataSourceBuilder(withTimeout.ConnectionString).Build();
     }
+
+    /// <summary>How many statements each connection prepares automatically unless the connection string says otherwise.</summary>
+    public const int DefaultMaxAutoPrepare = 64;
+
+    /// <summary>How many connections the pool opens at most unless the connection string says otherwise.</summary>
+    public const int DefaultMaxPoolSize = 20;
 
     /// <summary>How long a connection may sit idle inside a transaction before the server ends it (releasing its locks).</summary>
     public static readonly TimeSpan IdleInTransactionTimeout = TimeSpan.FromSeconds(5);

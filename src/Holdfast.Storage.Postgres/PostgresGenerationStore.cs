@@ -334,7 +334,7 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                     }
                 }
 
-                var claims = new List<RunClaim>();
+                var writes = new List<TransitionWrite>();
                 foreach (var session in rows)
                 {
                     var choice = choose(new ClaimCandidate(session.Id, session.Backend, session.Output.Length > 0, rows.Count, load, session.UpdatedAt));
@@ -356,10 +356,13 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                         NodeId = request.NodeId,
                         LeaseExpiresAt = _time.GetUtcNow() + request.LeaseDuration,
                     };
-                    var (change, row) = await WriteTransitionRowAsync(connection, transaction, session, transition, GenerationRules.RunnerActor, facts, ct);
-                    claims.Add(new RunClaim(change, new RunLease(session.Id, request.NodeId, row.LeaseEpoch, row.LeaseExpiresAt!.Value)));
+                    writes.Add(new TransitionWrite(session, transition, GenerationRules.RunnerActor, facts));
                 }
 
+                // Every claim of this transaction in one round trip.
+                var claims = (await WriteTransitionsAsync(connection, transaction, writes, ct))
+                    .Select(w => new RunClaim(w.Change, new RunLease(w.Row.Session.Id, request.NodeId, w.Row.LeaseEpoch, w.Row.LeaseExpiresAt!.Value)))
+                    .ToList();
                 return claims;
             },
             cancellationToken);
@@ -416,16 +419,22 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             async (connection, transaction, ct) =>
             {
                 await CheckFencesAsync(connection, transaction, chunks, finishes, ct);
-                if (runs.Count > 0)
-                {
-                    await AppendChunksAsync(connection, transaction, runs, ct);
-                }
 
+                // The chunks, then the rows as they stand after them (already locked by the fence check), in one round
+                // trip; then the run endings, one round trip for each wave of distinct sessions (a session that ended
+                // twice in one commit has its second ending decided on the row its first one wrote).
+                var rows = await AppendChunksAndReadAsync(connection, transaction, runs, finishes.Select(f => f.SessionId), ct);
                 var changes = new List<GenerationChange>(finishes.Count);
-                var rows = finishes.Count == 0 ? [] : await ReadRowsAsync(connection, transaction, finishes.Select(f => f.SessionId), ct);
+                var wave = new List<TransitionWrite>();
+                var waveIds = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var finish in finishes)
                 {
-                    // The row as it stands after this commit's chunks (already locked by the fence check).
+                    if (!waveIds.Add(finish.SessionId))
+                    {
+                        await WriteWaveAsync();
+                        waveIds.Add(finish.SessionId);
+                    }
+
                     var session = rows[finish.SessionId].Session;
                     var (command, actor) = GenerationRules.DecideRunEnd(session, finish);
                     var transition = GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command);
@@ -436,12 +445,23 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                         InputTokens = finish.InputTokens,
                         Lease = LeaseChange.Release,
                     };
-                    var (change, row) = await WriteTransitionRowAsync(connection, transaction, session, transition, actor, facts, ct);
-                    rows[finish.SessionId] = row;
-                    changes.Add(change);
+                    wave.Add(new TransitionWrite(session, transition, actor, facts));
                 }
 
+                await WriteWaveAsync();
                 return changes;
+
+                async Task WriteWaveAsync()
+                {
+                    foreach (var (change, row) in await WriteTransitionsAsync(connection, transaction, wave, ct))
+                    {
+                        rows[row.Session.Id] = row;
+                        changes.Add(change);
+                    }
+
+                    wave.Clear();
+                    waveIds.Clear();
+                }
             },
             cancellationToken);
     }
@@ -476,14 +496,11 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                 }
 
                 var (command, actor) = GenerationRules.Recovery(request.Policy);
-                var changes = new List<GenerationChange>(rows.Count);
-                foreach (var session in rows)
-                {
-                    var transition = GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command);
-                    changes.Add(await WriteTransitionAsync(connection, transaction, session, transition, actor, new TransitionFacts { Lease = LeaseChange.Revoke }, ct));
-                }
-
-                return changes;
+                var writes = rows
+                    .Select(session => new TransitionWrite(
+                        session, GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command), actor, new TransitionFacts { Lease = LeaseChange.Revoke }))
+                    .ToList();
+                return (await WriteTransitionsAsync(connection, transaction, writes, ct)).Select(w => w.Change).ToList();
             },
             cancellationToken);
     }
@@ -602,22 +619,6 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
         return await reader.ReadAsync(cancellationToken) ? Map(reader) : null;
     }
 
-    /// <summary>Several sessions' rows in one round trip, by id (all exist: the fence check locked them).</summary>
-    private static async Task<Dictionary<string, Row>> ReadRowsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<string> ids, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand($"SELECT {Columns} FROM generation_sessions WHERE id = ANY(@ids)", connection, transaction);
-        command.Parameters.Add(Pg.TextArray("ids", ids.Distinct(StringComparer.Ordinal).ToArray()));
-        var rows = new Dictionary<string, Row>(StringComparer.Ordinal);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            var row = Map(reader);
-            rows[row.Session.Id] = row;
-        }
-
-        return rows;
-    }
-
     private static async Task<IReadOnlyList<GenerationLogEvent>> ReadLogRowsAsync(NpgsqlConnection connection, string id, long afterSeq, int limit, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(
@@ -663,14 +664,35 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
         var hasPrefix = row.InitialOutput.Length > 0;
         var queuedSeq = hasPrefix ? 2 : 1;
         var queued = new GenerationStatusChange(GenerationStatus.Queued);
+        var action = row.ForkedFrom is null ? AuditActions.Create : AuditActions.Fork;
+        var detail = AuditActions.CombineDetail(GenerationRules.CreateDetail(row, actor), actor.Reason);
+        Row? created;
+        // One statement, one round trip: the row, its first log events (the fork's prefix, then `queued`) and the audit
+        // event (data-modifying CTEs over the inserted row, so nothing else is written when the idempotency key's
+        // conflict leaves it out), returning the stored row.
         await using (var insert = new NpgsqlCommand(
-            """
-            INSERT INTO generation_sessions (
-                id, owner, backend, model, input, parameters, metadata, status, desired_state, output, output_tokens, last_seq,
-                previous_session_id, forked_from, forked_at_seq, idempotency_key, request_hash, created_at, updated_at, version)
-            VALUES (@id, @owner, @backend, @model, @input, @parameters, @metadata, 'queued', 'running', @output, @output_tokens, @last_seq,
-                @previous, @forked_from, @forked_at_seq, @key, @hash, @now, @now, 1)
-            ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            $"""
+            WITH inserted AS (
+                INSERT INTO generation_sessions (
+                    id, owner, backend, model, input, parameters, metadata, status, desired_state, output, output_tokens, last_seq,
+                    previous_session_id, forked_from, forked_at_seq, idempotency_key, request_hash, created_at, updated_at, version)
+                VALUES (@id, @owner, @backend, @model, @input, @parameters, @metadata, 'queued', 'running', @output, @output_tokens, @last_seq,
+                    @previous, @forked_from, @forked_at_seq, @key, @hash, @now, @now, 1)
+                ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING {Columns}
+            ), log AS (
+                INSERT INTO generation_log (session_id, seq, type, payload)
+                SELECT @id, 1, 'chunk', @prefix FROM inserted WHERE @has_prefix
+                UNION ALL
+                SELECT @id, @last_seq, 'status', @queued FROM inserted
+            ), audit AS (
+                INSERT INTO session_events (session_kind, session_id, seq, occurred_at, actor, action, from_state, to_state, detail)
+                SELECT 'generation', @id,
+                       COALESCE((SELECT max(seq) FROM session_events WHERE session_kind = 'generation' AND session_id = @id), 0) + 1,
+                       @now, @actor, @action, NULL, 'queued', @detail
+                FROM inserted
+            )
+            SELECT * FROM inserted
             """,
             connection,
             transaction))
@@ -691,16 +713,16 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             insert.Parameters.Add(Pg.Text("key", row.IdempotencyKey));
             insert.Parameters.Add(Pg.Text("hash", row.RequestHash));
             insert.Parameters.Add(Pg.Time("now", now));
+            insert.Parameters.Add(Pg.Text("prefix", row.InitialOutput));
+            insert.Parameters.Add(Pg.Bool("has_prefix", hasPrefix));
+            insert.Parameters.Add(Pg.Text("queued", GenerationJson.Serialize(queued)));
+            insert.Parameters.Add(Pg.Text("actor", actor.Name));
+            insert.Parameters.Add(Pg.Text("action", action));
+            insert.Parameters.Add(Pg.Text("detail", detail));
             try
             {
-                if (await insert.ExecuteNonQueryAsync(cancellationToken) == 0)
-                {
-                    // Another transaction inserted the same (owner, key) first and has committed: return its session.
-                    var winner = await ReadByIdempotencyKeyAsync(connection, transaction, row.Owner, row.IdempotencyKey!, cancellationToken)
-                        ?? throw new SessionConflictException("A session with this Idempotency-Key is being created; retry the request.");
-                    GenerationRules.CheckIdempotentRetry(row.IdempotencyKey!, winner.Session, winner.RequestHash, row.RequestHash);
-                    return new GenerationCreateResult(new GenerationChange(winner.Session, null, false), false);
-                }
+                await using var reader = await insert.ExecuteReaderAsync(cancellationToken);
+                created = await reader.ReadAsync(cancellationToken) ? Map(reader) : null;
             }
             catch (PostgresException ex) when (ex.SqlState == UniqueViolation)
             {
@@ -708,28 +730,18 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             }
         }
 
-        await using (var log = new NpgsqlCommand(
-            """
-            INSERT INTO generation_log (session_id, seq, type, payload)
-            SELECT @id, 1, 'chunk', @prefix WHERE @has_prefix;
-            INSERT INTO generation_log (session_id, seq, type, payload) VALUES (@id, @queued_seq, 'status', @queued);
-            """,
-            connection,
-            transaction))
+        if (created is null)
         {
-            log.Parameters.Add(Pg.Text("id", row.Id));
-            log.Parameters.Add(Pg.Text("prefix", row.InitialOutput));
-            log.Parameters.Add(Pg.Bool("has_prefix", hasPrefix));
-            log.Parameters.Add(Pg.Bigint("queued_seq", queuedSeq));
-            log.Parameters.Add(Pg.Text("queued", GenerationJson.Serialize(queued)));
-            await log.ExecuteNonQueryAsync(cancellationToken);
+            // Another transaction inserted the same (owner, key) first and has committed: return its session.
+            var winner = await ReadByIdempotencyKeyAsync(connection, transaction, row.Owner, row.IdempotencyKey!, cancellationToken)
+                ?? throw new SessionConflictException("A session with this Idempotency-Key is being created; retry the request.");
+            GenerationRules.CheckIdempotentRetry(row.IdempotencyKey!, winner.Session, winner.RequestHash, row.RequestHash);
+            return new GenerationCreateResult(new GenerationChange(winner.Session, null, false), false);
         }
 
-        await PostgresAudit.AppendAsync(
-            connection, transaction, SessionKind.Generation, row.Id, actor, row.ForkedFrom is null ? AuditActions.Create : AuditActions.Fork, null, "queued",
-            now, GenerationRules.CreateDetail(row, actor), cancellationToken);
-        var session = (await ReadRowAsync(connection, transaction, row.Id, null, string.Empty, cancellationToken))!.Session;
-        return new GenerationCreateResult(new GenerationChange(session, GenerationLogEvent.Status(row.Id, queuedSeq, queued), true), true);
+        // Webhook events of the audit event, when its action has one (creating a session has none today: no round trip).
+        await PostgresWebhookStore.EnqueueAsync(connection, transaction, SessionKind.Generation, row.Id, action, null, "queued", now, detail, cancellationToken);
+        return new GenerationCreateResult(new GenerationChange(created.Session, GenerationLogEvent.Status(row.Id, queuedSeq, queued), true), true);
     }
 
     private static async Task<Row?> ReadByIdempotencyKeyAsync(
@@ -761,23 +773,81 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
         public DateTimeOffset? LeaseExpiresAt { get; init; }
     }
 
+    private sealed record TransitionWrite(GenerationSession Session, GenerationTransition Transition, Actor Actor, TransitionFacts Facts);
+
     private async Task<GenerationChange> WriteTransitionAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, GenerationSession session, GenerationTransition transition, Actor actor, TransitionFacts facts, CancellationToken cancellationToken) =>
-        (await WriteTransitionRowAsync(connection, transaction, session, transition, actor, facts, cancellationToken)).Change;
+        (await WriteTransitionsAsync(connection, transaction, [new TransitionWrite(session, transition, actor, facts)], cancellationToken))[0].Change;
 
-    private async Task<(GenerationChange Change, Row Row)> WriteTransitionRowAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, GenerationSession session, GenerationTransition transition, Actor actor, TransitionFacts facts, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes transitions of distinct sessions in one round trip (an <see cref="NpgsqlBatch"/> of one statement each):
+    /// every statement is the compare-and-swap on (status, version), then, only when it matched, the status event and
+    /// the audit event (data-modifying CTEs; the audit seq is the session's previous max + 1, the row lock taken by the
+    /// UPDATE keeps it from racing), returning the row and its owner's webhook subscriptions. Throws
+    /// <see cref="SessionConflictException"/> when a row changed meanwhile (the caller's transaction then rolls back).
+    /// </summary>
+    private async Task<IReadOnlyList<(GenerationChange Change, Row Row)>> WriteTransitionsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<TransitionWrite> writes, CancellationToken cancellationToken)
     {
+        if (writes.Count == 0)
+        {
+            return [];
+        }
+
         var now = _time.GetUtcNow();
+        var statusEvents = new GenerationLogEvent?[writes.Count];
+        var written = new List<(GenerationChange Change, Row Row)>(writes.Count);
+        var subscriptions = new List<(string Id, string EventTypes)>[writes.Count];
+        await using (var batch = new NpgsqlBatch(connection, transaction))
+        {
+            for (var i = 0; i < writes.Count; i++)
+            {
+                batch.BatchCommands.Add(TransitionCommand(writes[i], now, out statusEvents[i]));
+            }
+
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+            for (var i = 0; i < writes.Count; i++)
+            {
+                if (i > 0)
+                {
+                    await reader.NextResultAsync(cancellationToken);
+                }
+
+                var (session, transition, _, _) = writes[i];
+                if (!await reader.ReadAsync(cancellationToken))
+                {
+                    throw new SessionConflictException(
+                        $"Session '{session.Id}' was changed concurrently; reload it and retry.", session.Status.ToWire(), transition.To.Status.ToWire());
+                }
+
+                var updated = Map(reader);
+                var ids = await reader.GetFieldValueAsync<string[]>(31, cancellationToken);
+                var types = await reader.GetFieldValueAsync<string[]>(32, cancellationToken);
+                subscriptions[i] = ids.Zip(types).ToList();
+                written.Add((new GenerationChange(updated.Session, statusEvents[i], true), updated));
+            }
+        }
+
+        // The webhook events of these changes (issue 12), in the same transaction as their audit events. The statements
+        // above returned each row's owner's subscriptions, so this writes only when one matches (no extra round trip).
+        for (var i = 0; i < writes.Count; i++)
+        {
+            var (_, transition, actor, facts) = writes[i];
+            await PostgresWebhookStore.EnqueueGenerationAsync(
+                connection, transaction, written[i].Row.Session, subscriptions[i], AuditActions.For(transition.Command.Kind), transition.From.ToString(), transition.To.ToString(), now,
+                AuditActions.CombineDetail(GenerationRules.TransitionDetail(transition, actor, facts.Error), actor.Reason), cancellationToken);
+        }
+
+        return written;
+    }
+
+    private static NpgsqlBatchCommand TransitionCommand(TransitionWrite write, DateTimeOffset now, out GenerationLogEvent? statusEvent)
+    {
+        var (session, transition, actor, facts) = write;
         var to = transition.To;
         var statusChange = GenerationRules.StatusEventFor(transition, facts.Error, facts.FinishReason);
-        var statusEvent = statusChange is null ? null : GenerationLogEvent.Status(session.Id, session.LastSeq + 1, statusChange);
-        // One statement, one round trip: the compare-and-swap on (status, version), then, only when it matched, the
-        // status event and the audit event (data-modifying CTEs; the audit seq is the session's previous max + 1, the
-        // row lock taken by the UPDATE keeps it from racing), and the owner's webhook subscriptions.
-        Row updated;
-        List<(string Id, string EventTypes)> subscriptions;
-        await using (var update = new NpgsqlCommand(
+        statusEvent = statusChange is null ? null : GenerationLogEvent.Status(session.Id, session.LastSeq + 1, statusChange);
+        var update = new NpgsqlBatchCommand(
             $"""
             WITH updated AS (
                 UPDATE generation_sessions SET
@@ -812,53 +882,33 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
                    ARRAY(SELECT w.id FROM webhook_subscriptions w WHERE w.owner = updated.owner ORDER BY w.id),
                    ARRAY(SELECT w.event_types FROM webhook_subscriptions w WHERE w.owner = updated.owner ORDER BY w.id)
             FROM updated
-            """,
-            connection,
-            transaction))
-        {
-            update.Parameters.Add(Pg.Text("status", to.Status.ToWire()));
-            update.Parameters.Add(Pg.Text("desired", to.Desired.ToWire()));
-            update.Parameters.Add(Pg.Text("pause_reason", to.Status == GenerationStatus.Paused || to.Desired == GenerationDesiredState.Paused ? to.PauseReason : null));
-            update.Parameters.Add(Pg.Bool("set_error", to.Status == GenerationStatus.Failed));
-            update.Parameters.Add(Pg.Text("error", facts.Error));
-            update.Parameters.Add(Pg.Text("finish_reason", to.Status == GenerationStatus.Completed ? facts.FinishReason : null));
-            update.Parameters.Add(Pg.Bigint("input_tokens", facts.InputTokens));
-            update.Parameters.Add(Pg.Bool("new_attempt", facts.NewAttempt));
-            update.Parameters.Add(Pg.Text("continuation", facts.Continuation));
-            update.Parameters.Add(Pg.Bool("status_changed", statusEvent is not null));
-            update.Parameters.Add(Pg.Time("now", now));
-            update.Parameters.Add(Pg.Bool("final", to.Status is GenerationStatus.Completed or GenerationStatus.Cancelled));
-            update.Parameters.Add(Pg.Integer("lease", (int)facts.Lease));
-            update.Parameters.Add(Pg.Text("node", facts.NodeId));
-            update.Parameters.Add(Pg.Time("lease_expires", facts.LeaseExpiresAt));
-            update.Parameters.Add(Pg.Text("id", session.Id));
-            update.Parameters.Add(Pg.Text("old_status", session.Status.ToWire()));
-            update.Parameters.Add(Pg.Bigint("old_version", session.Version));
-            update.Parameters.Add(Pg.Bigint("seq", statusEvent?.Seq ?? 0));
-            update.Parameters.Add(Pg.Text("payload", statusEvent is null ? string.Empty : GenerationJson.Serialize(statusEvent.StatusChange)));
-            update.Parameters.Add(Pg.Text("actor", actor.Name));
-            update.Parameters.Add(Pg.Text("action", AuditActions.For(transition.Command.Kind)));
-            update.Parameters.Add(Pg.Text("from_state", transition.From.ToString()));
-            update.Parameters.Add(Pg.Text("to_state", to.ToString()));
-            update.Parameters.Add(Pg.Text("detail", AuditActions.CombineDetail(GenerationRules.TransitionDetail(transition, actor, facts.Error), actor.Reason)));
-            await using var reader = await update.ExecuteReaderAsync(cancellationToken);
-            if (!await reader.ReadAsync(cancellationToken))
-            {
-                throw new SessionConflictException($"Session '{session.Id}' was changed concurrently; reload it and retry.", session.Status.ToWire(), to.Status.ToWire());
-            }
-
-            updated = Map(reader);
-            var ids = await reader.GetFieldValueAsync<string[]>(31, cancellationToken);
-            var types = await reader.GetFieldValueAsync<string[]>(32, cancellationToken);
-            subscriptions = ids.Zip(types).ToList();
-        }
-
-        // The webhook events of this change (issue 12), in the same transaction as its audit event. The statement above
-        // returned the row and its owner's subscriptions, so this writes only when one matches (no extra round trip).
-        await PostgresWebhookStore.EnqueueGenerationAsync(
-            connection, transaction, updated.Session, subscriptions, AuditActions.For(transition.Command.Kind), transition.From.ToString(), to.ToString(), now,
-            AuditActions.CombineDetail(GenerationRules.TransitionDetail(transition, actor, facts.Error), actor.Reason), cancellationToken);
-        return (new GenerationChange(updated.Session, statusEvent, true), updated);
+            """);
+        update.Parameters.Add(Pg.Text("status", to.Status.ToWire()));
+        update.Parameters.Add(Pg.Text("desired", to.Desired.ToWire()));
+        update.Parameters.Add(Pg.Text("pause_reason", to.Status == GenerationStatus.Paused || to.Desired == GenerationDesiredState.Paused ? to.PauseReason : null));
+        update.Parameters.Add(Pg.Bool("set_error", to.Status == GenerationStatus.Failed));
+        update.Parameters.Add(Pg.Text("error", facts.Error));
+        update.Parameters.Add(Pg.Text("finish_reason", to.Status == GenerationStatus.Completed ? facts.FinishReason : null));
+        update.Parameters.Add(Pg.Bigint("input_tokens", facts.InputTokens));
+        update.Parameters.Add(Pg.Bool("new_attempt", facts.NewAttempt));
+        update.Parameters.Add(Pg.Text("continuation", facts.Continuation));
+        update.Parameters.Add(Pg.Bool("status_changed", statusEvent is not null));
+        update.Parameters.Add(Pg.Time("now", now));
+        update.Parameters.Add(Pg.Bool("final", to.Status is GenerationStatus.Completed or GenerationStatus.Cancelled));
+        update.Parameters.Add(Pg.Integer("lease", (int)facts.Lease));
+        update.Parameters.Add(Pg.Text("node", facts.NodeId));
+        update.Parameters.Add(Pg.Time("lease_expires", facts.LeaseExpiresAt));
+        update.Parameters.Add(Pg.Text("id", session.Id));
+        update.Parameters.Add(Pg.Text("old_status", session.Status.ToWire()));
+        update.Parameters.Add(Pg.Bigint("old_version", session.Version));
+        update.Parameters.Add(Pg.Bigint("seq", statusEvent?.Seq ?? 0));
+        update.Parameters.Add(Pg.Text("payload", statusEvent is null ? string.Empty : GenerationJson.Serialize(statusEvent.StatusChange)));
+        update.Parameters.Add(Pg.Text("actor", actor.Name));
+        update.Parameters.Add(Pg.Text("action", AuditActions.For(transition.Command.Kind)));
+        update.Parameters.Add(Pg.Text("from_state", transition.From.ToString()));
+        update.Parameters.Add(Pg.Text("to_state", to.ToString()));
+        update.Parameters.Add(Pg.Text("detail", AuditActions.CombineDetail(GenerationRules.TransitionDetail(transition, actor, facts.Error), actor.Reason)));
+        return update;
     }
 
     /// <summary>
@@ -901,10 +951,57 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
     }
 
     /// <summary>
-    /// Appends the chunk runs in one statement: each session's row gets its coalesced text appended once (when the run
-    /// follows the stored last seq, fenced by the token), and the log rows of exactly those runs are inserted.
+    /// Appends the chunk runs and then reads the rows of <paramref name="readIds"/>, in one round trip (an
+    /// <see cref="NpgsqlBatch"/>). The append is one statement: each session's row gets its coalesced text appended once
+    /// (when the run follows the stored last seq, fenced by the token), and the log rows of exactly those runs are
+    /// inserted.
     /// </summary>
-    private static async Task AppendChunksAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<ChunkRuns.Run> runs, CancellationToken cancellationToken)
+    private static async Task<Dictionary<string, Row>> AppendChunksAndReadAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<ChunkRuns.Run> runs, IEnumerable<string> readIds, CancellationToken cancellationToken)
+    {
+        var ids = readIds.Distinct(StringComparer.Ordinal).ToArray();
+        var rows = new Dictionary<string, Row>(StringComparer.Ordinal);
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        if (runs.Count > 0)
+        {
+            batch.BatchCommands.Add(AppendChunksCommand(runs));
+        }
+
+        if (ids.Length > 0)
+        {
+            var read = new NpgsqlBatchCommand($"SELECT {Columns} FROM generation_sessions WHERE id = ANY(@ids)");
+            read.Parameters.Add(Pg.TextArray("ids", ids));
+            batch.BatchCommands.Add(read);
+        }
+
+        if (ids.Length == 0)
+        {
+            if (runs.Count > 0)
+            {
+                await batch.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            return rows;
+        }
+
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        // The append returns no rows; the reader starts on its (empty) result or already on the SELECT's.
+        var onSelect = reader.FieldCount > 0;
+        while (!onSelect && await reader.NextResultAsync(cancellationToken))
+        {
+            onSelect = reader.FieldCount > 0;
+        }
+
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var row = Map(reader);
+            rows[row.Session.Id] = row;
+        }
+
+        return rows;
+    }
+
+    private static NpgsqlBatchCommand AppendChunksCommand(IReadOnlyList<ChunkRuns.Run> runs)
     {
         var chunkCount = runs.Sum(r => r.Texts.Count);
         var chunkIds = new string[chunkCount];
@@ -921,7 +1018,7 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             }
         }
 
-        await using var command = new NpgsqlCommand(
+        var command = new NpgsqlBatchCommand(
             """
             WITH runs AS (
                 SELECT * FROM unnest(@run_ids, @run_tokens, @run_first, @run_last, @run_counts, @run_deltas)
@@ -937,9 +1034,7 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             SELECT c.id, c.seq, 'chunk', c.payload
             FROM unnest(@chunk_ids, @chunk_seqs, @chunk_texts) AS c(id, seq, payload)
             JOIN appended a ON a.id = c.id AND c.seq BETWEEN a.first_seq AND a.last_seq
-            """,
-            connection,
-            transaction);
+            """);
         command.Parameters.Add(Pg.TextArray("run_ids", runs.Select(r => r.SessionId).ToArray()));
         command.Parameters.Add(Pg.BigintArray("run_tokens", runs.Select(r => r.FencingToken).ToArray()));
         command.Parameters.Add(Pg.BigintArray("run_first", runs.Select(r => r.FirstSeq).ToArray()));
@@ -949,7 +1044,7 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
         command.Parameters.Add(Pg.TextArray("chunk_ids", chunkIds));
         command.Parameters.Add(Pg.BigintArray("chunk_seqs", chunkSeqs));
         command.Parameters.Add(Pg.TextArray("chunk_texts", chunkTexts));
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        return command;
     }
 }
 

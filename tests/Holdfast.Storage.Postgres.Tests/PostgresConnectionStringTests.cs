@@ -22,6 +22,28 @@ public sealed class PostgresConnectionStringTests
         settings.ApplicationName.ShouldBe("holdfast");
     }
 
+    [Theory]
+    [InlineData("postgres://alice:pw@127.0.0.1:5432/app", PostgresDatabase.DefaultMaxAutoPrepare)]
+    [InlineData("Host=127.0.0.1;Username=alice;Database=app", PostgresDatabase.DefaultMaxAutoPrepare)]
+    [InlineData("Host=127.0.0.1;Username=alice;Database=app;Max Auto Prepare=0", 0)]
+    [InlineData("Host=127.0.0.1;Username=alice;Database=app;MaxAutoPrepare=7", 7)]
+    public void Database_PreparesStatementsAutomatically_UnlessTheConnectionStringSaysOtherwise(string value, int expected)
+    {
+        using var database = new PostgresDatabase(value);
+
+        new Npgsql.NpgsqlConnectionStringBuilder(database.DataSource.ConnectionString).MaxAutoPrepare.ShouldBe(expected);
+    }
+
+    [Theory]
+    [InlineData("postgres://alice:pw@127.0.0.1:5432/app", PostgresDatabase.DefaultMaxPoolSize)]
+    [InlineData("Host=127.0.0.1;Username=alice;Database=app;Maximum Pool Size=100", 100)]
+    public void Database_SmallPoolByDefault_UnlessTheConnectionStringSaysOtherwise(string value, int expected)
+    {
+        using var database = new PostgresDatabase(value);
+
+        new Npgsql.NpgsqlConnectionStringBuilder(database.DataSource.ConnectionString).MaxPoolSize.ShouldBe(expected);
+    }
+
     [Fact]
     public void Parse_SslModeQuery_MapsToNpgsql()
     {

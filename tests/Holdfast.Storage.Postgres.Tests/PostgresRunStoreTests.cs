@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Holdfast.Generation;
 using Holdfast.Sessions;
 using Holdfast.TestHelpers;
@@ -229,6 +230,36 @@ public sealed class PostgresRunStoreTests : IAsyncLifetime
         await nodeWide.WaitAsync().WaitAsync(TimeSpan.FromSeconds(10));
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task CreateClaimCommit_OfManySessions_AFixedNumberOfStatementsNotOnePerSession()
+    {
+        // Round trips are what bounds a PostgreSQL group commit on a fast disk: a create is one statement, a claim of
+        // many sessions and a commit of their chunks and endings a fixed number of round trips (Npgsql traces each
+        // command or batch it sends as one activity), however many sessions they hold.
+        using var statements = new StatementCounter(_db.Name);
+        await CreateAsync("trips000");
+        statements.Take().ShouldBe(1, "a create is one statement");
+        for (var i = 1; i < 50; i++)
+        {
+            await CreateAsync($"trips{i:D3}");
+        }
+
+        statements.Take();
+        var claims = await _nodeA.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 100), _ => new ClaimChoice(true));
+        claims.Count.ShouldBe(50);
+        statements.Take().ShouldBe(2, "the claim's SELECT, then every claim in one batch");
+
+        var chunks = claims.SelectMany(c => Enumerable.Range(1, 3).Select(k => new ChunkAppend(c.Change.Session.Id, c.Lease.FencingToken, c.Change.Session.LastSeq + k, $"<{k}>"))).ToList();
+        var finishes = claims.Select(c => new RunFinish(c.Change.Session.Id, c.Lease.FencingToken, GenerationCommand.Complete, c.Change.Session.LastSeq + 3, FinishReason: "stop")).ToList();
+        var changes = await _nodeA.Runs.CommitAsync(chunks, finishes);
+
+        statements.Take().ShouldBe(3, "the fence check, the chunks with the rows after them, every ending in one batch");
+        changes.Count.ShouldBe(50);
+        changes.ShouldAllBe(c => c.Session.Status == GenerationStatus.Completed && c.Session.Output == "<1><2><3>");
+        var audit = await _nodeB.Audit.ReadAuditAsync(SessionKind.Generation, claims[^1].Change.Session.Id);
+        audit.Events.Select(e => e.Action).ShouldBe(["create", "claim", "complete"], ignoreOrder: true);
+    }
+
     private async Task<GenerationSession> CreateAsync(string name) =>
         (await _nodeA.Generations.CreateAsync(NewSession(name), new Actor("alice"))).Change.Session;
 
@@ -243,5 +274,36 @@ public sealed class PostgresRunStoreTests : IAsyncLifetime
         public override DateTimeOffset GetUtcNow() => _now;
 
         public void Advance(TimeSpan by) => _now += by;
+    }
+
+    /// <summary>Counts the commands and batches Npgsql sends to one database (its trace activities).</summary>
+    private sealed class StatementCounter : IDisposable
+    {
+        private readonly ActivityListener _listener;
+        private int _count;
+
+        public StatementCounter(string database)
+        {
+            _listener = new ActivityListener
+            {
+                ShouldListenTo = source => source.Name == "Npgsql",
+                Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+                ActivityStopped = activity =>
+                {
+                    var name = activity.GetTagItem("db.namespace") ?? activity.GetTagItem("db.name");
+                    var statement = activity.GetTagItem("db.query.text") ?? activity.GetTagItem("db.statement");
+                    if (statement is not null && string.Equals(name as string, database, StringComparison.Ordinal))
+                    {
+                        Interlocked.Increment(ref _count);
+                    }
+                },
+            };
+            ActivitySource.AddActivityListener(_listener);
+        }
+
+        /// <summary>The statements sent since the last call.</summary>
+        public int Take() => Interlocked.Exchange(ref _count, 0);
+
+        public void Dispose() => _listener.Dispose();
     }
 }
