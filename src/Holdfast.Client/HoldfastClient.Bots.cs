@@ -84,4 +84,15 @@ public sealed partial class HoldfastClient
     /// <param name="cancellationToken">Abandons the request.</param>
     public Task<AuditPage> GetBotEventsAsync(string sessionId, long? before = null, int? limit = null, CancellationToken cancellationToken = default) =>
         SendAsync<AuditPage>(HttpMethod.Get, Query($"api/v1/bots/{Escape(sessionId)}/events", ("before", before), ("limit", limit)), cancellationToken: cancellationToken);
+
+    /// <summary>
+    /// The newest webhook deliveries about this bot, across its owner's subscriptions, newest first: event, status,
+    /// attempts and the last answer. Throws <see cref="HoldfastApiException"/> (404) when the bot is not visible.
+    /// </summary>
+    /// <param name="sessionId">The bot's id.</param>
+    /// <param name="limit">At most this many (1–200; the server's default, 20, when null).</param>
+    /// <param name="cancellationToken">Abandons the request.</param>
+    public async Task<IReadOnlyList<WebhookDeliveryInfo>> GetBotWebhookDeliveriesAsync(string sessionId, int? limit = null, CancellationToken cancellationToken = default) =>
+        (await SendAsync<ItemPage<WebhookDeliveryInfo>>(
+            HttpMethod.Get, Query($"api/v1/bots/{Escape(sessionId)}/webhook-deliveries", ("limit", limit)), cancellationToken: cancellationToken)).Items;
 }

@@ -17,11 +17,27 @@ namespace Holdfast.Storage.Sqlite;
 /// </summary>
 internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 {
-    private const string Columns = """
+    private const string Columns = $"""
         id, owner, backend, model, input, parameters, metadata, status, desired_state, pause_reason, error, finish_reason,
-        input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, output, last_seq,
+        input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, {WholeOutput}, last_seq,
         attempts, idempotency_key, created_at, updated_at, completed_at, version, log_compacted_at IS NOT NULL
         """;
+
+    /// <summary>
+    /// A session's whole output (inside a statement on <c>generation_sessions</c>): the folded text in <c>output</c>
+    /// and the chunks after <c>output_seq</c>, which only a running session has (migration 0014).
+    /// </summary>
+    internal const string WholeOutput = """
+        generation_sessions.output || COALESCE((SELECT group_concat(t.payload, '' ORDER BY t.seq) FROM generation_log t
+            WHERE t.session_id = generation_sessions.id AND t.seq > generation_sessions.output_seq AND t.type = 'chunk'), '')
+        """;
+
+    /// <summary>
+    /// A group commit folds a running session's tail of chunk rows into <c>output</c> once this many events followed
+    /// the folded text: a long output is then rewritten once per this many events instead of once per commit, and a
+    /// read of a running session concatenates at most this many rows.
+    /// </summary>
+    private const int FoldEvery = 256;
 
     private const int SqliteUniqueViolation = 2067; // SQLITE_CONSTRAINT_UNIQUE
 
@@ -428,8 +444,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             async (connection, transaction) =>
             {
                 var due = new List<(string Id, string Status, string Output)>();
-                await using (var select = Command(connection, transaction, """
-                    SELECT id, status, output FROM generation_sessions
+                await using (var select = Command(connection, transaction, $"""
+                    SELECT id, status, {WholeOutput} FROM generation_sessions
                     WHERE completed_at IS NOT NULL AND log_compacted_at IS NULL AND completed_at < $before
                       AND status IN ('completed', 'cancelled')
                     ORDER BY completed_at
@@ -617,9 +633,9 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         var queuedSeq = hasPrefix ? 2 : 1;
         await using (var insert = Command(connection, transaction, """
             INSERT INTO generation_sessions (
-                id, owner, backend, model, input, parameters, metadata, status, desired_state, output, output_tokens, last_seq,
+                id, owner, backend, model, input, parameters, metadata, status, desired_state, output, output_tokens, last_seq, output_seq,
                 previous_session_id, forked_from, forked_at_seq, idempotency_key, request_hash, created_at, updated_at, version)
-            VALUES ($id, $owner, $backend, $model, $input, $parameters, $metadata, 'queued', 'running', $output, $output_tokens, $last_seq,
+            VALUES ($id, $owner, $backend, $model, $input, $parameters, $metadata, 'queued', 'running', $output, $output_tokens, $last_seq, $last_seq,
                 $previous, $forked_from, $forked_at_seq, $key, $hash, $now, $now, 1)
             """))
         {
@@ -696,6 +712,10 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 
         await using (var update = Command(connection, transaction, """
             UPDATE generation_sessions SET
+                output = CASE WHEN output_seq >= last_seq THEN output ELSE output
+                    || COALESCE((SELECT group_concat(t.payload, '' ORDER BY t.seq) FROM generation_log t
+                                 WHERE t.session_id = $id AND t.seq > output_seq AND t.type = 'chunk'), '') END,
+                output_seq = last_seq + $status_changed,
                 status = $status,
                 desired_state = $desired,
                 pause_reason = $pause_reason,
@@ -757,9 +777,16 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     {
         await using var update = Command(connection, transaction, """
             UPDATE generation_sessions
-            SET output = output || $delta, output_tokens = output_tokens + $count, last_seq = $last_seq
+            SET output = CASE WHEN $last_seq - output_seq < $fold_every THEN output ELSE output
+                    || COALESCE((SELECT group_concat(t.payload, '' ORDER BY t.seq) FROM generation_log t
+                                 WHERE t.session_id = $id AND t.seq > output_seq AND t.type = 'chunk'), '')
+                    || $delta END,
+                output_seq = CASE WHEN $last_seq - output_seq < $fold_every THEN output_seq ELSE $last_seq END,
+                output_tokens = output_tokens + $count, last_seq = $last_seq
             WHERE id = $id AND lease_epoch = $epoch AND status = 'running' AND last_seq = $first_seq - 1
             """);
+        // Unfolded, the row keeps its size, so SQLite overwrites it in place and leaves its overflow pages alone.
+        update.Parameters.AddWithValue("$fold_every", FoldEvery);
         var pDelta = update.Parameters.Add("$delta", SqliteType.Text);
         var pCount = update.Parameters.Add("$count", SqliteType.Integer);
         var pLast = update.Parameters.Add("$last_seq", SqliteType.Integer);

@@ -164,8 +164,11 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
             {
                 await using var command = connection.CreateCommand();
 
-                // Table and column names come from the schema itself (sqlite_master), never from input.
-                command.CommandText = "SELECT * FROM \"" + table + "\" ORDER BY " + string.Join(", ", key.Select(c => "\"" + c + "\""));
+                // Table and column names come from the schema itself (sqlite_master), never from input. A session's
+                // output is exported whole (the tail of a running session folded in), without SQLite's fold mark.
+                var sessions = table == "generation_sessions";
+                command.CommandText = "SELECT *" + (sessions ? ", " + SqliteGenerationStore.WholeOutput + " AS whole_output" : "")
+                    + " FROM \"" + table + "\" ORDER BY " + string.Join(", ", key.Select(c => "\"" + c + "\""));
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken))
                 {
@@ -177,6 +180,13 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
 
                         // Timestamps are stored as ISO-8601 text; the port hands them over as DateTimeOffset.
                         values[name] = value is string text && name.EndsWith("_at", StringComparison.Ordinal) ? SqliteTime.Parse(text) : value;
+                    }
+
+                    if (sessions)
+                    {
+                        values["output"] = values["whole_output"];
+                        values.Remove("whole_output");
+                        values.Remove("output_seq");
                     }
 
                     yield return new StoreRecord(table, values);
@@ -255,6 +265,15 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
                     {
                         progress?.Report(new StoreProgress(done, done, record.Table));
                     }
+                }
+
+                // An export holds every session's whole output in `output` (PostgreSQL's always does; a SQLite export
+                // folds the tail in), so the imported text is folded up to the last event.
+                await using (var folded = connection.CreateCommand())
+                {
+                    folded.Transaction = transaction;
+                    folded.CommandText = "UPDATE generation_sessions SET output_seq = last_seq WHERE output_seq <> last_seq";
+                    await folded.ExecuteNonQueryAsync(cancellationToken);
                 }
 
                 progress?.Report(new StoreProgress(done, done, "done"));

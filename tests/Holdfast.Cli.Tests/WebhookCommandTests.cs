@@ -53,6 +53,17 @@ public sealed class WebhookCommandTests
         var table = await CliProcess.RunAsync(["webhooks", "deliveries", id], server.Environment);
         table.Stdout.ShouldContain("session.ended");
 
+        // The same delivery, seen from the bot: `holdfast bot deliveries` (the client's GetBotWebhookDeliveriesAsync).
+        var fromBot = await CliProcess.RunAsync(["bot", "deliveries", "cli-bot", "--json"], server.Environment);
+        fromBot.ExitCode.ShouldBe(0, fromBot.ToString());
+        JsonDocument.Parse(fromBot.Stdout).RootElement.GetProperty("items").EnumerateArray().Select(d => d.GetProperty("id").GetString())
+            .ShouldContain(delivery.GetProperty("id").GetString());
+        var botTable = await CliProcess.RunAsync(["bot", "deliveries", "cli-bot"], server.Environment);
+        botTable.ExitCode.ShouldBe(0, botTable.ToString());
+        botTable.Stdout.ShouldContain(delivery.GetProperty("id").GetString()!);
+        var unknown = await CliProcess.RunAsync(["bot", "deliveries", "no-such-bot"], server.Environment);
+        unknown.ExitCode.ShouldBe(3, unknown.ToString());
+
         var removed = await CliProcess.RunAsync(["webhooks", "rm", id], server.Environment);
         removed.ExitCode.ShouldBe(0, removed.ToString());
         removed.Stdout.ShouldContain($"{id} deleted");

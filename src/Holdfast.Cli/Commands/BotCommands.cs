@@ -22,6 +22,7 @@ internal static class BotCommands
         bot.Subcommands.Add(Qr());
         bot.Subcommands.Add(End());
         bot.Subcommands.Add(Events());
+        bot.Subcommands.Add(Deliveries());
         bot.Subcommands.Add(Assign());
         root.Subcommands.Add(bot);
     }
@@ -284,6 +285,21 @@ internal static class BotCommands
         {
             var page = await client.GetBotEventsAsync(parseResult.GetValue(id)!, limit: parseResult.GetValue(limit), cancellationToken: cancellationToken);
             GenerationCommands.WriteAudit(page, parseResult.GetValue(json));
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command Deliveries()
+    {
+        var id = IdArgument();
+        var limit = new Option<int>("--limit", "-n") { Description = "How many to show (newest first, at most 200).", DefaultValueFactory = _ => 20 };
+        var json = GenerationCommands.JsonOption();
+        var command = new Command("deliveries", "The newest webhook deliveries about this bot, across its owner's subscriptions.") { id, limit, json };
+        command.SetClientAction(async (parseResult, client, cancellationToken) =>
+        {
+            var items = await client.GetBotWebhookDeliveriesAsync(parseResult.GetValue(id)!, Math.Clamp(parseResult.GetValue(limit), 1, 200), cancellationToken);
+            WebhookCommands.WriteDeliveries(items, parseResult.GetValue(json));
             return ExitCodes.Ok;
         });
         return command;

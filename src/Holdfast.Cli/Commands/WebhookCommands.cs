@@ -114,35 +114,41 @@ internal static class WebhookCommands
                 (cursor, ct) => client.ListWebhookDeliveriesAsync(parseResult.GetValue(id)!, cursor, Math.Min(parseResult.GetValue(limit), 1000), ct),
                 parseResult.GetValue(limit),
                 cancellationToken);
-            if (parseResult.GetValue(json))
-            {
-                Terminal.WriteJson(new { items });
-                return ExitCodes.Ok;
-            }
-
-            if (items.Count == 0)
-            {
-                Terminal.Note("[grey]No deliveries yet.[/]");
-                return ExitCodes.Ok;
-            }
-
-            var table = new Table().Border(TableBorder.Simple);
-            table.AddColumns("WEBHOOK-ID", "EVENT", "SESSION", "STATUS", "ATTEMPTS", "LAST", "CREATED");
-            foreach (var d in items)
-            {
-                table.AddRow(
-                    Markup.Escape(d.Id),
-                    Markup.Escape(d.EventType),
-                    Markup.Escape($"{d.SessionKind}:{d.SessionId}"),
-                    d.Status,
-                    d.Attempts.ToString(CultureInfo.InvariantCulture),
-                    Markup.Escape(d.LastStatus is { } s ? $"HTTP {s.ToString(CultureInfo.InvariantCulture)}" : d.LastError ?? string.Empty),
-                    d.CreatedAt.ToString("u", CultureInfo.InvariantCulture));
-            }
-
-            Terminal.Out.Write(table);
+            WriteDeliveries(items, parseResult.GetValue(json));
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>Prints deliveries as <c>{"items": […]}</c> or as a table (webhook-id, event, session, status, attempts, last answer).</summary>
+    internal static void WriteDeliveries(IReadOnlyList<WebhookDeliveryInfo> items, bool json)
+    {
+        if (json)
+        {
+            Terminal.WriteJson(new { items });
+            return;
+        }
+
+        if (items.Count == 0)
+        {
+            Terminal.Note("[grey]No deliveries yet.[/]");
+            return;
+        }
+
+        var table = new Table().Border(TableBorder.Simple);
+        table.AddColumns("WEBHOOK-ID", "EVENT", "SESSION", "STATUS", "ATTEMPTS", "LAST", "CREATED");
+        foreach (var d in items)
+        {
+            table.AddRow(
+                Markup.Escape(d.Id),
+                Markup.Escape(d.EventType),
+                Markup.Escape($"{d.SessionKind}:{d.SessionId}"),
+                d.Status,
+                d.Attempts.ToString(CultureInfo.InvariantCulture),
+                Markup.Escape(d.LastStatus is { } s ? $"HTTP {s.ToString(CultureInfo.InvariantCulture)}" : d.LastError ?? string.Empty),
+                d.CreatedAt.ToString("u", CultureInfo.InvariantCulture));
+        }
+
+        Terminal.Out.Write(table);
     }
 }

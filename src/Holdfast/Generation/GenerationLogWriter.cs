@@ -41,6 +41,9 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
     private long _commits;
     private long _chunksCommitted;
     private long _queued;
+    private long _throttled;
+    private readonly Lock _spaceLock = new();
+    private TaskCompletionSource? _space;
 
     public GenerationLogWriter(
         IRunStore store,
@@ -77,15 +80,24 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
     /// <summary>Chunks, run endings and barriers queued and not yet taken by the commit loop.</summary>
     public long QueueLength => Interlocked.Read(ref _queued);
 
-    /// <summary>Queues a chunk for the next group commit (returns at once).</summary>
-    public void Enqueue(ChunkAppend chunk)
+    /// <summary>How many times a stream waited for room because the writer was behind (see <see cref="EnqueueAsync"/>).</summary>
+    public long Throttled => Interlocked.Read(ref _throttled);
+
+    /// <summary>
+    /// Queues a chunk for the next group commit. Completes at once while the writer keeps up; when more than
+    /// <see cref="GenerationOptions.MaxChunksPerCommit"/> chunks wait (the store is slower than the streams), it
+    /// completes once the commit loop has taken the queue below that again. The chunk is queued either way:
+    /// <paramref name="cancellationToken"/> stops only the wait. So a store that falls behind slows the streams down
+    /// instead of letting unpersisted output (what a crash loses) and memory grow without bound.
+    /// </summary>
+    public ValueTask EnqueueAsync(ChunkAppend chunk, CancellationToken cancellationToken = default)
     {
         if (!_queue.Writer.TryWrite(chunk))
         {
             throw new InvalidOperationException("The generation log writer has stopped.");
         }
 
-        Interlocked.Increment(ref _queued);
+        return Interlocked.Increment(ref _queued) <= _options.MaxChunksPerCommit ? ValueTask.CompletedTask : WaitForSpaceAsync(cancellationToken);
     }
 
     /// <summary>
@@ -128,6 +140,44 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
 #pragma warning restore VSTHRD003
     }
 
+    private async ValueTask WaitForSpaceAsync(CancellationToken cancellationToken)
+    {
+        Task space;
+        lock (_spaceLock)
+        {
+            if (Interlocked.Read(ref _queued) <= _options.MaxChunksPerCommit || _queue.Reader.Completion.IsCompleted)
+            {
+                return;
+            }
+
+            _space ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            space = _space.Task;
+        }
+
+        Interlocked.Increment(ref _throttled);
+        await space.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Lets streams waiting for room go on once the queue is at or below its bound (or the writer stopped).</summary>
+    private void ReleaseSpace(bool stopped = false)
+    {
+        // Under the lock, after the count went down: a waiter checks the count under the same lock, so it either sees
+        // the room or has left its wait here to be completed.
+        if (!stopped && Interlocked.Read(ref _queued) > _options.MaxChunksPerCommit)
+        {
+            return;
+        }
+
+        TaskCompletionSource? space;
+        lock (_spaceLock)
+        {
+            space = _space;
+            _space = null;
+        }
+
+        space?.TrySetResult();
+    }
+
     public async ValueTask DisposeAsync()
     {
         _queue.Writer.TryComplete();
@@ -149,6 +199,19 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
         var chunks = new List<ChunkAppend>();
         var finishes = new List<PendingFinish>();
         var barriers = new List<TaskCompletionSource>();
+        try
+        {
+            await CommitLoopAsync(reader, chunks, finishes, barriers, stoppingToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            ReleaseSpace(stopped: true);
+        }
+    }
+
+    private async Task CommitLoopAsync(
+        ChannelReader<object> reader, List<ChunkAppend> chunks, List<PendingFinish> finishes, List<TaskCompletionSource> barriers, CancellationToken stoppingToken)
+    {
         while (await reader.WaitToReadAsync(stoppingToken).ConfigureAwait(false))
         {
             // Gather for at most FlushInterval after the first item, or until FlushMaxChunks chunks wait; take
@@ -172,6 +235,8 @@ internal sealed class GenerationLogWriter : IAsyncDisposable
                             break;
                     }
                 }
+
+                ReleaseSpace();
 
                 // A run ending is committed now: a pause or cancel is waited for, and the chunks it needs are
                 // already queued ahead of it; gathering longer would only add the window to every stop.

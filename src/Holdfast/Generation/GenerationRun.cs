@@ -64,7 +64,7 @@ internal sealed class GenerationRun(
                     seq++;
                     chunks++;
                     hub.Publish(GenerationLogEvent.Chunk(session.Id, seq, text) with { RunEpoch = fencingToken }, persisted: false);
-                    writer.Enqueue(new ChunkAppend(session.Id, fencingToken, seq, text));
+                    await writer.EnqueueAsync(new ChunkAppend(session.Id, fencingToken, seq, text), cancellationToken);
                 }
 
                 if (update.FinishReason is { } reason)
