@@ -8,7 +8,14 @@ using Microsoft.Data.Sqlite;
 namespace Holdfast.Benchmarks.Scenarios;
 
 /// <summary>What one side of a pair measured: durable tokens/s, reads of the latest state, bytes on disk.</summary>
-internal sealed record DurableRun(string Side, string Synchronous, long Tokens, long TextBytes, double TokensPerSecond, double ReadP50Ms, double ReadP99Ms, long BytesOnDisk, string LoadAverage);
+internal sealed record DurableRun(string Side, string Synchronous, long Tokens, long TextBytes, double TokensPerSecond, double ReadP50Ms, double ReadP99Ms, long BytesOnDisk, string LoadAverage)
+{
+    /// <summary>Holdfast only: from the first create until every session was created (stored), in ms.</summary>
+    public double CreatedMs { get; init; }
+
+    /// <summary>Holdfast only: group commits in the timed window.</summary>
+    public long Commits { get; init; }
+}
 
 /// <summary>
 /// Holdfast against its peers in the same run: LangGraph.js checkpointers (bench/peers) and the raw SQLite limit of
@@ -113,19 +120,28 @@ internal static class PeerScenarios
         var host = await BenchHost.StartAsync(directory, settings);
         long textBytes;
         double rate;
+        double createdMs = 0;
+        long commits;
         List<double> reads = [];
         await using (host)
         {
             var watch = Stopwatch.StartNew();
+            var created = 0;
             var ids = await Task.WhenAll(Enumerable.Range(0, threads).Select(i => Task.Run(async () =>
             {
                 var (session, _) = await host.Sessions.CreateAsync(BenchHost.Request(i, tokens));
+                if (Interlocked.Increment(ref created) == threads)
+                {
+                    createdMs = watch.Elapsed.TotalMilliseconds;
+                }
+
                 var end = await GenerationScenarios.FollowToEndAsync(host.Sessions, session.Id);
                 return end.StatusChange?.Status == GenerationStatus.Completed ? session.Id : throw new InvalidOperationException($"{session.Id} did not complete");
             })));
             await host.Writer.FlushAsync();
             var elapsed = watch.Elapsed;
             rate = host.Writer.ChunksCommitted / elapsed.TotalSeconds;
+            commits = host.Writer.Commits;
 
             textBytes = 0;
             foreach (var id in ids)
@@ -148,11 +164,15 @@ internal static class PeerScenarios
 
         reads.Sort();
         var bytes = postgresUrl is null ? SqliteBytes(Path.Combine(directory, "holdfast.db")) : 0;
-        return new DurableRun("Holdfast", postgresUrl is null ? synchronous : "synchronous_commit=on", (long)threads * tokens, textBytes, rate, Percentiles.Of(reads, 50), Percentiles.Of(reads, 99), bytes, load);
+        return new DurableRun("Holdfast", postgresUrl is null ? synchronous : "synchronous_commit=on", (long)threads * tokens, textBytes, rate, Percentiles.Of(reads, 50), Percentiles.Of(reads, 99), bytes, load)
+        {
+            CreatedMs = createdMs,
+            Commits = commits,
+        };
     }
 
     /// <summary>
-    /// <c>durable [--runs N] [--synchronous FULL|NORMAL] [--threads N] [--tokens N] [--pause-ms N]</c>: Holdfast's side of
+    /// <c>durable [--runs N] [--synchronous FULL|NORMAL] [--threads N] [--tokens N] [--pause-ms N] [--no-raw]</c>: Holdfast's side of
     /// the SQLite pair alone, N times, each followed by the raw limit, one line per run (for A/B runs of two builds back
     /// to back, and for attaching a profiler: <c>--pause-ms</c> waits before the first run).
     /// </summary>
@@ -175,10 +195,10 @@ internal static class PeerScenarios
         for (var run = 1; run <= runs; run++)
         {
             var holdfast = await HoldfastAsync(synchronous, threads, tokens);
-            var raw = await RawSqliteRowsPerSecondAsync(synchronous, 100_000);
+            var raw = arguments.Contains("--no-raw") ? double.NaN : await RawSqliteRowsPerSecondAsync(synchronous, 100_000);
             await Console.Out.WriteLineAsync(string.Create(
                 CultureInfo.InvariantCulture,
-                $"run {run}: {holdfast.TokensPerSecond:0} tokens/s, raw {raw:0} rows/s ({100 * holdfast.TokensPerSecond / raw:0} %), GetAsync p50 {holdfast.ReadP50Ms:0.000} ms p99 {holdfast.ReadP99Ms:0.000} ms, load {holdfast.LoadAverage}"));
+                $"run {run}: {holdfast.TokensPerSecond:0} tokens/s ({holdfast.Tokens / holdfast.TokensPerSecond * 1000:0} ms: all created after {holdfast.CreatedMs:0} ms, {holdfast.Commits} group commits), raw {raw:0} rows/s ({100 * holdfast.TokensPerSecond / raw:0} %), GetAsync p50 {holdfast.ReadP50Ms:0.000} ms p99 {holdfast.ReadP99Ms:0.000} ms, load {holdfast.LoadAverage}"));
         }
 
         return 0;

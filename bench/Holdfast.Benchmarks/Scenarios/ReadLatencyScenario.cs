@@ -76,7 +76,7 @@ internal static class ReadLatencyScenario
             .. Micro(name, "GetAsync, whole", whole),
             .. Micro(name, "part: open a pooled connection (per-connection pragmas) and close it", open),
             .. Micro(name, "part: the row's SELECT, prepared once, not mapped", query),
-            .. Micro(name, "part: the row's SELECT with a new command (prepared per read, as the store does), not mapped", prepared),
+            .. Micro(name, "part: the row's SELECT with a new command (prepared per read, as the store did before it kept statements), not mapped", prepared),
             .. Micro(name, "part: the JSON of input and parameters decoded", mapping),
         ];
     }

@@ -92,9 +92,11 @@ public sealed class InProcessChangeSignals : IChangeSignals
         {
             lock (_gate)
             {
-                // A waiting wait takes the signal; otherwise it is kept for the next wait. Completed under the lock
-                // (its continuations run elsewhere), so a wait that gives up at the same moment can tell it was taken.
-                if (_waiter is { } waiter)
+                // Taken by the waits in progress, if any; otherwise kept for the next wait. Completed under the lock
+                // (continuations run elsewhere), so a wait that gives up at the same moment can tell it was taken. The
+                // flag is never reset after a wake-up: a signal arriving between a waiter's completion and its
+                // continuation stays for the next wait.
+                if (_waiter is { } waiter && _waits > 0)
                 {
                     _waiter = null;
                     _waits = 0;
@@ -119,8 +121,8 @@ public sealed class InProcessChangeSignals : IChangeSignals
                 }
 
                 _waiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                task = _waiter.Task;
                 _waits++;
+                task = _waiter.Task;
             }
 
             return cancellationToken.CanBeCanceled ? WaitCoreAsync(task, cancellationToken) : task;
@@ -134,6 +136,7 @@ public sealed class InProcessChangeSignals : IChangeSignals
             {
                 waiter = _waiter;
                 _waiter = null;
+                _waits = 0;
             }
 
             waiter?.TrySetCanceled();
@@ -145,20 +148,19 @@ public sealed class InProcessChangeSignals : IChangeSignals
             {
                 await task.WaitAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 lock (_gate)
                 {
-                    // A signal that completed the waiter just as this wait gave up is kept for the next wait.
                     if (task.IsCompletedSuccessfully)
                     {
+                        // A signal took this wait just as it gave up: kept for the next wait.
                         _signalled = true;
                     }
-                    else if (--_waits == 0 && _waiter?.Task == task)
+                    else if (ReferenceEquals(_waiter?.Task, task))
                     {
-                        // No wait is left on the waiter: drop it, or the next signal would complete it and be lost
-                        // (the runner cancels the wait that lost its race after every wake-up).
-                        _waiter = null;
+                        // No longer waiting: a signal from now on is kept for the next wait.
+                        _waits--;
                     }
                 }
 

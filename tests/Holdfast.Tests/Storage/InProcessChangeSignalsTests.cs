@@ -85,6 +85,42 @@ public sealed class InProcessChangeSignalsTests
         subscription.WaitAsync().IsCompletedSuccessfully.ShouldBeTrue("a signal after a cancelled wait is not lost");
     }
 
+    [Fact(Timeout = 10_000)]
+    public async Task WaitAsync_SecondSignalRightAfterTheOneThatWoke_KeptForTheNextWait()
+    {
+        var signals = new InProcessChangeSignals();
+        using var subscription = signals.Subscribe("gen_1");
+        var first = subscription.WaitAsync();
+
+        // Two signals back to back: the first completes the wait, the second comes before its continuation runs.
+        await signals.PublishAsync(new ChangeSignal(ChangeKind.Log, "gen_1"));
+        await signals.PublishAsync(new ChangeSignal(ChangeKind.Status, "gen_1"));
+        await first.WaitAsync(TimeSpan.FromSeconds(5));
+
+        await subscription.WaitAsync().WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task WaitAsync_PendingWaitKeptAcrossSignals_EachWaitWokenOnce()
+    {
+        var signals = new InProcessChangeSignals();
+        using var subscription = signals.Subscribe("gen_1");
+        using var cancel = new CancellationTokenSource();
+
+        for (var i = 0; i < 3; i++)
+        {
+            var wait = subscription.WaitAsync(cancel.Token);
+            await Task.Delay(10);
+            wait.IsCompleted.ShouldBeFalse();
+            await signals.PublishAsync(new ChangeSignal(ChangeKind.Log, "gen_1"));
+            await wait.WaitAsync(TimeSpan.FromSeconds(5));
+        }
+
+        var last = subscription.WaitAsync(cancel.Token);
+        await Task.Delay(NotYet);
+        last.IsCompleted.ShouldBeFalse("every signal was taken by its own wait");
+    }
+
     [Fact]
     public void Dispose_LastListener_ForgetsTheSession()
     {
