@@ -291,6 +291,7 @@ internal sealed class GenerationRunner : BackgroundService
             {
                 await PublishAsync(claim.Change);
                 var handle = _handles[claim.Lease.SessionId];
+                handle.LeaseSetAt = _time.GetTimestamp();
                 handle.Lease = claim.Lease;
                 Log.GenerationClaimed(_logger, claim.Lease.SessionId, claim.Lease.FencingToken, claim.Change.Session.Attempts);
                 var run = new GenerationRun(claim.Change.Session, claim.Lease.FencingToken, handle.Backend, _store, _writer, _hub, _logger);
@@ -416,6 +417,14 @@ internal sealed class GenerationRunner : BackgroundService
             if (handle.Lease is not { } lease || handle.IsFinishing)
             {
                 continue; // Not claimed yet, or its ending (which releases the lease) is being written.
+            }
+
+            if (handle.LeaseSetAt > started)
+            {
+                // Claimed after this renewal began: the renewal may have read the store before the claim was stored,
+                // so the session's absence from what it renewed says nothing (it was logged as a lost lease, and the
+                // fresh run stopped, when the claim landed between the two). The next renewal covers it.
+                continue;
             }
 
             if (held.Contains((id, lease.FencingToken)))
@@ -637,6 +646,9 @@ internal sealed class GenerationRunner : BackgroundService
         public bool IsFinishing { get; set; }
 
         public RunLease? Lease { get; set; }
+
+        /// <summary>When <see cref="Lease"/> was set by the claim (a <see cref="TimeProvider"/> timestamp).</summary>
+        public long LeaseSetAt { get; set; }
 
         public Task Completion { get; set; } = Task.CompletedTask;
 
