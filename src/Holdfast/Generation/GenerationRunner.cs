@@ -48,6 +48,7 @@ internal sealed class GenerationRunner : BackgroundService
     private readonly ConcurrentDictionary<string, RunFinish> _handedBack = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _shutdown = new();
     private readonly CancellationTokenSource _renewalStop = new();
+    private int _disposed;
     private Task _renewal = Task.CompletedTask;
     private readonly InProcessWake _wake = new();
     private long _nextCompaction;
@@ -253,6 +254,14 @@ internal sealed class GenerationRunner : BackgroundService
 
     public override void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        // A host disposed without being stopped (an embedder, a test) must not leave the renewal loop ticking on a
+        // store that is gone: it is stopped here as StopAsync would (the runs themselves end with the host's token).
+        _renewalStop.Cancel();
         base.Dispose();
         _shutdown.Dispose();
         _renewalStop.Dispose();

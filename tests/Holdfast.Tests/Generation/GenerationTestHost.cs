@@ -145,6 +145,13 @@ internal sealed class GenerationTestHost : IAsyncDisposable
         }
     }
 
+    /// <summary>Disposes the host without stopping it first, as an embedder that forgets to stop it would.</summary>
+    public void DisposeWithoutStopping()
+    {
+        _started = false;
+        _host.Dispose();
+    }
+
     public async ValueTask DisposeAsync()
     {
         try
