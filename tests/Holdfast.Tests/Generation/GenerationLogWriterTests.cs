@@ -121,6 +121,20 @@ public sealed class GenerationLogWriterTests
         }
     }
 
+    /// <summary>Runs <paramref name="whileHeld"/> (given the time since the lock was taken) while another connection holds the write lock.</summary>
+    private static async Task HoldingTheWriteLockAsync(GenerationTestHost host, Func<System.Diagnostics.Stopwatch, Task> whileHeld)
+    {
+        await using var blocker = new SqliteConnection($"Data Source={host.Services.GetRequiredService<SqliteDatabase>().Path};Pooling=False");
+        await blocker.OpenAsync();
+        await using var begin = blocker.CreateCommand();
+        begin.CommandText = "BEGIN IMMEDIATE";
+        await begin.ExecuteNonQueryAsync();
+        await whileHeld(System.Diagnostics.Stopwatch.StartNew());
+        await using var rollback = blocker.CreateCommand();
+        rollback.CommandText = "ROLLBACK";
+        await rollback.ExecuteNonQueryAsync();
+    }
+
     /// <summary>A trigger counts every UPDATE that changes a session's stored output: the real statements, in the real file.</summary>
     private static Task CountOutputRewritesAsync(string path) => ExecuteAsync(path, """
         CREATE TABLE test_output_appends (n INTEGER PRIMARY KEY, session_id TEXT, from_seq INTEGER, to_seq INTEGER, added INTEGER);
@@ -153,22 +167,14 @@ public sealed class GenerationLogWriterTests
         await Poll.UntilAsync(() => Task.FromResult(host.Writer.ChunksCommitted >= 20), "some chunks committed");
 
         // Another connection holds the write lock for a second: 10 streams of 1,000 tokens/s would queue ~10,000 chunks.
-        await using (var blocker = new SqliteConnection($"Data Source={host.Services.GetRequiredService<SqliteDatabase>().Path};Pooling=False"))
+        await HoldingTheWriteLockAsync(host, async waited =>
         {
-            await blocker.OpenAsync();
-            await using var begin = blocker.CreateCommand();
-            begin.CommandText = "BEGIN IMMEDIATE";
-            await begin.ExecuteNonQueryAsync();
-            var waited = System.Diagnostics.Stopwatch.StartNew();
             await Poll.UntilAsync(() => Task.FromResult(waited.ElapsedMilliseconds >= 1_000), "chunks to pile up for a second", interval: TimeSpan.FromMilliseconds(50));
             host.Writer.Throttled.ShouldBeGreaterThan(0, "streams waited for room");
 
             // The bound, plus one chunk per stream (each queues its chunk, then waits), plus the endings.
             host.Writer.QueueLength.ShouldBeLessThanOrEqualTo(64 + 10 + 10, "what is not yet durable (what a crash loses) stays bounded");
-            await using var rollback = blocker.CreateCommand();
-            rollback.CommandText = "ROLLBACK";
-            await rollback.ExecuteNonQueryAsync();
-        }
+        });
 
         for (var i = 0; i < sessions.Count; i++)
         {
@@ -213,21 +219,13 @@ public sealed class GenerationLogWriterTests
         await Poll.UntilAsync(() => Task.FromResult(host.Writer.ChunksCommitted >= 20), "some chunks committed");
 
         // Another connection holds the write lock for a while, as a backup tool would: chunks pile up behind it.
-        await using (var blocker = new SqliteConnection($"Data Source={host.Services.GetRequiredService<SqliteDatabase>().Path};Pooling=False"))
+        await HoldingTheWriteLockAsync(host, async waited =>
         {
-            await blocker.OpenAsync();
-            await using var begin = blocker.CreateCommand();
-            begin.CommandText = "BEGIN IMMEDIATE";
-            await begin.ExecuteNonQueryAsync();
-            var waited = System.Diagnostics.Stopwatch.StartNew();
             await Poll.UntilAsync(() => Task.FromResult(waited.ElapsedMilliseconds >= 100), "the lock to settle", interval: TimeSpan.FromMilliseconds(10));
             var blockedAt = host.Writer.ChunksCommitted;
             await Poll.UntilAsync(() => Task.FromResult(waited.ElapsedMilliseconds >= 1_000), "chunks to pile up for a second", interval: TimeSpan.FromMilliseconds(50));
             host.Writer.ChunksCommitted.ShouldBe(blockedAt, "nothing commits while another connection holds the write lock");
-            await using var rollback = blocker.CreateCommand();
-            rollback.CommandText = "ROLLBACK";
-            await rollback.ExecuteNonQueryAsync();
-        }
+        });
 
         for (var i = 0; i < sessions.Count; i++)
         {
