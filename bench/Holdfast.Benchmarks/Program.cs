@@ -3,7 +3,7 @@ using Holdfast.Benchmarks.Scenarios;
 
 // `scenarios` (the default): end-to-end measurements over a real SQLite file and a real server, printed as the
 // Markdown table the README keeps. `report`: the full run (peers in the same run, every scenario several times) that
-// writes BENCHMARKS.md and README's table between the bench markers. `durable`: Holdfast's side of the SQLite pair alone (`--runs N`, `--synchronous FULL|NORMAL`), for A/B runs. `cluster`: three `holdfast serve` nodes on one
+// writes BENCHMARKS.md and README's table between the bench markers. `durable`: Holdfast's side of the SQLite pair alone (`--runs N`, `--synchronous FULL|NORMAL`; `--postgres` for the PostgreSQL pair's), for A/B runs. `cluster`: three `holdfast serve` nodes on one
 // PostgreSQL (takeover after SIGKILL, cross-node pause latency; `--runs N`). `micro`: BenchmarkDotNet micro-benchmarks (any BenchmarkDotNet arguments after it).
 if (args is ["micro", .. var rest])
 {
@@ -24,7 +24,7 @@ if (args is ["cluster", .. var clusterArgs])
 
 if (args is ["durable", .. var durableArgs])
 {
-    // Holdfast's side of the SQLite pair alone, N times, with the raw limit between runs: for A/B runs and profiles.
+    // Holdfast's side of the SQLite (or, with --postgres, the PostgreSQL) pair alone, N times, with the raw limit between runs: for A/B runs and profiles.
     return await PeerScenarios.DurableCommandAsync(durableArgs);
 }
 

@@ -172,9 +172,11 @@ internal static class PeerScenarios
     }
 
     /// <summary>
-    /// <c>durable [--runs N] [--synchronous FULL|NORMAL] [--threads N] [--tokens N] [--pause-ms N] [--no-raw]</c>: Holdfast's side of
-    /// the SQLite pair alone, N times, each followed by the raw limit, one line per run (for A/B runs of two builds back
-    /// to back, and for attaching a profiler: <c>--pause-ms</c> waits before the first run).
+    /// <c>durable [--runs N] [--synchronous FULL|NORMAL] [--threads N] [--tokens N] [--pause-ms N] [--no-raw] [--postgres]</c>:
+    /// Holdfast's side of the SQLite pair alone, N times, each followed by the raw limit, one line per run (for A/B runs
+    /// of two builds back to back, and for attaching a profiler: <c>--pause-ms</c> waits before the first run). With
+    /// <c>--postgres</c>, Holdfast's side of the PostgreSQL pair instead (the server of <c>HOLDFAST_TEST_POSTGRES</c>, or
+    /// one <c>scripts/test-deps/postgres.sh</c> starts and stops; a fresh database per run; no raw limit).
     /// </summary>
     public static async Task<int> DurableCommandAsync(string[] arguments)
     {
@@ -188,17 +190,19 @@ internal static class PeerScenarios
         var synchronous = Option("synchronous", "FULL");
         var threads = int.Parse(Option("threads", "100"), CultureInfo.InvariantCulture);
         var tokens = int.Parse(Option("tokens", "100"), CultureInfo.InvariantCulture);
-        await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"pid {Environment.ProcessId}"));
+        await using var postgres = arguments.Contains("--postgres") ? await PostgresPeer.StartAsync() : null;
+        var server = postgres is null ? string.Empty : ", " + await postgres.SettingsAsync();
+        await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"pid {Environment.ProcessId}{server}"));
         await Task.Delay(int.Parse(Option("pause-ms", "0"), CultureInfo.InvariantCulture));
-        var warmUp = await HoldfastAsync(synchronous, threads, tokens);
+        var warmUp = await HoldfastAsync(synchronous, threads, tokens, postgres);
         await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"warm-up: {warmUp.TokensPerSecond:0} tokens/s"));
         for (var run = 1; run <= runs; run++)
         {
-            var holdfast = await HoldfastAsync(synchronous, threads, tokens);
-            var raw = arguments.Contains("--no-raw") ? double.NaN : await RawSqliteRowsPerSecondAsync(synchronous, 100_000);
+            var holdfast = await HoldfastAsync(synchronous, threads, tokens, postgres);
+            var raw = arguments.Contains("--no-raw") || postgres is not null ? double.NaN : await RawSqliteRowsPerSecondAsync(synchronous, 100_000);
             await Console.Out.WriteLineAsync(string.Create(
                 CultureInfo.InvariantCulture,
-                $"run {run}: {holdfast.TokensPerSecond:0} tokens/s ({holdfast.Tokens / holdfast.TokensPerSecond * 1000:0} ms: all created after {holdfast.CreatedMs:0} ms, {holdfast.Commits} group commits), raw {raw:0} rows/s ({100 * holdfast.TokensPerSecond / raw:0} %), GetAsync p50 {holdfast.ReadP50Ms:0.000} ms p99 {holdfast.ReadP99Ms:0.000} ms, load {holdfast.LoadAverage}"));
+                $"run {run}: {holdfast.TokensPerSecond:0} tokens/s ({holdfast.Tokens / holdfast.TokensPerSecond * 1000:0} ms: all created after {holdfast.CreatedMs:0} ms, {holdfast.Commits} group commits), {(double.IsNaN(raw) ? "" : $"raw {raw:0} rows/s ({100 * holdfast.TokensPerSecond / raw:0} %), ")}GetAsync p50 {holdfast.ReadP50Ms:0.000} ms p99 {holdfast.ReadP99Ms:0.000} ms, load {holdfast.LoadAverage}"));
         }
 
         return 0;

@@ -35,6 +35,16 @@ internal static class ReportRunner
 
         await Log("installing the peers (bench/peers/setup.sh) …");
         await PeerScenarios.SetupAsync();
+        if (args.Contains("--only-postgres", StringComparer.Ordinal))
+        {
+            // The PostgreSQL pairs alone, printed and never written: the block needs the SQLite pairs (for A/B runs).
+            await RunPostgresPairsAsync(data, pairs);
+            var section = new StringBuilder();
+            RenderPostgres(section, data);
+            Console.Write(section.ToString());
+            await Log($"PostgreSQL pairs done in {clock.Elapsed.TotalMinutes:0.0} min (load {PeerScenarios.LoadAverage()})");
+            return 0;
+        }
 
         // A warm-up pair first, listed but not counted: the first Holdfast run of this process pays the JIT of the whole
         // stack (and the first peer run node's module loading and a cold page cache), which is not what either side
