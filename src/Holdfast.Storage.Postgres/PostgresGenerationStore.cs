@@ -14,16 +14,36 @@ namespace Holdfast.Storage.Postgres;
 /// (<see cref="GenerationStateMachine"/>, <see cref="GenerationRules"/>), and writes the row (compare-and-swap on
 /// status and version), its status event and its audit event. Claims take rows with <c>FOR UPDATE SKIP LOCKED</c>, so
 /// two nodes never claim one session; every run write is fenced by the row's <c>lease_epoch</c>. A group commit writes
-/// the chunks of every session in one statement (arrays through <c>unnest</c>).
+/// the chunks of every session in one statement (arrays through <c>unnest</c>). A session's <c>output</c> holds the
+/// text up to <c>output_seq</c>; a running session's later chunks are read from the log (<see cref="WholeOutput"/>,
+/// migration 0015), so a commit does not rewrite the whole text.
 /// </summary>
 internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
 {
-    internal const string Columns = """
+    internal const string Columns = $"""
         id, owner, backend, model, input::text, parameters::text, metadata::text, status, desired_state, pause_reason, error, finish_reason,
-        input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, output, last_seq,
+        input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, {WholeOutput}, last_seq,
         attempts, idempotency_key, created_at, updated_at, completed_at, version, log_compacted_at IS NOT NULL,
         lease_holder, lease_expires_at, lease_epoch, request_hash
         """;
+
+    /// <summary>
+    /// A session's whole output (inside a statement on <c>generation_sessions</c>, unaliased): the folded text in
+    /// <c>output</c> and the chunks after <c>output_seq</c>, which only a running session has (migration 0015). The
+    /// log is read only when there is a tail.
+    /// </summary>
+    internal const string WholeOutput = """
+        CASE WHEN generation_sessions.output_seq >= generation_sessions.last_seq THEN generation_sessions.output
+             ELSE generation_sessions.output || COALESCE((SELECT string_agg(t.payload, '' ORDER BY t.seq) FROM generation_log t
+                 WHERE t.session_id = generation_sessions.id AND t.seq > generation_sessions.output_seq AND t.type = 'chunk'), '') END
+        """;
+
+    /// <summary>
+    /// A group commit folds a running session's tail of chunk rows into <c>output</c> once this many events were
+    /// stored after the folded text: a long output is then rewritten once per this many events instead of once per
+    /// commit, and a read of a running session concatenates at most this many rows plus one commit's.
+    /// </summary>
+    internal const int FoldEvery = 256;
 
     private const string UniqueViolation = "23505";
 
@@ -226,8 +246,8 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             {
                 var due = new List<(string Id, string Status, string Output)>();
                 await using (var select = new NpgsqlCommand(
-                    """
-                    SELECT id, status, output FROM generation_sessions
+                    $"""
+                    SELECT id, status, {WholeOutput} FROM generation_sessions
                     WHERE completed_at IS NOT NULL AND log_compacted_at IS NULL AND completed_at < @before
                       AND status IN ('completed', 'cancelled')
                     ORDER BY completed_at
@@ -674,9 +694,9 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             $"""
             WITH inserted AS (
                 INSERT INTO generation_sessions (
-                    id, owner, backend, model, input, parameters, metadata, status, desired_state, output, output_tokens, last_seq,
+                    id, owner, backend, model, input, parameters, metadata, status, desired_state, output, output_tokens, last_seq, output_seq,
                     previous_session_id, forked_from, forked_at_seq, idempotency_key, request_hash, created_at, updated_at, version)
-                VALUES (@id, @owner, @backend, @model, @input, @parameters, @metadata, 'queued', 'running', @output, @output_tokens, @last_seq,
+                VALUES (@id, @owner, @backend, @model, @input, @parameters, @metadata, 'queued', 'running', @output, @output_tokens, @last_seq, @last_seq,
                     @previous, @forked_from, @forked_at_seq, @key, @hash, @now, @now, 1)
                 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                 RETURNING {Columns}
@@ -851,6 +871,10 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
             $"""
             WITH updated AS (
                 UPDATE generation_sessions SET
+                    output = CASE WHEN output_seq >= last_seq THEN output ELSE output
+                        || COALESCE((SELECT string_agg(t.payload, '' ORDER BY t.seq) FROM generation_log t
+                                     WHERE t.session_id = @id AND t.seq > output_seq AND t.type = 'chunk'), '') END,
+                    output_seq = last_seq + CASE WHEN @status_changed THEN 1 ELSE 0 END,
                     status = @status,
                     desired_state = @desired,
                     pause_reason = @pause_reason,
@@ -952,9 +976,11 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
 
     /// <summary>
     /// Appends the chunk runs and then reads the rows of <paramref name="readIds"/>, in one round trip (an
-    /// <see cref="NpgsqlBatch"/>). The append is one statement: each session's row gets its coalesced text appended once
-    /// (when the run follows the stored last seq, fenced by the token), and the log rows of exactly those runs are
-    /// inserted.
+    /// <see cref="NpgsqlBatch"/>). The append is one statement: each session's row moves its last seq past its run (when
+    /// the run follows the stored last seq, fenced by the token), and the log rows of exactly those runs are inserted.
+    /// The row's <c>output</c> is left as it is (PostgreSQL keeps an unchanged TOAST value without copying it) unless
+    /// <see cref="FoldEvery"/> events wait after <c>output_seq</c>: then the stored chunks up to the old last seq are
+    /// folded into it.
     /// </summary>
     private static async Task<Dictionary<string, Row>> AppendChunksAndReadAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<ChunkRuns.Run> runs, IEnumerable<string> readIds, CancellationToken cancellationToken)
@@ -1021,11 +1047,15 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
         var command = new NpgsqlBatchCommand(
             """
             WITH runs AS (
-                SELECT * FROM unnest(@run_ids, @run_tokens, @run_first, @run_last, @run_counts, @run_deltas)
-                    AS r(id, token, first_seq, last_seq, cnt, delta)
+                SELECT * FROM unnest(@run_ids, @run_tokens, @run_first, @run_last, @run_counts)
+                    AS r(id, token, first_seq, last_seq, cnt)
             ), appended AS (
                 UPDATE generation_sessions s
-                SET output = s.output || r.delta, output_tokens = s.output_tokens + r.cnt, last_seq = r.last_seq
+                SET output = CASE WHEN s.last_seq - s.output_seq < @fold_every THEN s.output ELSE s.output
+                        || COALESCE((SELECT string_agg(t.payload, '' ORDER BY t.seq) FROM generation_log t
+                                     WHERE t.session_id = s.id AND t.seq > s.output_seq AND t.seq <= s.last_seq AND t.type = 'chunk'), '') END,
+                    output_seq = CASE WHEN s.last_seq - s.output_seq < @fold_every THEN s.output_seq ELSE s.last_seq END,
+                    output_tokens = s.output_tokens + r.cnt, last_seq = r.last_seq
                 FROM runs r
                 WHERE s.id = r.id AND s.lease_epoch = r.token AND s.status = 'running' AND s.last_seq = r.first_seq - 1
                 RETURNING s.id, r.first_seq, r.last_seq
@@ -1040,7 +1070,7 @@ internal sealed class PostgresGenerationStore : IGenerationStore, IRunStore
         command.Parameters.Add(Pg.BigintArray("run_first", runs.Select(r => r.FirstSeq).ToArray()));
         command.Parameters.Add(Pg.BigintArray("run_last", runs.Select(r => r.FirstSeq + r.Texts.Count - 1).ToArray()));
         command.Parameters.Add(Pg.BigintArray("run_counts", runs.Select(r => (long)r.Texts.Count).ToArray()));
-        command.Parameters.Add(Pg.TextArray("run_deltas", runs.Select(r => string.Concat(r.Texts)).ToArray()));
+        command.Parameters.Add(Pg.Integer("fold_every", FoldEvery));
         command.Parameters.Add(Pg.TextArray("chunk_ids", chunkIds));
         command.Parameters.Add(Pg.BigintArray("chunk_seqs", chunkSeqs));
         command.Parameters.Add(Pg.TextArray("chunk_texts", chunkTexts));

@@ -168,7 +168,19 @@ internal sealed class PostgresStoreAdministration : IStoreAdministration
         foreach (var (table, key) in await ReadTablesAsync(connection, transaction, cancellationToken))
         {
             var columns = await ReadColumnsAsync(connection, transaction, table, cancellationToken);
-            var select = string.Join(", ", columns.Select(c => c.Type is "jsonb" or "json" ? $"{Quote(c.Name)}::text" : Quote(c.Name)));
+
+            // A session's output is exported whole (the tail of a running session folded in), without the fold mark
+            // (migration 0015), so an export reads the same from either provider.
+            var sessions = table == "generation_sessions";
+            if (sessions)
+            {
+                columns = columns.Where(c => c.Name != "output_seq").ToList();
+            }
+
+            var select = string.Join(", ", columns.Select(c =>
+                sessions && c.Name == "output" ? PostgresGenerationStore.WholeOutput
+                : c.Type is "jsonb" or "json" ? $"{Quote(c.Name)}::text"
+                : Quote(c.Name)));
 
             // Table and column names come from the catalog, never from input.
             await using var command = new NpgsqlCommand($"SELECT {select} FROM {Quote(table)} ORDER BY {string.Join(", ", key.Select(Quote))}", connection, transaction);
@@ -262,6 +274,13 @@ internal sealed class PostgresStoreAdministration : IStoreAdministration
             {
                 await importer.DisposeAsync();
             }
+        }
+
+        // An export holds every session's whole output in `output` (a SQLite or PostgreSQL export folds the tail in),
+        // so the imported text is folded up to the last event.
+        await using (var folded = new NpgsqlCommand("UPDATE generation_sessions SET output_seq = last_seq WHERE output_seq <> last_seq", connection, transaction))
+        {
+            await folded.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await RestartIdentitiesAsync(connection, transaction, cancellationToken);

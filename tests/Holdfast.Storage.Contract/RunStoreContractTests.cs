@@ -238,6 +238,60 @@ public abstract class RunStoreContractTests(IStoreProvider provider) : StoreCont
         (await Store.Runs.RenewLeasesAsync("node-b", Lease)).ShouldBeEmpty();
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task CommitAsync_LongRunInManyCommits_EveryReadReturnsTheWholeTextBeforeAndAfterEachFold()
+    {
+        // 700 chunks in commits of 35: the stores fold the log's tail into the row only every 256 events and at status
+        // changes (SQLite 0014, PostgreSQL 0015), so most reads below meet a tail of chunk rows after the folded text.
+        await Store.Generations.CreateAsync(NewSession("gen_long"), Alice);
+        var claim = (await Store.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 10), _ => new ClaimChoice(true))).Single();
+        var token = claim.Lease.FencingToken;
+        var seq = claim.Change.Session.LastSeq;
+        var expected = new System.Text.StringBuilder();
+        var forks = 0;
+        for (var commit = 0; commit < 20; commit++)
+        {
+            var appends = Enumerable.Range(0, 35).Select(i => new ChunkAppend("gen_long", token, ++seq, $"c{commit}.{i} ")).ToList();
+            await Store.Runs.CommitAsync(appends, []);
+            expected.Append(string.Concat(appends.Select(a => a.Text)));
+            var whole = expected.ToString();
+
+            (await Store.Generations.FindAsync("gen_long", "alice"))!.Output.ShouldBe(whole, $"find after commit {commit} ({seq} events)");
+            (await Store.Generations.ListAsync(new GenerationListQuery { Status = GenerationStatus.Running, Limit = 10 })).Items.Single().Output.ShouldBe(whole, $"list after commit {commit}");
+            if (commit % 7 == 6)
+            {
+                // A fork of the running session takes the whole text, or the text up to a seq before the last fold.
+                (await Store.Generations.ForkAsync("gen_long", "alice", null, $"gen_fork_{forks++}", Alice)).Session.Output.ShouldBe(whole);
+                (await Store.Generations.ForkAsync("gen_long", "alice", claim.Change.Session.LastSeq + 35, $"gen_fork_{forks++}", Alice)).Session.Output
+                    .ShouldBe(string.Concat(Enumerable.Range(0, 35).Select(i => $"c0.{i} ")));
+                var exported = new List<StoreRecord>();
+                await foreach (var record in Store.Administration.ExportAsync())
+                {
+                    exported.Add(record);
+                }
+
+                var row = exported.Single(r => r.Table == "generation_sessions" && (string?)r.Values["id"] == "gen_long");
+                row.Values["output"].ShouldBe(whole, "an export holds the whole text");
+                row.Values.ContainsKey("output_seq").ShouldBeFalse("the fold mark stays inside the store");
+            }
+        }
+
+        // A control that changes no status (a pause asked of a running session), then more chunks, then the ending.
+        (await Store.Generations.ApplyControlAsync("gen_long", "alice", GenerationCommand.Pause(), Alice, null)).Session.Output.ShouldBe(expected.ToString());
+        var last = new ChunkAppend("gen_long", token, ++seq, "the end");
+        expected.Append(last.Text);
+        (await Store.Generations.FindAsync("gen_long", null))!.Output.ShouldBe(expected.ToString()[..^last.Text.Length], "not yet committed");
+        var ended = await Store.Runs.CommitAsync([last], [new RunFinish("gen_long", token, GenerationCommand.Complete, seq, FinishReason: "stop")]);
+
+        ended.Single().Session.Status.ShouldBe(GenerationStatus.Completed, "the run finished its text before it saw the pause");
+        ended.Single().Session.Output.ShouldBe(expected.ToString());
+        var stored = (await Store.Generations.FindAsync("gen_long", null))!;
+        stored.Output.ShouldBe(expected.ToString());
+        stored.Usage.OutputTokens.ShouldBe(20 * 35 + 1);
+        var log = await Store.Generations.ReadLogAfterAsync("gen_long", 0, 10_000);
+        string.Concat(log.Where(e => e.Type == GenerationLogEventType.Chunk).Select(e => e.Text)).ShouldBe(stored.Output, "the row and the log agree");
+    }
+
     /// <summary>What a write changes on a session row.</summary>
     private static (GenerationStatus, long, long, string, int, DateTimeOffset) Facts(GenerationSession? session) =>
         (session!.Status, session.Version, session.LastSeq, session.Output, session.Attempts, session.UpdatedAt);

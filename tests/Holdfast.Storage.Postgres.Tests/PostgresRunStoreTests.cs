@@ -260,6 +260,58 @@ public sealed class PostgresRunStoreTests : IAsyncLifetime
         audit.Events.Select(e => e.Action).ShouldBe(["create", "claim", "complete"], ignoreOrder: true);
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Commit_LongRunInSmallCommits_OutputRewrittenAtFoldsOnlyNotByEveryCommit()
+    {
+        // A trigger records every UPDATE that changes a session's stored output: the real statements, in the real database.
+        await _db.ScalarAsync("""
+            CREATE TABLE test_output_rewrites (n bigserial PRIMARY KEY, session_id text, from_seq bigint, to_seq bigint, added int);
+            CREATE FUNCTION test_count_output_rewrites() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO test_output_rewrites (session_id, from_seq, to_seq, added)
+                VALUES (NEW.id, OLD.last_seq, NEW.last_seq, length(NEW.output) - length(OLD.output));
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER test_count_output_rewrites AFTER UPDATE OF output ON generation_sessions
+                FOR EACH ROW WHEN (NEW.output IS DISTINCT FROM OLD.output) EXECUTE FUNCTION test_count_output_rewrites();
+            """);
+        await CreateAsync("long");
+        var claim = (await _nodeA.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 10), _ => new ClaimChoice(true))).Single();
+        var token = claim.Lease.FencingToken;
+        var seq = claim.Change.Session.LastSeq;
+        var expected = new System.Text.StringBuilder();
+
+        // 600 chunks of 50 characters in 30 commits: a 30 kB output, stored out of line (TOAST) once past ~2 kB.
+        for (var commit = 0; commit < 30; commit++)
+        {
+            var appends = Enumerable.Range(0, 20).Select(i => new ChunkAppend("gen_long", token, ++seq, $"[{commit:D2}.{i:D2}]".PadRight(50, '~'))).ToList();
+            var finishes = commit == 29 ? [new RunFinish("gen_long", token, GenerationCommand.Complete, seq, FinishReason: "stop")] : Array.Empty<RunFinish>();
+            await _nodeA.Runs.CommitAsync(appends, finishes);
+            expected.Append(string.Concat(appends.Select(a => a.Text)));
+        }
+
+        var done = (await _nodeB.Generations.FindAsync("gen_long", null))!;
+        done.Status.ShouldBe(GenerationStatus.Completed);
+        done.Output.ShouldBe(expected.ToString());
+        var rewrites = new List<(long From, long To, int Added)>();
+        await using (var connection = new Npgsql.NpgsqlConnection(_db.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var read = new Npgsql.NpgsqlCommand("SELECT from_seq, to_seq, added FROM test_output_rewrites WHERE session_id = 'gen_long' ORDER BY n", connection);
+            await using var reader = await read.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                rewrites.Add((reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2)));
+            }
+        }
+
+        // Folded once 256 events waited (twice in 600) and at the ending; one rewrite per commit (30) before migration 0015.
+        rewrites.Count.ShouldBe(3, string.Join("; ", rewrites));
+        rewrites.Sum(r => r.Added).ShouldBe(done.Output.Length, "together the folds add the whole text, each chunk once");
+        rewrites[^1].To.ShouldBe(done.LastSeq, "the ending folds the rest");
+        ((long)(await _db.ScalarAsync("SELECT output_seq - last_seq FROM generation_sessions WHERE id = 'gen_long'"))!).ShouldBe(0, "a finished run is folded whole");
+    }
+
     private async Task<GenerationSession> CreateAsync(string name) =>
         (await _nodeA.Generations.CreateAsync(NewSession(name), new Actor("alice"))).Change.Session;
 
