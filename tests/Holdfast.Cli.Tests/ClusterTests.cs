@@ -425,7 +425,13 @@ internal sealed class NodeCluster : IAsyncDisposable
         await using var connection = new NpgsqlConnection(Database.ConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(
-            "SELECT id, lease_holder, status, length(output) FROM generation_sessions WHERE id = ANY(@ids)", connection);
+            // The whole output's length: the folded text and a running session's chunk rows after it (migration 0015).
+            """
+            SELECT s.id, s.lease_holder, s.status, length(s.output) + COALESCE((SELECT sum(length(t.payload))::int FROM generation_log t
+                WHERE t.session_id = s.id AND t.seq > s.output_seq AND t.type = 'chunk'), 0)
+            FROM generation_sessions s WHERE s.id = ANY(@ids)
+            """,
+            connection);
         command.Parameters.AddWithValue("ids", ids.ToArray());
         var states = new Dictionary<string, RunState>(StringComparer.Ordinal);
         await using var reader = await command.ExecuteReaderAsync();
