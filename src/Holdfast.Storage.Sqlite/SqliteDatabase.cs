@@ -26,7 +26,7 @@ public sealed class SqliteDatabase : IDisposable
     /// <summary>Reader connections kept open while idle; more may be open at once, and those are closed after use.</summary>
     internal const int MaxIdleReaders = 16;
 
-    private readonly WriterGate _writer = new();
+    private readonly WriteQueue _writes = new();
     private readonly string _connectionString;
     private readonly string _cachedConnectionString;
     private readonly Lock _idleLock = new();
@@ -39,6 +39,11 @@ public sealed class SqliteDatabase : IDisposable
 
     /// <summary>Shortest time between two background WAL checkpoints (see <see cref="StartCheckpointIfDue"/>).</summary>
     internal static readonly TimeSpan CheckpointInterval = TimeSpan.FromMilliseconds(200);
+
+    private long _commits;
+
+    /// <summary>Write transactions committed (for tests: writes that arrive together share one).</summary>
+    internal long Commits => Interlocked.Read(ref _commits);
 
     /// <summary>Background WAL checkpoints completed (for tests).</summary>
     internal long Checkpoints => Interlocked.Read(ref _checkpoints);
@@ -192,50 +197,149 @@ public sealed class SqliteDatabase : IDisposable
 
     private async Task<T> WriteCoreAsync<T>(Func<SqliteConnection, SqliteTransaction, Task<T>> work, bool priority, CancellationToken cancellationToken)
     {
-        await _writer.WaitAsync(priority, cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        var write = new PendingWrite<T>(work, cancellationToken);
+        if (_writes.Enqueue(write, priority))
+        {
+            // No batch was running: this caller runs the next one itself (no thread hop for a write alone), and hands
+            // whatever queued meanwhile to a batch loop on the thread pool.
+            await RunBatchAsync(_writes.TakeBatch());
+            var next = _writes.TakeBatch();
+            if (next.Count > 0)
+            {
+                _ = Task.Run(() => RunBatchesAsync(next), CancellationToken.None);
+            }
+        }
+        else if (cancellationToken.CanBeCanceled)
+        {
+            await using (cancellationToken.Register(() =>
+            {
+                if (_writes.Remove(write))
+                {
+                    write.Fail(new OperationCanceledException(cancellationToken));
+                }
+            }))
+            {
+                return await write.Completion;
+            }
+        }
+
+        return await write.Completion;
+    }
+
+    private async Task RunBatchesAsync(List<PendingWrite> batch)
+    {
+        while (batch.Count > 0)
+        {
+            await RunBatchAsync(batch);
+            batch = _writes.TakeBatch();
+        }
+    }
+
+    /// <summary>
+    /// Runs the writes of <paramref name="batch"/> in one IMMEDIATE transaction and commits it; each write's task
+    /// completes once the transaction is durable (per <c>PRAGMA synchronous</c>). With more than one write, each runs
+    /// inside a savepoint: a write that throws is rolled back alone and its caller gets its exception, the others still
+    /// commit. A failure that ends the transaction itself (a full disk, an I/O error, a damaged page, a lock held too
+    /// long, a failed commit) fails every write that ran in it; the writes not run yet go back to the head of the
+    /// queue. A write's work never runs twice.
+    /// </summary>
+    private async Task RunBatchAsync(List<PendingWrite> batch)
+    {
         CachedConnection? connection = null;
-        var keep = false;
+        var keep = true;
+        var ran = new List<PendingWrite>(batch.Count);
+        var failed = new List<(PendingWrite Write, Exception Error)>();
+        var next = 0;
+        var begun = false;
         try
         {
-            connection = Interlocked.Exchange(ref _writerConnection, null) ?? await OpenCachedAsync(cancellationToken);
-            T result;
-            await using (var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, cancellationToken))
+            connection = Interlocked.Exchange(ref _writerConnection, null) ?? await OpenCachedAsync(CancellationToken.None);
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(IsolationLevel.Serializable, CancellationToken.None);
+            begun = true;
+            var savepoints = batch.Count > 1;
+            for (; next < batch.Count; next++)
             {
+                var write = batch[next];
+                if (write.IsCanceled)
+                {
+                    failed.Add((write, new OperationCanceledException()));
+                    continue;
+                }
+
+                if (savepoints)
+                {
+                    await transaction.SaveAsync(Savepoint);
+                }
+
                 try
                 {
-                    result = await work(connection, transaction);
+                    await write.RunAsync(connection, transaction);
                 }
-                catch (Exception ex) when (KeepsConnection(ex))
+                catch (Exception ex) when (savepoints && !EndsTransaction(connection, ex))
+                {
+                    // This write alone is undone; a connection that saw a SQLite error is not kept.
+                    await transaction.RollbackAsync(Savepoint);
+                    await transaction.ReleaseAsync(Savepoint);
+                    keep &= KeepsConnection(ex);
+                    failed.Add((write, ex));
+                    continue;
+                }
+                catch (Exception ex) when (!savepoints && KeepsConnection(ex))
                 {
                     // The caller's own refusal (a conflict, a lost lease): once rolled back, the connection stays good.
                     await transaction.RollbackAsync(CancellationToken.None);
-                    keep = true;
-                    throw;
+                    failed.Add((write, ex));
+                    next = batch.Count;
+                    break;
                 }
 
-                await transaction.CommitAsync(cancellationToken);
+                if (savepoints)
+                {
+                    await transaction.ReleaseAsync(Savepoint);
+                }
+
+                ran.Add(write);
             }
 
-            keep = true;
-            _writeFailure = null;
-            return result;
-        }
-        catch (SqliteException ex) when (ex.SqliteErrorCode is 5 or 6)
-        {
-            throw new StoreUnavailableException($"The database '{Path}' stayed locked by another process for longer than the busy timeout.", ex);
-        }
-        catch (Exception ex) when (FindSqliteError(ex) is { } sqlite && (IsDamage(sqlite) || IsWriteFailure(sqlite)))
-        {
-            throw TranslateFailure(sqlite);
-        }
-        catch (Exception ex) when (IsUndecodable(ex))
-        {
-            if (await FindDamageAsync(ex) is { } damage)
+            if (ran.Count > 0)
             {
-                throw damage;
+                await transaction.CommitAsync(CancellationToken.None);
+                Interlocked.Increment(ref _commits);
+                _writeFailure = null;
+            }
+            else if (savepoints)
+            {
+                await transaction.RollbackAsync(CancellationToken.None);
+            }
+        }
+        catch (Exception ex)
+        {
+            keep = false;
+            var error = await TranslateWriteFailureAsync(ex);
+            if (!begun)
+            {
+                // No transaction (the file cannot be opened, another process held the lock too long): it is the same
+                // for every write of the batch, and none of them ran.
+                next = batch.Count;
+                failed.AddRange(batch.Select(write => (write, error)));
+            }
+            else if (next < batch.Count)
+            {
+                failed.Add((batch[next], error));
+                next++;
             }
 
-            throw;
+            foreach (var write in ran)
+            {
+                failed.Add((write, error));
+            }
+
+            ran.Clear();
+            if (next < batch.Count)
+            {
+                _writes.Requeue(batch[next..]);
+            }
         }
         finally
         {
@@ -255,9 +359,64 @@ public sealed class SqliteDatabase : IDisposable
                 }
             }
 
-            _writer.Release();
             StartCheckpointIfDue();
         }
+
+        foreach (var write in ran)
+        {
+            write.Complete();
+        }
+
+        foreach (var (write, error) in failed)
+        {
+            write.Fail(error);
+        }
+    }
+
+    /// <summary>The savepoint each write of a batch runs in.</summary>
+    private const string Savepoint = "holdfast_write";
+
+    /// <summary>
+    /// Whether <paramref name="exception"/>, thrown by one write of a batch, ends the whole transaction rather than that
+    /// write alone: a full disk, an I/O error, a damaged page or a lock held too long, or any error after which SQLite
+    /// has rolled the transaction back by itself.
+    /// </summary>
+    private static bool EndsTransaction(SqliteConnection connection, Exception exception)
+    {
+        if (FindSqliteError(exception) is { } sqlite
+            && (IsDamage(sqlite) || IsWriteFailure(sqlite) || sqlite.SqliteErrorCode is SQLitePCL.raw.SQLITE_BUSY or SQLitePCL.raw.SQLITE_LOCKED))
+        {
+            return true;
+        }
+
+        return SQLitePCL.raw.sqlite3_get_autocommit(connection.Handle) != 0;
+    }
+
+    /// <summary>
+    /// What the callers of a failed write get: a lock held too long, a full disk, an I/O error or a damaged file as a
+    /// <see cref="StoreUnavailableException"/> that says so; a row that could not be decoded as the damage a bounded
+    /// check finds, if any; anything else as it was thrown.
+    /// </summary>
+    private async Task<Exception> TranslateWriteFailureAsync(Exception exception)
+    {
+        if (FindSqliteError(exception) is { } sqlite)
+        {
+            if (sqlite.SqliteErrorCode is 5 or 6)
+            {
+                return new StoreUnavailableException($"The database '{Path}' stayed locked by another process for longer than the busy timeout.", sqlite);
+            }
+
+            if (IsDamage(sqlite) || IsWriteFailure(sqlite))
+            {
+                return TranslateFailure(sqlite);
+            }
+        }
+        else if (IsUndecodable(exception) && await FindDamageAsync(exception) is { } damage)
+        {
+            return damage;
+        }
+
+        return exception;
     }
 
     /// <summary>
