@@ -686,7 +686,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         await SqliteAudit.AppendAsync(
             connection, transaction, SessionKind.Generation, row.Id, actor, row.ForkedFrom is null ? AuditActions.Create : AuditActions.Fork, null, "queued",
             _time.GetUtcNow(), GenerationRules.CreateDetail(row, actor), cancellationToken);
-        var session = (await ReadSessionAsync(connection, transaction, row.Id, null, cancellationToken))!;
+        // A new row is folded up to its last event (output_seq = last_seq): its output is its whole text.
+        var session = (await ReadSessionAsync(connection, transaction, row.Id, null, cancellationToken, FoldedColumns))!;
         return new GenerationCreateResult(new GenerationChange(session, GenerationLogEvent.Status(row.Id, queuedSeq, queued), true), true);
     }
 
