@@ -24,6 +24,23 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         """;
 
     /// <summary>
+    /// The columns of <see cref="Columns"/> with an empty text in place of the output: a session's state, for a write
+    /// that does not need its text (a run ending reads the text back once the transition folded it in).
+    /// </summary>
+    private const string StateColumns = """
+        id, owner, backend, model, input, parameters, metadata, status, desired_state, pause_reason, error, finish_reason,
+        input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, '', last_seq,
+        attempts, idempotency_key, created_at, updated_at, completed_at, version, log_compacted_at IS NOT NULL
+        """;
+
+    /// <summary>The columns of <see cref="Columns"/> with the folded text alone: the whole output of a row folded up to its last event.</summary>
+    private const string FoldedColumns = """
+        id, owner, backend, model, input, parameters, metadata, status, desired_state, pause_reason, error, finish_reason,
+        input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, output, last_seq,
+        attempts, idempotency_key, created_at, updated_at, completed_at, version, log_compacted_at IS NOT NULL
+        """;
+
+    /// <summary>
     /// A session's whole output (inside a statement on <c>generation_sessions</c>): the folded text in <c>output</c>
     /// and the chunks after <c>output_seq</c>, which only a running session has (migration 0014).
     /// </summary>
@@ -373,12 +390,13 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
                     var results = new List<GenerationChange>(finishes.Count);
                     foreach (var finish in finishes)
                     {
-                        var session = (await ReadSessionAsync(connection, transaction, finish.SessionId, null, cancellationToken))!;
+                        // Its state only: the transition reads the text back (folded, or whole).
+                        var session = (await ReadSessionAsync(connection, transaction, finish.SessionId, null, cancellationToken, StateColumns))!;
                         var (command, actor) = GenerationRules.DecideRunEnd(session, finish);
                         var transition = GenerationStateMachine.ApplyOrThrow(GenerationRules.StateOf(session), command);
                         results.Add(await WriteTransitionAsync(
                             connection, transaction, session, transition, actor,
-                            new TransitionFacts { Error = finish.Error, FinishReason = finish.FinishReason, InputTokens = finish.InputTokens, ClearLease = true },
+                            new TransitionFacts { Error = finish.Error, FinishReason = finish.FinishReason, InputTokens = finish.InputTokens, ClearLease = true, OutputRead = false },
                             cancellationToken));
                     }
 
@@ -668,7 +686,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         await SqliteAudit.AppendAsync(
             connection, transaction, SessionKind.Generation, row.Id, actor, row.ForkedFrom is null ? AuditActions.Create : AuditActions.Fork, null, "queued",
             _time.GetUtcNow(), GenerationRules.CreateDetail(row, actor), cancellationToken);
-        var session = (await ReadSessionAsync(connection, transaction, row.Id, null, cancellationToken))!;
+        // A new row is folded up to its last event (output_seq = last_seq): its output is its whole text.
+        var session = (await ReadSessionAsync(connection, transaction, row.Id, null, cancellationToken, FoldedColumns))!;
         return new GenerationCreateResult(new GenerationChange(session, GenerationLogEvent.Status(row.Id, queuedSeq, queued), true), true);
     }
 
@@ -692,6 +711,9 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 
         /// <summary>Recovery: raise the epoch so a write of the run that is gone is refused.</summary>
         public bool RaiseEpoch { get; init; }
+
+        /// <summary>The session given to the transition holds its whole output (false: read with its state only).</summary>
+        public bool OutputRead { get; init; } = true;
     }
 
     private async Task<GenerationChange> WriteTransitionAsync(
@@ -712,10 +734,10 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 
         await using (var update = Command(connection, transaction, """
             UPDATE generation_sessions SET
-                output = CASE WHEN output_seq >= last_seq THEN output ELSE output
+                output = CASE WHEN $status_changed = 0 OR output_seq >= last_seq THEN output ELSE output
                     || COALESCE((SELECT group_concat(t.payload, '' ORDER BY t.seq) FROM generation_log t
                                  WHERE t.session_id = $id AND t.seq > output_seq AND t.type = 'chunk'), '') END,
-                output_seq = last_seq + $status_changed,
+                output_seq = CASE WHEN $status_changed = 0 THEN output_seq ELSE last_seq + 1 END,
                 status = $status,
                 desired_state = $desired,
                 pause_reason = $pause_reason,
@@ -768,8 +790,19 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         await SqliteAudit.AppendAsync(
             connection, transaction, SessionKind.Generation, session.Id, actor, AuditActions.For(transition.Command.Kind),
             transition.From.ToString(), to.ToString(), now, detail, cancellationToken);
-        var updated = (await ReadSessionAsync(connection, transaction, session.Id, null, cancellationToken))!;
-        return new GenerationChange(updated, statusEvent, true);
+        // A transition adds no text. A status change folded the whole text into `output`: read back as it is. Else
+        // the text is the one read before, when the caller read it (a control), or the row's whole output.
+        var columns = statusEvent is not null ? FoldedColumns : facts.OutputRead ? StateColumns : Columns;
+        GenerationSession updated;
+        await using (var read = Command(connection, transaction, $"SELECT {columns} FROM generation_sessions WHERE id = $id"))
+        {
+            read.Parameters.AddWithValue("$id", session.Id);
+            await using var reader = await read.ExecuteReaderAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            updated = ReadSession(reader);
+        }
+
+        return new GenerationChange(statusEvent is null && facts.OutputRead ? updated with { Output = session.Output } : updated, statusEvent, true);
     }
 
     private static async Task AppendChunksAsync(
@@ -937,9 +970,9 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     }
 
     private static async Task<GenerationSession?> ReadSessionAsync(
-        SqliteConnection connection, SqliteTransaction? transaction, string id, string? ownerScope, CancellationToken cancellationToken)
+        SqliteConnection connection, SqliteTransaction? transaction, string id, string? ownerScope, CancellationToken cancellationToken, string columns = Columns)
     {
-        await using var command = Command(connection, transaction, $"SELECT {Columns} FROM generation_sessions WHERE id = $id AND ($owner IS NULL OR owner = $owner)");
+        await using var command = Command(connection, transaction, $"SELECT {columns} FROM generation_sessions WHERE id = $id AND ($owner IS NULL OR owner = $owner)");
         command.Parameters.AddWithValue("$id", id);
         command.Parameters.AddWithValue("$owner", (object?)ownerScope ?? DBNull.Value);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);

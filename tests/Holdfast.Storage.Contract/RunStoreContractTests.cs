@@ -117,6 +117,32 @@ public abstract class RunStoreContractTests(IStoreProvider provider) : StoreCont
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task ControlThenRunEnd_TextFromEarlierCommits_EveryAnswerHoldsTheWholeText()
+    {
+        // Arrange: a running session whose text came in three earlier group commits.
+        await Store.Generations.CreateAsync(NewSession("gen_tail"), Alice);
+        var claim = (await Store.Runs.ClaimRunnableAsync(new RunClaimRequest("node-a", Lease, 10), c => new ClaimChoice(c.Id == "gen_tail"))).Single();
+        var token = claim.Lease.FencingToken;
+        var seq = claim.Change.Session.LastSeq;
+        foreach (var text in new[] { "one ", "two ", "three " })
+        {
+            await Store.Runs.CommitAsync([new ChunkAppend("gen_tail", token, ++seq, text)], []);
+        }
+
+        // Act: a pause request, one more chunk, then the run's ending.
+        var paused = await Store.Generations.ApplyControlAsync("gen_tail", null, GenerationCommand.Pause(), Alice, null);
+        await Store.Runs.CommitAsync([new ChunkAppend("gen_tail", token, ++seq, "four ")], []);
+        var ended = (await Store.Runs.CommitAsync([], [new RunFinish("gen_tail", token, GenerationCommand.Stop, seq)])).Single();
+
+        // Assert
+        paused.Session.DesiredState.ShouldBe(GenerationDesiredState.Paused);
+        paused.Session.Output.ShouldBe("one two three ");
+        ended.Session.Status.ShouldBe(GenerationStatus.Paused);
+        ended.Session.Output.ShouldBe("one two three four ");
+        (await Store.Generations.FindAsync("gen_tail", null)).ShouldNotBeNull().Output.ShouldBe("one two three four ");
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task RecoverAbandonedAsync_ExpiredLeasesTakenLiveOnesLeftAlone()
     {
         await Store.Generations.CreateAsync(NewSession("gen_dead"), Alice);

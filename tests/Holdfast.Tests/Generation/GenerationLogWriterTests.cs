@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Holdfast.Generation;
+using Holdfast.Sessions;
 using Holdfast.Storage.Sqlite;
 using Holdfast.TestHelpers;
 using Microsoft.Data.Sqlite;
@@ -83,6 +84,33 @@ public sealed class GenerationLogWriterTests
             mine[0].Added.ShouldBe(session.Output.Length);
             session.Output.ShouldBe(GenerationTestHost.ExpectedText(GenerationTestHost.ScriptedRequest($"appends {done.IndexOf(session)}", seed: done.IndexOf(session))));
         }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Pause_TheRequestLeavesTheOutputAlone_TheRunsEndingFoldsItOnce()
+    {
+        // Arrange: a run with text in the log's tail (not folded yet).
+        await using var host = await GenerationTestHost.StartAsync(
+            new Dictionary<string, string?> { ["Scripted:MaxTokens"] = "400", ["Scripted:TokensPerSecond"] = "50" }, startRunner: false);
+        var path = host.Services.GetRequiredService<SqliteDatabase>().Path;
+        await CountOutputRewritesAsync(path);
+        await host.StartRunnerAsync();
+        var session = (await host.Sessions.CreateAsync(GenerationTestHost.ScriptedRequest("paused mid-way", seed: 5))).Session;
+        await Poll.UntilAsync(() => host.Sessions.GetAsync(session.Id, null), s => s.Output.Length >= 10, "some text stored");
+
+        // Act
+        var requested = await host.Sessions.PauseAsync(session.Id, Actor.System("test", "pause"));
+        var paused = await host.WaitForStatusAsync(session.Id, GenerationStatus.Paused);
+
+        // Assert: a rewrite by the request would keep last_seq (no status event); the ending's adds its status event.
+        var appends = await ReadAppendsAsync(path);
+        requested.Output.Length.ShouldBeGreaterThanOrEqualTo(10, "the request's answer holds the text so far");
+        appends.ShouldNotContain(a => a.ToSeq == a.FromSeq, "a pause request changes the desired state, not the text: the row's output is not rewritten");
+        appends.Count.ShouldBe(1, "the run's ending folds the text into the row once");
+        appends[0].ToSeq.ShouldBe(appends[0].FromSeq + 1);
+        appends[0].Added.ShouldBe(paused.Output.Length);
+        paused.Output.ShouldStartWith(requested.Output);
+        paused.Output.ShouldBe(string.Concat((await host.Sessions.ReadLogAsync(session.Id, null, 0, 5_000)).Where(e => e.Type == GenerationLogEventType.Chunk).Select(e => e.Text)));
     }
 
     [Fact(Timeout = 90_000)]
