@@ -48,6 +48,11 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         COALESCE((SELECT p.last_seq FROM generation_progress p WHERE p.session_id = generation_sessions.id), generation_sessions.last_seq)
         """;
 
+    /// <summary>A session's lease expiry, like <see cref="LiveLastSeq"/> (the renewal writes the progress row).</summary>
+    internal const string LiveLeaseExpires = """
+        COALESCE((SELECT p.lease_expires_at FROM generation_progress p WHERE p.session_id = generation_sessions.id), generation_sessions.lease_expires_at)
+        """;
+
     /// <summary>A session's output token count, like <see cref="LiveLastSeq"/>.</summary>
     internal const string LiveOutputTokens = """
         COALESCE((SELECT p.output_tokens FROM generation_progress p WHERE p.session_id = generation_sessions.id), generation_sessions.output_tokens)
@@ -310,7 +315,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             SELECT
                 (SELECT count(*) FROM cluster_nodes WHERE node_id <> $node AND stopped_at IS NULL AND heartbeat_at > $live_after),
                 (SELECT count(*) FROM generation_sessions h JOIN cluster_nodes n ON n.node_id = h.lease_holder
-                 WHERE h.status = 'running' AND h.lease_expires_at > $now
+                 WHERE h.status = 'running'
+                   AND COALESCE((SELECT p.lease_expires_at FROM generation_progress p WHERE p.session_id = h.id), h.lease_expires_at) > $now
                    AND n.node_id <> $node AND n.stopped_at IS NULL AND n.heartbeat_at > $live_after),
                 (SELECT count(*) FROM generation_sessions WHERE status = 'running' AND lease_holder = $node)
             """);
@@ -347,10 +353,23 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
                     await heartbeat.ExecuteNonQueryAsync(cancellationToken);
                 }
 
+                // A running session of this node without its progress row gets one first (see RestoreProgressAsync).
+                await using (var restore = Command(connection, transaction, $"""
+                    INSERT INTO generation_progress (session_id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq)
+                    SELECT {RestoredProgress} FROM generation_sessions s
+                    WHERE s.lease_holder = $node AND s.status = 'running'
+                      AND NOT EXISTS (SELECT 1 FROM generation_progress p WHERE p.session_id = s.id)
+                    """))
+                {
+                    restore.Parameters.AddWithValue("$node", nodeId);
+                    await restore.ExecuteNonQueryAsync(cancellationToken);
+                }
+
+                // The narrow progress rows, not the sessions' own (one or two pages each once their text is long).
                 await using var renew = Command(connection, transaction, """
-                    UPDATE generation_sessions SET lease_expires_at = $expires
-                    WHERE lease_holder = $node AND status = 'running'
-                    RETURNING id, lease_epoch
+                    UPDATE generation_progress SET lease_expires_at = $expires
+                    WHERE lease_holder = $node
+                    RETURNING session_id, lease_epoch
                     """);
                 renew.Parameters.AddWithValue("$expires", SqliteTime.Format(expires));
                 renew.Parameters.AddWithValue("$node", nodeId);
@@ -431,10 +450,10 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             async (connection, transaction) =>
             {
                 var ids = new List<string>();
-                await using (var select = Command(connection, transaction, """
+                await using (var select = Command(connection, transaction, $"""
                     SELECT id FROM generation_sessions
                     WHERE status = 'running'
-                      AND (((lease_expires_at IS NULL OR lease_expires_at < $now) AND lease_holder IS NOT $node)
+                      AND ((({LiveLeaseExpires} IS NULL OR {LiveLeaseExpires} < $now) AND lease_holder IS NOT $node)
                            OR ($take_own AND lease_holder = $node))
                     ORDER BY id
                     """))
@@ -578,7 +597,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             async connection =>
             {
                 await using var command = Command(
-                    connection, null, "SELECT lease_holder, lease_epoch, lease_expires_at FROM generation_sessions WHERE id = $id AND status = 'running' AND lease_holder IS NOT NULL AND lease_expires_at IS NOT NULL");
+                    connection, null, $"SELECT lease_holder, lease_epoch, {LiveLeaseExpires} FROM generation_sessions WHERE id = $id AND status = 'running' AND lease_holder IS NOT NULL AND {LiveLeaseExpires} IS NOT NULL");
                 command.Parameters.AddWithValue("$id", sessionId);
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 return await reader.ReadAsync(cancellationToken) ? new LeaseHolder(reader.GetString(0), reader.GetInt64(1), SqliteTime.Parse(reader.GetString(2))) : null;
@@ -749,10 +768,11 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         {
             // The run's progress row holds the counters the group commits advanced: the session row takes them first.
             await using var sync = Command(connection, transaction, """
-                UPDATE generation_sessions SET last_seq = p.last_seq, output_tokens = p.output_tokens
+                UPDATE generation_sessions SET last_seq = p.last_seq, output_tokens = p.output_tokens, lease_expires_at = p.lease_expires_at
                 FROM generation_progress p
                 WHERE p.session_id = generation_sessions.id AND generation_sessions.id = $id
-                  AND (generation_sessions.last_seq <> p.last_seq OR generation_sessions.output_tokens <> p.output_tokens)
+                  AND (generation_sessions.last_seq <> p.last_seq OR generation_sessions.output_tokens <> p.output_tokens
+                       OR generation_sessions.lease_expires_at IS NOT p.lease_expires_at)
                 """);
             sync.Parameters.AddWithValue("$id", session.Id);
             await sync.ExecuteNonQueryAsync(cancellationToken);
@@ -841,11 +861,11 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     {
         await using var write = Command(connection, transaction, running
             ? """
-              INSERT INTO generation_progress (session_id, lease_epoch, last_seq, output_tokens, output_seq)
-              SELECT id, lease_epoch, last_seq, output_tokens, output_seq FROM generation_sessions WHERE id = $id AND status = 'running'
+              INSERT INTO generation_progress (session_id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq)
+              SELECT id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq FROM generation_sessions WHERE id = $id AND status = 'running'
               ON CONFLICT (session_id) DO UPDATE SET
-                  lease_epoch = excluded.lease_epoch, last_seq = excluded.last_seq,
-                  output_tokens = excluded.output_tokens, output_seq = excluded.output_seq
+                  lease_holder = excluded.lease_holder, lease_expires_at = excluded.lease_expires_at, lease_epoch = excluded.lease_epoch,
+                  last_seq = excluded.last_seq, output_tokens = excluded.output_tokens, output_seq = excluded.output_seq
               """
             : "DELETE FROM generation_progress WHERE session_id = $id");
         write.Parameters.AddWithValue("$id", id);
@@ -939,18 +959,22 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     }
 
     /// <summary>
-    /// Makes the missing progress row of a running session: its row's counters are right as of the row's last_seq, and
-    /// every event after that is in the log. True when it made one.
+    /// The progress row of a running session <c>s</c> that has none: its row's counters are right as of the row's
+    /// last_seq, and every event after that is in the log.
     /// </summary>
+    private const string RestoredProgress = """
+        s.id, s.lease_holder, s.lease_expires_at, s.lease_epoch,
+        max(s.last_seq, COALESCE((SELECT max(t.seq) FROM generation_log t WHERE t.session_id = s.id), 0)),
+        s.output_tokens + (SELECT count(*) FROM generation_log t WHERE t.session_id = s.id AND t.seq > s.last_seq AND t.type = 'chunk'),
+        s.output_seq
+        """;
+
+    /// <summary>Makes the missing progress row of a running session (<see cref="RestoredProgress"/>). True when it made one.</summary>
     private static async Task<bool> RestoreProgressAsync(SqliteConnection connection, SqliteTransaction transaction, string id, CancellationToken cancellationToken)
     {
-        await using var restore = Command(connection, transaction, """
-            INSERT INTO generation_progress (session_id, lease_epoch, last_seq, output_tokens, output_seq)
-            SELECT s.id, s.lease_epoch,
-                   max(s.last_seq, COALESCE((SELECT max(t.seq) FROM generation_log t WHERE t.session_id = s.id), 0)),
-                   s.output_tokens + (SELECT count(*) FROM generation_log t WHERE t.session_id = s.id AND t.seq > s.last_seq AND t.type = 'chunk'),
-                   s.output_seq
-            FROM generation_sessions s WHERE s.id = $id AND s.status = 'running'
+        await using var restore = Command(connection, transaction, $"""
+            INSERT INTO generation_progress (session_id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq)
+            SELECT {RestoredProgress} FROM generation_sessions s WHERE s.id = $id AND s.status = 'running'
             ON CONFLICT (session_id) DO NOTHING
             """);
         restore.Parameters.AddWithValue("$id", id);

@@ -169,7 +169,7 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
                 var sessions = table == "generation_sessions";
                 command.CommandText = "SELECT *"
                     + (sessions ? ", " + SqliteGenerationStore.WholeOutput + " AS whole_output, " + SqliteGenerationStore.LiveLastSeq + " AS live_last_seq, "
-                        + SqliteGenerationStore.LiveOutputTokens + " AS live_output_tokens" : "")
+                        + SqliteGenerationStore.LiveOutputTokens + " AS live_output_tokens, " + SqliteGenerationStore.LiveLeaseExpires + " AS live_lease_expires_at" : "")
                     + " FROM \"" + table + "\" ORDER BY " + string.Join(", ", key.Select(c => "\"" + c + "\""));
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken))
@@ -190,9 +190,11 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
                         values["output"] = values["whole_output"];
                         values["last_seq"] = values["live_last_seq"];
                         values["output_tokens"] = values["live_output_tokens"];
+                        values["lease_expires_at"] = values["live_lease_expires_at"];
                         values.Remove("whole_output");
                         values.Remove("live_last_seq");
                         values.Remove("live_output_tokens");
+                        values.Remove("live_lease_expires_at");
                         values.Remove("output_seq");
                     }
 
@@ -288,8 +290,8 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
                 {
                     progressRows.Transaction = transaction;
                     progressRows.CommandText = """
-                        INSERT INTO generation_progress (session_id, lease_epoch, last_seq, output_tokens, output_seq)
-                        SELECT id, lease_epoch, last_seq, output_tokens, output_seq FROM generation_sessions WHERE status = 'running'
+                        INSERT INTO generation_progress (session_id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq)
+                        SELECT id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq FROM generation_sessions WHERE status = 'running'
                         """;
                     await progressRows.ExecuteNonQueryAsync(cancellationToken);
                 }
