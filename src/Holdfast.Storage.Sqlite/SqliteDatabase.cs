@@ -445,6 +445,11 @@ public sealed class SqliteDatabase : IDisposable
     {
         try
         {
+            if (_disposed)
+            {
+                return;
+            }
+
             // ReadWrite, never create: a database removed meanwhile is not made again, empty, by its checkpoint.
             var builder = new SqliteConnectionStringBuilder(_connectionString) { Mode = SqliteOpenMode.ReadWrite, Pooling = false };
             await using var connection = new SqliteConnection(builder.ToString());
@@ -860,6 +865,16 @@ public sealed class SqliteDatabase : IDisposable
     public void Dispose()
     {
         _disposed = true;
+
+        // A background checkpoint still running is let finish (bounded): once this returns, no connection of this
+        // database touches the file (a caller may copy, replace or damage it next).
+        var deadline = Environment.TickCount64 + 5_000;
+        var spin = default(SpinWait);
+        while (Volatile.Read(ref _checkpointing) != 0 && Environment.TickCount64 < deadline)
+        {
+            spin.SpinOnce(sleep1Threshold: 10);
+        }
+
         Interlocked.Exchange(ref _writerConnection, null)?.Dispose();
         List<CachedConnection> idle;
         lock (_idleLock)

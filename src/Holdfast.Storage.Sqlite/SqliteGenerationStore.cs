@@ -19,7 +19,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 {
     private const string Columns = $"""
         id, owner, backend, model, input, parameters, metadata, status, desired_state, pause_reason, error, finish_reason,
-        input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, {WholeOutput}, last_seq,
+        input_tokens, {LiveOutputTokens}, previous_session_id, forked_from, forked_at_seq, continuation, {WholeOutput}, {LiveLastSeq},
         attempts, idempotency_key, created_at, updated_at, completed_at, version, log_compacted_at IS NOT NULL
         """;
 
@@ -27,17 +27,35 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
     /// The columns of <see cref="Columns"/> with an empty text in place of the output: a session's state, for a write
     /// that does not need its text (a run ending reads the text back once the transition folded it in).
     /// </summary>
-    private const string StateColumns = """
+    private const string StateColumns = $"""
         id, owner, backend, model, input, parameters, metadata, status, desired_state, pause_reason, error, finish_reason,
-        input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, '', last_seq,
+        input_tokens, {LiveOutputTokens}, previous_session_id, forked_from, forked_at_seq, continuation, '', {LiveLastSeq},
         attempts, idempotency_key, created_at, updated_at, completed_at, version, log_compacted_at IS NOT NULL
         """;
 
     /// <summary>The columns of <see cref="Columns"/> with the folded text alone: the whole output of a row folded up to its last event.</summary>
-    private const string FoldedColumns = """
+    private const string FoldedColumns = $"""
         id, owner, backend, model, input, parameters, metadata, status, desired_state, pause_reason, error, finish_reason,
-        input_tokens, output_tokens, previous_session_id, forked_from, forked_at_seq, continuation, output, last_seq,
+        input_tokens, {LiveOutputTokens}, previous_session_id, forked_from, forked_at_seq, continuation, output, {LiveLastSeq},
         attempts, idempotency_key, created_at, updated_at, completed_at, version, log_compacted_at IS NOT NULL
+        """;
+
+    /// <summary>
+    /// A session's last seq (inside a statement on <c>generation_sessions</c>): a running session's from its progress
+    /// row (migration 0016), which a group commit advances without touching the session's row.
+    /// </summary>
+    internal const string LiveLastSeq = """
+        COALESCE((SELECT p.last_seq FROM generation_progress p WHERE p.session_id = generation_sessions.id), generation_sessions.last_seq)
+        """;
+
+    /// <summary>A session's lease expiry, like <see cref="LiveLastSeq"/> (the renewal writes the progress row).</summary>
+    internal const string LiveLeaseExpires = """
+        COALESCE((SELECT p.lease_expires_at FROM generation_progress p WHERE p.session_id = generation_sessions.id), generation_sessions.lease_expires_at)
+        """;
+
+    /// <summary>A session's output token count, like <see cref="LiveLastSeq"/>.</summary>
+    internal const string LiveOutputTokens = """
+        COALESCE((SELECT p.output_tokens FROM generation_progress p WHERE p.session_id = generation_sessions.id), generation_sessions.output_tokens)
         """;
 
     /// <summary>
@@ -297,7 +315,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             SELECT
                 (SELECT count(*) FROM cluster_nodes WHERE node_id <> $node AND stopped_at IS NULL AND heartbeat_at > $live_after),
                 (SELECT count(*) FROM generation_sessions h JOIN cluster_nodes n ON n.node_id = h.lease_holder
-                 WHERE h.status = 'running' AND h.lease_expires_at > $now
+                 WHERE h.status = 'running'
+                   AND COALESCE((SELECT p.lease_expires_at FROM generation_progress p WHERE p.session_id = h.id), h.lease_expires_at) > $now
                    AND n.node_id <> $node AND n.stopped_at IS NULL AND n.heartbeat_at > $live_after),
                 (SELECT count(*) FROM generation_sessions WHERE status = 'running' AND lease_holder = $node)
             """);
@@ -334,10 +353,23 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
                     await heartbeat.ExecuteNonQueryAsync(cancellationToken);
                 }
 
+                // A running session of this node without its progress row gets one first (see RestoreProgressAsync).
+                await using (var restore = Command(connection, transaction, $"""
+                    INSERT INTO generation_progress (session_id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq)
+                    SELECT {RestoredProgress} FROM generation_sessions s
+                    WHERE s.lease_holder = $node AND s.status = 'running'
+                      AND NOT EXISTS (SELECT 1 FROM generation_progress p WHERE p.session_id = s.id)
+                    """))
+                {
+                    restore.Parameters.AddWithValue("$node", nodeId);
+                    await restore.ExecuteNonQueryAsync(cancellationToken);
+                }
+
+                // The narrow progress rows, not the sessions' own (one or two pages each once their text is long).
                 await using var renew = Command(connection, transaction, """
-                    UPDATE generation_sessions SET lease_expires_at = $expires
-                    WHERE lease_holder = $node AND status = 'running'
-                    RETURNING id, lease_epoch
+                    UPDATE generation_progress SET lease_expires_at = $expires
+                    WHERE lease_holder = $node
+                    RETURNING session_id, lease_epoch
                     """);
                 renew.Parameters.AddWithValue("$expires", SqliteTime.Format(expires));
                 renew.Parameters.AddWithValue("$node", nodeId);
@@ -418,10 +450,10 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             async (connection, transaction) =>
             {
                 var ids = new List<string>();
-                await using (var select = Command(connection, transaction, """
+                await using (var select = Command(connection, transaction, $"""
                     SELECT id FROM generation_sessions
                     WHERE status = 'running'
-                      AND (((lease_expires_at IS NULL OR lease_expires_at < $now) AND lease_holder IS NOT $node)
+                      AND ((({LiveLeaseExpires} IS NULL OR {LiveLeaseExpires} < $now) AND lease_holder IS NOT $node)
                            OR ($take_own AND lease_holder = $node))
                     ORDER BY id
                     """))
@@ -565,7 +597,7 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             async connection =>
             {
                 await using var command = Command(
-                    connection, null, "SELECT lease_holder, lease_epoch, lease_expires_at FROM generation_sessions WHERE id = $id AND status = 'running' AND lease_holder IS NOT NULL AND lease_expires_at IS NOT NULL");
+                    connection, null, $"SELECT lease_holder, lease_epoch, {LiveLeaseExpires} FROM generation_sessions WHERE id = $id AND status = 'running' AND lease_holder IS NOT NULL AND {LiveLeaseExpires} IS NOT NULL");
                 command.Parameters.AddWithValue("$id", sessionId);
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 return await reader.ReadAsync(cancellationToken) ? new LeaseHolder(reader.GetString(0), reader.GetInt64(1), SqliteTime.Parse(reader.GetString(2))) : null;
@@ -732,6 +764,20 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             : null;
         var final = to.Status is GenerationStatus.Completed or GenerationStatus.Cancelled;
 
+        if (session.Status == GenerationStatus.Running)
+        {
+            // The run's progress row holds the counters the group commits advanced: the session row takes them first.
+            await using var sync = Command(connection, transaction, """
+                UPDATE generation_sessions SET last_seq = p.last_seq, output_tokens = p.output_tokens, lease_expires_at = p.lease_expires_at
+                FROM generation_progress p
+                WHERE p.session_id = generation_sessions.id AND generation_sessions.id = $id
+                  AND (generation_sessions.last_seq <> p.last_seq OR generation_sessions.output_tokens <> p.output_tokens
+                       OR generation_sessions.lease_expires_at IS NOT p.lease_expires_at)
+                """);
+            sync.Parameters.AddWithValue("$id", session.Id);
+            await sync.ExecuteNonQueryAsync(cancellationToken);
+        }
+
         await using (var update = Command(connection, transaction, """
             UPDATE generation_sessions SET
                 output = CASE WHEN $status_changed = 0 OR output_seq >= last_seq THEN output ELSE output
@@ -786,6 +832,8 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
             await InsertLogAsync(connection, transaction, session.Id, statusEvent.Seq, GenerationLogEventType.Status, GenerationJson.Serialize(statusEvent.StatusChange), cancellationToken);
         }
 
+        await WriteProgressAsync(connection, transaction, session.Id, running: to.Status == GenerationStatus.Running, cancellationToken);
+
         var detail = GenerationRules.TransitionDetail(transition, actor, facts.Error);
         await SqliteAudit.AppendAsync(
             connection, transaction, SessionKind.Generation, session.Id, actor, AuditActions.For(transition.Command.Kind),
@@ -805,27 +853,40 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
         return new GenerationChange(statusEvent is null && facts.OutputRead ? updated with { Output = session.Output } : updated, statusEvent, true);
     }
 
+    /// <summary>
+    /// Keeps the progress row of <paramref name="id"/> as its status says (after a transition): a running session's
+    /// is (re)written from its row (a claim, a takeover's new epoch), any other's is removed (the run ended).
+    /// </summary>
+    private static async Task WriteProgressAsync(SqliteConnection connection, SqliteTransaction transaction, string id, bool running, CancellationToken cancellationToken)
+    {
+        await using var write = Command(connection, transaction, running
+            ? """
+              INSERT INTO generation_progress (session_id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq)
+              SELECT id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq FROM generation_sessions WHERE id = $id AND status = 'running'
+              ON CONFLICT (session_id) DO UPDATE SET
+                  lease_holder = excluded.lease_holder, lease_expires_at = excluded.lease_expires_at, lease_epoch = excluded.lease_epoch,
+                  last_seq = excluded.last_seq, output_tokens = excluded.output_tokens, output_seq = excluded.output_seq
+              """
+            : "DELETE FROM generation_progress WHERE session_id = $id");
+        write.Parameters.AddWithValue("$id", id);
+        await write.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     private static async Task AppendChunksAsync(
         SqliteConnection connection, SqliteTransaction transaction, IReadOnlyList<ChunkAppend> chunks, CommitFence fence, CancellationToken cancellationToken)
     {
-        await using var update = Command(connection, transaction, """
-            UPDATE generation_sessions
-            SET output = CASE WHEN $last_seq - output_seq < $fold_every THEN output ELSE output
-                    || COALESCE((SELECT group_concat(t.payload, '' ORDER BY t.seq) FROM generation_log t
-                                 WHERE t.session_id = $id AND t.seq > output_seq AND t.type = 'chunk'), '')
-                    || $delta END,
-                output_seq = CASE WHEN $last_seq - output_seq < $fold_every THEN output_seq ELSE $last_seq END,
-                output_tokens = output_tokens + $count, last_seq = $last_seq
-            WHERE id = $id AND lease_epoch = $epoch AND status = 'running' AND last_seq = $first_seq - 1
+        // The run's progress row, fenced by the run's lease epoch and by continuity with what is stored; the session's
+        // own (wide) row is written only when the text is folded into it.
+        await using var advance = Command(connection, transaction, """
+            UPDATE generation_progress SET last_seq = $last_seq, output_tokens = output_tokens + $count
+            WHERE session_id = $id AND lease_epoch = $epoch AND last_seq = $first_seq - 1
+            RETURNING output_seq, output_tokens
             """);
-        // Unfolded, the row keeps its size, so SQLite overwrites it in place and leaves its overflow pages alone.
-        update.Parameters.AddWithValue("$fold_every", FoldEvery);
-        var pDelta = update.Parameters.Add("$delta", SqliteType.Text);
-        var pCount = update.Parameters.Add("$count", SqliteType.Integer);
-        var pLast = update.Parameters.Add("$last_seq", SqliteType.Integer);
-        var pId = update.Parameters.Add("$id", SqliteType.Text);
-        var pEpoch = update.Parameters.Add("$epoch", SqliteType.Integer);
-        var pFirst = update.Parameters.Add("$first_seq", SqliteType.Integer);
+        var pCount = advance.Parameters.Add("$count", SqliteType.Integer);
+        var pLast = advance.Parameters.Add("$last_seq", SqliteType.Integer);
+        var pId = advance.Parameters.Add("$id", SqliteType.Text);
+        var pEpoch = advance.Parameters.Add("$epoch", SqliteType.Integer);
+        var pFirst = advance.Parameters.Add("$first_seq", SqliteType.Integer);
 
         await using var insert = Command(connection, transaction, "INSERT INTO generation_log (session_id, seq, type, payload) VALUES ($id, $seq, 'chunk', $text)");
         var iId = insert.Parameters.Add("$id", SqliteType.Text);
@@ -844,21 +905,34 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
                 end++;
             }
 
-            delta.Clear();
-            for (var i = start; i < end; i++)
-            {
-                delta.Append(chunks[i].Text);
-            }
-
-            pDelta.Value = delta.ToString();
+            var last = chunks[end - 1].Seq;
             pCount.Value = end - start;
-            pLast.Value = chunks[end - 1].Seq;
+            pLast.Value = last;
             pId.Value = first.SessionId;
             pEpoch.Value = first.FencingToken;
             pFirst.Value = first.Seq;
-            if (await update.ExecuteNonQueryAsync(cancellationToken) == 1)
+            var advanced = await AdvanceAsync(advance, cancellationToken);
+            if (advanced is null && await RestoreProgressAsync(connection, transaction, first.SessionId, cancellationToken))
+            {
+                // A running session without its progress row (written by a version before migration 0016's rule, or
+                // by hand): the row is made from the session's, and the append tried again.
+                advanced = await AdvanceAsync(advance, cancellationToken);
+            }
+
+            if (advanced is { } progress)
             {
                 fence.Held(first.SessionId, first.FencingToken);
+                if (last - progress.OutputSeq >= FoldEvery)
+                {
+                    delta.Clear();
+                    for (var i = start; i < end; i++)
+                    {
+                        delta.Append(chunks[i].Text);
+                    }
+
+                    await FoldAsync(connection, transaction, first.SessionId, last, progress.OutputTokens, delta.ToString(), cancellationToken);
+                }
+
                 iId.Value = first.SessionId;
                 for (var i = start; i < end; i++)
                 {
@@ -876,6 +950,63 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
 
             start = end;
         }
+    }
+
+    private static async Task<(long OutputSeq, long OutputTokens)?> AdvanceAsync(SqliteCommand advance, CancellationToken cancellationToken)
+    {
+        await using var reader = await advance.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? (reader.GetInt64(0), reader.GetInt64(1)) : null;
+    }
+
+    /// <summary>
+    /// The progress row of a running session <c>s</c> that has none: its row's counters are right as of the row's
+    /// last_seq, and every event after that is in the log.
+    /// </summary>
+    private const string RestoredProgress = """
+        s.id, s.lease_holder, s.lease_expires_at, s.lease_epoch,
+        max(s.last_seq, COALESCE((SELECT max(t.seq) FROM generation_log t WHERE t.session_id = s.id), 0)),
+        s.output_tokens + (SELECT count(*) FROM generation_log t WHERE t.session_id = s.id AND t.seq > s.last_seq AND t.type = 'chunk'),
+        s.output_seq
+        """;
+
+    /// <summary>Makes the missing progress row of a running session (<see cref="RestoredProgress"/>). True when it made one.</summary>
+    private static async Task<bool> RestoreProgressAsync(SqliteConnection connection, SqliteTransaction transaction, string id, CancellationToken cancellationToken)
+    {
+        await using var restore = Command(connection, transaction, $"""
+            INSERT INTO generation_progress (session_id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq)
+            SELECT {RestoredProgress} FROM generation_sessions s WHERE s.id = $id AND s.status = 'running'
+            ON CONFLICT (session_id) DO NOTHING
+            """);
+        restore.Parameters.AddWithValue("$id", id);
+        return await restore.ExecuteNonQueryAsync(cancellationToken) == 1;
+    }
+
+    /// <summary>
+    /// Folds a running session's tail of chunk rows (and <paramref name="delta"/>, this commit's text, not inserted
+    /// yet) into its row's output, with the counters its progress row holds: once per <see cref="FoldEvery"/> events.
+    /// </summary>
+    private static async Task FoldAsync(
+        SqliteConnection connection, SqliteTransaction transaction, string id, long lastSeq, long outputTokens, string delta, CancellationToken cancellationToken)
+    {
+        await using (var fold = Command(connection, transaction, """
+            UPDATE generation_sessions
+            SET output = output || COALESCE((SELECT group_concat(t.payload, '' ORDER BY t.seq) FROM generation_log t
+                                             WHERE t.session_id = $id AND t.seq > output_seq AND t.type = 'chunk'), '') || $delta,
+                output_seq = $last_seq, last_seq = $last_seq, output_tokens = $output_tokens
+            WHERE id = $id
+            """))
+        {
+            fold.Parameters.AddWithValue("$id", id);
+            fold.Parameters.AddWithValue("$delta", delta);
+            fold.Parameters.AddWithValue("$last_seq", lastSeq);
+            fold.Parameters.AddWithValue("$output_tokens", outputTokens);
+            await fold.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using var mark = Command(connection, transaction, "UPDATE generation_progress SET output_seq = $last_seq WHERE session_id = $id");
+        mark.Parameters.AddWithValue("$id", id);
+        mark.Parameters.AddWithValue("$last_seq", lastSeq);
+        await mark.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>

@@ -167,7 +167,9 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
                 // Table and column names come from the schema itself (sqlite_master), never from input. A session's
                 // output is exported whole (the tail of a running session folded in), without SQLite's fold mark.
                 var sessions = table == "generation_sessions";
-                command.CommandText = "SELECT *" + (sessions ? ", " + SqliteGenerationStore.WholeOutput + " AS whole_output" : "")
+                command.CommandText = "SELECT *"
+                    + (sessions ? ", " + SqliteGenerationStore.WholeOutput + " AS whole_output, " + SqliteGenerationStore.LiveLastSeq + " AS live_last_seq, "
+                        + SqliteGenerationStore.LiveOutputTokens + " AS live_output_tokens, " + SqliteGenerationStore.LiveLeaseExpires + " AS live_lease_expires_at" : "")
                     + " FROM \"" + table + "\" ORDER BY " + string.Join(", ", key.Select(c => "\"" + c + "\""));
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken))
@@ -184,8 +186,15 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
 
                     if (sessions)
                     {
+                        // A running session's counters are in its progress row (SQLite only, not moved).
                         values["output"] = values["whole_output"];
+                        values["last_seq"] = values["live_last_seq"];
+                        values["output_tokens"] = values["live_output_tokens"];
+                        values["lease_expires_at"] = values["live_lease_expires_at"];
                         values.Remove("whole_output");
+                        values.Remove("live_last_seq");
+                        values.Remove("live_output_tokens");
+                        values.Remove("live_lease_expires_at");
                         values.Remove("output_seq");
                     }
 
@@ -276,6 +285,17 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
                     await folded.ExecuteNonQueryAsync(cancellationToken);
                 }
 
+                // Every running session has its progress row (migration 0016), made from the imported row.
+                await using (var progressRows = connection.CreateCommand())
+                {
+                    progressRows.Transaction = transaction;
+                    progressRows.CommandText = """
+                        INSERT INTO generation_progress (session_id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq)
+                        SELECT id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq FROM generation_sessions WHERE status = 'running'
+                        """;
+                    await progressRows.ExecuteNonQueryAsync(cancellationToken);
+                }
+
                 progress?.Report(new StoreProgress(done, done, "done"));
                 return counts;
             },
@@ -293,7 +313,8 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
     };
 
     /// <summary>
-    /// Every table of the schema but <c>schema_migrations</c> (read from <c>sqlite_master</c>, so a table a later
+    /// Every table of the schema but <c>schema_migrations</c> and <c>generation_progress</c> (a running session's
+    /// counters, SQLite's own: an export takes them into the session's row, an import makes them from it) (read from <c>sqlite_master</c>, so a table a later
     /// migration adds is moved too), parents first (<see cref="StoreTables.ParentsFirst"/>), each with the columns of its
     /// primary key (every column when it has none), the order its rows are exported in.
     /// </summary>
@@ -310,7 +331,7 @@ internal sealed class SqliteStoreAdministration(SqliteDatabase database) : IStor
                    (SELECT json_group_array(name) FROM (SELECT name FROM pragma_table_info(m.name) WHERE pk > 0 ORDER BY pk)),
                    (SELECT json_group_array(name) FROM (SELECT name FROM pragma_table_info(m.name) ORDER BY cid))
             FROM sqlite_master AS m
-            WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\'
+            WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\' AND m.name <> 'generation_progress'
             """;
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))

@@ -249,7 +249,7 @@ public sealed class SqliteWebhookStore(SqliteDatabase database, TimeProvider? ti
                   SELECT owner, bot_type, status, last_message, last_message_at, qr_data, qr_seq, connection_state, connection_reason, connection_code
                   FROM bot_sessions WHERE session_id = $id
                   """
-                : "SELECT owner, model, status, last_seq FROM generation_sessions WHERE id = $id");
+                : $"SELECT owner, model, status, {SqliteGenerationStore.LiveLastSeq} FROM generation_sessions WHERE id = $id");
         read.Parameters.AddWithValue("$id", sessionId);
         string? owner;
         var fields = new Dictionary<string, object?>(StringComparer.Ordinal);

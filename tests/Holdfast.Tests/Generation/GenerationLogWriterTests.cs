@@ -87,6 +87,79 @@ public sealed class GenerationLogWriterTests
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task GroupCommits_AdvanceTheNarrowProgressRow_NotTheSessionsRow()
+    {
+        // Arrange: every change of a session row's last_seq is counted.
+        await using var host = await GenerationTestHost.StartAsync(
+            new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "50" }, startRunner: false);
+        var path = host.Services.GetRequiredService<SqliteDatabase>().Path;
+        await ExecuteAsync(path, """
+            CREATE TABLE test_row_advances (n INTEGER PRIMARY KEY, session_id TEXT, from_seq INTEGER, to_seq INTEGER);
+            CREATE TRIGGER test_count_row_advances AFTER UPDATE OF last_seq ON generation_sessions
+            WHEN new.last_seq <> old.last_seq
+            BEGIN
+                INSERT INTO test_row_advances (session_id, from_seq, to_seq) VALUES (new.id, old.last_seq, new.last_seq);
+            END;
+            """);
+        await host.StartRunnerAsync();
+        var requests = Enumerable.Range(0, 5).Select(i => GenerationTestHost.ScriptedRequest($"progress {i}", seed: i)).ToList();
+        var sessions = new List<GenerationSession>();
+        foreach (var request in requests)
+        {
+            sessions.Add((await host.Sessions.CreateAsync(request)).Session);
+        }
+
+        // Act: reads while they run see the progress the group commits made.
+        var sawProgress = false;
+        foreach (var session in sessions)
+        {
+            var mid = await Poll.UntilAsync(() => host.Sessions.GetAsync(session.Id, null), s => s.Usage.OutputTokens >= 3 || s.Status is GenerationStatus.Completed or GenerationStatus.Failed, "progress");
+            sawProgress |= mid.Status == GenerationStatus.Running && mid.LastSeq > 2 && mid.Usage.OutputTokens == mid.LastSeq - 2;
+        }
+
+        var done = new List<GenerationSession>();
+        foreach (var session in sessions)
+        {
+            done.Add(await host.WaitForStatusAsync(session.Id, GenerationStatus.Completed));
+        }
+
+        // Assert: 60 chunks each in many commits; the session row moved at its claim and at its ending only.
+        host.Writer.Commits.ShouldBeGreaterThan(10);
+        sawProgress.ShouldBeTrue("a running session read mid-way reports the chunks committed so far");
+        var advances = await ReadRowsAsync(path, "SELECT session_id, from_seq, to_seq FROM test_row_advances ORDER BY n");
+        foreach (var (session, i) in done.Select((s, i) => (s, i)))
+        {
+            session.Output.ShouldBe(GenerationTestHost.ExpectedText(requests[i]));
+            session.Usage.OutputTokens.ShouldBe(60);
+            var mine = advances.Where(a => a[0] == session.Id).ToList();
+            mine.Count.ShouldBeLessThanOrEqualTo(3, $"session {session.Id}: its row is written by its transitions (claim, the ending's catch-up and status), not by each group commit");
+            long.Parse(mine[^1][2], System.Globalization.CultureInfo.InvariantCulture).ShouldBe(session.LastSeq);
+        }
+
+        (await ReadRowsAsync(path, "SELECT session_id FROM generation_progress")).ShouldBeEmpty("a progress row lives only while its session runs");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task RunningSessionWithoutItsProgressRow_GetsOneBack_AndLosesNoText()
+    {
+        // Arrange: a running session's progress row is removed behind the store's back (as a file from before the
+        // table existed would have none).
+        await using var host = await GenerationTestHost.StartAsync(new Dictionary<string, string?> { ["Scripted:TokensPerSecond"] = "100" });
+        var path = host.Services.GetRequiredService<SqliteDatabase>().Path;
+        var request = GenerationTestHost.ScriptedRequest("no progress row", seed: 9);
+        var session = (await host.Sessions.CreateAsync(request)).Session;
+        await Poll.UntilAsync(() => host.Sessions.GetAsync(session.Id, null), s => s.Usage.OutputTokens >= 5, "some text stored");
+
+        // Act
+        await ExecuteAsync(path, $"DELETE FROM generation_progress WHERE session_id = '{session.Id}'");
+        var done = await host.WaitForStatusAsync(session.Id, GenerationStatus.Completed);
+
+        // Assert
+        done.Output.ShouldBe(GenerationTestHost.ExpectedText(request));
+        done.Usage.OutputTokens.ShouldBe(60);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Pause_TheRequestLeavesTheOutputAlone_TheRunsEndingFoldsItOnce()
     {
         // Arrange: a run with text in the log's tail (not folded yet).
@@ -333,6 +406,22 @@ public sealed class GenerationLogWriterTests
         await using var command = connection.CreateCommand();
         command.CommandText = sql;
         await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<List<string[]>> ReadRowsAsync(string path, string sql)
+    {
+        await using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string[]>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(Enumerable.Range(0, reader.FieldCount).Select(i => Convert.ToString(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture)!).ToArray());
+        }
+
+        return rows;
     }
 
     private static async Task<List<(string SessionId, long FromSeq, long ToSeq, long Added)>> ReadAppendsAsync(string path)
