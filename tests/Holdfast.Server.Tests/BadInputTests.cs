@@ -13,7 +13,7 @@ using Generation = Holdfast.Client.Models.Generation;
 /// One server seeded with a completed generation, a bridge bot with a QR code and auth state, a web bot and API keys,
 /// shared by the bad-input tests: none of them may change what it stores.
 /// </summary>
-public sealed class BadInputFixture : IAsyncLifetime
+public sealed partial class BadInputFixture : IAsyncLifetime
 {
     public TestServer Server { get; private set; } = null!;
 
@@ -85,8 +85,13 @@ public sealed class BadInputFixture : IAsyncLifetime
         }
 
         text.AppendLine(keys.ToJsonString());
-        return text.ToString();
+
+        // A bot's lease is renewed every few seconds by its holder: its expiry moves without anything being changed.
+        return RenewedLeaseExpiry().Replace(text.ToString(), "\"lease_expires_at\":\"(renewed)\"");
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex("\"lease_expires_at\":\"[^\"]*\"", System.Text.RegularExpressions.RegexOptions.CultureInvariant, 1000)]
+    private static partial System.Text.RegularExpressions.Regex RenewedLeaseExpiry();
 }
 
 /// <summary>
