@@ -314,7 +314,9 @@ public sealed class PostgresStoreTests(Xunit.Abstractions.ITestOutputHelper outp
         var tables = new List<string>();
         await using (var list = connection.CreateCommand())
         {
-            list.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name <> 'schema_migrations'";
+            // generation_progress holds running sessions' counters, SQLite's own: never moved (an export takes them
+            // into the session's row, an import makes them from it).
+            list.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name NOT IN ('schema_migrations', 'generation_progress')";
             await using var reader = await list.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
