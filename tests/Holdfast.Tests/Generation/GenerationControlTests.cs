@@ -260,8 +260,9 @@ public sealed class GenerationControlTests
     {
         await using var host = await GenerationTestHost.StartAsync(Slower, configure: services => services.AddHoldfastGenerationBackend(
             "io-abort",
+            // 600 tokens (30 s): the pause always arrives mid-run, even when a loaded machine stalls the test for seconds.
             sp => new AbortAsIOExceptionChatClient(new Holdfast.Generation.Backends.ScriptedChatClient(
-                new ScriptedBackendOptions { TokensPerSecond = 20, MaxTokens = 60 })),
+                new ScriptedBackendOptions { TokensPerSecond = 20, MaxTokens = 600 })),
             supportsPrefill: true));
         var request = GenerationTestHost.ScriptedRequest(seed: 12) with { Backend = "io-abort" };
 
@@ -277,7 +278,7 @@ public sealed class GenerationControlTests
             stopped.Status.ShouldBe(cancel ? GenerationStatus.Cancelled : GenerationStatus.Paused, $"round {round}: {stopped.Error}");
             stopped.Error.ShouldBeNull();
             stopped.Output.ShouldNotBeEmpty();
-            GenerationTestHost.ExpectedText(request).ShouldStartWith(stopped.Output);
+            GenerationTestHost.ExpectedText(request, configuredMax: 600).ShouldStartWith(stopped.Output);
         }
 
         host.Logs.WarningsAndErrors.ShouldBeEmpty("a stop is not a backend failure");
