@@ -353,19 +353,9 @@ internal sealed class SqliteGenerationStore : IGenerationStore, IRunStore
                     await heartbeat.ExecuteNonQueryAsync(cancellationToken);
                 }
 
-                // A running session of this node without its progress row gets one first (see RestoreProgressAsync).
-                await using (var restore = Command(connection, transaction, $"""
-                    INSERT INTO generation_progress (session_id, lease_holder, lease_expires_at, lease_epoch, last_seq, output_tokens, output_seq)
-                    SELECT {RestoredProgress} FROM generation_sessions s
-                    WHERE s.lease_holder = $node AND s.status = 'running'
-                      AND NOT EXISTS (SELECT 1 FROM generation_progress p WHERE p.session_id = s.id)
-                    """))
-                {
-                    restore.Parameters.AddWithValue("$node", nodeId);
-                    await restore.ExecuteNonQueryAsync(cancellationToken);
-                }
-
-                // The narrow progress rows, not the sessions' own (one or two pages each once their text is long).
+                // The narrow progress rows, not the sessions' own (one or two pages each once their text is long). A
+                // running session without one (never written so by this store) is not renewed: its lease lapses and the
+                // recovery sweep queues it again from its stored text; its next append would have restored the row.
                 await using var renew = Command(connection, transaction, """
                     UPDATE generation_progress SET lease_expires_at = $expires
                     WHERE lease_holder = $node
